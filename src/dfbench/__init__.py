@@ -1,0 +1,23 @@
+"""dfbench: provision, run and tear down distributed DataFusion benchmarks on AWS with boto3 alone."""
+
+__version__ = "0.1.0"
+
+from dfbench.config import ClusterSpec  # noqa: E402
+from dfbench.errors import DfbenchError  # noqa: E402
+from dfbench.models import Change, Cluster, Instance, Plan, TeardownReport  # noqa: E402
+from dfbench.provision import plan, provision, status, teardown  # noqa: E402
+
+__all__ = [
+    "Change",
+    "Cluster",
+    "ClusterSpec",
+    "DfbenchError",
+    "Instance",
+    "Plan",
+    "TeardownReport",
+    "__version__",
+    "plan",
+    "provision",
+    "status",
+    "teardown",
+]

@@ -1,0 +1,209 @@
+"""The S3 bucket that holds datasets, worker artifacts and command output.
+
+Ownership rule: dfbench manages a bucket only if it carries ``dfbench:managed=true``, which
+dfbench sets in the CreateBucket call itself (so an interrupted create never leaves an untagged
+bucket). A bucket without that tag is the user's: dfbench reads from it and writes to it, but
+never changes its settings, empties it or deletes it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from dfbench.aws.tags import is_managed, tag_dict, tag_list
+from dfbench.errors import OwnershipError, error_code
+from dfbench.models import Change, ChangeSet
+
+log = logging.getLogger("dfbench")
+
+TLS_ONLY_SID = "DfbenchDenyInsecureTransport"
+_BLOCK_ALL = {
+    "BlockPublicAcls": True,
+    "IgnorePublicAcls": True,
+    "BlockPublicPolicy": True,
+    "RestrictPublicBuckets": True,
+}
+
+
+def default_bucket_name(account: str, region: str) -> str:
+    return f"datafusion-distributed-benchmarks-{account}-{region}"
+
+
+@dataclass(frozen=True)
+class BucketState:
+    name: str
+    managed: bool
+    public_access_blocked: bool = False
+    encrypted: bool = False
+    tls_only: bool = False
+    policy: dict[str, Any] | None = None
+
+
+def _tls_only_statement(bucket: str) -> dict[str, Any]:
+    return {
+        "Sid": TLS_ONLY_SID,
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "s3:*",
+        "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    }
+
+
+def find_bucket(s3: Any, name: str) -> BucketState | None:
+    """The bucket's state, or None when no bucket has this name anywhere."""
+    try:
+        s3.head_bucket(Bucket=name)
+    except ClientError as error:
+        if error_code(error) in {"404", "NoSuchBucket", "NotFound"}:
+            return None
+        if error_code(error) in {"403", "AccessDenied", "Forbidden"}:
+            raise OwnershipError(
+                f"S3 bucket {name!r} exists but you cannot access it (it probably belongs to "
+                "another account; bucket names are global). Set BENCHMARK_BUCKET (or --bucket) "
+                "to a unique name."
+            ) from None
+        raise
+    try:
+        tags = tag_dict(s3.get_bucket_tagging(Bucket=name)["TagSet"])
+    except ClientError as error:
+        if error_code(error) != "NoSuchTagSet":
+            raise
+        tags = {}
+    if not is_managed(tags):
+        return BucketState(name=name, managed=False)
+    policy = _policy(s3, name)
+    return BucketState(
+        name=name,
+        managed=True,
+        public_access_blocked=_public_access_blocked(s3, name),
+        encrypted=_encrypted(s3, name),
+        tls_only=_tls_only(policy, name),
+        policy=policy,
+    )
+
+
+def _public_access_blocked(s3: Any, name: str) -> bool:
+    try:
+        config = s3.get_public_access_block(Bucket=name)["PublicAccessBlockConfiguration"]
+    except ClientError as error:
+        if error_code(error) == "NoSuchPublicAccessBlockConfiguration":
+            return False
+        raise
+    return all(config.get(key) for key in _BLOCK_ALL)
+
+
+def _encrypted(s3: Any, name: str) -> bool:
+    try:
+        rules = s3.get_bucket_encryption(Bucket=name)["ServerSideEncryptionConfiguration"]["Rules"]
+    except ClientError as error:
+        if error_code(error) == "ServerSideEncryptionConfigurationNotFoundError":
+            return False
+        raise
+    return any(rule.get("ApplyServerSideEncryptionByDefault") for rule in rules)
+
+
+def _policy(s3: Any, name: str) -> dict[str, Any] | None:
+    try:
+        return json.loads(s3.get_bucket_policy(Bucket=name)["Policy"])
+    except ClientError as error:
+        if error_code(error) == "NoSuchBucketPolicy":
+            return None
+        raise
+
+
+def _tls_only(policy: dict[str, Any] | None, name: str) -> bool:
+    statements = (policy or {}).get("Statement", [])
+    return _tls_only_statement(name) in statements
+
+
+def ensure_bucket(
+    s3: Any, *, name: str, region: str, tags: dict[str, str], found: BucketState | None, changes: ChangeSet
+) -> None:
+    """Create the bucket if absent; bring a dfbench bucket's security settings to the spec."""
+    if found is not None and not found.managed:
+        log.debug("bucket %s is not dfbench's: using it as it is", name)
+        return
+    if found is None:
+        changes.make(
+            Change(action="create", resource="bucket", name=name,
+                   detail="public access blocked, encrypted, TLS only"),
+            lambda: _create(s3, name, region, tags),
+        )
+        found = BucketState(name=name, managed=True)
+    if not found.public_access_blocked:
+        changes.make(
+            Change(action="update", resource="bucket", name=name, detail="block public access"),
+            lambda: s3.put_public_access_block(Bucket=name, PublicAccessBlockConfiguration=_BLOCK_ALL),
+        )
+    if not found.encrypted:
+        changes.make(
+            Change(action="update", resource="bucket", name=name, detail="default encryption (SSE-S3)"),
+            lambda: s3.put_bucket_encryption(
+                Bucket=name,
+                ServerSideEncryptionConfiguration={
+                    "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"},
+                               "BucketKeyEnabled": True}]
+                },
+            ),
+        )
+    if not found.tls_only:
+        changes.make(
+            Change(action="update", resource="bucket", name=name, detail="policy: deny requests without TLS"),
+            lambda: s3.put_bucket_policy(Bucket=name, Policy=json.dumps(_with_tls_only(found.policy, name))),
+        )
+
+
+def _with_tls_only(policy: dict[str, Any] | None, name: str) -> dict[str, Any]:
+    """The bucket's policy with dfbench's statement added or replaced; other statements kept."""
+    statements = [s for s in (policy or {}).get("Statement", []) if s.get("Sid") != TLS_ONLY_SID]
+    return {"Version": "2012-10-17", "Statement": [*statements, _tls_only_statement(name)]}
+
+
+def _create(s3: Any, name: str, region: str, tags: dict[str, str]) -> None:
+    config: dict[str, Any] = {"Tags": tag_list(tags)}
+    # us-east-1 is the one region that rejects an explicit LocationConstraint.
+    if region != "us-east-1":
+        config["LocationConstraint"] = region
+    try:
+        s3.create_bucket(Bucket=name, CreateBucketConfiguration=config)
+    except ClientError as error:
+        if error_code(error) == "BucketAlreadyExists":
+            raise OwnershipError(
+                f"S3 bucket name {name!r} is taken by another account (bucket names are global). "
+                "Set BENCHMARK_BUCKET (or --bucket) to a unique name."
+            ) from None
+        # BucketAlreadyOwnedByYou: a previous interrupted run created it; carry on.
+        if error_code(error) != "BucketAlreadyOwnedByYou":
+            raise
+
+
+def delete_bucket(s3: Any, name: str) -> int:
+    """Delete every object version, delete marker and unfinished upload, then the bucket.
+    Returns the number of object versions deleted."""
+    deleted = 0
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=name):
+        keys = [
+            {"Key": item["Key"], "VersionId": item["VersionId"]}
+            for item in page.get("Versions", []) + page.get("DeleteMarkers", [])
+        ]
+        # Pages hold at most 1000 entries, the DeleteObjects limit.
+        if keys:
+            answer = s3.delete_objects(Bucket=name, Delete={"Objects": keys, "Quiet": True})
+            if answer.get("Errors"):
+                first = answer["Errors"][0]
+                raise OwnershipError(
+                    f"Could not delete {len(answer['Errors'])} objects of bucket {name}: "
+                    f"{first.get('Code')}: {first.get('Message')} ({first.get('Key')})"
+                )
+            deleted += len(keys)
+    for page in s3.get_paginator("list_multipart_uploads").paginate(Bucket=name):
+        for upload in page.get("Uploads", []):
+            s3.abort_multipart_upload(Bucket=name, Key=upload["Key"], UploadId=upload["UploadId"])
+    s3.delete_bucket(Bucket=name)
+    return deleted

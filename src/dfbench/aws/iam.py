@@ -1,0 +1,242 @@
+"""The instance role and instance profile.
+
+IAM is global, so names carry the region: two clusters of the same name in two regions read
+different buckets and must not share a role. Names are deterministic (IAM has no tag filter on
+List calls), and ownership is checked through the dfbench tags set by the create calls.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from dfbench.aws.tags import BUCKET_KEY, is_managed, tag_dict, tag_list
+from dfbench.errors import OwnershipError, error_code
+from dfbench.models import Change, ChangeSet
+
+INLINE_POLICY_NAME = "dfbench-worker"
+SSM_CORE_POLICY = "AmazonSSMManagedInstanceCore"
+
+_TRUST_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": "ec2.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+        }
+    ],
+}
+
+
+def role_name(cluster: str, region: str) -> str:
+    return f"dfbench-{cluster}-{region}"
+
+
+def ssm_core_policy_arn(partition: str) -> str:
+    return f"arn:{partition}:iam::aws:policy/{SSM_CORE_POLICY}"
+
+
+def worker_policy(bucket: str, partition: str) -> dict[str, Any]:
+    """What the worker may do: find its peers, and read its own bucket. Nothing else."""
+    bucket_arn = f"arn:{partition}:s3:::{bucket}"
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Sid": "PeerDiscovery", "Effect": "Allow", "Action": "ec2:DescribeInstances", "Resource": "*"},
+            {
+                "Sid": "ListBenchmarkBucket",
+                "Effect": "Allow",
+                "Action": ["s3:ListBucket", "s3:GetBucketLocation"],
+                "Resource": bucket_arn,
+            },
+            {"Sid": "ReadBenchmarkBucket", "Effect": "Allow", "Action": "s3:GetObject", "Resource": f"{bucket_arn}/*"},
+        ],
+    }
+
+
+@dataclass(frozen=True)
+class Role:
+    name: str
+    tags: dict[str, str]
+    trust_policy: dict[str, Any]
+    attached_policy_arns: frozenset[str]
+    inline_policy: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class InstanceProfile:
+    name: str
+    tags: dict[str, str]
+    role_names: tuple[str, ...]
+
+
+def _not_found(error: ClientError) -> bool:
+    return error_code(error) == "NoSuchEntity"
+
+
+def find_role(iam: Any, name: str) -> Role | None:
+    try:
+        role = iam.get_role(RoleName=name)["Role"]
+    except ClientError as error:
+        if _not_found(error):
+            return None
+        raise
+    tags = tag_dict(role.get("Tags"))
+    if not is_managed(tags):
+        raise OwnershipError(
+            f"IAM role {name!r} exists but was not created by dfbench (no dfbench:managed tag); "
+            "delete or rename it, or use another --cluster name."
+        )
+    attached = {
+        policy["PolicyArn"]
+        for page in iam.get_paginator("list_attached_role_policies").paginate(RoleName=name)
+        for policy in page["AttachedPolicies"]
+    }
+    try:
+        inline = iam.get_role_policy(RoleName=name, PolicyName=INLINE_POLICY_NAME)["PolicyDocument"]
+    except ClientError as error:
+        if not _not_found(error):
+            raise
+        inline = None
+    return Role(
+        name=name,
+        tags=tags,
+        trust_policy=role["AssumeRolePolicyDocument"],
+        attached_policy_arns=frozenset(attached),
+        inline_policy=inline,
+    )
+
+
+def ensure_role(
+    iam: Any, *, name: str, bucket: str, partition: str, tags: dict[str, str], found: Role | None, changes: ChangeSet
+) -> None:
+    tags = {**tags, BUCKET_KEY: bucket}
+    if found is None:
+        changes.make(
+            Change(action="create", resource="iam-role", name=name, detail="trusted by ec2.amazonaws.com"),
+            lambda: _create_role(iam, name, tags),
+        )
+    elif found.trust_policy != _TRUST_POLICY:
+        changes.make(
+            Change(action="update", resource="iam-role", name=name, detail="trust policy"),
+            lambda: iam.update_assume_role_policy(RoleName=name, PolicyDocument=json.dumps(_TRUST_POLICY)),
+        )
+    if found is not None and found.tags.get(BUCKET_KEY) != bucket:
+        changes.make(
+            Change(action="update", resource="iam-role", name=name, detail=f"tag {BUCKET_KEY}={bucket}"),
+            lambda: iam.tag_role(RoleName=name, Tags=tag_list({BUCKET_KEY: bucket})),
+        )
+    core_arn = ssm_core_policy_arn(partition)
+    if found is None or core_arn not in found.attached_policy_arns:
+        changes.make(
+            Change(action="update", resource="iam-role", name=name, detail=f"attach {SSM_CORE_POLICY}"),
+            lambda: iam.attach_role_policy(RoleName=name, PolicyArn=core_arn),
+        )
+    policy = worker_policy(bucket, partition)
+    if found is None or found.inline_policy != policy:
+        changes.make(
+            Change(action="update", resource="iam-role", name=name,
+                   detail=f"policy {INLINE_POLICY_NAME}: describe instances, read s3://{bucket}"),
+            lambda: iam.put_role_policy(
+                RoleName=name, PolicyName=INLINE_POLICY_NAME, PolicyDocument=json.dumps(policy)
+            ),
+        )
+
+
+def _create_role(iam: Any, name: str, tags: dict[str, str]) -> None:
+    try:
+        iam.create_role(
+            RoleName=name,
+            AssumeRolePolicyDocument=json.dumps(_TRUST_POLICY),
+            Description="dfbench benchmark workers",
+            Tags=tag_list(tags),
+        )
+    except ClientError as error:
+        # A retried request whose first attempt went through: the role is ours (same name).
+        if error_code(error) != "EntityAlreadyExists":
+            raise
+
+
+def find_instance_profile(iam: Any, name: str) -> InstanceProfile | None:
+    try:
+        profile = iam.get_instance_profile(InstanceProfileName=name)["InstanceProfile"]
+    except ClientError as error:
+        if _not_found(error):
+            return None
+        raise
+    tags = tag_dict(profile.get("Tags"))
+    if not is_managed(tags):
+        raise OwnershipError(
+            f"IAM instance profile {name!r} exists but was not created by dfbench; "
+            "delete it or use another --cluster name."
+        )
+    return InstanceProfile(
+        name=name, tags=tags, role_names=tuple(role["RoleName"] for role in profile.get("Roles", []))
+    )
+
+
+def ensure_instance_profile(
+    iam: Any, *, name: str, role: str, tags: dict[str, str], found: InstanceProfile | None, changes: ChangeSet
+) -> None:
+    if found is None:
+        changes.make(
+            Change(action="create", resource="instance-profile", name=name),
+            lambda: _create_instance_profile(iam, name, tags),
+        )
+    # An instance profile holds at most one role.
+    for other in found.role_names if found else ():
+        if other != role:
+            changes.make(
+                Change(action="update", resource="instance-profile", name=name, detail=f"remove role {other}"),
+                lambda other=other: iam.remove_role_from_instance_profile(InstanceProfileName=name, RoleName=other),
+            )
+    if found is None or role not in found.role_names:
+        changes.make(
+            Change(action="update", resource="instance-profile", name=name, detail=f"add role {role}"),
+            lambda: _add_role(iam, name, role),
+        )
+
+
+def _create_instance_profile(iam: Any, name: str, tags: dict[str, str]) -> None:
+    try:
+        iam.create_instance_profile(InstanceProfileName=name, Tags=tag_list(tags))
+    except ClientError as error:
+        if error_code(error) != "EntityAlreadyExists":
+            raise
+
+
+def _add_role(iam: Any, profile: str, role: str) -> None:
+    try:
+        iam.add_role_to_instance_profile(InstanceProfileName=profile, RoleName=role)
+    except ClientError as error:
+        # LimitExceeded here means the one role slot is taken: by this role, after a retried call.
+        if error_code(error) != "LimitExceeded":
+            raise
+
+
+def delete_instance_profile(iam: Any, profile: InstanceProfile) -> None:
+    for role in profile.role_names:
+        _ignore_missing(lambda role=role: iam.remove_role_from_instance_profile(
+            InstanceProfileName=profile.name, RoleName=role))
+    _ignore_missing(lambda: iam.delete_instance_profile(InstanceProfileName=profile.name))
+
+
+def delete_role(iam: Any, role: Role) -> None:
+    """Policies first: DeleteRole fails with DeleteConflict while any are attached."""
+    for arn in sorted(role.attached_policy_arns):
+        _ignore_missing(lambda arn=arn: iam.detach_role_policy(RoleName=role.name, PolicyArn=arn))
+    if role.inline_policy is not None:
+        _ignore_missing(lambda: iam.delete_role_policy(RoleName=role.name, PolicyName=INLINE_POLICY_NAME))
+    _ignore_missing(lambda: iam.delete_role(RoleName=role.name))
+
+
+def _ignore_missing(call: Any) -> None:
+    try:
+        call()
+    except ClientError as error:
+        if not _not_found(error):
+            raise

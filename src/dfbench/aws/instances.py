@@ -1,0 +1,281 @@
+"""EC2 instances of a cluster: AMI lookup, one-call launches, naming, waiting, termination."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from dfbench.aws.tags import CLUSTER_KEY, cluster_filters, tag_dict, tag_list, tag_specifications
+from dfbench.config import ClusterSpec
+from dfbench.errors import CapacityError, ConfigError, error_code
+from dfbench.models import Change, ChangeSet, Instance
+from dfbench.waiting import poll, retry_client_error
+
+log = logging.getLogger("dfbench")
+
+AL2023_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
+# Instances that count as members; shutting-down and terminated ones are on their way out.
+LIVE_STATES = ("pending", "running", "stopping", "stopped")
+# Codes that mean "not here, not now": try another zone.
+# https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/troubleshooting-launch.html
+CAPACITY_CODES = {"InsufficientInstanceCapacity", "InsufficientCapacity", "InsufficientHostCapacity", "Unsupported"}
+# A new instance profile is not usable by EC2 for some seconds after CreateInstanceProfile:
+# RunInstances answers InvalidParameterValue "Invalid IAM Instance Profile name".
+IAM_PROPAGATION_TIMEOUT_S = 120
+RUNNING_TIMEOUT_S = 600
+TERMINATED_TIMEOUT_S = 900
+_NAME_INDEX = re.compile(r"-(\d+)$")
+
+
+@dataclass(frozen=True)
+class Ami:
+    image_id: str
+    root_device: str
+
+
+def resolve_ami(ssm: Any, ec2: Any, pinned: str | None) -> Ami:
+    """The pinned AMI, or the latest Amazon Linux 2023 from AWS's public SSM parameter."""
+    image_id = pinned or ssm.get_parameter(Name=AL2023_PARAMETER)["Parameter"]["Value"]
+    try:
+        images = ec2.describe_images(ImageIds=[image_id])["Images"]
+    except ClientError as error:
+        if error_code(error).startswith("InvalidAMIID"):
+            images = []
+        else:
+            raise
+    if not images:
+        raise ConfigError(f"AMI {image_id} does not exist in this region; pass another --ami or none.")
+    return Ami(image_id, images[0].get("RootDeviceName", "/dev/xvda"))
+
+
+def offered_zones(ec2: Any, instance_type: str, region: str) -> list[str]:
+    """Zones of the region that offer the instance type, in a stable order."""
+    zones = [
+        offering["Location"]
+        for page in ec2.get_paginator("describe_instance_type_offerings").paginate(
+            LocationType="availability-zone", Filters=[{"Name": "instance-type", "Values": [instance_type]}]
+        )
+        for offering in page["InstanceTypeOfferings"]
+    ]
+    if not zones:
+        raise ConfigError(f"Instance type {instance_type} is not offered in {region}; choose another "
+                          "--instance-type or --region.")
+    return sorted(zones)
+
+
+def _instance(raw: dict[str, Any]) -> Instance:
+    tags = tag_dict(raw.get("Tags"))
+    return Instance(
+        instance_id=raw["InstanceId"],
+        name=tags.get("Name", ""),
+        private_ip=raw.get("PrivateIpAddress"),
+        public_ip=raw.get("PublicIpAddress"),
+        availability_zone=raw["Placement"]["AvailabilityZone"],
+        instance_type=raw["InstanceType"],
+        state=raw["State"]["Name"],
+        image_id=raw["ImageId"],
+        spot=raw.get("InstanceLifecycle") == "spot",
+        launch_time=raw["LaunchTime"],
+    )
+
+
+def _describe(ec2: Any, **kwargs: Any) -> list[Instance]:
+    return [
+        _instance(raw)
+        for page in ec2.get_paginator("describe_instances").paginate(**kwargs)
+        for reservation in page["Reservations"]
+        for raw in reservation["Instances"]
+    ]
+
+
+def find_instances(ec2: Any, cluster: str, states: tuple[str, ...] = LIVE_STATES) -> list[Instance]:
+    """The cluster's instances, ordered by name index (then launch time)."""
+    instances = _describe(
+        ec2, Filters=[*cluster_filters(cluster), {"Name": "instance-state-name", "Values": list(states)}]
+    )
+    return sorted(instances, key=lambda i: (name_index(i.name), i.launch_time, i.instance_id))
+
+
+def name_index(name: str) -> int:
+    match = _NAME_INDEX.search(name)
+    return int(match.group(1)) if match else 1_000_000
+
+
+def matches_spec(instance: Instance, spec: ClusterSpec) -> bool:
+    """Whether an existing instance can stay. An unpinned AMI does not count: the latest AL2023
+    changes every few weeks and replacing a cluster for that would surprise."""
+    return (
+        instance.instance_type == spec.instance_type
+        and instance.spot == spec.spot
+        and (spec.ami is None or instance.image_id == spec.ami)
+    )
+
+
+def user_data(ttl_hours: float | None) -> str:
+    """Boot script. The time-to-live is a transient systemd timer that powers the machine off;
+    InstanceInitiatedShutdownBehavior=terminate turns that into termination."""
+    lines = ["#!/bin/bash", "set -euo pipefail"]
+    if ttl_hours is not None:
+        seconds = int(ttl_hours * 3600)
+        lines.append(
+            f"systemd-run --unit=dfbench-ttl --description='dfbench time-to-live ({ttl_hours:g} h)' "
+            f"--on-active={seconds}s /usr/bin/systemctl poweroff"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def launch_token(*, cluster: str, region: str, keep: list[str], count: int, subnet_id: str, spec: ClusterSpec,
+                 image_id: str) -> str:
+    """RunInstances idempotency token. The same cluster state and request give the same token,
+    so a launch retried after a lost response, or re-run after an interrupt before the new
+    instances became visible to DescribeInstances, returns the first launch instead of
+    starting a second set. https://docs.aws.amazon.com/ec2/latest/devguide/ec2-api-idempotency.html"""
+    material = "|".join(
+        [cluster, region, ",".join(sorted(keep)), str(count), subnet_id, spec.instance_type,
+         image_id, str(spec.spot), str(spec.volume_size_gib), spec.volume_type]
+    )
+    return "dfbench-" + hashlib.sha256(material.encode()).hexdigest()[:48]
+
+
+def launch_instances(
+    ec2: Any, *, spec: ClusterSpec, count: int, ami: Ami, zone: str, subnet_id: str, security_group_id: str,
+    instance_profile: str, tags: dict[str, str], token: str,
+) -> list[str]:
+    """All ``count`` instances in one RunInstances call. Raises CapacityError for the zone."""
+    discovery_key, discovery_value = spec.discovery
+    instance_tags = {**tags, discovery_key: discovery_value}
+    request: dict[str, Any] = dict(
+        ImageId=ami.image_id,
+        InstanceType=spec.instance_type,
+        MinCount=count,
+        MaxCount=count,
+        ClientToken=token,
+        SubnetId=subnet_id,
+        SecurityGroupIds=[security_group_id],
+        IamInstanceProfile={"Name": instance_profile},
+        UserData=user_data(spec.ttl_hours),
+        InstanceInitiatedShutdownBehavior="terminate",
+        MetadataOptions={"HttpTokens": "required", "HttpEndpoint": "enabled", "HttpPutResponseHopLimit": 2},
+        BlockDeviceMappings=[
+            {
+                "DeviceName": ami.root_device,
+                "Ebs": {
+                    "VolumeSize": spec.volume_size_gib,
+                    "VolumeType": spec.volume_type,
+                    "Encrypted": True,
+                    "DeleteOnTermination": True,
+                },
+            }
+        ],
+        TagSpecifications=tag_specifications("instance", instance_tags) + tag_specifications("volume", tags),
+    )
+    if spec.spot:
+        request["InstanceMarketOptions"] = {
+            "MarketType": "spot",
+            "SpotOptions": {"SpotInstanceType": "one-time", "InstanceInterruptionBehavior": "terminate"},
+        }
+
+    def is_profile_propagation(error: ClientError) -> bool:
+        return "instance profile" in str(error.response.get("Error", {}).get("Message", "")).lower()
+
+    try:
+        reservation = retry_client_error(
+            lambda: ec2.run_instances(**request),
+            codes={"InvalidParameterValue"},
+            matches=is_profile_propagation,
+            what=f"instance profile {instance_profile} to propagate",
+            timeout=IAM_PROPAGATION_TIMEOUT_S,
+        )
+    except ClientError as error:
+        if error_code(error) in CAPACITY_CODES:
+            raise CapacityError([zone], spec.instance_type, error_code(error)) from None
+        raise
+    return [raw["InstanceId"] for raw in reservation["Instances"]]
+
+
+def ensure_names(ec2: Any, cluster: str, instances: list[Instance], changes: ChangeSet) -> list[Instance]:
+    """Name=<cluster>-<i> on every instance, lowest free index first; returns the records as named.
+
+    One CreateTags per unnamed instance: EC2 has no call that sets a different value on each
+    resource, so this is the one part of a launch whose calls grow with the count."""
+    taken = {i.name for i in instances if is_indexed(cluster, i.name)}
+    free = iter(f"{cluster}-{n}" for n in range(2 * len(instances) + 1) if f"{cluster}-{n}" not in taken)
+    named = []
+    for instance in instances:
+        if not is_indexed(cluster, instance.name):
+            name = next(free)
+            changes.make(
+                Change(action="update", resource="instance", name=instance.instance_id, detail=f"Name={name}"),
+                lambda i=instance, n=name: ec2.create_tags(Resources=[i.instance_id], Tags=tag_list({"Name": n})),
+            )
+            instance = instance.model_copy(update={"name": name})
+        named.append(instance)
+    return sorted(named, key=lambda i: (name_index(i.name), i.instance_id))
+
+
+def is_indexed(cluster: str, name: str) -> bool:
+    prefix = f"{cluster}-"
+    return name.startswith(prefix) and name[len(prefix):].isdigit()
+
+
+def other_clusters_with_tag(ec2: Any, key: str, value: str, cluster: str) -> set[str]:
+    """Clusters (by their dfbench:cluster tag, else instance id) whose live instances carry the
+    tag ``key=value``, other than ``cluster``."""
+    found = set()
+    for page in ec2.get_paginator("describe_instances").paginate(
+        Filters=[{"Name": f"tag:{key}", "Values": [value]},
+                 {"Name": "instance-state-name", "Values": ["pending", "running"]}]
+    ):
+        for reservation in page["Reservations"]:
+            for raw in reservation["Instances"]:
+                owner = tag_dict(raw.get("Tags")).get(CLUSTER_KEY, raw["InstanceId"])
+                if owner != cluster:
+                    found.add(owner)
+    return found
+
+
+def wait_running(ec2: Any, instance_ids: list[str]) -> list[Instance]:
+    """Poll (one DescribeInstances for all ids) until every instance runs with a private IP."""
+
+    def check() -> tuple[bool, Any]:
+        try:
+            instances = _describe(ec2, InstanceIds=instance_ids)
+        except ClientError as error:
+            # Eventual consistency: ids just returned by RunInstances may not be describable yet.
+            if error_code(error) == "InvalidInstanceID.NotFound":
+                return False, "not visible yet"
+            raise
+        gone = [i.instance_id for i in instances if i.state in ("shutting-down", "terminated")]
+        if gone:
+            raise CapacityError([instances[0].availability_zone], instances[0].instance_type,
+                                f"instances terminated right after launch: {', '.join(gone)}")
+        ready = [i for i in instances if i.state == "running" and i.private_ip]
+        if len(ready) == len(instance_ids):
+            return True, ready
+        return False, f"{len(ready)}/{len(instance_ids)} running"
+
+    return poll(check, what=f"{len(instance_ids)} instance(s) to run", timeout=RUNNING_TIMEOUT_S)
+
+
+def start_instances(ec2: Any, instance_ids: list[str]) -> None:
+    ec2.start_instances(InstanceIds=instance_ids)
+
+
+def terminate_instances(ec2: Any, instance_ids: list[str]) -> None:
+    if instance_ids:
+        ec2.terminate_instances(InstanceIds=instance_ids)
+
+
+def wait_terminated(ec2: Any, instance_ids: list[str]) -> None:
+    def check() -> tuple[bool, str]:
+        instances = _describe(ec2, InstanceIds=instance_ids)
+        alive = [i for i in instances if i.state != "terminated"]
+        return not alive, f"{len(instance_ids) - len(alive)}/{len(instance_ids)} terminated"
+
+    if instance_ids:
+        poll(check, what=f"{len(instance_ids)} instance(s) to terminate", timeout=TERMINATED_TIMEOUT_S)

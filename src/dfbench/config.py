@@ -1,0 +1,196 @@
+"""Typed, strictly validated user input: what a cluster should look like."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from typing import Annotated, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from dfbench.errors import ConfigError
+
+DEFAULT_REGION = "us-east-1"
+DEFAULT_INSTANCE_TYPE = "c5n.2xlarge"
+DEFAULT_INSTANCE_COUNT = 12
+DEFAULT_DISCOVERY_TAG = "BenchmarkCluster=datafusion"
+
+# The cluster name feeds IAM names (`dfbench-<name>-<region>`, at most 64 characters with the
+# longest region names), the security group name, Name tags and the launch ClientToken (64).
+MAX_NAME_LENGTH = 32
+_NAME = re.compile(r"^[a-z][a-z0-9-]*[a-z0-9]$")
+_REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d{1,2}$")
+_INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
+_AMI = re.compile(r"^ami-[0-9a-f]{8}([0-9a-f]{9})?$")
+# https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_RESERVED_TAG_PREFIXES = ("aws:", "dfbench:")
+
+
+def validate_cluster_name(name: str) -> str:
+    if not _NAME.match(name) or "--" in name:
+        raise ValueError(
+            "cluster name must be lowercase letters, digits and single dashes, "
+            "starting with a letter and not ending with a dash"
+        )
+    if len(name) > MAX_NAME_LENGTH:
+        raise ValueError(f"cluster name must be at most {MAX_NAME_LENGTH} characters")
+    return name
+
+
+def validate_region(region: str) -> str:
+    if not _REGION.match(region):
+        raise ValueError(f"{region!r} is not an AWS region name such as us-east-1")
+    return region
+
+
+def validate_bucket_name(name: str) -> str:
+    problems = []
+    if not _BUCKET.match(name):
+        problems.append("3-63 characters of lowercase letters, digits, dots and dashes, "
+                        "starting and ending with a letter or digit")
+    if ".." in name or ".-" in name or "-." in name:
+        problems.append("no adjacent dots or dot-dash pairs")
+    if re.fullmatch(r"\d+\.\d+\.\d+\.\d+", name):
+        problems.append("not formatted like an IP address")
+    if name.startswith(("xn--", "sthree-", "amzn-s3-demo-")) or name.endswith(
+        ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
+    ):
+        problems.append("no reserved prefix or suffix (xn--, sthree-, -s3alias, --ol-s3, ...)")
+    if problems:
+        raise ValueError(f"invalid S3 bucket name {name!r}: " + "; ".join(problems))
+    return name
+
+
+def parse_tag(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise ValueError(f"tag {text!r} must look like KEY=VALUE")
+    return key, value
+
+
+class ClusterSpec(BaseModel):
+    """The desired cluster. Everything provision converges to, and nothing else."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    name: str = "dfbench"
+    region: str = Field(
+        default_factory=lambda: os.environ.get("AWS_REGION")
+        or os.environ.get("AWS_DEFAULT_REGION")
+        or DEFAULT_REGION
+    )
+    instance_type: str = DEFAULT_INSTANCE_TYPE
+    instance_count: Annotated[int, Field(ge=1, le=100)] = DEFAULT_INSTANCE_COUNT
+    ami: str | None = None
+    volume_size_gib: Annotated[int, Field(ge=8, le=16384)] = 200
+    volume_type: Literal["gp3", "gp2", "io2"] = "gp3"
+    bucket: str | None = Field(default_factory=lambda: os.environ.get("BENCHMARK_BUCKET") or None)
+    ttl_hours: Annotated[float, Field(gt=0, le=24 * 30)] | None = None
+    spot: bool = False
+    ssh_ingress_cidrs: tuple[str, ...] = ()
+    discovery_tag: str = DEFAULT_DISCOVERY_TAG
+    tags: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return validate_cluster_name(value)
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, value: str) -> str:
+        return validate_region(value)
+
+    @field_validator("instance_type")
+    @classmethod
+    def _instance_type(cls, value: str) -> str:
+        if not _INSTANCE_TYPE.match(value):
+            raise ValueError(f"{value!r} is not an EC2 instance type such as c5n.2xlarge")
+        return value
+
+    @field_validator("ami")
+    @classmethod
+    def _ami(cls, value: str | None) -> str | None:
+        if value is not None and not _AMI.match(value):
+            raise ValueError(f"{value!r} is not an AMI id such as ami-0123456789abcdef0")
+        return value
+
+    @field_validator("bucket")
+    @classmethod
+    def _bucket(cls, value: str | None) -> str | None:
+        return None if value is None else validate_bucket_name(value)
+
+    @field_validator("ssh_ingress_cidrs", mode="before")
+    @classmethod
+    def _cidrs_as_tuple(cls, value: object) -> object:
+        return tuple(value) if isinstance(value, list) else value
+
+    @field_validator("ssh_ingress_cidrs")
+    @classmethod
+    def _cidrs(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        normalised = []
+        for cidr in value:
+            try:
+                network = ipaddress.ip_network(cidr, strict=False)
+            except ValueError:
+                raise ValueError(f"{cidr!r} is not a CIDR such as 203.0.113.7/32") from None
+            if network.version != 4:
+                raise ValueError(f"{cidr!r}: only IPv4 CIDRs are supported (the VPC is IPv4)")
+            normalised.append(str(network))
+        return tuple(sorted(set(normalised)))
+
+    @field_validator("discovery_tag")
+    @classmethod
+    def _discovery_tag(cls, value: str) -> str:
+        key, _ = parse_tag(value)
+        if key.startswith(_RESERVED_TAG_PREFIXES):
+            raise ValueError(f"discovery tag key {key!r} uses a reserved prefix")
+        return value
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, tag_value in value.items():
+            if not key or len(key) > 128 or len(tag_value) > 256:
+                raise ValueError(f"tag {key!r}: keys are 1-128 characters, values at most 256")
+            if key.startswith(_RESERVED_TAG_PREFIXES) or key == "Name":
+                raise ValueError(f"tag key {key!r} is reserved (aws:, dfbench:, Name)")
+        return value
+
+    @model_validator(mode="after")
+    def _discovery_not_in_tags(self) -> ClusterSpec:
+        key, _ = parse_tag(self.discovery_tag)
+        if key in self.tags:
+            raise ValueError(f"tag {key!r} is the discovery tag; set it with discovery_tag")
+        return self
+
+    @property
+    def discovery(self) -> tuple[str, str]:
+        return parse_tag(self.discovery_tag)
+
+
+def format_validation_error(error: ValidationError) -> str:
+    """One line per problem, naming the field: what the CLI prints instead of a traceback."""
+    lines = []
+    for problem in error.errors():
+        field = ".".join(str(part) for part in problem["loc"]) or "spec"
+        message = problem["msg"].removeprefix("Value error, ")
+        lines.append(f"{field}: {message}")
+    return "Invalid cluster spec: " + "; ".join(lines)
+
+
+def make_spec(**fields: object) -> ClusterSpec:
+    """Build a ClusterSpec, turning validation failures into one ConfigError line."""
+    try:
+        return ClusterSpec(**{k: v for k, v in fields.items() if v is not None})  # type: ignore[arg-type]
+    except ValidationError as error:
+        raise ConfigError(format_validation_error(error)) from None

@@ -1,0 +1,218 @@
+"""One exception root for everything dfbench raises on purpose, and the one place where AWS and
+botocore failures are translated into it.
+
+The CLI prints ``str(error)`` for any ``DfbenchError`` and exits with ``error.exit_code``: the
+message is the whole user interface of a failure, so every subclass says what to do next.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import botocore.exceptions
+from botocore.exceptions import ClientError
+
+
+class DfbenchError(Exception):
+    """Root of every error dfbench raises deliberately."""
+
+    exit_code = 1
+
+
+class ConfigError(DfbenchError):
+    """Invalid spec, argument or environment; raised before any AWS call."""
+
+    exit_code = 2
+
+
+class CredentialsError(DfbenchError):
+    """AWS credentials are missing, expired or rejected."""
+
+    exit_code = 3
+
+
+class AwsError(DfbenchError):
+    """An AWS API call failed in a way dfbench does not handle itself."""
+
+    def __init__(self, operation: str, code: str, message: str, hint: str = "") -> None:
+        self.operation = operation
+        self.code = code
+        self.aws_message = message
+        text = f"AWS {operation} failed: {code}: {message}"
+        super().__init__(f"{text}\n  {hint}" if hint else text)
+
+
+class PermissionDenied(AwsError):
+    """The caller's identity lacks an IAM permission."""
+
+
+class QuotaError(AwsError):
+    """An account quota (service limit) stops the operation; only a quota increase helps."""
+
+    def __init__(self, operation: str, code: str, message: str, quota: str) -> None:
+        self.quota = quota
+        super().__init__(
+            operation,
+            code,
+            message,
+            hint=f"Quota reached: {quota}. Request an increase in the Service Quotas console "
+            "(or use fewer/smaller instances), then run the same command again.",
+        )
+
+
+class CapacityError(DfbenchError):
+    """EC2 has no capacity for the instance type in the zone(s) tried."""
+
+    def __init__(self, zones: list[str], instance_type: str, detail: str = "") -> None:
+        self.zones = zones
+        self.instance_type = instance_type
+        super().__init__(
+            f"No capacity for {instance_type} in {', '.join(zones)}"
+            + (f" ({detail})" if detail else "")
+            + ". Try again later, choose another --instance-type or --region, "
+            "or tear the cluster down so it can be recreated in another zone."
+        )
+
+
+class OwnershipError(DfbenchError):
+    """A resource with the name dfbench needs exists but is not dfbench's (or not accessible)."""
+
+
+class WaitTimeout(DfbenchError):
+    """Something AWS does asynchronously did not finish within its deadline."""
+
+    def __init__(self, what: str, seconds: float, last_seen: str = "") -> None:
+        self.what = what
+        self.seconds = seconds
+        super().__init__(
+            f"Timed out after {seconds:.0f}s waiting for {what}"
+            + (f" (last seen: {last_seen})" if last_seen else "")
+            + ". Run the same command again to continue from where it stopped."
+        )
+
+
+class ClusterNotFound(DfbenchError):
+    def __init__(self, name: str, region: str) -> None:
+        self.name = name
+        self.region = region
+        super().__init__(
+            f"No dfbench cluster named {name!r} in {region}. "
+            f"Create it with `dfbench provision --cluster {name} --region {region}`."
+        )
+
+
+# Error codes by what they mean to the user. Codes vary across services for the same thing
+# (STS says InvalidClientTokenId, EC2 says AuthFailure), hence the sets.
+_CREDENTIAL_CODES = {
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "InvalidClientTokenId",
+    "UnrecognizedClientException",
+    "SignatureDoesNotMatch",
+    "AuthFailure",
+    "InvalidAccessKeyId",
+    "RequestExpired",
+}
+_PERMISSION_CODES = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"}
+# https://docs.aws.amazon.com/AWSEC2/latest/APIReference/errors-overview.html
+_QUOTAS = {
+    "VcpuLimitExceeded": "EC2 'Running On-Demand instances' vCPU quota for this instance family",
+    "InstanceLimitExceeded": "EC2 running-instances limit for this instance type",
+    "MaxSpotInstanceCountExceeded": "EC2 'All Standard Spot Instance Requests' vCPU quota",
+    "VpcLimitExceeded": "VPCs per region (default 5)",
+    "InternetGatewayLimitExceeded": "internet gateways per region",
+    "SecurityGroupLimitExceeded": "security groups per VPC",
+    "RulesPerSecurityGroupLimitExceeded": "rules per security group",
+    "AddressLimitExceeded": "Elastic IP addresses per region",
+    "TooManyBuckets": "S3 buckets per account",
+    "LimitExceeded": "IAM entities (roles / instance profiles) per account",
+}
+
+
+def error_code(error: BaseException) -> str:
+    """The AWS error code of a ClientError, or '' for anything else."""
+    if isinstance(error, ClientError):
+        return str(error.response.get("Error", {}).get("Code", ""))
+    return ""
+
+
+def credentials_error(detail: str, profile: str | None = None) -> CredentialsError:
+    """An actionable message naming the auth method in use and how to fix it."""
+    profile = profile or os.environ.get("AWS_PROFILE")
+    if os.environ.get("AWS_VAULT"):
+        fix = (
+            f"aws-vault session for {os.environ['AWS_VAULT']!r} is not valid: re-run the command "
+            "through your wrapper, e.g. `aws-vault exec <profile> -- make provision`."
+        )
+    elif os.environ.get("AWS_ACCESS_KEY_ID"):
+        fix = (
+            "Environment credentials (AWS_ACCESS_KEY_ID) are set but not accepted: export fresh "
+            "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for temporary "
+            "credentials), or unset them to use a profile."
+        )
+    elif profile:
+        fix = (
+            f"Profile {profile!r}: run `aws sso login --profile {profile}` "
+            f"(or fix it in ~/.aws/config), then check with "
+            f"`aws sts get-caller-identity --profile {profile}`."
+        )
+    else:
+        fix = (
+            "No credentials found. Use one of: an SSO profile (`aws sso login --profile P` and "
+            "`--profile P` or AWS_PROFILE=P), a wrapper (`aws-vault exec P -- make provision`), "
+            "or AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY in the environment."
+        )
+    return CredentialsError(f"AWS credentials problem: {detail}\n  {fix}")
+
+
+def translate(error: Exception, profile: str | None = None) -> Exception:
+    """Map a botocore failure to the DfbenchError a user should see; other errors pass through."""
+    if isinstance(error, ClientError):
+        code = error_code(error)
+        message = str(error.response.get("Error", {}).get("Message", ""))
+        operation = error.operation_name
+        if code in _CREDENTIAL_CODES:
+            return credentials_error(f"{code} from {operation}: {message}", profile)
+        if code in _PERMISSION_CODES:
+            return PermissionDenied(
+                operation,
+                code,
+                message,
+                hint="Your AWS identity lacks this permission; use a role that allows it.",
+            )
+        if code in _QUOTAS:
+            return QuotaError(operation, code, message, _QUOTAS[code])
+        return AwsError(operation, code, message)
+    if isinstance(
+        error,
+        botocore.exceptions.NoCredentialsError
+        | botocore.exceptions.PartialCredentialsError
+        | botocore.exceptions.ProfileNotFound
+        | botocore.exceptions.TokenRetrievalError
+        | botocore.exceptions.SSOError
+        | botocore.exceptions.CredentialRetrievalError,
+    ):
+        return credentials_error(str(error), profile)
+    if isinstance(error, botocore.exceptions.NoRegionError):
+        return ConfigError("No AWS region: pass --region or set AWS_REGION.")
+    if isinstance(error, botocore.exceptions.EndpointConnectionError | botocore.exceptions.ConnectTimeoutError):
+        return DfbenchError(
+            f"Cannot reach AWS: {error}. Check your network (and AWS_ENDPOINT_URL if it is set)."
+        )
+    return error
+
+
+@contextmanager
+def aws_errors(profile: str | None = None) -> Iterator[None]:
+    """Translate botocore failures escaping the block into DfbenchError subclasses."""
+    try:
+        yield
+    except DfbenchError:
+        raise
+    except Exception as error:  # noqa: BLE001 - translate() passes unknown errors through
+        mapped = translate(error, profile)
+        if mapped is error:
+            raise
+        raise mapped from error

@@ -1,0 +1,362 @@
+"""plan / provision / status / teardown: the cluster's life cycle over the aws/ modules.
+
+Every call starts from nothing but the spec (or the name): it checks credentials, finds what
+exists by the dfbench tags, and converges. That is what makes each of them safe to re-run after
+any interruption.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from dfbench.aws import bucket as buckets
+from dfbench.aws import iam
+from dfbench.aws import instances as ec2_instances
+from dfbench.aws import network
+from dfbench.aws.session import Aws, connect
+from dfbench.aws.tags import BUCKET_KEY, cluster_tags
+from dfbench.config import ClusterSpec, validate_cluster_name, validate_region
+from dfbench.errors import CapacityError, ConfigError, OwnershipError, aws_errors
+from dfbench.models import Change, ChangeSet, Cluster, Instance, Plan, TeardownReport
+
+log = logging.getLogger("dfbench")
+
+OUTPUTS_DIR = Path(".dfbench")
+
+
+@dataclass(frozen=True)
+class _Observed:
+    """Everything that exists for a cluster, read once per command."""
+
+    bucket: buckets.BucketState | None
+    role: iam.Role | None
+    instance_profile: iam.InstanceProfile | None
+    network: network.Network
+    instances: list[Instance]
+
+
+def plan(spec: ClusterSpec, *, profile: str | None = None) -> Plan:
+    """What provision would create, change or delete. Makes read-only calls only."""
+    with aws_errors(profile):
+        changes = ChangeSet(apply=False)
+        _converge(connect(region=spec.region, profile=profile), spec, changes)
+        return Plan(cluster=spec.name, region=spec.region, changes=changes.changes)
+
+
+def provision(spec: ClusterSpec, *, profile: str | None = None, write_outputs: bool = True) -> Cluster:
+    """Create or converge the cluster to ``spec``; returns it. Writes .dfbench/<cluster>.json."""
+    with aws_errors(profile):
+        cluster = _converge(connect(region=spec.region, profile=profile), spec, ChangeSet(apply=True))
+        assert cluster is not None
+        if write_outputs:
+            write_outputs_file(cluster)
+        return cluster
+
+
+def _observe(aws: Aws, spec: ClusterSpec, bucket: str) -> _Observed:
+    name = iam.role_name(spec.name, spec.region)
+    return _Observed(
+        bucket=buckets.find_bucket(aws.client("s3"), bucket),
+        role=iam.find_role(aws.client("iam"), name),
+        instance_profile=iam.find_instance_profile(aws.client("iam"), name),
+        network=network.find_network(aws.client("ec2"), spec.name),
+        instances=ec2_instances.find_instances(aws.client("ec2"), spec.name),
+    )
+
+
+def _converge(aws: Aws, spec: ClusterSpec, changes: ChangeSet) -> Cluster | None:
+    account = aws.account()  # credential preflight: before anything else
+    bucket = spec.bucket or buckets.default_bucket_name(account, spec.region)
+    partition = aws.session.get_partition_for_region(spec.region)
+    seen = _observe(aws, spec, bucket)
+    tags = cluster_tags(spec.name, spec.tags)
+    role_name = iam.role_name(spec.name, spec.region)
+    ec2, iam_client = aws.client("ec2"), aws.client("iam")
+
+    buckets.ensure_bucket(aws.client("s3"), name=bucket, region=spec.region, tags=tags, found=seen.bucket,
+                          changes=changes)
+    iam.ensure_role(iam_client, name=role_name, bucket=bucket, partition=partition, tags=tags, found=seen.role,
+                    changes=changes)
+    iam.ensure_instance_profile(iam_client, name=role_name, role=role_name, tags=tags,
+                                found=seen.instance_profile, changes=changes)
+    ids = network.ensure_network(ec2, cluster=spec.name, bucket=bucket, tags=tags, ssh_cidrs=spec.ssh_ingress_cidrs,
+                                 found=seen.network, changes=changes)
+    instances, subnet_id = _converge_instances(aws, spec, seen, ids, tags, role_name, changes)
+
+    if not changes.apply:
+        return None
+    assert ids.vpc_id and ids.internet_gateway_id and ids.route_table_id and ids.security_group_id and subnet_id
+    return Cluster(
+        name=spec.name,
+        region=spec.region,
+        account=account,
+        bucket=bucket,
+        vpc_id=ids.vpc_id,
+        subnet_id=subnet_id,
+        internet_gateway_id=ids.internet_gateway_id,
+        route_table_id=ids.route_table_id,
+        security_group_id=ids.security_group_id,
+        role_name=role_name,
+        instance_profile_name=role_name,
+        ami_id=instances[0].image_id if instances else None,
+        instances=instances,
+    )
+
+
+def _converge_instances(
+    aws: Aws, spec: ClusterSpec, seen: _Observed, ids: network.NetworkIds, tags: dict[str, str],
+    instance_profile: str, changes: ChangeSet,
+) -> tuple[list[Instance], str | None]:
+    ec2 = aws.client("ec2")
+    fitting = [i for i in seen.instances if ec2_instances.matches_spec(i, spec)]
+    unfit = [i for i in seen.instances if not ec2_instances.matches_spec(i, spec)]
+    keep, surplus = fitting[: spec.instance_count], fitting[spec.instance_count :]
+    missing = spec.instance_count - len(keep)
+
+    if unfit:
+        changes.make(
+            Change(action="replace", resource="instances", name=", ".join(i.instance_id for i in unfit),
+                   detail=f"now {_shape(unfit[0])}, spec says {_shape_of_spec(spec)}"),
+            lambda: ec2_instances.terminate_instances(ec2, [i.instance_id for i in unfit]),
+        )
+    if surplus:
+        changes.make(
+            Change(action="delete", resource="instances", name=", ".join(i.instance_id for i in surplus),
+                   detail=f"count {len(fitting)} -> {spec.instance_count}"),
+            lambda: ec2_instances.terminate_instances(ec2, [i.instance_id for i in surplus]),
+        )
+    stopped = [i.instance_id for i in keep if i.state == "stopped"]
+    if stopped:
+        changes.make(Change(action="start", resource="instances", name=", ".join(stopped)),
+                     lambda: ec2_instances.start_instances(ec2, stopped))
+
+    # The cluster lives in one zone (cross-zone traffic would skew every number); a capacity
+    # shortage moves a cluster to the next zone only while it has no instances to keep.
+    if keep:
+        zones = [keep[0].availability_zone]
+    elif missing:
+        offered = ec2_instances.offered_zones(ec2, spec.instance_type, spec.region)
+        zones = sorted(offered, key=lambda z: (seen.network.subnet_in(z) is None, z))
+    else:
+        zones = []
+
+    new_ids: list[str] = []
+    subnet_id: str | None = None
+    tried: list[str] = []
+    for zone in zones:
+        subnet_id = network.ensure_subnet(
+            ec2, cluster=spec.name, zone=zone, tags=tags, found=seen.network, vpc_id=ids.vpc_id,
+            route_table_id=ids.route_table_id, changes=changes,
+        )
+        if not missing:
+            break
+        try:
+            new_ids = _launch(aws, spec, keep, missing, zone, subnet_id, ids, instance_profile, tags, changes)
+            break
+        except CapacityError:
+            tried.append(zone)
+            log.warning("no capacity for %s in %s; trying the next zone", spec.instance_type, zone)
+    else:
+        if tried:
+            raise CapacityError(tried, spec.instance_type)
+
+    if not changes.apply:
+        # Instances still to be launched are named at launch; a plan lists only existing ones.
+        ec2_instances.ensure_names(ec2, spec.name, keep, changes)
+        return [], subnet_id
+    if not (stopped or new_ids) and all(i.state == "running" and i.private_ip for i in keep):
+        running = keep
+    else:
+        running = ec2_instances.wait_running(ec2, [i.instance_id for i in keep] + new_ids)
+    return ec2_instances.ensure_names(ec2, spec.name, running, changes), subnet_id
+
+
+def _launch(
+    aws: Aws, spec: ClusterSpec, keep: list[Instance], count: int, zone: str, subnet_id: str | None,
+    ids: network.NetworkIds, instance_profile: str, tags: dict[str, str], changes: ChangeSet,
+) -> list[str]:
+    detail = f"{count} x {_shape_of_spec(spec)} in {zone}"
+    if not changes.apply:
+        changes.make(Change(action="create", resource="instances", name=spec.name, detail=detail), lambda: None)
+        return []
+    ec2 = aws.client("ec2")
+    ami = ec2_instances.resolve_ami(aws.client("ssm"), ec2, spec.ami)
+    _warn_discovery_conflicts(ec2, spec)
+    assert subnet_id and ids.security_group_id
+    token = ec2_instances.launch_token(cluster=spec.name, region=spec.region, keep=[i.instance_id for i in keep],
+                                       count=count, subnet_id=subnet_id, spec=spec, image_id=ami.image_id)
+    launched = changes.make(
+        Change(action="create", resource="instances", name=spec.name, detail=f"{detail} ({ami.image_id})"),
+        lambda: ec2_instances.launch_instances(
+            ec2, spec=spec, count=count, ami=ami, zone=zone, subnet_id=subnet_id,
+            security_group_id=ids.security_group_id, instance_profile=instance_profile, tags=tags, token=token,
+        ),
+    )
+    return launched or []
+
+
+def _shape(instance: Instance) -> str:
+    return f"{instance.instance_type}{' spot' if instance.spot else ''} {instance.image_id}"
+
+
+def _shape_of_spec(spec: ClusterSpec) -> str:
+    return f"{spec.instance_type}{' spot' if spec.spot else ''}" + (f" {spec.ami}" if spec.ami else "")
+
+
+def _warn_discovery_conflicts(ec2: object, spec: ClusterSpec) -> None:
+    """Workers find peers by the discovery tag: another cluster with the same tag in the region
+    would join this one's queries."""
+    key, value = spec.discovery
+    others = ec2_instances.other_clusters_with_tag(ec2, key, value, spec.name)
+    if others:
+        log.warning(
+            "instances of other clusters (%s) in %s carry the discovery tag %s: their workers will see this "
+            "cluster's as peers. Give one cluster another discovery tag.",
+            ", ".join(sorted(others)), spec.region, spec.discovery_tag,
+        )
+
+
+def status(name: str, *, region: str | None = None, profile: str | None = None) -> Cluster | None:
+    """The cluster as it exists now, or None when nothing of it exists."""
+    region = _checked(name, region)
+    with aws_errors(profile):
+        aws = connect(region=region, profile=profile)
+        account = aws.account()
+        ec2 = aws.client("ec2")
+        net = network.find_network(ec2, name)
+        instances = ec2_instances.find_instances(ec2, name)
+        if net.empty and not instances:
+            return None
+        zone = instances[0].availability_zone if instances else None
+        subnet = (net.subnet_in(zone) if zone else None) or (net.subnets[0] if net.subnets else None)
+        role = iam.role_name(name, region)
+        return Cluster(
+            name=name,
+            region=region,
+            account=account,
+            bucket=net.vpc.tags.get(BUCKET_KEY, "") if net.vpc else "",
+            vpc_id=net.vpc.vpc_id if net.vpc else None,
+            subnet_id=subnet.subnet_id if subnet else None,
+            internet_gateway_id=net.internet_gateway.igw_id if net.internet_gateway else None,
+            route_table_id=net.route_table.route_table_id if net.route_table else None,
+            security_group_id=net.security_group.group_id if net.security_group else None,
+            role_name=role,
+            instance_profile_name=role,
+            ami_id=instances[0].image_id if instances else None,
+            instances=instances,
+        )
+
+
+def teardown(
+    name: str, *, region: str | None = None, profile: str | None = None, delete_bucket: bool = False,
+    bucket: str | None = None,
+) -> TeardownReport:
+    """Delete everything of the cluster, in dependency order; the bucket only on request.
+
+    Returns what was deleted and what is left; ``left`` is empty when the cluster is gone."""
+    region = _checked(name, region)
+    with aws_errors(profile):
+        aws = connect(region=region, profile=profile)
+        account = aws.account()
+        ec2, iam_client, s3 = aws.client("ec2"), aws.client("iam"), aws.client("s3")
+        role_name = iam.role_name(name, region)
+        net = network.find_network(ec2, name)
+        instances = ec2_instances.find_instances(ec2, name, states=(*ec2_instances.LIVE_STATES, "shutting-down"))
+        role = _owned(lambda: iam.find_role(iam_client, role_name))
+        instance_profile = _owned(lambda: iam.find_instance_profile(iam_client, role_name))
+        bucket = (bucket or (net.vpc.tags.get(BUCKET_KEY) if net.vpc else None)
+                  or (role.tags.get(BUCKET_KEY) if role else None)
+                  or os.environ.get("BENCHMARK_BUCKET") or buckets.default_bucket_name(account, region))
+
+        deleted: list[str] = []
+        ids = [i.instance_id for i in instances]
+        if ids:
+            log.info("- terminate %d instance(s)", len(ids))
+            ec2_instances.terminate_instances(ec2, ids)
+            ec2_instances.wait_terminated(ec2, ids)
+            deleted += [f"instance {i}" for i in ids]
+        log.info("- delete network: %s", ", ".join(net.describe()) or "nothing left")
+        deleted += network.delete_network(ec2, net)
+        if instance_profile:
+            iam.delete_instance_profile(iam_client, instance_profile)
+            deleted.append(f"instance-profile {instance_profile.name}")
+        if role:
+            iam.delete_role(iam_client, role)
+            deleted.append(f"iam-role {role.name}")
+
+        left: list[str] = []
+        if delete_bucket:
+            deleted_bucket, reason = _delete_bucket(ec2, s3, name, bucket)
+            if deleted_bucket:
+                deleted.append(f"bucket {bucket}")
+            elif reason:
+                left.append(f"bucket {bucket} ({reason})")
+
+        left += _leftovers(aws, name, role_name, bucket if delete_bucket else None)
+        if not left:
+            (OUTPUTS_DIR / f"{name}.json").unlink(missing_ok=True)
+        return TeardownReport(cluster=name, region=region, deleted=deleted, left=left)
+
+
+def _delete_bucket(ec2: object, s3: object, cluster: str, bucket: str) -> tuple[bool, str]:
+    state = buckets.find_bucket(s3, bucket)
+    if state is None:
+        return False, ""
+    if not state.managed:
+        return False, "not created by dfbench: never deleted"
+    users = sorted(network.clusters_using_bucket(ec2, bucket) - {cluster})
+    if users:
+        return False, f"still used by cluster(s) {', '.join(users)}"
+    log.info("- delete bucket %s with every object version", bucket)
+    buckets.delete_bucket(s3, bucket)
+    return True, ""
+
+
+def _leftovers(aws: Aws, cluster: str, role_name: str, bucket: str | None) -> list[str]:
+    """A fresh look at what still exists: what teardown reports as left."""
+    ec2, iam_client = aws.client("ec2"), aws.client("iam")
+    left = network.find_network(ec2, cluster).describe()
+    left += [f"instance {i.instance_id} ({i.state})"
+             for i in ec2_instances.find_instances(ec2, cluster, states=(*ec2_instances.LIVE_STATES, "shutting-down"))]
+    if _owned(lambda: iam.find_instance_profile(iam_client, role_name)):
+        left.append(f"instance-profile {role_name}")
+    if _owned(lambda: iam.find_role(iam_client, role_name)):
+        left.append(f"iam-role {role_name}")
+    if bucket:
+        state = buckets.find_bucket(aws.client("s3"), bucket)
+        if state is not None and state.managed:
+            left.append(f"bucket {bucket}")
+    return left
+
+
+def _owned(find):  # type: ignore[no-untyped-def]
+    """A find_* result, or None when the resource exists but is not dfbench's (never touched)."""
+    try:
+        return find()
+    except OwnershipError as error:
+        log.warning("%s", error)
+        return None
+
+
+def _checked(name: str, region: str | None) -> str:
+    region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    try:
+        validate_cluster_name(name)
+        validate_region(region)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+    return region
+
+
+def write_outputs_file(cluster: Cluster, directory: Path = OUTPUTS_DIR) -> Path:
+    """The cluster record as JSON (the seed's .cdk-outputs.json), written atomically."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{cluster.name}.json"
+    temporary = path.with_suffix(".json.tmp")
+    temporary.write_text(json.dumps(cluster.model_dump(mode="json"), indent=2) + "\n")
+    os.replace(temporary, path)
+    return path

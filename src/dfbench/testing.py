@@ -1,0 +1,287 @@
+"""The emulator harness shared by the test suite and the benchmark scripts.
+
+- ``MotoServer``: moto in server mode on loopback; dfbench reaches it through AWS_ENDPOINT_URL
+  with real boto3 over HTTP.
+- ``Recorder``: every API call dfbench makes, with the parameters dfbench passed.
+- ``Faults``: answers chosen calls with real AWS error responses (or drops the connection),
+  through botocore ``before-send`` handlers, before the request reaches the emulator.
+- ``MotoGaps``: where moto departs from AWS in a way that matters to dfbench, the AWS behaviour.
+
+Needs the ``test`` extra (moto[server]). Nothing here is used by dfbench itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+from botocore.awsrequest import AWSResponse
+from botocore.client import BaseClient
+
+from dfbench.aws.session import add_client_hook
+
+# moto reads these when it is imported (DESIGN §8): real managed policies, AMI ids checked, and
+# instance types checked against the real catalogue.
+MOTO_FLAGS = {
+    "MOTO_IAM_LOAD_MANAGED_POLICIES": "true",
+    "MOTO_ENABLE_AMI_VALIDATION": "true",
+    "MOTO_EC2_ENABLE_INSTANCE_TYPE_VALIDATION": "true",
+}
+
+READ_PREFIXES = ("Describe", "Get", "List", "Head")
+
+
+def emulator_environment(endpoint: str, region: str = "us-east-1") -> dict[str, str]:
+    """Variables that send every AWS call to the emulator and make sure none can go elsewhere."""
+    return {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_REGION": region,
+        "AWS_DEFAULT_REGION": region,
+        # No instance-metadata credential lookups (169.254.169.254 is not loopback).
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+    }
+
+
+class MotoServer:
+    def __init__(self) -> None:
+        os.environ.update(MOTO_FLAGS)
+        from moto.server import ThreadedMotoServer
+
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self._server.start()
+        host, port = self._server.get_host_and_port()
+        self.url = f"http://{host}:{port}"
+
+    def reset(self) -> None:
+        request = urllib.request.Request(f"{self.url}/moto-api/reset", method="POST")
+        urllib.request.urlopen(request, timeout=10).read()
+
+    def stop(self) -> None:
+        self._server.stop()
+
+
+def _operation(request: Any, event_name: str) -> tuple[str, str]:
+    # event names look like "before-send.ec2.RunInstances"
+    _, service, operation = event_name.split(".", 2)
+    return service, operation
+
+
+@dataclass
+class Call:
+    service: str
+    operation: str
+    params: dict[str, Any]
+
+    @property
+    def mutating(self) -> bool:
+        return not self.operation.startswith(READ_PREFIXES)
+
+
+@dataclass
+class Recorder:
+    """Records each API call once (not each retry), with the parameters dfbench passed."""
+
+    calls: list[Call] = field(default_factory=list)
+
+    def hook(self, client: BaseClient) -> None:
+        client.meta.events.register("provide-client-params", self._record)
+
+    def _record(self, params: dict[str, Any], model: Any, **_: Any) -> None:
+        service = model.service_model.service_id.hyphenize()
+        self.calls.append(Call(service, model.name, json.loads(json.dumps(params, default=str))))
+
+    def named(self, operation: str) -> list[Call]:
+        return [c for c in self.calls if c.operation == operation]
+
+    @property
+    def mutating(self) -> list[Call]:
+        return [c for c in self.calls if c.mutating]
+
+    def clear(self) -> None:
+        self.calls.clear()
+
+
+class _Body:
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield self._body
+
+
+def error_response(service: str, code: str, message: str, status: int) -> AWSResponse:
+    """An error answer in the wire format the service really uses, so botocore parses it (and its
+    retry handler judges it) exactly as it would parse AWS's."""
+    request_id = str(uuid.uuid4())
+    headers = {"x-amzn-requestid": request_id}
+    if service == "ec2":
+        body = (f"<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error></Errors>"
+                f"<RequestID>{request_id}</RequestID></Response>")
+    elif service == "s3":
+        body = f"<Error><Code>{code}</Code><Message>{message}</Message><RequestId>{request_id}</RequestId></Error>"
+    elif service in ("iam", "sts"):
+        body = (f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message>"
+                f"</Error><RequestId>{request_id}</RequestId></ErrorResponse>")
+    else:  # JSON protocols (ssm, ...)
+        headers["content-type"] = "application/x-amz-json-1.1"
+        headers["x-amzn-errortype"] = code
+        body = json.dumps({"__type": code, "message": message})
+    return AWSResponse("https://emulated", status, headers, _Body(body.encode()))
+
+
+@dataclass
+class _Fault:
+    service: str
+    operation: str
+    times: int
+    answer: Callable[[], AWSResponse]
+    when: Callable[[str], bool]
+    hits: int = 0
+
+
+class Faults:
+    """Answer the first ``times`` matching calls with an AWS error (or a dropped connection)."""
+
+    def __init__(self) -> None:
+        self._faults: list[_Fault] = []
+        self._lock = threading.Lock()
+
+    def hook(self, client: BaseClient) -> None:
+        client.meta.events.register_first("before-send", self._before_send)
+
+    def error(self, service: str, operation: str, code: str, message: str = "injected", *, status: int = 400,
+              times: int = 1, when: Callable[[str], bool] = lambda body: True) -> _Fault:
+        fault = _Fault(service, operation, times, lambda: error_response(service, code, message, status), when)
+        self._faults.append(fault)
+        return fault
+
+    def drop_connection(self, service: str, operation: str, *, times: int = 1) -> _Fault:
+        from botocore.exceptions import ConnectionClosedError
+
+        def answer() -> AWSResponse:
+            raise ConnectionClosedError(endpoint_url="https://emulated")
+
+        fault = _Fault(service, operation, times, answer, lambda body: True)
+        self._faults.append(fault)
+        return fault
+
+    def _before_send(self, request: Any, event_name: str, **_: Any) -> AWSResponse | None:
+        service, operation = _operation(request, event_name)
+        body = request.body.decode() if isinstance(request.body, bytes) else str(request.body or "")
+        with self._lock:
+            for fault in self._faults:
+                if (fault.service, fault.operation) == (service, operation) and fault.hits < fault.times \
+                        and fault.when(body):
+                    fault.hits += 1
+                    return fault.answer()
+        return None
+
+
+class Interrupt:
+    """Raise KeyboardInterrupt right after the n-th mutating call has succeeded at AWS: the
+    state an interrupted (or crashed) run leaves behind."""
+
+    def __init__(self, after: int) -> None:
+        self.after = after
+        self.seen = 0
+        self.last: str | None = None
+
+    def hook(self, client: BaseClient) -> None:
+        client.meta.events.register("after-call", self._after_call)
+
+    def _after_call(self, model: Any, http_response: Any = None, **_: Any) -> None:
+        if model.name.startswith(READ_PREFIXES) or (http_response is not None and http_response.status_code >= 300):
+            return
+        self.seen += 1
+        if self.seen == self.after:
+            self.last = model.name
+            raise KeyboardInterrupt(f"interrupted after {model.name}")
+
+
+class MotoGaps:
+    """AWS behaviour moto lacks, supplied at the request boundary.
+
+    - CreateBucket with ``CreateBucketConfiguration.Tags``: AWS tags the bucket atomically; moto
+      ignores the tags. We apply them right after the call succeeds.
+    - Bucket policies: moto treats any Deny statement as denying everything, conditions ignored,
+      so dfbench's TLS-only policy would lock every later call out. Put/Get/DeleteBucketPolicy
+      are answered here, with AWS's responses, from a store of the policies dfbench sent.
+    """
+
+    def __init__(self, endpoint: str) -> None:
+        self.policies: dict[str, str] = {}
+        self._endpoint = endpoint
+
+    def hook(self, client: BaseClient) -> None:
+        if client.meta.service_model.service_name != "s3":
+            return
+        events = client.meta.events
+        events.register("before-parameter-build.s3", self._remember_params)
+        events.register("before-call.s3.PutBucketPolicy", self._put_policy)
+        events.register("before-call.s3.GetBucketPolicy", self._get_policy)
+        events.register("before-call.s3.DeleteBucketPolicy", self._delete_policy)
+        events.register("after-call.s3.DeleteBucket", self._bucket_deleted)
+        events.register("after-call.s3.CreateBucket", self._tag_new_bucket)
+
+    @staticmethod
+    def _remember_params(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        context["api_params"] = dict(params)
+
+    # A before-call handler that returns (http_response, parsed) answers in place of the service.
+    def _put_policy(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> tuple[Any, dict[str, Any]]:
+        api = context["api_params"]
+        self.policies[api["Bucket"]] = api["Policy"]
+        return _Ok(204), {"ResponseMetadata": {"HTTPStatusCode": 204}}
+
+    def _get_policy(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> tuple[Any, dict[str, Any]]:
+        bucket = context["api_params"]["Bucket"]
+        if bucket not in self.policies:
+            return _Ok(404), {"Error": {"Code": "NoSuchBucketPolicy", "Message": "The bucket policy does not exist"},
+                              "ResponseMetadata": {"HTTPStatusCode": 404}}
+        return _Ok(200), {"Policy": self.policies[bucket], "ResponseMetadata": {"HTTPStatusCode": 200}}
+
+    def _delete_policy(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> tuple[Any, dict[str, Any]]:
+        self.policies.pop(context["api_params"]["Bucket"], None)
+        return _Ok(204), {"ResponseMetadata": {"HTTPStatusCode": 204}}
+
+    def _bucket_deleted(self, http_response: Any, context: dict[str, Any], **_: Any) -> None:
+        if http_response.status_code < 300:
+            self.policies.pop(context["api_params"]["Bucket"], None)
+
+    def _tag_new_bucket(self, http_response: Any, context: dict[str, Any], **_: Any) -> None:
+        api = context["api_params"]
+        tags = api.get("CreateBucketConfiguration", {}).get("Tags")
+        if tags and http_response.status_code < 300:
+            raw = boto3.client("s3", endpoint_url=self._endpoint, region_name="us-east-1")
+            raw.put_bucket_tagging(Bucket=api["Bucket"], Tagging={"TagSet": tags})
+
+
+class _Ok:
+    def __init__(self, status: int) -> None:
+        self.status_code = status
+        self.headers: dict[str, str] = {}
+        self.content = b""
+
+
+@contextmanager
+def hooked(*hooks: Callable[[BaseClient], None]) -> Iterator[None]:
+    """Install client hooks for the duration of the block."""
+    removers = [add_client_hook(hook) for hook in hooks]
+    try:
+        yield
+    finally:
+        for remove in removers:
+            remove()

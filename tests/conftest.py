@@ -1,0 +1,54 @@
+"""Fixtures: moto in server mode on loopback, and the request recorder / fault injector."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import boto3
+import pytest
+
+from dfbench.testing import Faults, MotoGaps, MotoServer, Recorder, emulator_environment, hooked
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[MotoServer]:
+    server = MotoServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def aws(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch, tmp_path) -> Iterator[MotoServer]:
+    """A clean emulated account; dfbench's clients reach it through AWS_ENDPOINT_URL."""
+    moto_server.reset()
+    for name in ("AWS_PROFILE", "AWS_VAULT", "BENCHMARK_BUCKET", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                 "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in emulator_environment(moto_server.url).items():
+        monkeypatch.setenv(name, value)
+    # Emulated AWS takes no time: shrink every poll interval instead of sleeping for real.
+    monkeypatch.setenv("DFBENCH_TIME_SCALE", "0.001")
+    monkeypatch.chdir(tmp_path)
+    with hooked(MotoGaps(moto_server.url).hook):
+        yield moto_server
+
+
+@pytest.fixture
+def recorder(aws: MotoServer) -> Iterator[Recorder]:
+    recorder = Recorder()
+    with hooked(recorder.hook):
+        yield recorder
+
+
+@pytest.fixture
+def faults(aws: MotoServer) -> Iterator[Faults]:
+    faults = Faults()
+    with hooked(faults.hook):
+        yield faults
+
+
+@pytest.fixture
+def inspector(aws: MotoServer):
+    """Plain boto3 clients, outside dfbench's client factory, to check what really exists."""
+    session = boto3.Session(region_name="us-east-1")
+    return session
