@@ -9,6 +9,10 @@ REGION ?= $(or $(AWS_REGION),$(AWS_DEFAULT_REGION),us-east-1)
 COUNT ?=
 INSTANCE_TYPE ?=
 PROFILE ?=
+SF ?= 1
+PARTITIONS ?= 16
+DATASET ?= tpch_sf$(SF)
+BUCKET ?=
 
 # Options shared by the cluster commands; empty variables add nothing.
 CLUSTER_ARGS = --cluster $(CLUSTER) --region $(REGION) \
@@ -16,7 +20,7 @@ CLUSTER_ARGS = --cluster $(CLUSTER) --region $(REGION) \
 	$(if $(COUNT),--count $(COUNT)) \
 	$(if $(INSTANCE_TYPE),--instance-type $(INSTANCE_TYPE))
 
-.PHONY: install test provision plan status teardown clean
+.PHONY: install test bench bench-api-calls bench-sync data sync worker provision plan status teardown clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +32,27 @@ install: $(BIN)/.installed
 
 test: install
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# The local TPC-H benchmark is being built (datasets, runner and local worker issues).
+bench: install
+	@echo "make bench: the local TPC-H benchmark has not landed yet; see README.md." >&2
+	@exit 1
+
+bench-api-calls: install
+	$(BIN)/python benchmarks/api_calls.py
+
+bench-sync: install
+	$(BIN)/python benchmarks/sync_vs_awscli.py
+
+data: install
+	$(DFBENCH) data generate --sf $(SF) --partitions $(PARTITIONS)
+
+sync: install
+	$(DFBENCH) data sync $(DATASET) --region $(REGION) $(if $(PROFILE),--profile $(PROFILE)) \
+		$(if $(BUCKET),--bucket $(BUCKET),--cluster $(CLUSTER)) $(if $(DELETE),--delete)
+
+worker: install
+	$(DFBENCH) worker --port 9000 --data-dir benchmarks/data
 
 provision: install
 	$(DFBENCH) provision $(CLUSTER_ARGS)

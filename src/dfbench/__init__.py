@@ -6,6 +6,8 @@ from dfbench.config import ClusterSpec  # noqa: E402
 from dfbench.errors import DfbenchError  # noqa: E402
 from dfbench.models import Change, Cluster, Instance, Plan, TeardownReport  # noqa: E402
 from dfbench.provision import plan, provision, status, teardown  # noqa: E402
+from dfbench.datasets import generate_tpch, list_datasets, remote_tables, sync_dataset  # noqa: E402
+from dfbench.queries import tpch_queries  # noqa: E402
 
 __all__ = [
     "Change",
@@ -16,8 +18,13 @@ __all__ = [
     "Plan",
     "TeardownReport",
     "__version__",
+    "generate_tpch",
+    "list_datasets",
     "plan",
     "provision",
+    "remote_tables",
     "status",
+    "sync_dataset",
     "teardown",
+    "tpch_queries",
 ]

@@ -10,12 +10,13 @@ from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from rich.console import Console
+from rich.markup import escape
 from rich.status import Status
 from rich.table import Table
 
 from dfbench import __version__
 from dfbench.config import make_spec, parse_tag
-from dfbench.errors import ConfigError, DfbenchError
+from dfbench.errors import ClusterNotFound, ConfigError, DfbenchError
 from dfbench.models import Cluster, Plan, TeardownReport
 from dfbench.provision import plan, provision, status, teardown
 
@@ -71,6 +72,32 @@ def _parser() -> argparse.ArgumentParser:
     command = cluster_command("teardown", "delete the cluster (the bucket only with --delete-bucket)")
     command.add_argument("--delete-bucket", action="store_true",
                          help="also delete the bucket dfbench created, with every object in it")
+
+    data = commands.add_parser("data", help="TPC-H datasets: generate, sync to the bucket, list")
+    data_commands = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
+    generate = data_commands.add_parser("generate", help="generate TPC-H parquet data with tpchgen-cli")
+    generate.add_argument("--sf", required=True, help="scale factor, e.g. 1, 0.1, 10")
+    generate.add_argument("--partitions", type=int, default=16, help="files per table (default 16)")
+    generate.add_argument("--compression", default="SNAPPY", help="parquet compression (default SNAPPY)")
+    generate.add_argument("--force", action="store_true", help="regenerate even when complete")
+    sync = data_commands.add_parser("sync", help="upload a dataset to the bucket, skipping unchanged files")
+    sync.add_argument("dataset", help="dataset folder name, e.g. tpch_sf10")
+    sync.add_argument("--delete", action="store_true", help="delete remote files that are gone locally")
+    listing = data_commands.add_parser("list", help="local datasets, and the bucket's with --bucket/--cluster")
+    for command in (generate, sync, listing):
+        command.add_argument("--data-dir", default="benchmarks/data", help="default benchmarks/data")
+    for command in (sync, listing):
+        command.add_argument("--bucket", help="S3 bucket (default: the cluster's)")
+        command.add_argument("--cluster", help="cluster whose bucket to use")
+        command.add_argument("--region", help="AWS region (default: AWS_REGION, else us-east-1)")
+        command.add_argument("--profile", help="AWS profile")
+        command.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    worker = commands.add_parser("worker", help="run the local DataFusion worker (no AWS)")
+    worker.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    worker.add_argument("--port", type=int, default=9000, help="port (default 9000; 0 picks a free one)")
+    worker.add_argument("--data-dir", help="folder that relative LOCATION paths resolve against")
+    worker.add_argument("--quiet", action="store_true", help="do not log each request")
     return parser
 
 
@@ -154,7 +181,61 @@ def _emit(args: argparse.Namespace, result: Any, render: Callable[[Any], None]) 
         render(result)
 
 
+def _cluster_of(args: argparse.Namespace) -> Cluster | None:
+    if not args.cluster:
+        return None
+    cluster = status(args.cluster, region=args.region, profile=args.profile)
+    if cluster is None:
+        raise ClusterNotFound(args.cluster, args.region or "the default region")
+    return cluster
+
+
+def _run_data(args: argparse.Namespace) -> int:
+    from dfbench import datasets
+
+    if args.data_command == "generate":
+        result = datasets.generate_tpch(args.sf, partitions=args.partitions, data_dir=args.data_dir,
+                                        compression=args.compression, force=args.force)
+        if result.generated:
+            out.print(f"generated {result.path}: {len(result.manifest.files)} files, "
+                      f"{_size(result.manifest.total_bytes)}")
+        else:
+            out.print(f"{result.path} is complete: nothing to do")
+        return 0
+    if args.data_command == "sync":
+        report = datasets.sync_dataset(args.dataset, bucket=args.bucket, cluster=_cluster_of(args),
+                                       data_dir=args.data_dir, delete=args.delete, region=args.region,
+                                       profile=args.profile)
+        _emit(args, report, lambda r: out.print(
+            f"s3://{r.bucket}/{r.dataset}/: uploaded {r.uploaded_files} files ({_size(r.uploaded_bytes)}), "
+            f"skipped {r.skipped_files} unchanged, deleted {r.deleted_files}"))
+        return 0
+    found = datasets.list_datasets(args.data_dir, bucket=args.bucket, cluster=_cluster_of(args),
+                                   region=args.region, profile=args.profile)
+    if args.json:
+        print(json.dumps([d.model_dump(mode="json") for d in found], indent=2))
+        return 0
+    table = Table(show_header=True, header_style="bold")
+    for column in ("dataset", "location", "complete", "files", "size", "scale factor"):
+        table.add_column(column)
+    for d in found:
+        table.add_row(d.name, d.location, "yes" if d.complete else "[yellow]no[/]", str(d.files), _size(d.bytes),
+                      f"{d.scale_factor:g}" if d.scale_factor is not None else "-")
+    out.print(table if found else f"no datasets in {args.data_dir}")
+    return 0
+
+
+def _size(count: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if count < 1024 or unit == "GiB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024  # type: ignore[assignment]
+    raise AssertionError("unreachable")
+
+
 def _run(args: argparse.Namespace) -> int:
+    if args.command == "data":
+        return _run_data(args)
     if args.command == "provision":
         spec = _spec(args)
         _emit(args, provision(spec, profile=args.profile), _render_cluster)
@@ -176,6 +257,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     logger = logging.getLogger("dfbench")
     try:
         args = _parser().parse_args(argv)
+        if args.command == "worker":
+            # A server, not a command with progress: it owns the terminal until stopped.
+            from dfbench import localworker
+
+            return localworker.main(
+                ["--host", args.host, "--port", str(args.port)]
+                + (["--data-dir", args.data_dir] if args.data_dir else []) + (["--quiet"] if args.quiet else [])
+            )
         logger.setLevel(logging.DEBUG if args.verbose else logging.INFO)
         if args.verbose:
             logging.getLogger("botocore.retryhandler").setLevel(logging.DEBUG)
@@ -187,7 +276,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             finally:
                 logger.removeHandler(handler)
     except DfbenchError as error:
-        err.print(f"[red]error:[/] {error}", markup=True)
+        # The message carries user input (a region, a tag): text, never markup.
+        err.print(f"[red]error:[/] {escape(str(error))}", markup=True)
         return error.exit_code
     except KeyboardInterrupt:
         err.print("[yellow]interrupted.[/] Every dfbench command converges when run again.")

@@ -26,12 +26,12 @@ DEFAULT_DISCOVERY_TAG = "BenchmarkCluster=datafusion"
 # The cluster name feeds IAM names (`dfbench-<name>-<region>`, at most 64 characters with the
 # longest region names), the security group name, Name tags and the launch ClientToken (64).
 MAX_NAME_LENGTH = 32
-_NAME = re.compile(r"^[a-z][a-z0-9-]*[a-z0-9]$")
-_REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d{1,2}$")
-_INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
-_AMI = re.compile(r"^ami-[0-9a-f]{8}([0-9a-f]{9})?$")
+_NAME = re.compile(r"^[a-z]([a-z0-9-]*[a-z0-9])?\Z")
+_REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d{1,2}\Z")
+_INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+\Z")
+_AMI = re.compile(r"^ami-[0-9a-f]{8}([0-9a-f]{9})?\Z")
 # https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html
-_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\Z")
 _RESERVED_TAG_PREFIXES = ("aws:", "dfbench:")
 
 
@@ -86,14 +86,17 @@ class ClusterSpec(BaseModel):
     region: str = Field(
         default_factory=lambda: os.environ.get("AWS_REGION")
         or os.environ.get("AWS_DEFAULT_REGION")
-        or DEFAULT_REGION
+        or DEFAULT_REGION,
+        validate_default=True,
     )
     instance_type: str = DEFAULT_INSTANCE_TYPE
     instance_count: Annotated[int, Field(ge=1, le=100)] = DEFAULT_INSTANCE_COUNT
     ami: str | None = None
     volume_size_gib: Annotated[int, Field(ge=8, le=16384)] = 200
     volume_type: Literal["gp3", "gp2", "io2"] = "gp3"
-    bucket: str | None = Field(default_factory=lambda: os.environ.get("BENCHMARK_BUCKET") or None)
+    bucket: str | None = Field(
+        default_factory=lambda: os.environ.get("BENCHMARK_BUCKET") or None, validate_default=True
+    )
     ttl_hours: Annotated[float, Field(gt=0, le=24 * 30)] | None = None
     spot: bool = False
     ssh_ingress_cidrs: tuple[str, ...] = ()

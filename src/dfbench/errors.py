@@ -103,6 +103,27 @@ class ClusterNotFound(DfbenchError):
         )
 
 
+class WorkerUnreachable(DfbenchError):
+    """No benchmark worker answers at the URL (or what answers is not one)."""
+
+    def __init__(self, url: str, detail: str = "") -> None:
+        self.url = url
+        super().__init__(
+            f"No worker at {url}"
+            + (f" ({detail})" if detail else "")
+            + ": start one with `dfbench worker` (or `make worker`), or check the tunnel / URL."
+        )
+
+
+class QueryFailed(DfbenchError):
+    """The worker answered a query with an error; ``text`` is the worker's message."""
+
+    def __init__(self, text: str, status: int = 500) -> None:
+        self.text = text
+        self.status = status
+        super().__init__(text)
+
+
 # Error codes by what they mean to the user. Codes vary across services for the same thing
 # (STS says InvalidClientTokenId, EC2 says AuthFailure), hence the sets.
 _CREDENTIAL_CODES = {
@@ -139,14 +160,16 @@ def error_code(error: BaseException) -> str:
 
 
 def credentials_error(detail: str, profile: str | None = None) -> CredentialsError:
-    """An actionable message naming the auth method in use and how to fix it."""
+    """An actionable message naming the auth method in use and how to fix it. An explicit
+    ``profile`` (--profile) comes first: botocore then ignores credentials in the environment."""
+    explicit = bool(profile)
     profile = profile or os.environ.get("AWS_PROFILE")
-    if os.environ.get("AWS_VAULT"):
+    if os.environ.get("AWS_VAULT") and not explicit:
         fix = (
             f"aws-vault session for {os.environ['AWS_VAULT']!r} is not valid: re-run the command "
             "through your wrapper, e.g. `aws-vault exec <profile> -- make provision`."
         )
-    elif os.environ.get("AWS_ACCESS_KEY_ID"):
+    elif os.environ.get("AWS_ACCESS_KEY_ID") and not explicit:
         fix = (
             "Environment credentials (AWS_ACCESS_KEY_ID) are set but not accepted: export fresh "
             "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for temporary "

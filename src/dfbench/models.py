@@ -101,6 +101,8 @@ class TeardownReport(Record):
     region: str
     deleted: list[str]
     left: list[str]
+    # Steps that failed, with AWS's reason; what they should have deleted is in ``left``.
+    errors: list[str] = []
 
     @property
     def clean(self) -> bool:

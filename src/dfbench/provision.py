@@ -10,8 +10,11 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from botocore.exceptions import ClientError
 
 from dfbench.aws import bucket as buckets
 from dfbench.aws import iam
@@ -20,7 +23,15 @@ from dfbench.aws import network
 from dfbench.aws.session import Aws, connect
 from dfbench.aws.tags import BUCKET_KEY, cluster_tags
 from dfbench.config import ClusterSpec, validate_cluster_name, validate_region
-from dfbench.errors import CapacityError, ConfigError, OwnershipError, aws_errors
+from dfbench.errors import (
+    CapacityError,
+    ConfigError,
+    CredentialsError,
+    OwnershipError,
+    WaitTimeout,
+    aws_errors,
+    translate,
+)
 from dfbench.models import Change, ChangeSet, Cluster, Instance, Plan, TeardownReport
 
 log = logging.getLogger("dfbench")
@@ -146,11 +157,12 @@ def _converge_instances(
 
     new_ids: list[str] = []
     subnet_id: str | None = None
+    subnets = list(seen.network.subnets)
     tried: list[str] = []
     for zone in zones:
         subnet_id = network.ensure_subnet(
-            ec2, cluster=spec.name, zone=zone, tags=tags, found=seen.network, vpc_id=ids.vpc_id,
-            route_table_id=ids.route_table_id, changes=changes,
+            ec2, cluster=spec.name, zone=zone, tags=tags, subnets=subnets, route_table=seen.network.route_table,
+            vpc_id=ids.vpc_id, route_table_id=ids.route_table_id, changes=changes,
         )
         if not missing:
             break
@@ -257,7 +269,9 @@ def teardown(
 ) -> TeardownReport:
     """Delete everything of the cluster, in dependency order; the bucket only on request.
 
-    Returns what was deleted and what is left; ``left`` is empty when the cluster is gone."""
+    A step that fails is reported, not raised, and the steps that do not depend on it still run:
+    the report says what was deleted, what is left and why. ``left`` is empty when the cluster is
+    gone, and running teardown again picks up whatever is left."""
     region = _checked(name, region)
     with aws_errors(profile):
         aws = connect(region=region, profile=profile)
@@ -265,72 +279,87 @@ def teardown(
         ec2, iam_client, s3 = aws.client("ec2"), aws.client("iam"), aws.client("s3")
         role_name = iam.role_name(name, region)
         net = network.find_network(ec2, name)
-        instances = ec2_instances.find_instances(ec2, name, states=(*ec2_instances.LIVE_STATES, "shutting-down"))
+        instances = ec2_instances.find_instances(ec2, name, states=_NOT_TERMINATED)
         role = _owned(lambda: iam.find_role(iam_client, role_name))
         instance_profile = _owned(lambda: iam.find_instance_profile(iam_client, role_name))
         bucket = (bucket or (net.vpc.tags.get(BUCKET_KEY) if net.vpc else None)
                   or (role.tags.get(BUCKET_KEY) if role else None)
                   or os.environ.get("BENCHMARK_BUCKET") or buckets.default_bucket_name(account, region))
+        bucket_state = buckets.find_bucket(s3, bucket) if delete_bucket else None
+        before = _inventory(net, instances, role, instance_profile, bucket_state)
 
-        deleted: list[str] = []
+        errors: list[str] = []
         ids = [i.instance_id for i in instances]
-        if ids:
-            log.info("- terminate %d instance(s)", len(ids))
-            ec2_instances.terminate_instances(ec2, ids)
-            ec2_instances.wait_terminated(ec2, ids)
-            deleted += [f"instance {i}" for i in ids]
-        log.info("- delete network: %s", ", ".join(net.describe()) or "nothing left")
-        deleted += network.delete_network(ec2, net)
-        if instance_profile:
-            iam.delete_instance_profile(iam_client, instance_profile)
-            deleted.append(f"instance-profile {instance_profile.name}")
-        if role:
-            iam.delete_role(iam_client, role)
-            deleted.append(f"iam-role {role.name}")
+        # The network cannot go while instances hold network interfaces in it.
+        if _step(errors, f"terminate {len(ids)} instance(s)", lambda: _terminate(ec2, ids), skip=not ids):
+            _step(errors, "delete network", lambda: network.delete_network(ec2, net), skip=net.empty)
+        # An instance profile must lose its role before either can be deleted.
+        if _step(errors, f"delete instance profile {role_name}",
+                 lambda: iam.delete_instance_profile(iam_client, instance_profile), skip=instance_profile is None):
+            _step(errors, f"delete role {role_name}", lambda: iam.delete_role(iam_client, role), skip=role is None)
 
-        left: list[str] = []
-        if delete_bucket:
-            deleted_bucket, reason = _delete_bucket(ec2, s3, name, bucket)
-            if deleted_bucket:
-                deleted.append(f"bucket {bucket}")
-            elif reason:
-                left.append(f"bucket {bucket} ({reason})")
+        notes: list[str] = []
+        if bucket_state is not None:
+            if not bucket_state.managed:
+                notes.append(f"bucket {bucket} (not created by dfbench: never deleted)")
+            elif users := sorted(network.clusters_using_bucket(ec2, bucket) - {name}):
+                notes.append(f"bucket {bucket} (still used by cluster(s) {', '.join(users)})")
+            else:
+                _step(errors, f"delete bucket {bucket} with every object version",
+                      lambda: buckets.delete_bucket(s3, bucket))
 
-        left += _leftovers(aws, name, role_name, bucket if delete_bucket else None)
+        # A fresh look, not bookkeeping: what is left is what AWS still has.
+        after = _inventory(
+            network.find_network(ec2, name),
+            ec2_instances.find_instances(ec2, name, states=_NOT_TERMINATED),
+            _owned(lambda: iam.find_role(iam_client, role_name)),
+            _owned(lambda: iam.find_instance_profile(iam_client, role_name)),
+            buckets.find_bucket(s3, bucket) if bucket_state is not None and bucket_state.managed else None,
+        )
+        left = after + notes
         if not left:
             (OUTPUTS_DIR / f"{name}.json").unlink(missing_ok=True)
-        return TeardownReport(cluster=name, region=region, deleted=deleted, left=left)
+        return TeardownReport(cluster=name, region=region, deleted=[x for x in before if x not in after],
+                              left=left, errors=errors)
 
 
-def _delete_bucket(ec2: object, s3: object, cluster: str, bucket: str) -> tuple[bool, str]:
-    state = buckets.find_bucket(s3, bucket)
-    if state is None:
-        return False, ""
-    if not state.managed:
-        return False, "not created by dfbench: never deleted"
-    users = sorted(network.clusters_using_bucket(ec2, bucket) - {cluster})
-    if users:
-        return False, f"still used by cluster(s) {', '.join(users)}"
-    log.info("- delete bucket %s with every object version", bucket)
-    buckets.delete_bucket(s3, bucket)
-    return True, ""
+_NOT_TERMINATED = (*ec2_instances.LIVE_STATES, "shutting-down")
 
 
-def _leftovers(aws: Aws, cluster: str, role_name: str, bucket: str | None) -> list[str]:
-    """A fresh look at what still exists: what teardown reports as left."""
-    ec2, iam_client = aws.client("ec2"), aws.client("iam")
-    left = network.find_network(ec2, cluster).describe()
-    left += [f"instance {i.instance_id} ({i.state})"
-             for i in ec2_instances.find_instances(ec2, cluster, states=(*ec2_instances.LIVE_STATES, "shutting-down"))]
-    if _owned(lambda: iam.find_instance_profile(iam_client, role_name)):
-        left.append(f"instance-profile {role_name}")
-    if _owned(lambda: iam.find_role(iam_client, role_name)):
-        left.append(f"iam-role {role_name}")
-    if bucket:
-        state = buckets.find_bucket(aws.client("s3"), bucket)
-        if state is not None and state.managed:
-            left.append(f"bucket {bucket}")
-    return left
+def _terminate(ec2: object, instance_ids: list[str]) -> None:
+    ec2_instances.terminate_instances(ec2, instance_ids)
+    ec2_instances.wait_terminated(ec2, instance_ids)
+
+
+def _step(errors: list[str], what: str, action: Callable[[], object], *, skip: bool = False) -> bool:
+    """Run one teardown step. An AWS failure is recorded in ``errors`` and returns False, so
+    that independent steps still run; credential problems still stop everything."""
+    if skip:
+        return True
+    log.info("- %s", what)
+    try:
+        action()
+    except (ClientError, WaitTimeout) as error:
+        if isinstance(translate(error), CredentialsError):
+            raise
+        errors.append(f"{what}: {error}")
+        log.warning("could not %s: %s", what, error)
+        return False
+    return True
+
+
+def _inventory(
+    net: network.Network, instances: list[Instance], role: iam.Role | None,
+    instance_profile: iam.InstanceProfile | None, bucket: buckets.BucketState | None,
+) -> list[str]:
+    """One line per resource of the cluster, in teardown order."""
+    return (
+        [f"instance {i.instance_id}" for i in instances]
+        + net.describe()
+        + ([f"instance-profile {instance_profile.name}"] if instance_profile else [])
+        + ([f"iam-role {role.name}"] if role else [])
+        + ([f"bucket {bucket.name}"] if bucket and bucket.managed else [])
+    )
 
 
 def _owned(find):  # type: ignore[no-untyped-def]

@@ -200,7 +200,7 @@ class Interrupt:
         self.last: str | None = None
 
     def hook(self, client: BaseClient) -> None:
-        client.meta.events.register("after-call", self._after_call)
+        client.meta.events.register_last("after-call", self._after_call)
 
     def _after_call(self, model: Any, http_response: Any = None, **_: Any) -> None:
         if model.name.startswith(READ_PREFIXES) or (http_response is not None and http_response.status_code >= 300):

@@ -338,14 +338,17 @@ def _rule_text(rule: Rule) -> str:
 
 
 def ensure_subnet(
-    ec2: Any, *, cluster: str, zone: str, tags: dict[str, str], found: Network,
-    vpc_id: str | None, route_table_id: str | None, changes: ChangeSet,
+    ec2: Any, *, cluster: str, zone: str, tags: dict[str, str], subnets: list[Subnet],
+    route_table: RouteTable | None, vpc_id: str | None, route_table_id: str | None, changes: ChangeSet,
 ) -> str | None:
-    """The cluster's public subnet in ``zone``: public IPs on launch, routed to the gateway."""
-    subnet = found.subnet_in(zone)
+    """The cluster's public subnet in ``zone``: public IPs on launch, routed to the gateway.
+
+    ``subnets`` are the cluster's subnets so far; one created here is appended, so that the next
+    zone tried in the same run picks a CIDR of its own."""
+    subnet = next((s for s in subnets if s.zone == zone), None)
     subnet_id = subnet.subnet_id if subnet else None
     if subnet is None:
-        cidr = next_free_cidr(found.subnets)
+        cidr = next_free_cidr(subnets)
         subnet_id = changes.make(
             Change(action="create", resource="subnet", name=f"{cluster}-{zone}", detail=f"{cidr} in {zone}"),
             lambda: ec2.create_subnet(
@@ -353,15 +356,17 @@ def ensure_subnet(
                 TagSpecifications=tag_specifications("subnet", tags),
             )["Subnet"]["SubnetId"],
         )
+        subnets.append(Subnet(subnet_id or "planned", vpc_id or "planned", zone, cidr, public_ip_on_launch=False))
     if subnet is None or not subnet.public_ip_on_launch:
         changes.make(
-            Change(action="update", resource="subnet", name=subnet_id or f"{cluster}-{zone}", detail="public IPs on launch"),
+            Change(action="update", resource="subnet", name=subnet_id or f"{cluster}-{zone}",
+                   detail="public IPs on launch"),
             lambda: ec2.modify_subnet_attribute(SubnetId=subnet_id, MapPublicIpOnLaunch={"Value": True}),
         )
-    table = found.route_table
-    if subnet is None or table is None or subnet.subnet_id not in table.associations:
+    if subnet is None or route_table is None or subnet.subnet_id not in route_table.associations:
         changes.make(
-            Change(action="update", resource="subnet", name=subnet_id or f"{cluster}-{zone}", detail="use the route table"),
+            Change(action="update", resource="subnet", name=subnet_id or f"{cluster}-{zone}",
+                   detail="use the route table"),
             lambda: ec2.associate_route_table(RouteTableId=route_table_id, SubnetId=subnet_id),
         )
     return subnet_id

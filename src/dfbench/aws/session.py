@@ -13,8 +13,11 @@ from collections.abc import Callable
 from typing import Any
 
 import boto3
+import botocore.loaders
+import botocore.session
 from botocore.client import BaseClient
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 from dfbench import __version__
 from dfbench.errors import aws_errors
@@ -24,6 +27,25 @@ from dfbench.errors import aws_errors
 # https://docs.aws.amazon.com/sdkref/latest/guide/feature-retry-behavior.html
 # Provisioning is a burst of control-plane calls, so allow more attempts than the default 3.
 RETRY_POLICY = {"mode": "standard", "max_attempts": 10}
+# EC2 reports a capacity shortage with HTTP 500, which botocore retries as a transient error: up
+# to max_attempts times with backoff, minutes in the same zone. dfbench tries the next zone
+# instead, so these codes reach it at once.
+# https://docs.aws.amazon.com/AWSEC2/latest/APIReference/errors-overview.html#api-error-codes-table-server
+NOT_RETRIED = {"InsufficientInstanceCapacity", "InsufficientHostCapacity", "InsufficientCapacity"}
+
+
+def _stop_retrying_capacity_errors(response: Any = None, operation: Any = None, **_: Any) -> None:
+    if response is None:
+        return
+    parsed = response[1]
+    if parsed.get("Error", {}).get("Code") in NOT_RETRIED:
+        # Raising from needs-retry ends the retry loop with the error the caller would get anyway.
+        raise ClientError(parsed, operation.name)
+
+# Parsing a service's JSON model is most of the cost of creating a client (about 0.1 s each).
+# Sessions are made per command (credentials and region may differ), but the models do not
+# change: one loader for the process parses each model once.
+_MODEL_LOADER = botocore.loaders.create_loader()
 
 ClientHook = Callable[[BaseClient], None]
 _client_hooks: list[ClientHook] = []
@@ -46,8 +68,10 @@ class Aws:
     def __init__(self, *, region: str, profile: str | None = None) -> None:
         self.region = region
         self.profile = profile
+        core = botocore.session.get_session()
+        core.register_component("data_loader", _MODEL_LOADER)
         with aws_errors(profile):
-            self.session = boto3.Session(profile_name=profile, region_name=region)
+            self.session = boto3.Session(botocore_session=core, profile_name=profile, region_name=region)
         self._config = Config(
             region_name=region,
             retries=RETRY_POLICY,  # type: ignore[arg-type]
@@ -63,6 +87,8 @@ class Aws:
         with self._lock:
             if service not in self._clients:
                 client = self.session.client(service, config=self._config)
+                if service == "ec2":
+                    client.meta.events.register_first("needs-retry.ec2.RunInstances", _stop_retrying_capacity_errors)
                 for hook in list(_client_hooks):
                     hook(client)
                 self._clients[service] = client

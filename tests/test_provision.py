@@ -1,0 +1,225 @@
+"""provision / plan / status / teardown against moto server: idempotency, convergence, interrupts."""
+
+from __future__ import annotations
+
+import pytest
+
+import dfbench
+from dfbench import ClusterSpec
+from dfbench.testing import Interrupt, hooked
+
+
+def inventory(session, cluster: str) -> dict[str, list[str]]:
+    """What exists for a cluster, seen through plain boto3 clients (not dfbench's)."""
+    ec2, iam = session.client("ec2"), session.client("iam")
+    tag = [{"Name": "tag:dfbench:cluster", "Values": [cluster]}]
+    found = {
+        "vpc": [v["VpcId"] for v in ec2.describe_vpcs(Filters=tag)["Vpcs"]],
+        "subnet": [s["SubnetId"] for s in ec2.describe_subnets(Filters=tag)["Subnets"]],
+        "igw": [g["InternetGatewayId"] for g in ec2.describe_internet_gateways(Filters=tag)["InternetGateways"]],
+        "route_table": [r["RouteTableId"] for r in ec2.describe_route_tables(Filters=tag)["RouteTables"]],
+        "security_group": [g["GroupId"] for g in ec2.describe_security_groups(Filters=tag)["SecurityGroups"]],
+        "instance": [
+            i["InstanceId"]
+            for r in ec2.describe_instances(
+                Filters=[*tag, {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]}]
+            )["Reservations"]
+            for i in r["Instances"]
+        ],
+        "role": [r["RoleName"] for r in iam.list_roles()["Roles"] if r["RoleName"].startswith(f"dfbench-{cluster}-")],
+        "instance_profile": [
+            p["InstanceProfileName"]
+            for p in iam.list_instance_profiles()["InstanceProfiles"]
+            if p["InstanceProfileName"].startswith(f"dfbench-{cluster}-")
+        ],
+    }
+    return {kind: sorted(ids) for kind, ids in found.items()}
+
+
+def dfbench_buckets(session) -> list[str]:
+    s3 = session.client("s3")
+    names = []
+    for bucket in s3.list_buckets()["Buckets"]:
+        try:
+            tags = s3.get_bucket_tagging(Bucket=bucket["Name"])["TagSet"]
+        except s3.exceptions.ClientError:
+            continue
+        if {"Key": "dfbench:managed", "Value": "true"} in tags:
+            names.append(bucket["Name"])
+    return names
+
+
+def assert_converged(session, cluster: str, count: int) -> dict[str, list[str]]:
+    found = inventory(session, cluster)
+    singles = {k: len(v) for k, v in found.items() if k != "instance"}
+    assert singles == dict.fromkeys(singles, 1), found
+    assert len(found["instance"]) == count, found
+    return found
+
+
+def test_provision_three_times_gives_one_set_of_resources(aws, inspector, recorder):
+    spec = ClusterSpec(name="idem", instance_count=3)
+    first = dfbench.provision(spec)
+    assert len(first.instances) == 3
+    assert all(i.state == "running" and i.private_ip for i in first.instances)
+    assert [i.name for i in first.instances] == ["idem-0", "idem-1", "idem-2"]
+    before = assert_converged(inspector, "idem", 3)
+
+    recorder.clear()
+    second, third = dfbench.provision(spec), dfbench.provision(spec)
+    assert second == third == first
+    assert recorder.mutating == [], [c.operation for c in recorder.mutating]
+    assert assert_converged(inspector, "idem", 3) == before
+    assert dfbench.plan(spec).changes == []
+
+
+def test_plan_is_read_only_and_lists_everything(aws, recorder):
+    result = dfbench.plan(ClusterSpec(name="planned", instance_count=4))
+    assert recorder.mutating == []
+    created = {(c.action, c.resource) for c in result.changes}
+    for resource in ("bucket", "iam-role", "instance-profile", "vpc", "internet-gateway", "route-table",
+                     "subnet", "security-group", "instances"):
+        assert ("create", resource) in created, resource
+    launch = next(c for c in result.changes if c.resource == "instances")
+    assert launch.detail.startswith("4 x c5n.2xlarge")
+    assert dfbench.status("planned") is None
+
+
+def test_count_changes_converge_without_duplicates(aws, inspector, recorder):
+    cluster = dfbench.provision(ClusterSpec(name="scale", instance_count=3))
+    original = {i.instance_id for i in cluster.instances}
+
+    recorder.clear()
+    grown = dfbench.provision(ClusterSpec(name="scale", instance_count=5))
+    launches = recorder.named("RunInstances")
+    assert [(c.params["MinCount"], c.params["MaxCount"]) for c in launches] == [(2, 2)]
+    assert recorder.named("TerminateInstances") == []
+    assert original <= {i.instance_id for i in grown.instances}
+    assert sorted(i.name for i in grown.instances) == [f"scale-{n}" for n in range(5)]
+    assert_converged(inspector, "scale", 5)
+    assert dfbench.plan(ClusterSpec(name="scale", instance_count=5)).changes == []
+
+    recorder.clear()
+    shrunk = dfbench.provision(ClusterSpec(name="scale", instance_count=2))
+    assert recorder.named("RunInstances") == []
+    (terminate,) = recorder.named("TerminateInstances")
+    assert len(terminate.params["InstanceIds"]) == 3
+    # The lowest-numbered instances stay; the newest names go.
+    assert [i.name for i in shrunk.instances] == ["scale-0", "scale-1"]
+    assert_converged(inspector, "scale", 2)
+    assert dfbench.plan(ClusterSpec(name="scale", instance_count=2)).changes == []
+
+
+def test_changed_instance_type_replaces_instances(aws, inspector):
+    dfbench.provision(ClusterSpec(name="retype", instance_count=2))
+    spec = ClusterSpec(name="retype", instance_count=2, instance_type="c5.xlarge")
+    planned = dfbench.plan(spec)
+    assert [c.action for c in planned.changes if c.resource == "instances"] == ["replace", "create"]
+    cluster = dfbench.provision(spec)
+    assert {i.instance_type for i in cluster.instances} == {"c5.xlarge"}
+    assert_converged(inspector, "retype", 2)
+
+
+def test_stopped_instance_is_started(aws, inspector):
+    cluster = dfbench.provision(ClusterSpec(name="stopped", instance_count=2))
+    stopped = cluster.instances[1].instance_id
+    inspector.client("ec2").stop_instances(InstanceIds=[stopped])
+    planned = dfbench.plan(ClusterSpec(name="stopped", instance_count=2))
+    assert [(c.action, c.name) for c in planned.changes] == [("start", stopped)]
+    again = dfbench.provision(ClusterSpec(name="stopped", instance_count=2))
+    assert {i.state for i in again.instances} == {"running"}
+    assert {i.instance_id for i in again.instances} == {i.instance_id for i in cluster.instances}
+
+
+def test_interrupted_provision_converges_from_any_point(aws, inspector, recorder):
+    """Interrupt after each mutating call of a cold provision in turn, then run again."""
+    spec = ClusterSpec(name="intr", instance_count=2)
+    dfbench.provision(spec)
+    mutating = len(recorder.mutating)
+    assert mutating >= 15
+    dfbench.teardown("intr", delete_bucket=True)
+
+    for after in range(1, mutating + 1):
+        aws.reset()
+        interrupt = Interrupt(after=after)
+        with hooked(interrupt.hook), pytest.raises(KeyboardInterrupt):
+            dfbench.provision(spec)
+        recorder.clear()
+        cluster = dfbench.provision(spec)
+        assert len(cluster.instances) == 2, f"interrupted after {interrupt.last} (call {after})"
+        assert_converged(inspector, "intr", 2)
+        assert dfbench.plan(spec).changes == [], f"after {interrupt.last}"
+        # The re-run never launched more than what was missing.
+        launched = sum(c.params["MaxCount"] for c in recorder.named("RunInstances"))
+        assert launched <= 2
+
+        report = dfbench.teardown("intr", delete_bucket=True)
+        assert report.left == [], f"after {interrupt.last}"
+        assert inventory(inspector, "intr") == dict.fromkeys(inventory(inspector, "intr"), [])
+        assert dfbench_buckets(inspector) == []
+        again = dfbench.teardown("intr", delete_bucket=True)
+        assert (again.deleted, again.left) == ([], [])
+
+
+def test_interrupted_teardown_converges(aws, inspector, recorder):
+    spec = ClusterSpec(name="td", instance_count=2)
+    dfbench.provision(spec)
+    recorder.clear()
+    dfbench.teardown("td", delete_bucket=True)
+    mutating = len(recorder.mutating)
+
+    for after in range(1, mutating + 1):
+        aws.reset()
+        dfbench.provision(spec)
+        interrupt = Interrupt(after=after)
+        with hooked(interrupt.hook), pytest.raises(KeyboardInterrupt):
+            dfbench.teardown("td", delete_bucket=True)
+        report = dfbench.teardown("td", delete_bucket=True)
+        assert report.left == [], f"after {interrupt.last}"
+        assert inventory(inspector, "td") == dict.fromkeys(inventory(inspector, "td"), [])
+        assert dfbench_buckets(inspector) == []
+
+
+def test_teardown_reports_and_second_teardown_does_nothing(aws, inspector):
+    cluster = dfbench.provision(ClusterSpec(name="gone", instance_count=2))
+    report = dfbench.teardown("gone")
+    assert report.clean and report.left == []
+    assert {f"instance {i.instance_id}" for i in cluster.instances} <= set(report.deleted)
+    assert f"vpc {cluster.vpc_id}" in report.deleted
+    assert f"iam-role {cluster.role_name}" in report.deleted
+    assert inventory(inspector, "gone") == dict.fromkeys(inventory(inspector, "gone"), [])
+    # The bucket holds datasets: it survives a plain teardown.
+    assert dfbench_buckets(inspector) == [cluster.bucket]
+    assert dfbench.status("gone") is None
+    second = dfbench.teardown("gone")
+    assert (second.deleted, second.left) == ([], [])
+
+
+def test_clusters_are_isolated(aws, inspector, caplog):
+    a = dfbench.provision(ClusterSpec(name="alpha", instance_count=2))
+    with caplog.at_level("WARNING", logger="dfbench"):
+        b = dfbench.provision(ClusterSpec(name="beta", instance_count=1))
+    assert "alpha" in caplog.text and "discovery tag" in caplog.text
+    assert a.vpc_id != b.vpc_id and a.role_name != b.role_name and a.bucket == b.bucket
+    dfbench.teardown("alpha", delete_bucket=True)
+    assert_converged(inspector, "beta", 1)
+    # beta still uses the shared bucket: it was kept, and said so.
+    assert dfbench_buckets(inspector) == [a.bucket]
+    status = dfbench.status("beta")
+    assert status is not None and [i.instance_id for i in status.instances] == [b.instances[0].instance_id]
+
+
+def test_status_reads_the_cluster_back(aws):
+    cluster = dfbench.provision(ClusterSpec(name="stat", instance_count=2))
+    found = dfbench.status("stat")
+    assert found is not None
+    assert found.model_dump() == cluster.model_dump()
+    assert dfbench.status("nothing-here") is None
+
+
+def test_outputs_file_written(aws, tmp_path):
+    cluster = dfbench.provision(ClusterSpec(name="out", instance_count=1))
+    written = dfbench.Cluster.model_validate_json((tmp_path / ".dfbench" / "out.json").read_text())
+    assert written == cluster
+    dfbench.teardown("out")
+    assert not (tmp_path / ".dfbench" / "out.json").exists()

@@ -1,0 +1,207 @@
+"""The benchmark runner against a real local worker and real (tiny) TPC-H data."""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from dfbench.datasets import generate_tpch
+from dfbench.errors import DfbenchError, QueryFailed, WorkerUnreachable
+from dfbench.localworker import serve
+from dfbench.queries import Query
+from dfbench.runner import (DISTRIBUTED_DEFAULTS, QueryOutcome, WorkerClient, bench_local, expected_rows,
+                            resolve_settings, run_benchmark)
+
+DATASET = "tpch_sf0.01"
+ITERATION_KEYS = {"elapsed", "rowCount", "plan", "tasks"}
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("data")
+    dataset = generate_tpch(0.01, partitions=2, data_dir=folder, progress=False)
+    assert dataset.name == DATASET
+    return folder
+
+
+@pytest.fixture(scope="module")
+def worker_url() -> Iterator[str]:
+    server, thread = serve("127.0.0.1", 0, quiet=True)
+    url = server.worker.base_url
+    assert url.startswith("http://127.0.0.1:") and thread.is_alive()
+    yield url
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)
+
+
+def run(worker_url: str, data_dir: Path, results_dir: Path, **kwargs):
+    """A run whose results go to their own folder; the tables come from the shared dataset."""
+    return run_benchmark(dataset=DATASET, url=worker_url, data_dir=results_dir, location=str(data_dir),
+                         progress=False, **kwargs)
+
+
+def load(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def test_run_writes_seed_compatible_files(worker_url: str, data_dir: Path) -> None:
+    result = run_benchmark(dataset=DATASET, url=worker_url, data_dir=data_dir, queries=["q1", "q3", "q6"],
+                           iterations=2, progress=False)
+
+    engine = result.engine
+    assert engine.startswith("datafusion-python-")  # the local worker's default engine name
+    folder = data_dir / DATASET / ".results-local" / engine
+    assert result.results_dir == folder
+    assert sorted(p.name for p in folder.iterdir()) == ["q1.json", "q3.json", "q6.json", "run.json"]
+    for query_id, rows in (("q1", 4), ("q3", 10), ("q6", 1)):
+        document = load(folder / f"{query_id}.json")
+        assert set(document) == {"id", "dataset", "engine", "iterations"}
+        assert (document["id"], document["dataset"], document["engine"]) == (query_id, DATASET, engine)
+        assert len(document["iterations"]) == 2  # the warm-up is not among them
+        for iteration in document["iterations"]:
+            assert set(iteration) == ITERATION_KEYS  # no null statsQError*, no error key
+            assert iteration["elapsed"] > 0 and iteration["rowCount"] == rows and iteration["tasks"] == 1
+            assert iteration["plan"]
+        assert result.outcome(query_id).status == "ok"
+
+    previous = load(data_dir / DATASET / "previous-local.json")
+    assert set(previous) == {"startTime", "dataset", "engine", "results"}
+    assert isinstance(previous["startTime"], int) and (previous["dataset"], previous["engine"]) == (DATASET, engine)
+    assert previous["results"] == [load(folder / f"{q}.json") for q in ("q1", "q3", "q6")]
+
+    manifest = load(folder / "run.json")
+    assert manifest["status"] == "complete" and manifest["interrupted"] is False
+    assert manifest["settings"] == {}  # nothing is sent to the local worker by default
+    assert manifest["url"] == worker_url and manifest["worker_info"]["engine"].startswith("datafusion-python")
+    assert manifest["machine"]["cpu_count"] >= 1 and manifest["machine"]["memory_bytes"] > 0
+    assert manifest["scale_factor"] == 0.01 and manifest["iterations"] == 2
+    assert manifest["end_time"] >= manifest["start_time"] and manifest["dfbench_version"]
+    assert manifest["queries"]["q1"]["p50_ms"] > 0
+
+    table = result.table()
+    assert [c.header for c in table.columns] == ["query", "p50 ms", "min", "max", "CV %", "rows", "status"]
+    assert table.row_count == 3
+
+
+def test_q15_times_only_the_query_and_drops_its_view(worker_url: str, data_dir: Path, tmp_path: Path) -> None:
+    client = WorkerClient(worker_url)
+    # A view left by an interrupted run: the runner cleans it up instead of failing q15.
+    client.query(f"DROP TABLE IF EXISTS lineitem; CREATE EXTERNAL TABLE lineitem STORED AS PARQUET "
+                 f"LOCATION '{data_dir / DATASET / 'lineitem'}/';")
+    client.query("create view revenue0 as select l_suppkey as supplier_no from lineitem;")
+
+    result = run(worker_url, data_dir, tmp_path, queries=["q15"], iterations=2, engine="e")
+
+    iterations = load(tmp_path / DATASET / ".results-local" / "e" / "q15.json")["iterations"]
+    assert len(iterations) == 2
+    for iteration in iterations:
+        # Sent as one request the worker would time (and count) only the final DROP VIEW.
+        assert iteration["rowCount"] == 1 and "error" not in iteration
+        assert "DropView" not in iteration["plan"] and "CreateView" not in iteration["plan"]
+    assert result.outcome("q15").status == "ok"
+    with pytest.raises(QueryFailed, match="revenue0"):
+        client.query("select * from revenue0;")
+
+
+def test_failures_are_recorded_and_the_run_moves_on(worker_url: str, data_dir: Path, tmp_path: Path) -> None:
+    bad = Query(id="qbad", statement="select * from no_such_table")
+    not_q6 = Query(id="q6", statement="select 1 union all select 2")  # q6 answers one row
+    result = run(worker_url, data_dir, tmp_path, queries=["q1", bad, not_q6], iterations=3, warmup=False,
+                 engine="e")
+
+    folder = tmp_path / DATASET / ".results-local" / "e"
+    failed = load(folder / "qbad.json")["iterations"]
+    assert len(failed) == 1  # no retries after a failure
+    assert {k: v for k, v in failed[0].items() if k != "error"} == {"elapsed": 0, "rowCount": 0, "plan": "",
+                                                                     "tasks": 0}
+    assert "no_such_table" in failed[0]["error"]
+    assert result.outcome("qbad").status.startswith("failed: ")
+    assert len(load(folder / "q1.json")["iterations"]) == 3 and result.outcome("q1").status == "ok"
+    assert result.outcome("q6").status == "wrong rows: 2 (expected 1)"
+    assert len(load(folder / "q6.json")["iterations"]) == 3  # a wrong count does not stop the query
+
+    # A failing warm-up is the query's failure: the file must show it.
+    result = run(worker_url, data_dir, tmp_path, queries=[bad, "q6"], iterations=2, engine="w")
+    failed = load(tmp_path / DATASET / ".results-local" / "w" / "qbad.json")["iterations"]
+    assert len(failed) == 1 and "no_such_table" in failed[0]["error"]
+    assert result.outcome("q6").status == "ok" and len(result.outcome("q6").iterations) == 2
+
+
+def test_settings_are_sent(worker_url: str, data_dir: Path, tmp_path: Path) -> None:
+    result = run(worker_url, data_dir, tmp_path, queries=["q6"], iterations=1,
+                 settings={"distributed.compression": "lz4"}, engine="e")
+    assert WorkerClient(worker_url).info()["settings"]["distributed.compression"] == "lz4"
+    assert result.settings == {"distributed.compression": "lz4"}
+    assert load(tmp_path / DATASET / ".results-local" / "e" / "run.json")["settings"] == result.settings
+
+    assert resolve_settings(["distributed", "distributed.compression=zstd"]) == {
+        **DISTRIBUTED_DEFAULTS, "distributed.compression": "zstd"}
+    assert len(DISTRIBUTED_DEFAULTS) == 14
+    with pytest.raises(DfbenchError, match="key=value"):
+        resolve_settings("compression")
+
+
+def test_min_time_keeps_iterating(worker_url: str, data_dir: Path, tmp_path: Path) -> None:
+    result = run(worker_url, data_dir, tmp_path, queries=["q6"], iterations=1, min_time_s=0.3, warmup=False)
+    assert len(result.outcome("q6").iterations) > 1
+
+
+def test_unreachable_worker_is_one_clear_error(data_dir: Path, tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    with pytest.raises(WorkerUnreachable) as caught:
+        run(url, data_dir, tmp_path, queries=["q1"], iterations=1)
+    message = str(caught.value)
+    assert f"No worker at {url}" in message and "dfbench worker" in message and "tunnel" in message
+    assert caught.value.__cause__ is None and caught.value.__suppress_context__
+    assert not (tmp_path / DATASET).exists()  # nothing written
+
+
+def test_interrupt_keeps_finished_queries(worker_url: str, data_dir: Path, tmp_path: Path) -> None:
+    done: list[str] = []
+
+    def stop_after_two(outcome: QueryOutcome) -> None:
+        done.append(outcome.id)
+        if len(done) == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run(worker_url, data_dir, tmp_path, queries=["q1", "q3", "q6"], iterations=1, engine="e",
+            on_query_done=stop_after_two)
+
+    folder = tmp_path / DATASET / ".results-local" / "e"
+    assert sorted(p.name for p in folder.iterdir()) == ["q1.json", "q3.json", "run.json"]
+    manifest = load(folder / "run.json")
+    assert manifest["interrupted"] is True and manifest["status"] == "interrupted"
+    assert sorted(manifest["queries"]) == ["q1", "q3"]
+    assert not (tmp_path / DATASET / "previous-local.json").exists()  # a partial run is no baseline
+
+
+def test_bench_local_end_to_end(tmp_path: Path) -> None:
+    result = bench_local(scale_factor=0.01, partitions=2, iterations=2, queries="q1,q6", data_dir=tmp_path,
+                         progress=False)
+    assert [(q.id, q.rows, q.status) for q in result.queries] == [("q1", 4, "ok"), ("q6", 1, "ok")]
+    assert (tmp_path / DATASET / "manifest.json").is_file()  # generated because it was missing
+    assert (result.results_dir / "q1.json").is_file() and result.results_dir.parent.name == ".results-local"
+    assert load(result.results_dir / "run.json")["reached_by"] == "local worker subprocess"
+    with pytest.raises(WorkerUnreachable):  # the worker subprocess was stopped
+        WorkerClient(result.url).info()
+
+
+def test_expected_rows() -> None:
+    assert expected_rows("q1", 0.01) == 4 and expected_rows("q22", 100) == 7
+    assert expected_rows("q16", 1) == 18314 and expected_rows("q16", 10) is None
+    assert expected_rows("q2", 0.1) is None and expected_rows("q2", 10) == 100
+    assert expected_rows("qbad", 1) is None
+
+
+def test_cluster_runs_are_not_there_yet() -> None:
+    with pytest.raises(DfbenchError, match="transport"):
+        run_benchmark(dataset=DATASET, cluster=object())  # type: ignore[arg-type]
