@@ -20,7 +20,7 @@ CLUSTER_ARGS = --cluster $(CLUSTER) --region $(REGION) \
 	$(if $(COUNT),--count $(COUNT)) \
 	$(if $(INSTANCE_TYPE),--instance-type $(INSTANCE_TYPE))
 
-.PHONY: install test bench bench-api-calls bench-sync data sync worker provision plan status teardown clean
+.PHONY: install test bench bench-api-calls bench-sync bench-compare data sync worker provision plan status teardown clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,9 @@ bench: install
 
 bench-api-calls: install
 	$(BIN)/python benchmarks/api_calls.py
+
+bench-compare: install
+	$(BIN)/python benchmarks/compare_simulation.py
 
 bench-sync: install
 	$(BIN)/python benchmarks/sync_vs_awscli.py

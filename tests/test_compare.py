@@ -1,4 +1,4 @@
-"""dfbench.compare: seed-compatible text, statistics, formats, command line."""
+"""dfbench.comparison: seed-compatible text, statistics, formats, command line."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from dfbench import compare as cmp
+from dfbench import comparison as cmp
 from dfbench.errors import ConfigError
 
 DATASET = "tpch_sf1"
@@ -362,6 +362,12 @@ def test_local_results_are_separate(tmp_path: Path) -> None:
     assert "new= 300 ms" in run(tmp_path, results="local").text
     with pytest.raises(ConfigError):
         run(tmp_path, results="remote")
+
+
+def test_run_manifest_is_not_a_query(tmp_path: Path) -> None:
+    write(tmp_path, "main", "q1", [100])
+    (tmp_path / DATASET / ".results-remote" / "main" / "run.json").write_text(json.dumps({"cpu": "x"}))
+    assert list(cmp.load_results(tmp_path, DATASET, "main")) == ["q1"]
 
 
 def test_corrupt_result_file_is_named(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from dfbench.models import Change, Cluster, Instance, Plan, TeardownReport  # no
 from dfbench.provision import plan, provision, status, teardown  # noqa: E402
 from dfbench.datasets import generate_tpch, list_datasets, remote_tables, sync_dataset  # noqa: E402
 from dfbench.queries import tpch_queries  # noqa: E402
+from dfbench.comparison import compare  # noqa: E402
 
 __all__ = [
     "Change",
@@ -18,6 +19,7 @@ __all__ = [
     "Plan",
     "TeardownReport",
     "__version__",
+    "compare",
     "generate_tpch",
     "list_datasets",
     "plan",

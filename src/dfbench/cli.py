@@ -15,6 +15,7 @@ from rich.status import Status
 from rich.table import Table
 
 from dfbench import __version__
+from dfbench.comparison import add_compare_arguments, run_compare
 from dfbench.config import make_spec, parse_tag
 from dfbench.errors import ClusterNotFound, ConfigError, DfbenchError
 from dfbench.models import Cluster, Plan, TeardownReport
@@ -92,6 +93,9 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("--region", help="AWS region (default: AWS_REGION, else us-east-1)")
         command.add_argument("--profile", help="AWS profile")
         command.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    description = "compare two runs of a dataset: BASE (e.g. main) vs NEW"
+    add_compare_arguments(commands.add_parser("compare", help=description, description=description))
 
     worker = commands.add_parser("worker", help="run the local DataFusion worker (no AWS)")
     worker.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
@@ -265,6 +269,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 ["--host", args.host, "--port", str(args.port)]
                 + (["--data-dir", args.data_dir] if args.data_dir else []) + (["--quiet"] if args.quiet else [])
             )
+        if args.command == "compare":
+            return run_compare(args)
         logger.setLevel(logging.DEBUG if args.verbose else logging.INFO)
         if args.verbose:
             logging.getLogger("botocore.retryhandler").setLevel(logging.DEBUG)

@@ -16,9 +16,9 @@ from pydantic import (
     model_validator,
 )
 
+from dfbench.aws.session import default_region
 from dfbench.errors import ConfigError
 
-DEFAULT_REGION = "us-east-1"
 DEFAULT_INSTANCE_TYPE = "c5n.2xlarge"
 DEFAULT_INSTANCE_COUNT = 12
 DEFAULT_DISCOVERY_TAG = "BenchmarkCluster=datafusion"
@@ -83,12 +83,7 @@ class ClusterSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     name: str = "dfbench"
-    region: str = Field(
-        default_factory=lambda: os.environ.get("AWS_REGION")
-        or os.environ.get("AWS_DEFAULT_REGION")
-        or DEFAULT_REGION,
-        validate_default=True,
-    )
+    region: str = Field(default_factory=default_region, validate_default=True)
     instance_type: str = DEFAULT_INSTANCE_TYPE
     instance_count: Annotated[int, Field(ge=1, le=100)] = DEFAULT_INSTANCE_COUNT
     ami: str | None = None

@@ -29,7 +29,24 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import pyarrow.parquet as pq
+from boto3.s3.transfer import TransferConfig
 from pydantic import BaseModel, ConfigDict, Field
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from s3transfer.manager import TransferManager
+from s3transfer.subscribers import BaseSubscriber
+
+from dfbench.aws.bucket import default_bucket_name
+from dfbench.aws.session import Aws, connect, default_region
 
 from dfbench.errors import ConfigError, DfbenchError, aws_errors, error_code
 from dfbench.queries import format_decimal, scale_factor_of
@@ -197,8 +214,6 @@ def sha256_file(path: Path) -> str:
 
 
 def _parquet_rows(path: Path) -> int:
-    import pyarrow.parquet as pq
-
     try:
         return int(pq.read_metadata(path).num_rows)
     except Exception as error:  # noqa: BLE001 - any reader failure means the same to the user
@@ -274,10 +289,6 @@ def _natural_key(text: str) -> list[Any]:
 
 def _progress(enabled: bool, *, transfer: bool = False) -> Any:
     """A rich progress display on stderr (rendered only when stderr is a terminal)."""
-    from rich.console import Console
-    from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn,
-                               TimeRemainingColumn, TransferSpeedColumn)
-
     columns: list[Any] = [TextColumn("[bold]{task.description}"), BarColumn()]
     if transfer:
         columns += [DownloadColumn(), TransferSpeedColumn(), TextColumn("{task.fields[files]}")]
@@ -503,24 +514,8 @@ def _refresh(dataset: LocalDataset, threads: int, advance: Callable[[int], None]
 # the bucket
 
 
-def _region(region: str | None, cluster: Cluster | None, profile: str | None) -> str:
-    if region:
-        return region
-    if cluster is not None:
-        return cluster.region
-    env = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-    if env:
-        return env
-    import boto3
-
-    with aws_errors(profile):
-        return boto3.Session(profile_name=profile).region_name or "us-east-1"
-
-
-def _connect(region: str | None, cluster: Cluster | None, profile: str | None) -> Any:
-    from dfbench.aws.session import connect
-
-    return connect(region=_region(region, cluster, profile), profile=profile)
+def _connect(region: str | None, cluster: Cluster | None, profile: str | None) -> Aws:
+    return connect(region=default_region(region or (cluster.region if cluster else None)), profile=profile)
 
 
 def _bucket(aws: Any, bucket: str | None, cluster: Cluster | None) -> str:
@@ -532,8 +527,6 @@ def _bucket(aws: Any, bucket: str | None, cluster: Cluster | None) -> str:
         return bucket
     if os.environ.get("BENCHMARK_BUCKET"):
         return os.environ["BENCHMARK_BUCKET"]
-    from dfbench.aws.bucket import default_bucket_name
-
     return default_bucket_name(aws.account(), aws.region)
 
 
@@ -621,10 +614,6 @@ def sync_dataset(dataset: str, *, bucket: str | None = None, cluster: Cluster | 
     Before anything changes the old remote manifest is deleted, and the new one is uploaded last:
     a remote dataset with a manifest is always complete. Running it again resumes.
     """
-    from boto3.s3.transfer import TransferConfig
-    from s3transfer.manager import TransferManager
-    from s3transfer.subscribers import BaseSubscriber
-
     local = local_dataset(dataset, data_dir)
     threads = max(1, os.cpu_count() or 1)
     aws = _connect(region, cluster, profile)

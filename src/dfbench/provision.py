@@ -20,7 +20,7 @@ from dfbench.aws import bucket as buckets
 from dfbench.aws import iam
 from dfbench.aws import instances as ec2_instances
 from dfbench.aws import network
-from dfbench.aws.session import Aws, connect
+from dfbench.aws.session import Aws, connect, default_region
 from dfbench.aws.tags import BUCKET_KEY, cluster_tags
 from dfbench.config import ClusterSpec, validate_cluster_name, validate_region
 from dfbench.errors import (
@@ -372,7 +372,7 @@ def _owned(find):  # type: ignore[no-untyped-def]
 
 
 def _checked(name: str, region: str | None) -> str:
-    region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    region = default_region(region)
     try:
         validate_cluster_name(name)
         validate_region(region)

@@ -108,5 +108,14 @@ class Aws:
         return self._account
 
 
+DEFAULT_REGION = "us-east-1"
+
+
+def default_region(region: str | None = None) -> str:
+    """The region to use: the one given, else AWS_REGION / AWS_DEFAULT_REGION, else us-east-1
+    (where the seed's benchmarks ran)."""
+    return region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
+
+
 def connect(*, region: str, profile: str | None = None) -> Aws:
     return Aws(region=region, profile=profile)
