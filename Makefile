@@ -13,6 +13,10 @@ SF ?= 1
 PARTITIONS ?= 16
 DATASET ?= tpch_sf$(SF)
 BUCKET ?=
+ITERATIONS ?= 3
+QUERIES ?=
+ENGINE ?=
+URL ?=
 
 # Options shared by the cluster commands; empty variables add nothing.
 CLUSTER_ARGS = --cluster $(CLUSTER) --region $(REGION) \
@@ -20,7 +24,7 @@ CLUSTER_ARGS = --cluster $(CLUSTER) --region $(REGION) \
 	$(if $(COUNT),--count $(COUNT)) \
 	$(if $(INSTANCE_TYPE),--instance-type $(INSTANCE_TYPE))
 
-.PHONY: install test bench bench-api-calls bench-sync bench-compare data sync worker provision plan status teardown clean
+.PHONY: install test bench compare bench-api-calls bench-sync bench-compare data sync worker provision plan status teardown clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,16 +34,29 @@ $(BIN)/.installed: pyproject.toml
 
 install: $(BIN)/.installed
 
-test: install
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+# Two workers: the suite waits on moto and subprocesses as much as it computes.
+PYTEST_WORKERS ?= 2
 
-# The local TPC-H benchmark is being built (datasets, runner and local worker issues).
+test: install
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
+
+# TPC-H on this machine: generates the dataset if missing, starts the local worker, runs the
+# queries, prints a table and the comparison with the previous run, stops the worker.
 bench: install
-	@echo "make bench: the local TPC-H benchmark has not landed yet; see README.md." >&2
-	@exit 1
+	$(DFBENCH) bench --sf $(SF) --partitions $(PARTITIONS) --iterations $(ITERATIONS) \
+		$(if $(QUERIES),--queries $(QUERIES)) $(if $(ENGINE),--engine $(ENGINE)) \
+		$(if $(URL),--url $(URL) --dataset $(DATASET))
 
 bench-api-calls: install
 	$(BIN)/python benchmarks/api_calls.py
+
+BASE ?=
+NEW ?=
+RESULTS ?= local
+
+# Compare two runs of a dataset: make compare DATASET=tpch_sf10 BASE=engine-a NEW=engine-b RESULTS=remote
+compare: install
+	$(DFBENCH) compare --dataset $(DATASET) --results $(RESULTS) $(BASE) $(NEW)
 
 bench-compare: install
 	$(BIN)/python benchmarks/compare_simulation.py

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 import dfbench
@@ -131,53 +133,63 @@ def test_stopped_instance_is_started(aws, inspector):
     assert {i.instance_id for i in again.instances} == {i.instance_id for i in cluster.instances}
 
 
-def test_interrupted_provision_converges_from_any_point(aws, inspector, recorder):
-    """Interrupt after each mutating call of a cold provision in turn, then run again."""
-    spec = ClusterSpec(name="intr", instance_count=2)
-    dfbench.provision(spec)
-    mutating = len(recorder.mutating)
-    assert mutating >= 15
-    dfbench.teardown("intr", delete_bucket=True)
+# The interrupt tests walk every mutating call of a run; they are split in SHARDS interleaved
+# slices so that parallel test workers share them. Each cluster gets its own name, so no
+# emulator reset is needed between runs.
+SHARDS = 4
 
-    for after in range(1, mutating + 1):
-        aws.reset()
-        interrupt = Interrupt(after=after)
-        with hooked(interrupt.hook), pytest.raises(KeyboardInterrupt):
-            dfbench.provision(spec)
+
+def interrupted(run, after: int) -> Interrupt | None:
+    """Run ``run`` with an interrupt after its ``after``-th mutating call; None if it finished first."""
+    interrupt = Interrupt(after=after)
+    with hooked(interrupt.hook):
+        try:
+            run()
+        except KeyboardInterrupt:
+            return interrupt
+    return None
+
+
+@pytest.mark.parametrize("shard", range(SHARDS))
+def test_interrupted_provision_converges_from_any_point(aws, inspector, recorder, shard):
+    """Interrupt a cold provision after each of its mutating calls in turn, then run it again."""
+    for after in itertools.count(shard + 1, SHARDS):
+        name = f"intr{after}"
+        spec = ClusterSpec(name=name, instance_count=2)
+        interrupt = interrupted(lambda: dfbench.provision(spec), after)
+        if interrupt is None:
+            break
         recorder.clear()
         cluster = dfbench.provision(spec)
         assert len(cluster.instances) == 2, f"interrupted after {interrupt.last} (call {after})"
-        assert_converged(inspector, "intr", 2)
+        assert_converged(inspector, name, 2)
         assert dfbench.plan(spec).changes == [], f"after {interrupt.last}"
         # The re-run never launched more than what was missing.
-        launched = sum(c.params["MaxCount"] for c in recorder.named("RunInstances"))
-        assert launched <= 2
+        assert sum(c.params["MaxCount"] for c in recorder.named("RunInstances")) <= 2
 
-        report = dfbench.teardown("intr", delete_bucket=True)
+        report = dfbench.teardown(name, delete_bucket=True)
         assert report.left == [], f"after {interrupt.last}"
-        assert inventory(inspector, "intr") == dict.fromkeys(inventory(inspector, "intr"), [])
+        assert inventory(inspector, name) == dict.fromkeys(inventory(inspector, name), [])
         assert dfbench_buckets(inspector) == []
-        again = dfbench.teardown("intr", delete_bucket=True)
+        again = dfbench.teardown(name, delete_bucket=True)
         assert (again.deleted, again.left) == ([], [])
+    # A cold provision of two instances makes twenty-odd mutating calls: every shard saw some.
+    assert after > 4 * SHARDS
 
 
-def test_interrupted_teardown_converges(aws, inspector, recorder):
-    spec = ClusterSpec(name="td", instance_count=2)
-    dfbench.provision(spec)
-    recorder.clear()
-    dfbench.teardown("td", delete_bucket=True)
-    mutating = len(recorder.mutating)
-
-    for after in range(1, mutating + 1):
-        aws.reset()
-        dfbench.provision(spec)
-        interrupt = Interrupt(after=after)
-        with hooked(interrupt.hook), pytest.raises(KeyboardInterrupt):
-            dfbench.teardown("td", delete_bucket=True)
-        report = dfbench.teardown("td", delete_bucket=True)
-        assert report.left == [], f"after {interrupt.last}"
-        assert inventory(inspector, "td") == dict.fromkeys(inventory(inspector, "td"), [])
+@pytest.mark.parametrize("shard", range(SHARDS))
+def test_interrupted_teardown_converges(aws, inspector, shard):
+    for after in itertools.count(shard + 1, SHARDS):
+        name = f"td{after}"
+        dfbench.provision(ClusterSpec(name=name, instance_count=2))
+        interrupt = interrupted(lambda: dfbench.teardown(name, delete_bucket=True), after)
+        report = dfbench.teardown(name, delete_bucket=True)
+        assert report.left == [], f"after {interrupt.last if interrupt else 'nothing'}"
+        assert inventory(inspector, name) == dict.fromkeys(inventory(inspector, name), [])
         assert dfbench_buckets(inspector) == []
+        if interrupt is None:
+            break
+    assert after > 2 * SHARDS
 
 
 def test_teardown_reports_and_second_teardown_does_nothing(aws, inspector):

@@ -97,6 +97,22 @@ def _parser() -> argparse.ArgumentParser:
     description = "compare two runs of a dataset: BASE (e.g. main) vs NEW"
     add_compare_arguments(commands.add_parser("compare", help=description, description=description))
 
+    bench = commands.add_parser("bench", help="run TPC-H on the local worker (default) or a worker URL, "
+                                "then compare with the previous run")
+    bench.add_argument("--sf", default="1", help="scale factor of the local dataset (default 1)")
+    bench.add_argument("--partitions", type=int, default=16, help="files per table when generating (default 16)")
+    bench.add_argument("--iterations", type=int, default=3, help="timed iterations per query (default 3)")
+    bench.add_argument("--queries", help="comma-separated ids, e.g. q1,q3 (default: all 22)")
+    bench.add_argument("--engine", help="name the results are filed under")
+    bench.add_argument("--url", help="a running worker instead of a local one")
+    bench.add_argument("--dataset", help="dataset name with --url (default tpch_sf<SF>)")
+    bench.add_argument("--location", help="with --url: where the worker reads <dataset>/ from")
+    bench.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a setting (repeatable)")
+    bench.add_argument("--settings", metavar="PRESET", help="'distributed' for the seed's 14 defaults")
+    bench.add_argument("--min-time", type=float, default=0, help="repeat each query for at least this long (s)")
+    bench.add_argument("--no-warmup", action="store_true", help="skip the warm-up run of each query")
+    bench.add_argument("--data-dir", default="benchmarks/data", help="default benchmarks/data")
+
     worker = commands.add_parser("worker", help="run the local DataFusion worker (no AWS)")
     worker.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     worker.add_argument("--port", type=int, default=9000, help="port (default 9000; 0 picks a free one)")
@@ -237,9 +253,34 @@ def _size(count: int) -> str:
     raise AssertionError("unreachable")
 
 
+def _run_bench(args: argparse.Namespace) -> int:
+    from dfbench import comparison, runner
+    from dfbench.datasets import tpch_dataset_name
+
+    dataset = args.dataset or tpch_dataset_name(args.sf)
+    kind = "remote" if args.url else "local"
+    # Read before running: a new run of the same engine overwrites the previous run's files.
+    previous = comparison.load_previous(args.data_dir, dataset, kind)
+    options = dict(iterations=args.iterations, queries=args.queries, engine=args.engine,
+                   settings=([args.settings] if args.settings else []) + args.set or None,
+                   warmup=not args.no_warmup, min_time_s=args.min_time, data_dir=args.data_dir)
+    if args.url:
+        run = runner.run_benchmark(dataset=dataset, url=args.url, location=args.location, **options)
+    else:
+        run = runner.bench_local(scale_factor=args.sf, partitions=args.partitions, **options)
+    out.print(run.table())
+    if previous is None:
+        out.print("no previous run to compare with: the next run will be compared with this one")
+        return 0
+    base_engine, base = previous
+    new = comparison.load_results(args.data_dir, dataset, run.engine, "remote" if run.remote else "local")
+    result = comparison.compare_results(base, new, dataset=dataset, base_name=f"{base_engine} (previous run)",
+                                        new_name=run.engine)
+    out.print(result.text)
+    return 0
+
+
 def _run(args: argparse.Namespace) -> int:
-    if args.command == "data":
-        return _run_data(args)
     if args.command == "provision":
         spec = _spec(args)
         _emit(args, provision(spec, profile=args.profile), _render_cluster)
@@ -257,21 +298,30 @@ def _run(args: argparse.Namespace) -> int:
     return 0 if report.clean else 1
 
 
+def _run_worker(args: argparse.Namespace) -> int:
+    from dfbench import localworker
+
+    return localworker.main(
+        ["--host", args.host, "--port", str(args.port)]
+        + (["--data-dir", args.data_dir] if args.data_dir else []) + (["--quiet"] if args.quiet else [])
+    )
+
+
+# Commands that draw their own output (a server, progress bars, a report) run as they are; the
+# cluster commands get a spinner fed by the library's log records. Rich allows one live display
+# at a time, so the two never mix.
+_SELF_DISPLAYED: dict[str, Callable[[argparse.Namespace], int]] = {
+    "worker": _run_worker, "compare": run_compare, "bench": _run_bench, "data": _run_data,
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     logger = logging.getLogger("dfbench")
     try:
         args = _parser().parse_args(argv)
-        if args.command == "worker":
-            # A server, not a command with progress: it owns the terminal until stopped.
-            from dfbench import localworker
-
-            return localworker.main(
-                ["--host", args.host, "--port", str(args.port)]
-                + (["--data-dir", args.data_dir] if args.data_dir else []) + (["--quiet"] if args.quiet else [])
-            )
-        if args.command == "compare":
-            return run_compare(args)
         logger.setLevel(logging.DEBUG if args.verbose else logging.INFO)
+        if args.command in _SELF_DISPLAYED:
+            return _SELF_DISPLAYED[args.command](args)
         if args.verbose:
             logging.getLogger("botocore.retryhandler").setLevel(logging.DEBUG)
         with err.status(f"dfbench {args.command}…") as spinner:

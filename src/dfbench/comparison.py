@@ -147,11 +147,16 @@ def _number(value: Any, what: str, path: Path) -> float:
     return float(value)
 
 
-def _parse_result(path: Path, dataset: str, engine: str) -> QueryResult:
+def _read_json(path: Path) -> Any:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ConfigError(f"Cannot read result file {path}: {error}") from error
+
+
+def _parse_result(path: Path, dataset: str, engine: str, data: Any = None) -> QueryResult:
+    """One query document; ``data`` when it was read already (an entry of previous-*.json)."""
+    data = _read_json(path) if data is None else data
     if not isinstance(data, dict) or not isinstance(data.get("iterations"), list):
         raise ConfigError(f"{path} is not a benchmark result (no \"iterations\" list)")
     iterations = []
@@ -212,6 +217,24 @@ def load_results(data_dir: str | Path, dataset: str, engine: str,
     for result in sorted(loaded, key=lambda result: query_sort_key(result.id)):
         by_id[result.id] = result
     return by_id
+
+
+def load_previous(data_dir: str | Path, dataset: str,
+                  results: str = "remote") -> tuple[str, dict[str, QueryResult]] | None:
+    """The last complete run recorded in ``previous-<results>.json`` (engine, results), or None.
+
+    It holds every query document of that run, so it survives the engine folder being
+    overwritten by a new run of the same engine."""
+    path = Path(data_dir) / dataset / f"previous-{results}.json"
+    if not path.is_file():
+        return None
+    data = _read_json(path)
+    engine = str(data.get("engine", "previous")) if isinstance(data, dict) else "previous"
+    documents = data.get("results") if isinstance(data, dict) else None
+    if not isinstance(documents, list) or not documents:
+        return None
+    loaded = [_parse_result(path, dataset, engine, document) for document in documents]
+    return engine, {result.id: result for result in sorted(loaded, key=lambda r: query_sort_key(r.id))}
 
 
 # --------------------------------------------------------------------------- t distribution
