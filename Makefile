@@ -24,7 +24,7 @@ CLUSTER_ARGS = --cluster $(CLUSTER) --region $(REGION) \
 	$(if $(COUNT),--count $(COUNT)) \
 	$(if $(INSTANCE_TYPE),--instance-type $(INSTANCE_TYPE))
 
-.PHONY: install test bench compare bench-api-calls bench-sync bench-compare data sync worker provision plan status teardown clean
+.PHONY: install test bench compare bench-api-calls bench-sync bench-compare bench-overhead data sync worker provision plan status teardown clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -60,6 +60,9 @@ compare: install
 
 bench-compare: install
 	$(BIN)/python benchmarks/compare_simulation.py
+
+bench-overhead: install
+	$(BIN)/python benchmarks/worker_overhead.py
 
 bench-sync: install
 	$(BIN)/python benchmarks/sync_vs_awscli.py

@@ -269,15 +269,18 @@ def _run_bench(args: argparse.Namespace) -> int:
     else:
         run = runner.bench_local(scale_factor=args.sf, partitions=args.partitions, **options)
     out.print(run.table())
+    if run.worker_lost:
+        err.print(f"[red]error:[/] worker unreachable: {escape(run.worker_lost)}", markup=True)
+    status = 1 if run.worker_lost else 0
     if previous is None:
         out.print("no previous run to compare with: the next run will be compared with this one")
-        return 0
+        return status
     base_engine, base = previous
     new = comparison.load_results(args.data_dir, dataset, run.engine, "remote" if run.remote else "local")
     result = comparison.compare_results(base, new, dataset=dataset, base_name=f"{base_engine} (previous run)",
                                         new_name=run.engine)
     out.print(result.text)
-    return 0
+    return status
 
 
 def _run(args: argparse.Namespace) -> int:

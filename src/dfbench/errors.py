@@ -108,6 +108,7 @@ class WorkerUnreachable(DfbenchError):
 
     def __init__(self, url: str, detail: str = "") -> None:
         self.url = url
+        self.detail = detail
         super().__init__(
             f"No worker at {url}"
             + (f" ({detail})" if detail else "")

@@ -9,8 +9,13 @@ recorded failure), then ``iterations`` timed executions, more while ``min_time_s
 spent. The time of an execution is the worker's ``elapsed_ms``. Statements around the timed one
 (TPC-H q15's ``create view`` / ``drop view``) go in requests of their own, so they are never timed.
 A failing iteration is recorded (DESIGN section 7's error iteration) and the run moves on to the
-next query. Row counts of TPC-H queries are checked against the known answers; a mismatch marks
-the query ``wrong rows`` without failing the run.
+next query. A request that gets no answer at all (the worker died, the tunnel closed) is such a
+failure too; the runner then checks ``/info`` once (5 s at most): a worker that answers gets its
+settings and tables again (a restarted one has a new session) and the run goes on; otherwise every
+remaining query is recorded as failed (``worker unreachable: ...``) without a request, and the run
+finishes with ``run.json`` saying ``status: "worker lost"``. Arguments (dataset, query ids,
+settings) are all checked before the worker is contacted. Row counts of TPC-H queries are checked
+against the known answers; a mismatch marks the query ``wrong rows`` without failing the run.
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ from dfbench import results
 from dfbench.datasets import (DEFAULT_DATA_DIR, TPCH_TABLES, LocalDataset, generate_tpch, local_dataset,
                               read_manifest, tpch_dataset_name)
 from dfbench.errors import ConfigError, DfbenchError, QueryFailed, WorkerUnreachable
-from dfbench.queries import Query, scale_factor_of, tpch_queries
+from dfbench.queries import TPCH_QUERY_COUNT, Query, scale_factor_of, tpch_queries
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -199,12 +204,14 @@ def resolve_settings(settings: Mapping[str, Any] | Iterable[str] | str | None,
                 elif part.lower() in SETTING_PRESETS:
                     items.extend(SETTING_PRESETS[part.lower()].items())
                 else:
-                    raise ConfigError(f"Invalid setting {part!r}: give key=value "
-                                      f"or a preset ({', '.join(SETTING_PRESETS)}).")
+                    raise ConfigError(f"Invalid setting {part!r}: not a preset ({', '.join(SETTING_PRESETS)}) "
+                                      "and not key=value (e.g. distributed.compression=zstd).")
     for key, value in items:
         if not _SETTING_KEY.match(key):
             raise ConfigError(f"Invalid setting name {key!r}: expected a dotted name such as "
                               "distributed.compression or datafusion.execution.batch_size.")
+        if _setting_value(value).strip() == "":
+            raise ConfigError(f"Setting {key} has no value: give {key}=<value>.")
         resolved[key] = _setting_value(value)
     return resolved
 
@@ -301,10 +308,11 @@ class BenchmarkRun:
     worker_info: dict[str, Any] = field(default_factory=dict)
     queries: list[QueryOutcome] = field(default_factory=list)
     interrupted: bool = False
+    worker_lost: str | None = None  # why the queries after a dead worker were not sent
 
     @property
     def ok(self) -> bool:
-        return not self.interrupted and all(q.status == "ok" for q in self.queries)
+        return not self.interrupted and self.worker_lost is None and all(q.status == "ok" for q in self.queries)
 
     def outcome(self, query_id: str) -> QueryOutcome:
         return next(q for q in self.queries if q.id == query_id)
@@ -315,7 +323,8 @@ class BenchmarkRun:
         def ms(value: float | None) -> str:
             return "-" if value is None else f"{value:,.1f}"
 
-        table = Table(title=f"{self.dataset} · {self.engine}" + (" (interrupted)" if self.interrupted else ""))
+        table = Table(title=f"{self.dataset} · {self.engine}" + (" (interrupted)" if self.interrupted else "")
+                      + (" (worker lost)" if self.worker_lost else ""))
         table.add_column("query")
         for name in ("p50 ms", "min", "max", "CV %", "rows"):
             table.add_column(name, justify="right")
@@ -348,20 +357,36 @@ def _version() -> str:
         return __version__
 
 
-def _queries_for(dataset: str, queries: Sequence[str | Query] | str | None) -> list[Query]:
-    if queries is None:
-        return tpch_queries(dataset)
+def _queries_for(dataset: str, queries: Sequence[str | Query] | str | None, scale_factor: Any) -> list[Query]:
+    """The queries of a run; a ConfigError (naming the valid ids) for an unknown id, an empty or a
+    repeated selection. ``scale_factor`` (None when unknown) fills in TPC-H Q11's parameter."""
     if isinstance(queries, str):
         queries = [q for q in queries.split(",") if q.strip()]
-    ids = [q for q in queries if isinstance(q, str)]
-    by_id = {q.id: q for q in tpch_queries(dataset, only=ids)} if ids else {}
+    if queries is not None:
+        queries = [q.strip() if isinstance(q, str) else q for q in queries]
+        queries = [q for q in queries if not isinstance(q, str) or q]
+        if not queries:
+            raise ConfigError(f"No queries selected: give TPC-H ids such as q1,q3 (q1 … q{TPCH_QUERY_COUNT}), "
+                              "or leave the selection out for all of them.")
+    ids = None if queries is None else [q for q in queries if isinstance(q, str)]
+    by_id: dict[str, Query] = {}
+    if ids is None or ids:
+        if scale_factor is None:
+            raise ConfigError(f"Dataset {dataset!r} is not named tpch_sf<SF> (e.g. tpch_sf10) and has no "
+                              "manifest.json giving its scale factor, so its TPC-H queries are unknown.")
+        by_id = {q.id: q for q in tpch_queries(scale_factor, only=ids)}
+    if queries is None:
+        return list(by_id.values())
     chosen = []
     for q in queries:
         if isinstance(q, Query):
             chosen.append(q)
         else:
-            key = q.strip().lower()
+            key = q.lower()
             chosen.append(by_id[key if key.startswith("q") else f"q{key}"])
+    repeated = sorted({q.id for q in chosen if [c.id for c in chosen].count(q.id) > 1})
+    if repeated:
+        raise ConfigError(f"Query {', '.join(repeated)} selected more than once: each query has one result file.")
     return chosen
 
 
@@ -369,14 +394,25 @@ class _Runner:
     def __init__(self, client: WorkerClient, query: Query) -> None:
         self.client = client
         self.query = query
+        # Set when a request got no answer at all (the worker died, the tunnel closed): the
+        # run then checks the worker once before sending anything else.
+        self.unreachable: WorkerUnreachable | None = None
 
     def _statements(self, statements: Sequence[str]) -> None:
         for statement in statements:
             self.client.query(statement + ";")
 
     def execute(self) -> dict[str, Any]:
-        """Setup, the timed statement, teardown; the iteration object (an error one on failure).
-        WorkerUnreachable and KeyboardInterrupt pass through."""
+        """Setup, the timed statement, teardown; the iteration object (an error one on failure,
+        a connection failure included: then :attr:`unreachable` is set). KeyboardInterrupt
+        passes through."""
+        try:
+            return self._execute()
+        except WorkerUnreachable as error:
+            self.unreachable = error
+            return results.error_iteration(f"worker unreachable: {error.detail or error}")
+
+    def _execute(self) -> dict[str, Any]:
         q = self.query
         try:
             try:
@@ -421,11 +457,14 @@ def run_benchmark(*, dataset: str, engine: str | None = None, iterations: int = 
     - ``location``: the folder (or ``s3://bucket``) holding ``<dataset>/<table>/``, as the worker
       sees it; by default the absolute path of ``data_dir``, which must then hold the dataset.
     - ``engine``: the name results are filed under; see :func:`results.default_engine_name`.
-    - ``on_query_done``: called with each finished query once its file is written (an exception it
-      raises stops the run like one of the runner's own, KeyboardInterrupt included).
+    - ``on_query_done``: called with each finished query once its file is written, the queries
+      recorded as not run after a lost worker included (an exception it raises stops the run like
+      one of the runner's own, KeyboardInterrupt included).
 
     Results go to ``.results-local`` for dfbench's local worker, ``.results-remote`` otherwise.
-    On KeyboardInterrupt the finished queries' files stay, ``run.json`` says ``interrupted`` and
+    A worker that stops answering does not end the run with an exception: the remaining queries
+    are recorded as failed, ``run.worker_lost`` says why, and ``run.json`` has ``status: "worker
+    lost"`` (no ``previous-*.json``: such a run is no baseline). On KeyboardInterrupt the finished queries' files stay, ``run.json`` says ``interrupted`` and
     the interrupt is re-raised; ``previous-*.json`` is written only by a complete run.
     """
     if cluster is not None:
@@ -437,11 +476,14 @@ def run_benchmark(*, dataset: str, engine: str | None = None, iterations: int = 
         raise ConfigError(f"iterations must be a whole number of at least 1 (got {iterations!r}).")
     if min_time_s < 0:
         raise ConfigError(f"min_time_s must not be negative (got {min_time_s!r}).")
-    selected = _queries_for(dataset, queries)
-
+    # Everything the caller gave is checked here, before the worker is contacted: a typo costs
+    # no request, and no query runs before an error that would stop the run anyway.
+    requested = None if settings is None else resolve_settings(settings)
     data_dir = Path(data_dir)
     local_data: LocalDataset | None = None
     if location is None:
+        if not (data_dir / dataset).is_dir():
+            raise ConfigError(_missing_dataset(dataset, data_dir))
         local_data = local_dataset(dataset, data_dir)  # a ConfigError saying how to get it
         location = str(data_dir.resolve())
     else:
@@ -455,11 +497,12 @@ def run_benchmark(*, dataset: str, engine: str | None = None, iterations: int = 
             scale_factor = float(scale_factor_of(dataset))
         except ConfigError:
             scale_factor = None
+    selected = _queries_for(dataset, queries, scale_factor)
 
     client = WorkerClient(url, timeout=query_timeout_s)
     info = client.info()
     is_local_worker = str(info.get("engine", "")).startswith("datafusion-python")
-    resolved = resolve_settings(settings, default=None if is_local_worker else DISTRIBUTED_DEFAULTS)
+    resolved = requested if requested is not None else ({} if is_local_worker else dict(DISTRIBUTED_DEFAULTS))
     engine_name = results.safe_engine_name(engine) if engine else results.default_engine_name(info)
     remote = not is_local_worker
     folder = results.results_dir(data_dir, dataset, engine_name, remote=remote)
@@ -469,6 +512,7 @@ def run_benchmark(*, dataset: str, engine: str | None = None, iterations: int = 
     from rich.console import Console
 
     console = Console(stderr=True, quiet=not progress, highlight=False)
+    lost: dict[str, str] = {}  # set when the worker stopped answering: {"during": query id, "error": text}
 
     def manifest(status: str, error: str | None = None) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -479,16 +523,15 @@ def run_benchmark(*, dataset: str, engine: str | None = None, iterations: int = 
             "reached_by": "direct", "location": location, "worker_info": info,
             "machine": results.machine_info() if is_local_worker else None,
             "queries": {q.id: q.summary() for q in run.queries},
+            "worker_lost": dict(lost) or None,
         }
         if error:
             data["error"] = error
         data.update(extra_manifest or {})
         return data
 
-    results.write_run_manifest(folder, manifest("running"))
-    status = "failed"
-    error_text: str | None = None
-    try:
+    def prepare() -> None:
+        """Settings and tables: the worker's session state, lost when it restarts."""
         if resolved:
             try:
                 client.query(settings_sql(resolved))
@@ -499,19 +542,52 @@ def run_benchmark(*, dataset: str, engine: str | None = None, iterations: int = 
                 client.query(table_sql(table, f"{location.rstrip('/')}/{dataset}/{table}/"))
             except QueryFailed as error:
                 raise DfbenchError(f"Could not create table {table} on the worker: {error.text}") from None
+
+    def recheck(query_id: str, failure: WorkerUnreachable) -> None:
+        """After a request got no answer: one /info (INFO_TIMEOUT_S at most). A worker that answers
+        may have been restarted (systemd does), with a new session: settings and tables are sent
+        again. One that does not, or cannot take them, is lost: ``lost`` is filled in."""
+        try:
+            client.info()
+            prepare()
+        except DfbenchError as error:
+            detail = error.detail if isinstance(error, WorkerUnreachable) else str(error)
+            lost.update(during=query_id, error=f"the worker at {client.url} stopped answering during {query_id} "
+                                               f"({failure.detail or failure}); then: {detail}")
+            run.worker_lost = lost["error"]
+            console.print(f"worker unreachable: {lost['error']}; the remaining queries are recorded as failed "
+                          "without being sent", style="red")
+        else:
+            console.print(f"the worker answered again after {query_id}'s connection failure: settings and "
+                          "tables sent again", style="yellow")
+
+    results.write_run_manifest(folder, manifest("running"))
+    status = "failed"
+    error_text: str | None = None
+    try:
+        prepare()
         console.print(f"[bold]{dataset}[/] on {client.url} as [bold]{engine_name}[/]: {len(selected)} queries, "
                       f"{iterations} iterations" + (f", ≥{min_time_s:g}s each" if min_time_s else ""))
         for query in selected:
-            outcome = _run_query(query, _Runner(client, query), iterations=iterations, warmup=warmup,
-                                 min_time_s=min_time_s, expected=expected_rows(query.id, scale_factor))
+            expected = expected_rows(query.id, scale_factor)
+            if lost:
+                outcome = QueryOutcome(id=query.id, expected_rows=expected, status="failed: worker unreachable",
+                                       iterations=[results.error_iteration(
+                                           f"worker unreachable: not run, {lost['error']}")])
+            else:
+                query_runner = _Runner(client, query)
+                outcome = _run_query(query, query_runner, iterations=iterations, warmup=warmup,
+                                     min_time_s=min_time_s, expected=expected)
             run.queries.append(outcome)
             results.write_query_result(folder, results.query_document(query.id, dataset, engine_name,
                                                                       outcome.iterations))
             console.print(f"  {query.id:>4}  p50 {_ms(outcome.p50):>10}  {outcome.status}",
                           style=None if outcome.status == "ok" else "red")
+            if not lost and query_runner.unreachable is not None:
+                recheck(query.id, query_runner.unreachable)
             if on_query_done is not None:
                 on_query_done(outcome)
-        status = "complete"
+        status = "worker lost" if lost else "complete"
     except KeyboardInterrupt:
         run.interrupted = True
         status = "interrupted"
@@ -522,12 +598,24 @@ def run_benchmark(*, dataset: str, engine: str | None = None, iterations: int = 
         raise
     finally:
         run.end_time = time.time()
-        results.write_run_manifest(folder, manifest(status, error_text))
+        results.write_run_manifest(folder, manifest(status, error_text or lost.get("error")))
         if status == "complete":
             results.write_previous(data_dir, dataset, engine_name, run.start_time,
                                    [results.query_document(q.id, dataset, engine_name, q.iterations)
                                     for q in run.queries], remote=remote)
     return run
+
+
+def _missing_dataset(dataset: str, data_dir: Path) -> str:
+    try:
+        sf = format(scale_factor_of(dataset).normalize(), "f")
+    except ConfigError:
+        return (f"No dataset {dataset!r} in {data_dir}: TPC-H datasets are named tpch_sf<SF> and made with "
+                "`dfbench data generate --sf <SF>` (or `make data SF=<SF>`); for data only the worker sees, "
+                "pass its --location.")
+    option = "" if data_dir == Path(DEFAULT_DATA_DIR) else f" --data-dir {data_dir}"
+    return (f"No dataset {dataset!r} in {data_dir}: generate it with `dfbench data generate --sf {sf}{option}` "
+            f"(or `make data SF={sf}`), or pass --location if only the worker has it.")
 
 
 def _ms(value: float | None) -> str:

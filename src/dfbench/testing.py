@@ -13,6 +13,7 @@ Needs the ``test`` extra (moto[server]). Nothing here is used by dfbench itself.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 import urllib.request
@@ -60,6 +61,8 @@ class MotoServer:
         os.environ.update(MOTO_FLAGS)
         from moto.server import ThreadedMotoServer
 
+        # One log line per request would bury the test output.
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self._server.start()
         host, port = self._server.get_host_and_port()
@@ -71,12 +74,6 @@ class MotoServer:
 
     def stop(self) -> None:
         self._server.stop()
-
-
-def _operation(request: Any, event_name: str) -> tuple[str, str]:
-    # event names look like "before-send.ec2.RunInstances"
-    _, service, operation = event_name.split(".", 2)
-    return service, operation
 
 
 @dataclass
@@ -179,7 +176,7 @@ class Faults:
         return fault
 
     def _before_send(self, request: Any, event_name: str, **_: Any) -> AWSResponse | None:
-        service, operation = _operation(request, event_name)
+        _, service, operation = event_name.split(".", 2)  # "before-send.ec2.RunInstances"
         body = request.body.decode() if isinstance(request.body, bytes) else str(request.body or "")
         with self._lock:
             for fault in self._faults:
