@@ -66,7 +66,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from dfbench.errors import ConfigError, DfbenchError
-from dfbench.results import RUN_MANIFEST
+from dfbench.results import RUN_MANIFEST, engines_dir, previous_path
 
 QUERY_ALPHA = 0.005
 QUERY_MIN_EFFECT = 0.05
@@ -185,16 +185,16 @@ def query_sort_key(query_id: str) -> tuple[int, int, str]:
     return (0, int(match.group()), query_id) if match else (1, 0, query_id)
 
 
-def results_dir(data_dir: str | Path, dataset: str, results: str = "remote") -> Path:
+def _is_remote(results: str) -> bool:
     if results not in RESULTS_KINDS:
         raise ConfigError(f"results must be one of {', '.join(RESULTS_KINDS)}, not {results!r}")
-    return Path(data_dir) / dataset / f".results-{results}"
+    return results == "remote"
 
 
 def load_results(data_dir: str | Path, dataset: str, engine: str,
                  results: str = "remote") -> dict[str, QueryResult]:
     """Every ``<query>.json`` of one engine's run, keyed by query id, in numeric query order."""
-    parent = results_dir(data_dir, dataset, results)
+    parent = engines_dir(data_dir, dataset, remote=_is_remote(results))
     folder = parent / engine
     if not folder.is_dir():
         engines = sorted(entry.name for entry in parent.iterdir() if entry.is_dir()) if parent.is_dir() else []
@@ -225,7 +225,7 @@ def load_previous(data_dir: str | Path, dataset: str,
 
     It holds every query document of that run, so it survives the engine folder being
     overwritten by a new run of the same engine."""
-    path = Path(data_dir) / dataset / f"previous-{results}.json"
+    path = previous_path(data_dir, dataset, remote=_is_remote(results))
     if not path.is_file():
         return None
     data = _read_json(path)

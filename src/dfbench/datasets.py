@@ -601,21 +601,80 @@ class _EtagCapture:
             events.unregister(f"after-call.s3.{op}", unique_id=f"{self._id}-a-{op}")
 
 
+def _known_checksums(s3: Any, bucket: str, prefix: str, remote: dict[str, _Object], old: Manifest | None,
+                     manifest: Manifest, max_concurrency: int) -> dict[str, str]:
+    """sha256 of the remote objects whose content is known, by key.
+
+    The remote manifest vouches for every object whose ETag and size are still the ones it
+    recorded (one listing proves that); objects uploaded since the last complete sync (an
+    interrupted run) carry their sha256 as metadata, read with one HeadObject each."""
+    known = {}
+    if old is not None:
+        for item in old.files:
+            key = prefix + item.path
+            if key in remote and old.etags.get(item.path) == remote[key].etag and remote[key].size == item.size:
+                known[key] = item.sha256
+    to_head = [prefix + f.path for f in manifest.files
+               if prefix + f.path in remote and prefix + f.path not in known and remote[prefix + f.path].size == f.size]
+
+    def head(key: str) -> tuple[str, str | None]:
+        return key, s3.head_object(Bucket=bucket, Key=key).get("Metadata", {}).get("sha256")
+
+    with ThreadPoolExecutor(max_workers=max_concurrency) as pool:
+        known.update({key: sha for key, sha in pool.map(head, to_head) if sha})
+    return known
+
+
+def _upload(s3: Any, bucket: str, prefix: str, folder: Path, files: list[DatasetFile], config: TransferConfig,
+            bar: Progress) -> dict[str, str]:
+    """Upload ``files`` in parallel (multipart above the threshold); returns their ETags by path."""
+    task = bar.add_task(f"upload → s3://{bucket}/{prefix}", total=sum(f.size for f in files),
+                        files=f"0/{len(files)} files")
+    done = 0
+    lock = threading.Lock()
+
+    class Advance(BaseSubscriber):  # type: ignore[misc]
+        def on_progress(self, future: Any, bytes_transferred: int, **_: Any) -> None:
+            bar.advance(task, bytes_transferred)
+
+        def on_done(self, future: Any, **_: Any) -> None:
+            nonlocal done
+            with lock:
+                done += 1
+                bar.update(task, files=f"{done}/{len(files)} files")
+
+    with _EtagCapture(s3, {prefix + f.path for f in files}) as capture, TransferManager(s3, config) as manager:
+        futures = [manager.upload(str(folder / f.path), bucket, prefix + f.path,
+                                  extra_args={"Metadata": {"sha256": f.sha256},
+                                              "ContentType": "application/vnd.apache.parquet"},
+                                  subscribers=[Advance()]) for f in files]
+        for future in futures:
+            future.result()
+    return {f.path: capture.etags[prefix + f.path] for f in files if prefix + f.path in capture.etags}
+
+
+def _delete_keys(s3: Any, bucket: str, keys: list[str]) -> None:
+    for start in range(0, len(keys), 1000):  # the DeleteObjects limit
+        batch = keys[start:start + 1000]
+        answer = s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True})
+        if answer.get("Errors"):
+            first = answer["Errors"][0]
+            raise DfbenchError(f"could not delete {len(answer['Errors'])} stale object(s), e.g. "
+                               f"{first.get('Key')}: {first.get('Code')} {first.get('Message')}")
+
+
 def sync_dataset(dataset: str, *, bucket: str | None = None, cluster: Cluster | None = None,
                  data_dir: str | Path = DEFAULT_DATA_DIR, delete: bool = False, region: str | None = None,
                  profile: str | None = None, max_concurrency: int = 16, multipart_threshold: int = 16 * 1024 * 1024,
                  multipart_chunksize: int = 16 * 1024 * 1024, progress: bool = True) -> SyncReport:
     """Upload ``<data_dir>/<dataset>/`` to ``s3://<bucket>/<dataset>/``; unchanged objects are skipped.
 
-    An object is unchanged when its size matches and its sha256 is known to equal the local file's:
-    from the remote manifest (which maps every file to its S3 ETag, so one ListObjectsV2 pass
-    proves the object is still the one the manifest describes) or, for objects written since the
-    last complete sync (an interrupted run), from the ``sha256`` metadata every upload carries.
-    Before anything changes the old remote manifest is deleted, and the new one is uploaded last:
-    a remote dataset with a manifest is always complete. Running it again resumes.
+    An object is unchanged when its size matches and its sha256 is known to equal the local file's
+    (see :func:`_known_checksums`): content, not size and time. Before anything changes the old
+    remote manifest is deleted, and the new one is uploaded last: a remote dataset with a
+    manifest is always complete. Running it again resumes.
     """
     local = local_dataset(dataset, data_dir)
-    threads = max(1, os.cpu_count() or 1)
     aws = _connect(region, cluster, profile)
     with aws_errors(profile):
         s3 = aws.client("s3")
@@ -624,93 +683,37 @@ def sync_dataset(dataset: str, *, bucket: str | None = None, cluster: Cluster | 
         manifest_key = prefix + MANIFEST
         remote = _list(s3, bucket, prefix)
 
-    with _progress(progress, transfer=True) as bar:
+    with _progress(progress, transfer=True) as bar, aws_errors(profile):
         check = bar.add_task(f"check {dataset}", total=local.manifest.total_bytes, files="")
-        manifest = _refresh(local, threads, lambda n: bar.advance(check, n))
+        manifest = _refresh(local, max(1, os.cpu_count() or 1), lambda n: bar.advance(check, n))
         bar.remove_task(check)
 
-        with aws_errors(profile):
-            old = _remote_manifest(s3, bucket, manifest_key) if manifest_key in remote else None
-            known = {}
-            if old is not None:
-                for item in old.files:
-                    key = prefix + item.path
-                    if key in remote and old.etags.get(item.path) == remote[key].etag \
-                            and remote[key].size == item.size:
-                        known[key] = item.sha256
-            to_head = [prefix + f.path for f in manifest.files
-                       if prefix + f.path in remote and prefix + f.path not in known
-                       and remote[prefix + f.path].size == f.size]
-            if to_head:
-                def head(key: str) -> tuple[str, str | None]:
-                    meta = s3.head_object(Bucket=bucket, Key=key).get("Metadata", {})
-                    return key, meta.get("sha256")
+        old = _remote_manifest(s3, bucket, manifest_key) if manifest_key in remote else None
+        known = _known_checksums(s3, bucket, prefix, remote, old, manifest, max_concurrency)
+        uploads = [f for f in manifest.files if known.get(prefix + f.path) != f.sha256]
+        skipped = [f for f in manifest.files if known.get(prefix + f.path) == f.sha256]
+        local_keys = {prefix + f.path for f in manifest.files} | {manifest_key}
+        stale = sorted(k for k in remote if k not in local_keys) if delete else []
+        etags = {f.path: remote[prefix + f.path].etag for f in skipped}
 
-                with ThreadPoolExecutor(max_workers=max_concurrency) as pool:
-                    for key, sha in pool.map(head, to_head):
-                        if sha:
-                            known[key] = sha
-
-            uploads = [f for f in manifest.files if known.get(prefix + f.path) != f.sha256]
-            skipped = [f for f in manifest.files if known.get(prefix + f.path) == f.sha256]
-            local_keys = {prefix + f.path for f in manifest.files} | {manifest_key}
-            stale = sorted(k for k in remote if k not in local_keys) if delete else []
-            etags = {f.path: remote[prefix + f.path].etag for f in skipped}
-
-            def new_manifest() -> Manifest:
-                return manifest.model_copy(update={"etags": dict(sorted(etags.items()))})
-
-            manifest_needed = bool(uploads or stale) or old is None or old.dump() != new_manifest().dump()
-            if (uploads or stale) and manifest_key in remote:
-                s3.delete_object(Bucket=bucket, Key=manifest_key)  # no longer true once anything changes
-
-            total = sum(f.size for f in uploads)
-            task = bar.add_task(f"upload {dataset} → s3://{bucket}/{prefix}", total=total,
-                                files=f"0/{len(uploads)} files")
-            done = [0]
-            done_lock = threading.Lock()
-
-            class Progress(BaseSubscriber):  # type: ignore[misc]
-                def on_progress(self, future: Any, bytes_transferred: int, **_: Any) -> None:
-                    bar.advance(task, bytes_transferred)
-
-                def on_done(self, future: Any, **_: Any) -> None:
-                    with done_lock:
-                        done[0] += 1
-                        bar.update(task, files=f"{done[0]}/{len(uploads)} files")
-
+        if (uploads or stale) and manifest_key in remote:
+            s3.delete_object(Bucket=bucket, Key=manifest_key)  # no longer true once anything changes
+        if uploads:
             config = TransferConfig(multipart_threshold=multipart_threshold, multipart_chunksize=multipart_chunksize,
                                     max_concurrency=max_concurrency, use_threads=True)
-            if uploads:
-                with _EtagCapture(s3, {prefix + f.path for f in uploads}) as capture, \
-                        TransferManager(s3, config) as manager:
-                    futures = [manager.upload(str(local.path / f.path), bucket, prefix + f.path,
-                                              extra_args={"Metadata": {"sha256": f.sha256},
-                                                          "ContentType": "application/vnd.apache.parquet"},
-                                              subscribers=[Progress()]) for f in uploads]
-                    for future in futures:
-                        future.result()
-                for f in uploads:
-                    etag = capture.etags.get(prefix + f.path)
-                    if etag:
-                        etags[f.path] = etag
+            etags.update(_upload(s3, bucket, prefix, local.path, uploads, config, bar))
+        _delete_keys(s3, bucket, stale)
 
-            for start in range(0, len(stale), 1000):
-                batch = stale[start:start + 1000]
-                answer = s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in batch],
-                                                                  "Quiet": True})
-                if answer.get("Errors"):
-                    first = answer["Errors"][0]
-                    raise DfbenchError(f"could not delete {len(answer['Errors'])} stale object(s), e.g. "
-                                       f"{first.get('Key')}: {first.get('Code')} {first.get('Message')}")
-
-            if manifest_needed:
-                body = new_manifest().dump().encode()
-                s3.put_object(Bucket=bucket, Key=manifest_key, Body=body, ContentType="application/json",
-                              Metadata={"sha256": hashlib.sha256(body).hexdigest()})
-    report = SyncReport(dataset=dataset, bucket=bucket, uploaded_files=len(uploads), uploaded_bytes=total,
-                        skipped_files=len(skipped), deleted_files=len(stale), uploaded=[f.path for f in uploads],
-                        deleted=stale, manifest_uploaded=manifest_needed)
+        final = manifest.model_copy(update={"etags": dict(sorted(etags.items()))})
+        manifest_needed = bool(uploads or stale) or old is None or old.dump() != final.dump()
+        if manifest_needed:
+            body = final.dump().encode()
+            s3.put_object(Bucket=bucket, Key=manifest_key, Body=body, ContentType="application/json",
+                          Metadata={"sha256": hashlib.sha256(body).hexdigest()})
+    report = SyncReport(dataset=dataset, bucket=bucket, uploaded_files=len(uploads),
+                        uploaded_bytes=sum(f.size for f in uploads), skipped_files=len(skipped),
+                        deleted_files=len(stale), uploaded=[f.path for f in uploads], deleted=stale,
+                        manifest_uploaded=manifest_needed)
     log.info("synced %s to s3://%s/%s: %d uploaded (%d bytes), %d unchanged, %d deleted", dataset, bucket, prefix,
              report.uploaded_files, report.uploaded_bytes, report.skipped_files, report.deleted_files)
     return report

@@ -34,9 +34,14 @@ def kind_name(remote: bool) -> str:
     return "remote" if remote else "local"
 
 
+def engines_dir(data_dir: str | Path, dataset: str, *, remote: bool) -> Path:
+    """``<data_dir>/<dataset>/.results-{local,remote}``: one folder per engine inside."""
+    return Path(data_dir) / dataset / f".results-{kind_name(remote)}"
+
+
 def results_dir(data_dir: str | Path, dataset: str, engine: str, *, remote: bool) -> Path:
     """``<data_dir>/<dataset>/.results-{local,remote}/<engine>``."""
-    return Path(data_dir) / dataset / f".results-{kind_name(remote)}" / engine
+    return engines_dir(data_dir, dataset, remote=remote) / engine
 
 
 def previous_path(data_dir: str | Path, dataset: str, *, remote: bool) -> Path:
