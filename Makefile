@@ -24,7 +24,8 @@ CLUSTER_ARGS = --cluster $(CLUSTER) --region $(REGION) \
 	$(if $(COUNT),--count $(COUNT)) \
 	$(if $(INSTANCE_TYPE),--instance-type $(INSTANCE_TYPE))
 
-.PHONY: install test bench compare bench-api-calls bench-sync bench-compare bench-overhead data sync worker provision plan status teardown clean
+.DEFAULT_GOAL := help
+.PHONY: help install test bench compare bench-api-calls bench-sync bench-compare bench-overhead data sync worker provision plan status teardown clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +34,16 @@ $(BIN)/.installed: pyproject.toml
 	touch $@
 
 install: $(BIN)/.installed
+
+help:
+	@echo "make bench      TPC-H on this machine (SF=1 ITERATIONS=3 QUERIES=q1,q3 ENGINE=name URL=worker-url)"
+	@echo "make test       the test suite (moto server, loopback only)"
+	@echo "make data       generate TPC-H (SF=10 PARTITIONS=16);  make sync DATASET=tpch_sf10 [DELETE=1]"
+	@echo "make compare    DATASET=... BASE=engine NEW=engine RESULTS=local|remote"
+	@echo "make plan | provision | status | teardown [DELETE_BUCKET=1]"
+	@echo "                CLUSTER=$(CLUSTER) REGION=$(REGION) COUNT=... INSTANCE_TYPE=... PROFILE=..."
+	@echo "make worker     the local DataFusion worker on 127.0.0.1:9000"
+	@echo "make bench-api-calls | bench-sync | bench-compare | bench-overhead   (write BENCHMARKS.md)"
 
 # Two workers: the suite waits on moto and subprocesses as much as it computes.
 PYTEST_WORKERS ?= 2
