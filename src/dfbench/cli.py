@@ -21,7 +21,8 @@ from dfbench.errors import ClusterNotFound, ConfigError, DfbenchError
 from dfbench.models import Cluster, Plan, TeardownReport
 from dfbench.provision import plan, provision, status, teardown
 
-out = Console(highlight=False, soft_wrap=True)
+# Piped output is read by scripts and logs: never truncate ids to an assumed 80 columns.
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 

@@ -292,7 +292,7 @@ def ensure_network(
                 TagSpecifications=tag_specifications("security-group", tags),
             )["GroupId"],
         )
-    _ensure_rules(ec2, group, group_id, ssh_cidrs, changes)
+    _ensure_rules(ec2, group, group_id, group_id or security_group_name(cluster), ssh_cidrs, changes)
     return NetworkIds(vpc_id, igw_id, table_id, group_id)
 
 
@@ -302,14 +302,14 @@ def _set_default_route(ec2: Any, table_id: str | None, igw_id: str | None, *, re
 
 
 def _ensure_rules(
-    ec2: Any, group: SecurityGroup | None, group_id: str | None, ssh_cidrs: tuple[str, ...], changes: ChangeSet
+    ec2: Any, group: SecurityGroup | None, group_id: str | None, name: str, ssh_cidrs: tuple[str, ...],
+    changes: ChangeSet,
 ) -> None:
     # A group created just now has AWS's default allow-all egress and no ingress.
     current_ingress = group.ingress if group else frozenset()
     current_egress = group.egress if group else EGRESS_ALL
     wanted = desired_ingress(group_id or "sg-new", ssh_cidrs)
     missing, extra = wanted - current_ingress, current_ingress - wanted
-    name = group_id or "new"
     if missing:
         changes.make(
             Change(action="update", resource="security-group", name=name,
