@@ -103,6 +103,62 @@ class ClusterNotFound(DfbenchError):
         )
 
 
+class BuildFailed(DfbenchError):
+    """The worker's build command exited non-zero; ``tail`` holds the last lines it printed."""
+
+    def __init__(self, command: list[str], returncode: int, tail: list[str], repo_dir: str) -> None:
+        self.command = command
+        self.returncode = returncode  # not ``exit_code``: that one is dfbench's own, for the CLI
+        self.tail = tail
+        shown = " ".join(command)
+        super().__init__(
+            f"`{shown}` failed in {repo_dir} (exit code {returncode}). Last lines of its output:\n"
+            + "\n".join(f"  {line}" for line in tail)
+            + f"\nFix the build (run `{shown}` there to see everything), then try again."
+        )
+
+
+class InstancesOffline(DfbenchError):
+    """Instances that never reported PingStatus Online to SSM in time: no command can reach them.
+    ``offline`` maps each instance id to what SSM last said ("ConnectionLost", "not registered")."""
+
+    def __init__(self, offline: dict[str, str], seconds: float) -> None:
+        self.offline = dict(offline)
+        self.seconds = seconds
+        listed = ", ".join(f"{instance_id} ({state})" for instance_id, state in self.offline.items())
+        super().__init__(
+            f"{len(self.offline)} instance(s) not online in SSM after {seconds:.0f}s: {listed}.\n"
+            "  Likely causes: the SSM agent is not running on the instance (check its boot log with "
+            "`aws ec2 get-console-output --instance-id ID`); the instance has no route to the SSM "
+            "endpoints (ssm, ssmmessages, ec2messages over HTTPS: a public IP and an internet gateway, "
+            "or VPC endpoints); or its instance profile lacks the AmazonSSMManagedInstanceCore policy.\n"
+            "  Fix that (or give new instances a few more minutes), then run the same command again."
+        )
+
+
+class CommandFailed(DfbenchError):
+    """A remote command (SSM Run Command) did not succeed on every instance.
+
+    The attributes describe the first failed instance; the message lists every failed one. The
+    remote exit code is ``returncode``: ``exit_code`` is dfbench's own, for the CLI."""
+
+    def __init__(self, instance_id: str, returncode: int | None, output_tail: str, *, status: str = "Failed",
+                 failed: tuple[str, ...] = (), details: str = "") -> None:
+        self.instance_id = instance_id
+        self.returncode = returncode
+        self.output_tail = output_tail
+        self.status = status
+        self.failed = failed or (instance_id,)
+        if not details:
+            code = "no exit code" if returncode is None else f"exit code {returncode}"
+            details = f"  {instance_id}: {status} ({code})\n" + "\n".join(
+                f"    | {line}" for line in output_tail.splitlines())
+        super().__init__(
+            f"Remote command failed on {len(self.failed)} instance(s): {', '.join(self.failed)}.\n{details}\n"
+            "Fix the cause shown above (full output at the S3 URLs), then run the same command again."
+        )
+
+
 class WorkerUnreachable(DfbenchError):
     """No benchmark worker answers at the URL (or what answers is not one)."""
 

@@ -3,8 +3,9 @@
 - ``MotoServer``: moto in server mode on loopback; dfbench reaches it through AWS_ENDPOINT_URL
   with real boto3 over HTTP.
 - ``Recorder``: every API call dfbench makes, with the parameters dfbench passed.
-- ``Faults``: answers chosen calls with real AWS error responses (or drops the connection),
-  through botocore ``before-send`` handlers, before the request reaches the emulator.
+- ``Faults``: answers chosen calls with real AWS error responses, AWS's success responses for
+  operations moto lacks (SSM's DescribeInstanceInformation, ListCommandInvocations), or a dropped
+  connection, through botocore ``before-send`` handlers, before the request reaches the emulator.
 - ``MotoGaps``: where moto departs from AWS in a way that matters to dfbench, the AWS behaviour.
 
 Needs the ``test`` extra (moto[server]). Nothing here is used by dfbench itself.
@@ -139,18 +140,34 @@ def error_response(service: str, code: str, message: str, status: int) -> AWSRes
     return AWSResponse("https://emulated", status, headers, _Body(body.encode()))
 
 
+# Services whose protocol is not JSON; ``json_response`` cannot speak for them.
+_NON_JSON_SERVICES = ("ec2", "s3", "iam", "sts")
+
+
+def json_response(body: dict[str, Any]) -> AWSResponse:
+    """A 200 answer in the AWS JSON 1.1 wire format (SSM and the other JSON-protocol services):
+    botocore parses it against the service model, timestamps as epoch seconds included."""
+    headers = {"x-amzn-requestid": str(uuid.uuid4()), "content-type": "application/x-amz-json-1.1"}
+    return AWSResponse("https://emulated", 200, headers, _Body(json.dumps(body).encode()))
+
+
+Params = dict[str, Any]
+
+
 @dataclass
 class _Fault:
     service: str
     operation: str
     times: int
-    answer: Callable[[], AWSResponse]
+    answer: Callable[[str], AWSResponse]  # called with the request body
     when: Callable[[str], bool]
     hits: int = 0
 
 
 class Faults:
-    """Answer the first ``times`` matching calls with an AWS error (or a dropped connection)."""
+    """Answer the first ``times`` matching calls with an AWS error, a canned AWS response, or a
+    dropped connection. Rules are tried in the order they were added; the first that matches and
+    has answers left answers the call."""
 
     def __init__(self) -> None:
         self._faults: list[_Fault] = []
@@ -161,14 +178,30 @@ class Faults:
 
     def error(self, service: str, operation: str, code: str, message: str = "injected", *, status: int = 400,
               times: int = 1, when: Callable[[str], bool] = lambda body: True) -> _Fault:
-        fault = _Fault(service, operation, times, lambda: error_response(service, code, message, status), when)
+        fault = _Fault(service, operation, times, lambda _: error_response(service, code, message, status), when)
+        self._faults.append(fault)
+        return fault
+
+    def respond(self, service: str, operation: str, body: Params | Callable[[Params], Params], *,
+                times: int = 1, when: Callable[[str], bool] = lambda body: True) -> _Fault:
+        """Answer with a successful response of a JSON-protocol service: ``body`` as given, or
+        ``body(params)`` computed from the request's parameters (for answers that depend on the
+        request, such as pages selected by NextToken or the ids in a filter)."""
+        if service in _NON_JSON_SERVICES:
+            raise ValueError(f"respond() speaks the JSON protocol only; {service} does not use it")
+
+        def answer(request_body: str) -> AWSResponse:
+            params = json.loads(request_body) if request_body else {}
+            return json_response(body(params) if callable(body) else body)
+
+        fault = _Fault(service, operation, times, answer, when)
         self._faults.append(fault)
         return fault
 
     def drop_connection(self, service: str, operation: str, *, times: int = 1) -> _Fault:
         from botocore.exceptions import ConnectionClosedError
 
-        def answer() -> AWSResponse:
+        def answer(_: str) -> AWSResponse:
             raise ConnectionClosedError(endpoint_url="https://emulated")
 
         fault = _Fault(service, operation, times, answer, lambda body: True)
@@ -183,7 +216,7 @@ class Faults:
                 if (fault.service, fault.operation) == (service, operation) and fault.hits < fault.times \
                         and fault.when(body):
                     fault.hits += 1
-                    return fault.answer()
+                    return fault.answer(body)
         return None
 
 

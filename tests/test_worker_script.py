@@ -1,0 +1,358 @@
+"""The scripts that install the worker on an instance, run locally with bash against a temporary
+root, with stand-ins for systemctl, aws, curl, journalctl and cloud-init on PATH."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from dfbench.errors import ConfigError
+from dfbench.worker_script import INSTALLED_MARKER, boot_script, install_script, worker_unit
+
+BUCKET = "bench-bucket"
+REGION = "eu-west-1"
+
+# Each stand-in appends its arguments to <fake>/<name>.log. systemctl keeps the service state
+# in a file so `is-active` answers what the last restart did; aws serves <fake>/bucket/<key>
+# and fails like the real CLI for anything else.
+STANDINS = {
+    "systemctl": r"""
+echo "$*" >>"$FAKE/systemctl.log"
+case $1 in
+    is-active) [[ -f $FAKE/active ]] ;;
+    restart) touch "$FAKE/active" ;;
+esac
+""",
+    "aws": r"""
+echo "$*" >>"$FAKE/aws.log"
+[[ $1 == s3 && $2 == cp ]] || { echo "fake aws: unsupported: $*" >&2; exit 252; }
+src=${*: -2:1} dest=${*: -1}
+path=${src#s3://} bucket=${src#s3://}
+bucket=${bucket%%/*} key=${path#*/}
+if [[ -f $FAKE/deny ]]; then
+    echo "fatal error: An error occurred (403) when calling the HeadObject operation: Forbidden" >&2
+    exit 1
+fi
+if [[ $bucket != "$FAKE_BUCKET" || ! -f $FAKE/bucket/$key ]]; then
+    echo "fatal error: An error occurred (404) when calling the HeadObject operation: Key \"$key\" does not exist" >&2
+    exit 1
+fi
+if [[ $dest == - ]]; then cat "$FAKE/bucket/$key"; else cp "$FAKE/bucket/$key" "$dest"; fi
+""",
+    "curl": r"""
+echo "$*" >>"$FAKE/curl.log"
+if [[ -f $FAKE/curl_down ]]; then
+    echo "curl: (7) Failed to connect to 127.0.0.1 port 9000 after 0 ms: Connection refused" >&2
+    exit 7
+fi
+[[ ${*: -1} == http://127.0.0.1:9000/info ]] || exit 22
+echo '{"git_commit_hash":"abc"}'
+""",
+    "journalctl": r"""
+echo "$*" >>"$FAKE/journalctl.log"
+echo "worker[812]: thread 'main' panicked: failed to bind 0.0.0.0:9000: address in use"
+""",
+    # Exit 2 is cloud-init's "done, degraded": the install must go on.
+    "cloud-init": r"""
+echo "$*" >>"$FAKE/cloud-init.log"
+exit 2
+""",
+}
+
+
+@dataclass
+class Machine:
+    """A temporary root plus the stand-ins' state, and a way to run a script against both."""
+
+    root: Path
+    fake: Path
+    env: dict[str, str]
+
+    @property
+    def binary(self) -> Path:
+        return self.root / "usr/local/bin/worker"
+
+    @property
+    def unit(self) -> Path:
+        return self.root / "etc/systemd/system/worker.service"
+
+    @property
+    def record(self) -> Path:
+        return self.root / "var/lib/dfbench/worker.sha256"
+
+    def publish(self, content: bytes, sha: str | None = None) -> str:
+        """Put a worker in the fake bucket under its sha256 (or under ``sha`` to corrupt it)."""
+        sha = sha or hashlib.sha256(content).hexdigest()
+        path = self.fake / "bucket/.dfbench/artifacts/worker" / sha / "worker"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+        return sha
+
+    def log(self, name: str) -> list[str]:
+        path = self.fake / f"{name}.log"
+        return path.read_text().splitlines() if path.exists() else []
+
+    def run(self, script: str, **env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["bash", "-c", script], env={**self.env, **env}, capture_output=True, text=True,
+                              timeout=30)
+
+
+@pytest.fixture
+def machine(tmp_path: Path) -> Machine:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, body in STANDINS.items():
+        path = bin_dir / name
+        path.write_text("#!/bin/bash\nset -u\n" + body.lstrip())
+        path.chmod(0o755)
+    fake = tmp_path / "fake"
+    fake.mkdir()
+    root = tmp_path / "root"
+    root.mkdir()
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "DFBENCH_ROOT": str(root),
+           "FAKE": str(fake), "FAKE_BUCKET": BUCKET}
+    env.pop("DFBENCH_READY_TIMEOUT", None)
+    return Machine(root=root, fake=fake, env=env)
+
+
+def install(machine: Machine, sha: str, **kwargs) -> subprocess.CompletedProcess[str]:
+    return machine.run(install_script(bucket=BUCKET, sha256=sha, region=REGION, **kwargs))
+
+
+def stamps(*paths: Path) -> list[tuple[int, int]]:
+    return [(p.stat().st_ino, p.stat().st_mtime_ns) for p in paths]
+
+
+def test_install_verifies_the_binary_writes_the_exact_unit_and_starts_the_service(machine: Machine) -> None:
+    content = b"\x7fELF worker v1"
+    sha = machine.publish(content)
+
+    result = install(machine, sha, args=["--threads", "8", "two words"], env={"RUST_LOG": "debug"})
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == f"dfbench: installed {sha}" == INSTALLED_MARKER + sha
+    assert machine.binary.read_bytes() == content
+    assert hashlib.sha256(machine.binary.read_bytes()).hexdigest() == sha
+    assert machine.binary.stat().st_mode & 0o777 == 0o755
+    assert sorted(p.name for p in machine.binary.parent.iterdir()) == ["worker"]
+    assert machine.unit.read_text() == (
+        "[Unit]\n"
+        "Description=DataFusion Distributed benchmark worker\n"
+        "After=network-online.target\n"
+        "Wants=network-online.target\n"
+        "\n"
+        "[Service]\n"
+        "ExecStart=/usr/local/bin/worker --bucket bench-bucket --threads 8 'two words'\n"
+        "Environment=AWS_REGION=eu-west-1\n"
+        "Environment=RUST_LOG=debug\n"
+        "Restart=always\n"
+        "RestartSec=2\n"
+        "User=root\n"
+        "LimitNOFILE=1048576\n"
+        "\n"
+        "[Install]\n"
+        "WantedBy=multi-user.target\n"
+    )
+    assert machine.record.read_text() == f"{sha}\n"
+    assert machine.log("cloud-init") == ["status --wait"]
+    [download] = machine.log("aws")
+    source, destination = download.rsplit(" ", 1)
+    assert source == f"s3 cp --region {REGION} --only-show-errors s3://{BUCKET}/.dfbench/artifacts/worker/{sha}/worker"
+    # Downloaded next to the target, so the final rename stays on one filesystem.
+    assert destination.startswith(f"{machine.binary}.")
+    assert machine.log("systemctl") == ["daemon-reload", "enable worker.service", "restart worker.service"]
+    assert machine.log("curl") == ["-fsS --max-time 2 http://127.0.0.1:9000/info"]
+
+
+def test_second_run_with_the_service_active_changes_nothing(machine: Machine) -> None:
+    sha = machine.publish(b"worker v1")
+    assert install(machine, sha).returncode == 0
+    before = stamps(machine.binary, machine.unit, machine.record)
+    calls = len(machine.log("systemctl")), len(machine.log("aws"))
+
+    result = install(machine, sha)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == f"dfbench: worker {sha} already installed and active"
+    assert stamps(machine.binary, machine.unit, machine.record) == before
+    assert machine.log("systemctl")[calls[0]:] == ["is-active --quiet worker.service"]
+    assert len(machine.log("aws")) == calls[1]
+
+
+def test_an_inactive_service_is_restarted_without_downloading_again(machine: Machine) -> None:
+    sha = machine.publish(b"worker v1")
+    assert install(machine, sha).returncode == 0
+    (machine.fake / "active").unlink()
+    downloads = len(machine.log("aws"))
+
+    result = install(machine, sha)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == f"dfbench: installed {sha}"
+    assert machine.log("systemctl")[-1] == "restart worker.service"
+    assert len(machine.log("aws")) == downloads
+
+
+def test_force_restarts_an_installed_and_active_worker(machine: Machine) -> None:
+    sha = machine.publish(b"worker v1")
+    assert install(machine, sha).returncode == 0
+    calls = len(machine.log("systemctl"))
+
+    result = install(machine, sha, force=True)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == f"dfbench: installed {sha}"
+    assert "already installed" not in result.stdout
+    # The unit did not change: no daemon-reload, only enable and restart.
+    assert machine.log("systemctl")[calls:] == ["enable worker.service", "restart worker.service"]
+
+
+def test_a_corrupted_download_is_refused_and_the_previous_binary_stays(machine: Machine) -> None:
+    good = b"worker v1"
+    first = machine.publish(good)
+    assert install(machine, first).returncode == 0
+    wanted = hashlib.sha256(b"worker v2").hexdigest()
+    machine.publish(b"worker v2, truncated in transit", sha=wanted)
+    calls = len(machine.log("systemctl"))
+
+    result = install(machine, wanted)
+
+    assert result.returncode == 3
+    assert f"expected {wanted}" in result.stderr
+    assert "dfbench: installed" not in result.stdout
+    assert machine.binary.read_bytes() == good
+    assert sorted(p.name for p in machine.binary.parent.iterdir()) == ["worker"]
+    assert machine.record.read_text() == f"{first}\n"
+    assert machine.log("systemctl")[calls:] == []
+
+
+def test_an_upgrade_replaces_the_binary_and_restarts(machine: Machine) -> None:
+    assert install(machine, machine.publish(b"worker v1")).returncode == 0
+    new = machine.publish(b"worker v2")
+    calls = len(machine.log("systemctl"))
+
+    result = install(machine, new)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == f"dfbench: installed {new}"
+    assert machine.binary.read_bytes() == b"worker v2"
+    assert machine.record.read_text() == f"{new}\n"
+    assert machine.log("systemctl")[calls:] == ["enable worker.service", "restart worker.service"]
+
+
+def test_changed_args_rewrite_the_unit_and_reload_systemd(machine: Machine) -> None:
+    sha = machine.publish(b"worker v1")
+    assert install(machine, sha, args=["--threads", "8"]).returncode == 0
+    binary = stamps(machine.binary)
+    calls = len(machine.log("systemctl"))
+
+    result = install(machine, sha, args=["--threads", "16"])
+
+    assert result.returncode == 0, result.stderr
+    assert "ExecStart=/usr/local/bin/worker --bucket bench-bucket --threads 16\n" in machine.unit.read_text()
+    assert machine.log("systemctl")[calls:] == [
+        "daemon-reload", "enable worker.service", "restart worker.service"
+    ]
+    assert stamps(machine.binary) == binary
+
+
+def test_worker_never_answering_fails_with_the_journal(machine: Machine) -> None:
+    sha = machine.publish(b"worker v1")
+    (machine.fake / "curl_down").touch()
+
+    started = time.monotonic()
+    result = machine.run(install_script(bucket=BUCKET, sha256=sha, region=REGION), DFBENCH_READY_TIMEOUT="1")
+
+    assert result.returncode == 4
+    assert time.monotonic() - started < 5
+    assert "did not answer http://127.0.0.1:9000/info within 1s" in result.stderr
+    assert "panicked: failed to bind 0.0.0.0:9000" in result.stderr
+    assert machine.log("journalctl") == ["-u worker.service --no-pager -n 50"]
+    assert len(machine.log("curl")) == 2
+    assert "dfbench: installed" not in result.stdout
+
+
+def test_boot_without_a_published_worker_does_nothing(machine: Machine) -> None:
+    result = machine.run(boot_script(bucket=BUCKET, region=REGION))
+
+    assert result.returncode == 0, result.stderr
+    assert "no worker published yet" in result.stdout
+    assert machine.log("aws") == [f"s3 cp --region {REGION} --only-show-errors "
+                                  f"s3://{BUCKET}/.dfbench/artifacts/worker/latest -"]
+    assert machine.log("systemctl") == []
+    assert list(machine.root.iterdir()) == []
+
+
+def test_boot_installs_the_latest_published_worker(machine: Machine) -> None:
+    machine.publish(b"worker v1")
+    latest = machine.publish(b"worker v2")
+    (machine.fake / "bucket/.dfbench/artifacts/worker/latest").write_text(latest + "\n")
+
+    result = machine.run(boot_script(bucket=BUCKET, region=REGION))
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == f"dfbench: installed {latest}"
+    assert machine.binary.read_bytes() == b"worker v2"
+    assert "ExecStart=/usr/local/bin/worker --bucket bench-bucket\n" in machine.unit.read_text()
+    assert machine.log("systemctl")[-1] == "restart worker.service"
+    # User data runs inside cloud-init: waiting for cloud-init there would wait for itself.
+    assert machine.log("cloud-init") == []
+
+
+def test_boot_fails_when_latest_cannot_be_read(machine: Machine) -> None:
+    (machine.fake / "deny").touch()
+
+    result = machine.run(boot_script(bucket=BUCKET, region=REGION))
+
+    assert result.returncode == 1
+    assert "(403)" in result.stderr
+    assert machine.log("systemctl") == []
+
+
+def test_unit_words_stay_literal_for_systemd() -> None:
+    unit = worker_unit(bucket=BUCKET, region=REGION, args=["50%", "$HOME", "it's", "a\\b"],
+                       env={"OPTS": "a b", "PRICE": "5$"})
+    lines = unit.splitlines()
+    assert "ExecStart=/usr/local/bin/worker --bucket bench-bucket 50%% '$$HOME' \"it's\" 'a\\\\b'" in lines
+    assert "Environment='OPTS=a b'" in lines
+    assert "Environment='PRICE=5$'" in lines
+
+
+@pytest.mark.parametrize("key", ["lower", "1ABC", "A-B", ""])
+def test_invalid_environment_names_are_refused(key: str) -> None:
+    with pytest.raises(ConfigError, match="environment variable name"):
+        install_script(bucket=BUCKET, sha256="a" * 64, region=REGION, env={key: "x"})
+
+
+@pytest.mark.parametrize("kwargs", [{"sha256": "A" * 64}, {"sha256": "abc"}, {"args": ["a\nb"]}])
+def test_invalid_sha_or_multiline_args_are_refused(kwargs: dict) -> None:
+    with pytest.raises(ConfigError):
+        install_script(**{"bucket": BUCKET, "sha256": "a" * 64, "region": REGION, **kwargs})
+
+
+SCRIPTS = {
+    "install": lambda: install_script(bucket=BUCKET, sha256="a" * 64, region=REGION, args=["--x", "y z"],
+                                      env={"RUST_LOG": "info"}, force=True),
+    "boot": lambda: boot_script(bucket=BUCKET, region=REGION),
+}
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_scripts_parse(name: str) -> None:
+    result = subprocess.run(["bash", "-n"], input=SCRIPTS[name](), capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed")
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_scripts_pass_shellcheck(name: str) -> None:
+    result = subprocess.run(["shellcheck", "--shell=bash", "-"], input=SCRIPTS[name](), capture_output=True,
+                            text=True)
+    assert result.returncode == 0, result.stdout
