@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
 
 import pytest
 
@@ -68,6 +69,10 @@ def test_spot_and_time_to_live(aws, recorder):
     if not user_data.startswith("#!"):
         user_data = base64.b64decode(user_data).decode()
     assert "--on-active=5400s /usr/bin/systemctl poweroff" in user_data
+    # Then the newest published worker is installed at boot, from this cluster's bucket.
+    assert user_data.index("systemctl poweroff") < user_data.index(".dfbench/artifacts/worker")
+    assert "datafusion-distributed-benchmarks-123456789012-us-east-1" in user_data
+    assert subprocess.run(["bash", "-n"], input=user_data, text=True).returncode == 0
     # Powering off must end in termination, not a stopped instance that still bills its volume.
     assert launch["InstanceInitiatedShutdownBehavior"] == "terminate"
 
@@ -98,7 +103,7 @@ def test_security_group_admits_only_the_cluster_unless_asked(aws, inspector):
     assert ingress() == [("-1", None, [], [cluster.security_group_id])]
 
 
-def test_role_reads_only_its_bucket(aws, inspector):
+def test_role_reads_only_its_bucket_and_writes_only_command_output(aws, inspector):
     cluster = dfbench.provision(ClusterSpec(name="sec", instance_count=1))
     iam = inspector.client("iam")
     role = iam.get_role(RoleName=cluster.role_name)["Role"]
@@ -107,18 +112,22 @@ def test_role_reads_only_its_bucket(aws, inspector):
     assert attached == ["arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"]
     (inline_name,) = iam.list_role_policies(RoleName=cluster.role_name)["PolicyNames"]
     document = iam.get_role_policy(RoleName=cluster.role_name, PolicyName=inline_name)["PolicyDocument"]
-    s3_statements = [s for s in document["Statement"] if any(a.startswith("s3:") for a in _actions(s))]
-    actions = {a for s in s3_statements for a in _actions(s)}
-    assert actions == {"s3:GetObject", "s3:ListBucket", "s3:GetBucketLocation"}
-    resources = {r for s in s3_statements for r in ([s["Resource"]] if isinstance(s["Resource"], str) else s["Resource"])}
-    assert resources == {f"arn:aws:s3:::{cluster.bucket}", f"arn:aws:s3:::{cluster.bucket}/*"}
-    other = [a for s in document["Statement"] for a in _actions(s) if not a.startswith("s3:")]
-    assert other == ["ec2:DescribeInstances"]
+    grants = {(action, resource) for s in document["Statement"] for action in _listed(s["Action"])
+              for resource in _listed(s["Resource"])}
+    bucket = f"arn:aws:s3:::{cluster.bucket}"
+    assert grants == {
+        ("ec2:DescribeInstances", "*"),
+        ("s3:ListBucket", bucket),
+        ("s3:GetBucketLocation", bucket),
+        ("s3:GetObject", f"{bucket}/*"),
+        # The SSM agent uploads command output with the instance's role: one prefix, nothing else.
+        ("s3:PutObject", f"{bucket}/.dfbench/ssm-output/*"),
+    }
+    assert all(s["Effect"] == "Allow" for s in document["Statement"])
 
 
-def _actions(statement):
-    action = statement["Action"]
-    return [action] if isinstance(action, str) else action
+def _listed(value):
+    return [value] if isinstance(value, str) else value
 
 
 def test_user_bucket_is_used_but_never_changed_or_deleted(aws, inspector, recorder):

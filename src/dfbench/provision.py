@@ -96,7 +96,7 @@ def _converge(aws: Aws, spec: ClusterSpec, changes: ChangeSet) -> Cluster | None
                                 found=seen.instance_profile, changes=changes)
     ids = network.ensure_network(ec2, cluster=spec.name, bucket=bucket, tags=tags, ssh_cidrs=spec.ssh_ingress_cidrs,
                                  found=seen.network, changes=changes)
-    instances, subnet_id = _converge_instances(aws, spec, seen, ids, tags, role_name, changes)
+    instances, subnet_id = _converge_instances(aws, spec, seen, ids, bucket, tags, role_name, changes)
 
     if not changes.apply:
         return None
@@ -119,7 +119,7 @@ def _converge(aws: Aws, spec: ClusterSpec, changes: ChangeSet) -> Cluster | None
 
 
 def _converge_instances(
-    aws: Aws, spec: ClusterSpec, seen: _Observed, ids: network.NetworkIds, tags: dict[str, str],
+    aws: Aws, spec: ClusterSpec, seen: _Observed, ids: network.NetworkIds, bucket: str, tags: dict[str, str],
     instance_profile: str, changes: ChangeSet,
 ) -> tuple[list[Instance], str | None]:
     ec2 = aws.client("ec2")
@@ -167,7 +167,7 @@ def _converge_instances(
         if not missing:
             break
         try:
-            new_ids = _launch(aws, spec, keep, missing, zone, subnet_id, ids, instance_profile, tags, changes)
+            new_ids = _launch(aws, spec, keep, missing, zone, subnet_id, ids, instance_profile, bucket, tags, changes)
             break
         except CapacityError:
             tried.append(zone)
@@ -189,7 +189,7 @@ def _converge_instances(
 
 def _launch(
     aws: Aws, spec: ClusterSpec, keep: list[Instance], count: int, zone: str, subnet_id: str | None,
-    ids: network.NetworkIds, instance_profile: str, tags: dict[str, str], changes: ChangeSet,
+    ids: network.NetworkIds, instance_profile: str, bucket: str, tags: dict[str, str], changes: ChangeSet,
 ) -> list[str]:
     detail = f"{count} x {_shape_of_spec(spec)} in {zone}"
     if not changes.apply:
@@ -205,7 +205,8 @@ def _launch(
         Change(action="create", resource="instances", name=spec.name, detail=f"{detail} ({ami.image_id})"),
         lambda: ec2_instances.launch_instances(
             ec2, spec=spec, count=count, ami=ami, zone=zone, subnet_id=subnet_id,
-            security_group_id=ids.security_group_id, instance_profile=instance_profile, tags=tags, token=token,
+            security_group_id=ids.security_group_id, instance_profile=instance_profile, bucket=bucket, tags=tags,
+            token=token,
         ),
     )
     return launched or []

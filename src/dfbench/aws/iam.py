@@ -13,6 +13,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from dfbench.aws.ssm import OUTPUT_PREFIX as SSM_OUTPUT_PREFIX
 from dfbench.aws.tags import BUCKET_KEY, is_managed, tag_dict, tag_list
 from dfbench.errors import OwnershipError, error_code
 from dfbench.models import Change, ChangeSet
@@ -41,7 +42,8 @@ def ssm_core_policy_arn(partition: str) -> str:
 
 
 def worker_policy(bucket: str, partition: str) -> dict[str, Any]:
-    """What the worker may do: find its peers, and read its own bucket. Nothing else."""
+    """What an instance may do: find its peers, read its own bucket, and write SSM command output
+    under one prefix of it (the SSM agent uploads output with the instance's role). Nothing else."""
     bucket_arn = f"arn:{partition}:s3:::{bucket}"
     return {
         "Version": "2012-10-17",
@@ -54,6 +56,12 @@ def worker_policy(bucket: str, partition: str) -> dict[str, Any]:
                 "Resource": bucket_arn,
             },
             {"Sid": "ReadBenchmarkBucket", "Effect": "Allow", "Action": "s3:GetObject", "Resource": f"{bucket_arn}/*"},
+            {
+                "Sid": "WriteCommandOutput",
+                "Effect": "Allow",
+                "Action": "s3:PutObject",
+                "Resource": f"{bucket_arn}/{SSM_OUTPUT_PREFIX}/*",
+            },
         ],
     }
 
@@ -140,7 +148,7 @@ def ensure_role(
     if found is None or found.inline_policy != policy:
         changes.make(
             Change(action="update", resource="iam-role", name=name,
-                   detail=f"policy {INLINE_POLICY_NAME}: describe instances, read s3://{bucket}"),
+                   detail=f"policy {INLINE_POLICY_NAME}: describe instances, read s3://{bucket}, write command output"),
             lambda: iam.put_role_policy(
                 RoleName=name, PolicyName=INLINE_POLICY_NAME, PolicyDocument=json.dumps(policy)
             ),

@@ -15,6 +15,7 @@ from dfbench.config import ClusterSpec
 from dfbench.errors import CapacityError, ConfigError, error_code
 from dfbench.models import Change, ChangeSet, Instance
 from dfbench.waiting import poll, retry_client_error
+from dfbench.worker_script import boot_script
 
 log = logging.getLogger("dfbench")
 
@@ -116,17 +117,18 @@ def matches_spec(instance: Instance, spec: ClusterSpec) -> bool:
     )
 
 
-def user_data(ttl_hours: float | None) -> str:
-    """Boot script. The time-to-live is a transient systemd timer that powers the machine off;
+def user_data(*, ttl_hours: float | None, bucket: str, region: str) -> str:
+    """Boot script: arm the time-to-live first, so it holds whatever happens next, then install and
+    start the newest published worker (a new or replaced instance serves without a redeploy).
+
+    The time-to-live is a transient systemd timer that powers the machine off;
     InstanceInitiatedShutdownBehavior=terminate turns that into termination."""
-    lines = ["#!/bin/bash", "set -euo pipefail"]
+    shebang, _, install = boot_script(bucket=bucket, region=region).partition("\n")
+    ttl = ""
     if ttl_hours is not None:
-        seconds = int(ttl_hours * 3600)
-        lines.append(
-            f"systemd-run --unit=dfbench-ttl --description='dfbench time-to-live ({ttl_hours:g} h)' "
-            f"--on-active={seconds}s /usr/bin/systemctl poweroff"
-        )
-    return "\n".join(lines) + "\n"
+        ttl = (f"systemd-run --unit=dfbench-ttl --description='dfbench time-to-live ({ttl_hours:g} h)' "
+               f"--on-active={int(ttl_hours * 3600)}s /usr/bin/systemctl poweroff\n")
+    return f"{shebang}\n{ttl}{install}"
 
 
 def launch_token(*, cluster: str, region: str, keep: list[str], count: int, subnet_id: str, spec: ClusterSpec,
@@ -144,7 +146,7 @@ def launch_token(*, cluster: str, region: str, keep: list[str], count: int, subn
 
 def launch_instances(
     ec2: Any, *, spec: ClusterSpec, count: int, ami: Ami, zone: str, subnet_id: str, security_group_id: str,
-    instance_profile: str, tags: dict[str, str], token: str,
+    instance_profile: str, bucket: str, tags: dict[str, str], token: str,
 ) -> list[str]:
     """All ``count`` instances in one RunInstances call. Raises CapacityError for the zone."""
     discovery_key, discovery_value = spec.discovery
@@ -158,7 +160,7 @@ def launch_instances(
         SubnetId=subnet_id,
         SecurityGroupIds=[security_group_id],
         IamInstanceProfile={"Name": instance_profile},
-        UserData=user_data(spec.ttl_hours),
+        UserData=user_data(ttl_hours=spec.ttl_hours, bucket=bucket, region=spec.region),
         InstanceInitiatedShutdownBehavior="terminate",
         MetadataOptions={"HttpTokens": "required", "HttpEndpoint": "enabled", "HttpPutResponseHopLimit": 2},
         BlockDeviceMappings=[

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -21,12 +22,17 @@ from dfbench.waiting import poll
 log = logging.getLogger("dfbench")
 
 DOCUMENT = "AWS-RunShellScript"
+# Where dfbench's commands write their full output in the cluster's bucket; the instance role may
+# write there and nowhere else.
+OUTPUT_PREFIX = ".dfbench/ssm-output"
 # Where the agent writes a step's full output when OutputS3BucketName is set:
 # <prefix>/<command-id>/<instance-id>/awsrunShellScript/0.awsrunShellScript/{stdout,stderr}
 # (the plugin name aws:runShellScript without its colon, and its step id).
 _S3_PLUGIN_PATH = "awsrunShellScript/0.awsrunShellScript"
 
 ONLINE_TIMEOUT_S = 600
+# Where command output goes in the cluster bucket; the instance role may write only there.
+OUTPUT_PREFIX = ".dfbench/ssm-output"
 DELIVERY_TIMEOUT_S = 600
 EXECUTION_TIMEOUT_S = 900
 # SendCommand TimeoutSeconds (the delivery timeout) accepts 30..2592000; AWS-RunShellScript's
@@ -55,6 +61,8 @@ _ERROR_SEPARATOR = "\n----------ERROR-------\n"
 _STDOUT_CUT = "\n---Output truncated---"
 _STDERR_CUT = "\n---Error truncated----"
 TAIL_LINES = 20
+# Side-by-side GetObject calls when reading full outputs from S3.
+_S3_READERS = 8
 
 # What StatusDetails means for the user, for the statuses that are not a plain script failure.
 # https://docs.aws.amazon.com/systems-manager/latest/userguide/monitor-commands.html
@@ -77,14 +85,31 @@ class Invocation:
     instance_id: str
     status: str  # CommandInvocation Status: Success, Failed, TimedOut, Cancelled (or not final yet)
     exit_code: int | None  # the script's exit status; None when it never produced one
-    stdout_tail: str
-    stderr_tail: str
+    # The streams as SSM returned them (cut markers removed): their beginning when ``*_cut``, the
+    # whole text otherwise, or once ``read_output`` has read them from S3.
+    stdout: str
+    stderr: str
     output_url: str | None  # s3:// URL of the full stdout (stderr is next to it); None without a bucket
     status_details: str = ""  # SSM's finer reason: ExecutionTimedOut, DeliveryTimedOut, Undeliverable, ...
+    command_id: str = ""
+    stdout_cut: bool = False
+    stderr_cut: bool = False
 
     @property
     def ok(self) -> bool:
         return self.status == "Success"
+
+    @property
+    def stderr_url(self) -> str | None:
+        return _sibling(self.output_url, "stderr") if self.output_url else None
+
+    @property
+    def stdout_tail(self) -> str:
+        return _tail(self.stdout, self.stdout_cut, self.output_url)
+
+    @property
+    def stderr_tail(self) -> str:
+        return _tail(self.stderr, self.stderr_cut, self.stderr_url)
 
     @property
     def output_tail(self) -> str:
@@ -227,30 +252,82 @@ def _invocation(item: dict[str, Any], command_id: str, bucket: str | None, prefi
     plugins = item.get("CommandPlugins") or [{}]
     plugin = plugins[0]  # AWS-RunShellScript has one step
     code = plugin.get("ResponseCode")
-    stdout_url = output_url(bucket, prefix, command_id, instance_id) if bucket else None
-    stderr_url = output_url(bucket, prefix, command_id, instance_id, "stderr") if bucket else None
     stdout, _, stderr = str(plugin.get("Output", "")).partition(_ERROR_SEPARATOR)
+    stdout, stdout_cut = _uncut(stdout, _STDOUT_CUT)
+    stderr, stderr_cut = _uncut(stderr, _STDERR_CUT)
     return Invocation(
         instance_id=instance_id,
         status=item["Status"],
         # SSM reports -1 when the script never ran to an exit (not delivered, cancelled, timed out).
         exit_code=None if code is None or code == -1 else int(code),
-        stdout_tail=_tail(stdout, _STDOUT_CUT, stdout_url),
-        stderr_tail=_tail(stderr, _STDERR_CUT, stderr_url),
-        output_url=stdout_url,
+        stdout=stdout,
+        stderr=stderr,
+        output_url=output_url(bucket, prefix, command_id, instance_id) if bucket else None,
         status_details=str(item.get("StatusDetails", "")).replace(" ", ""),
+        command_id=command_id,
+        stdout_cut=stdout_cut,
+        stderr_cut=stderr_cut,
     )
 
 
-def _tail(text: str, cut_marker: str, url: str | None) -> str:
-    truncated = text.endswith(cut_marker)
-    if truncated:
-        text = text[: -len(cut_marker)]
+def _uncut(text: str, cut_marker: str) -> tuple[str, bool]:
+    if text.endswith(cut_marker):
+        return text[: -len(cut_marker)], True
+    return text, False
+
+
+def _sibling(url: str, stream: str) -> str:
+    return url.rsplit("/", 1)[0] + "/" + stream
+
+
+def _tail(text: str, cut: bool, url: str | None) -> str:
     tail = "\n".join(text.rstrip("\n").splitlines()[-TAIL_LINES:])
-    if truncated:
+    if cut:
         where = f"full output: {url}" if url else "send the command with an output bucket to keep it all"
         tail += f"\n[output cut by SSM, which returns only the first 2,500 characters; {where}]"
     return tail
+
+
+def read_output(s3: Any, invocations: Sequence[Invocation], *, last_bytes: int | None = None) -> list[Invocation]:
+    """The invocations with every stream SSM cut replaced by the text the agent wrote to S3: all
+    of it, or its last ``last_bytes`` (enough for a tail, whatever the size of the log).
+
+    Only cut streams cost a GetObject, so a command with short output reads nothing. A stream
+    S3 does not hold (the instance role may not write there, or the agent has not uploaded yet)
+    keeps SSM's beginning and its pointer to the URL."""
+    wanted = [(i, stream) for i, inv in enumerate(invocations) if inv.output_url
+              for stream, cut in (("stdout", inv.stdout_cut), ("stderr", inv.stderr_cut)) if cut]
+    if not wanted:
+        return list(invocations)
+
+    def read(job: tuple[int, str]) -> str | None:
+        index, stream = job
+        url = _sibling(str(invocations[index].output_url), stream)
+        return _read_s3_text(s3, url, last_bytes)
+
+    # S3 reads run side by side: a wide cluster's logs would otherwise take one round trip each.
+    with ThreadPoolExecutor(max_workers=min(_S3_READERS, len(wanted))) as pool:
+        texts = list(pool.map(read, wanted))
+    result = list(invocations)
+    for (index, stream), text in zip(wanted, texts, strict=True):
+        if text is not None:
+            result[index] = replace(result[index], **{stream: text, f"{stream}_cut": False})
+    return result
+
+
+def _read_s3_text(s3: Any, url: str, last_bytes: int | None) -> str | None:
+    bucket, _, key = url.removeprefix("s3://").partition("/")
+    extra = {"Range": f"bytes=-{last_bytes}"} if last_bytes else {}
+    try:
+        response = s3.get_object(Bucket=bucket, Key=key, **extra)
+    except ClientError as error:
+        log.warning("could not read %s (%s): showing what SSM returned", url, error_code(error) or error)
+        return None
+    text = response["Body"].read().decode("utf-8", errors="replace")
+    # A range that does not start at byte 0 begins mid-line: drop that partial line.
+    if extra and not response.get("ContentRange", "bytes 0-").startswith("bytes 0-"):
+        text = text.partition("\n")[2]
+    return text
 
 
 def raise_for_failures(invocations: Sequence[Invocation]) -> None:
@@ -265,9 +342,14 @@ def raise_for_failures(invocations: Sequence[Invocation]) -> None:
                         details="\n".join(_describe_failure(inv) for inv in failed))
 
 
+def failure_hint(status: str, status_details: str) -> str:
+    """What a final status other than Success means for the user ("" for a plain script failure)."""
+    return _STATUS_HINTS.get(status_details) or _STATUS_HINTS.get(status, "")
+
+
 def _describe_failure(inv: Invocation) -> str:
     code = "no exit code" if inv.exit_code is None else f"exit code {inv.exit_code}"
-    hint = _STATUS_HINTS.get(inv.status_details) or _STATUS_HINTS.get(inv.status, "")
+    hint = failure_hint(inv.status, inv.status_details)
     lines = [f"  {inv.instance_id}: {inv.status} ({code})" + (f": {hint}" if hint else "")]
     lines += [f"    | {line}" for line in inv.output_tail.splitlines()]
     if inv.output_url:
