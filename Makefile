@@ -17,6 +17,11 @@ ITERATIONS ?= 3
 QUERIES ?=
 ENGINE ?=
 URL ?=
+BINARY ?=
+REPO ?=
+ARGS ?=
+LINES ?= 200
+SINCE ?=
 
 # Options shared by the cluster commands; empty variables add nothing.
 CLUSTER_ARGS = --cluster $(CLUSTER) --region $(REGION) \
@@ -25,7 +30,7 @@ CLUSTER_ARGS = --cluster $(CLUSTER) --region $(REGION) \
 	$(if $(INSTANCE_TYPE),--instance-type $(INSTANCE_TYPE))
 
 .DEFAULT_GOAL := help
-.PHONY: help install test bench compare bench-api-calls bench-sync bench-compare bench-overhead data sync worker provision plan status teardown clean
+.PHONY: help install test bench compare bench-api-calls bench-sync bench-compare bench-overhead bench-deploy deploy logs data sync worker provision plan status teardown clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,6 +47,7 @@ help:
 	@echo "make compare    DATASET=... BASE=engine NEW=engine RESULTS=local|remote"
 	@echo "make plan | provision | status | teardown [DELETE_BUCKET=1]"
 	@echo "                CLUSTER=$(CLUSTER) REGION=$(REGION) COUNT=... INSTANCE_TYPE=... PROFILE=..."
+	@echo "make deploy     BINARY=path | REPO=checkout [ARGS=\"--x 1\"] [FORCE=1];  make logs [LINES=200 SINCE=-1h]"
 	@echo "make worker     the local DataFusion worker on 127.0.0.1:9000"
 	@echo "make bench-api-calls | bench-sync | bench-compare | bench-overhead   (write BENCHMARKS.md)"
 
@@ -74,6 +80,19 @@ bench-compare: install
 
 bench-overhead: install
 	$(BIN)/python benchmarks/worker_overhead.py
+
+# make deploy BINARY=target/x86_64-unknown-linux-gnu/release/worker   (or REPO=../datafusion-distributed)
+deploy: install
+	$(DFBENCH) deploy --cluster $(CLUSTER) --region $(REGION) $(if $(PROFILE),--profile $(PROFILE)) \
+		$(if $(BINARY),--binary $(BINARY),--build $(REPO)) $(foreach a,$(ARGS),--arg=$(a)) \
+		$(if $(FORCE),--force-restart)
+
+logs: install
+	$(DFBENCH) logs --cluster $(CLUSTER) --region $(REGION) $(if $(PROFILE),--profile $(PROFILE)) \
+		--lines $(LINES) $(if $(SINCE),--since "$(SINCE)")
+
+bench-deploy: install
+	$(BIN)/python benchmarks/deploy_calls.py
 
 bench-sync: install
 	$(BIN)/python benchmarks/sync_vs_awscli.py

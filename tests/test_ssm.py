@@ -10,7 +10,6 @@ Output cut at 2,500 characters with the agent's markers).
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -19,105 +18,12 @@ from dfbench.aws import ssm as remote
 from dfbench.aws.instances import AL2023_PARAMETER
 from dfbench.aws.session import connect
 from dfbench.errors import CommandFailed, ConfigError, InstancesOffline, WaitTimeout
-from dfbench.testing import Faults, Recorder
+from dfbench.testing import FakeSsm, Faults, Recorder, Run
 
 BUCKET = "dfbench-ssm-test"
 PREFIX = ".dfbench/ssm"
 SCRIPT = "#!/bin/bash\nset -euo pipefail\ncat <<'EOF'\nhello\nEOF\necho done\n"
 COMMENT = "dfbench test"
-EPOCH = 1_767_225_600.0
-# CommandPlugin.Output as the agent fills it (API model: at most 2,500 characters).
-PLUGIN_OUTPUT_MAX = 2500
-
-
-@dataclass(frozen=True)
-class Run:
-    """One instance's invocation at one poll."""
-
-    status: str
-    code: int = -1
-    stdout: str = ""
-    stderr: str = ""
-    details: str = ""
-
-
-def agent_output(stdout: str, stderr: str) -> str:
-    """stdout, then the ERROR separator and stderr; a stream that does not fit keeps its beginning
-    and ends with the agent's truncation marker."""
-    separator = "\n----------ERROR-------\n"
-    room = PLUGIN_OUTPUT_MAX - (len(separator) if stderr else 0)
-    stderr_room = min(len(stderr), room // 2)
-
-    def cut(text: str, limit: int, marker: str) -> str:
-        return text if len(text) <= limit else text[: limit - len(marker)] + marker
-
-    out = cut(stdout, room - stderr_room, "\n---Output truncated---")
-    return out + (separator + cut(stderr, stderr_room, "\n---Error truncated----") if stderr else "")
-
-
-class FakeSsm:
-    """DescribeInstanceInformation and ListCommandInvocations as AWS answers them. ``polls`` holds
-    the invocations listed at each logical poll (a request without NextToken starts the next
-    one; the last entry repeats); an instance missing from an entry is not listed yet."""
-
-    def __init__(self, faults: Faults) -> None:
-        self.ping: dict[str, str] = {}
-        self.polls: list[dict[str, Run]] = [{}]
-        self.page_cap = 50
-        self._poll = -1
-        faults.respond("ssm", "DescribeInstanceInformation", self._describe, times=10**6)
-        faults.respond("ssm", "ListCommandInvocations", self._list, times=10**6)
-
-    def script(self, *, ping: dict[str, str], polls: list[dict[str, Run]], page_cap: int = 50) -> None:
-        self.ping, self.polls, self.page_cap, self._poll = ping, polls, page_cap, -1
-
-    def _describe(self, params: dict[str, Any]) -> dict[str, Any]:
-        ids = next(f["Values"] for f in params["Filters"] if f["Key"] == "InstanceIds")
-        return {"InstanceInformationList": [
-            {"InstanceId": i, "PingStatus": self.ping[i], "LastPingDateTime": EPOCH, "AgentVersion": "3.3.987.0",
-             "IsLatestVersion": True, "PlatformType": "Linux", "PlatformName": "Amazon Linux",
-             "PlatformVersion": "2023", "ResourceType": "EC2Instance", "IPAddress": "10.0.0.10",
-             "ComputerName": "ip-10-0-0-10.ec2.internal", "SourceId": i, "SourceType": "AWS::EC2::Instance"}
-            for i in ids if i in self.ping
-        ]}
-
-    def _list(self, params: dict[str, Any]) -> dict[str, Any]:
-        if "NextToken" not in params:
-            self._poll = min(self._poll + 1, len(self.polls) - 1)
-        runs = self.polls[self._poll]
-        ids = list(runs)
-        start = int(params.get("NextToken", "0"))
-        end = start + min(params.get("MaxResults", 50), self.page_cap)
-        body: dict[str, Any] = {
-            "CommandInvocations": [self._invocation(params["CommandId"], i, runs[i]) for i in ids[start:end]]
-        }
-        if end < len(ids):
-            body["NextToken"] = str(end)
-        return body
-
-    @staticmethod
-    def _invocation(command_id: str, instance_id: str, run: Run) -> dict[str, Any]:
-        key = f"{PREFIX}/{command_id}/{instance_id}/awsrunShellScript"
-        url = f"https://s3.us-east-1.amazonaws.com/{BUCKET}/{key}/0.awsrunShellScript"
-        details = run.details or run.status
-        return {
-            "CommandId": command_id, "InstanceId": instance_id, "InstanceName": "", "Comment": COMMENT,
-            "DocumentName": "AWS-RunShellScript", "DocumentVersion": "$DEFAULT", "RequestedDateTime": EPOCH,
-            "Status": run.status, "StatusDetails": details, "TraceOutput": "",
-            "StandardOutputUrl": f"{url}/stdout", "StandardErrorUrl": f"{url}/stderr",
-            "CommandPlugins": [{
-                "Name": "aws:runShellScript",
-                "Status": run.status if run.status in ("Pending", "InProgress", "Success", "TimedOut", "Cancelled",
-                                                       "Failed") else "InProgress",
-                "StatusDetails": details, "ResponseCode": run.code, "ResponseStartDateTime": EPOCH + 1,
-                "ResponseFinishDateTime": EPOCH + 2, "Output": agent_output(run.stdout, run.stderr),
-                "StandardOutputUrl": f"{url}/stdout", "StandardErrorUrl": f"{url}/stderr",
-                "OutputS3Region": "us-east-1", "OutputS3BucketName": BUCKET, "OutputS3KeyPrefix": key,
-            }],
-            "ServiceRole": "",
-            "NotificationConfig": {"NotificationArn": "", "NotificationEvents": [], "NotificationType": ""},
-            "CloudWatchOutputConfig": {"CloudWatchLogGroupName": "", "CloudWatchOutputEnabled": False},
-        }
 
 
 def launch(inspector: Any, count: int, cluster: str = "c") -> list[str]:
@@ -157,7 +63,7 @@ def ssm(aws: Any, recorder: Recorder, faults: Faults) -> Any:
 
 @pytest.fixture
 def fake(faults: Faults) -> FakeSsm:
-    return FakeSsm(faults)
+    return FakeSsm(faults, bucket=BUCKET, prefix=PREFIX)
 
 
 def run(ssm: Any, ids: list[str], cluster: str = "c", **options: Any) -> list[remote.Invocation]:
@@ -221,7 +127,7 @@ def test_online_wait_asks_for_50_instances_a_call(ssm, faults, recorder):
     # An instance whose agent has not registered yet can make SSM refuse the id: not yet online.
     unknown = faults.error("ssm", "DescribeInstanceInformation", "InvalidInstanceId",
                            "Instances [[i-00000000000000001]] not in a valid state for account", times=1)
-    fake = FakeSsm(faults)
+    fake = FakeSsm(faults, bucket=BUCKET, prefix=PREFIX)
     ids = instance_ids(120)
     fake.script(ping=online(ids), polls=[{}])
     remote.wait_online(ssm, ids)
@@ -237,10 +143,12 @@ def test_not_there_yet_and_throttled_polls_are_survived(ssm, faults, recorder):
     # before FakeSsm's, which is added after them.
     not_yet = faults.error("ssm", "ListCommandInvocations", "InvocationDoesNotExist", "", times=1)
     throttled = faults.error("ssm", "ListCommandInvocations", "ThrottlingException", "Rate exceeded", times=2)
-    fake = FakeSsm(faults)
+    fake = FakeSsm(faults, bucket=BUCKET, prefix=PREFIX)
     ids = instance_ids(3)
     fake.script(ping=online(ids), polls=[{}, every(ids, IN_PROGRESS), every(ids, SUCCESS)])
-    results = run(ssm, ids)
+    # botocore backs off from throttling in real time (up to 1 s, then 2 s) while dfbench's
+    # deadline is scaled by DFBENCH_TIME_SCALE: give the deadline room for that real time.
+    results = run(ssm, ids, execution_timeout_s=10_000)
     assert (not_yet.hits, throttled.hits) == (1, 2)
     assert all(r.ok for r in results)
     # Polls: not visible; throttled twice and retried by botocore within that one call (the

@@ -8,20 +8,26 @@ from dfbench.models import Change, Cluster, Instance, Plan, TeardownReport  # no
 from dfbench.provision import plan, provision, status, teardown  # noqa: E402
 from dfbench.datasets import generate_tpch, list_datasets, remote_tables, sync_dataset  # noqa: E402
 from dfbench.queries import tpch_queries  # noqa: E402
+from dfbench.worker_deploy import DeployReport, deploy_worker, logs  # noqa: E402
+from dfbench.worker_deploy import exec_command as exec  # noqa: E402, A001 - the public name DESIGN gives it
 from dfbench.comparison import compare  # noqa: E402
 
 __all__ = [
     "Change",
     "Cluster",
     "ClusterSpec",
+    "DeployReport",
     "DfbenchError",
     "Instance",
     "Plan",
     "TeardownReport",
     "__version__",
     "compare",
+    "deploy_worker",
+    "exec",
     "generate_tpch",
     "list_datasets",
+    "logs",
     "plan",
     "provision",
     "remote_tables",

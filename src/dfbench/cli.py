@@ -20,6 +20,7 @@ from dfbench.config import make_spec, parse_tag
 from dfbench.errors import ClusterNotFound, ConfigError, DfbenchError
 from dfbench.models import Cluster, Plan, TeardownReport
 from dfbench.provision import plan, provision, status, teardown
+from dfbench.worker_deploy import CommandOutput, DeployReport, deploy_worker, exec_command, logs
 
 # Piped output is read by scripts and logs: never truncate ids to an assumed 80 columns.
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
@@ -74,6 +75,23 @@ def _parser() -> argparse.ArgumentParser:
     command = cluster_command("teardown", "delete the cluster (the bucket only with --delete-bucket)")
     command.add_argument("--delete-bucket", action="store_true",
                          help="also delete the bucket dfbench created, with every object in it")
+
+    command = cluster_command("deploy", "install the worker on every instance, restart it, check /info")
+    source = command.add_mutually_exclusive_group(required=True)
+    source.add_argument("--binary", metavar="PATH",
+                        help="the worker built for Linux x86-64 (target/x86_64-unknown-linux-gnu/release/worker)")
+    source.add_argument("--build", metavar="REPO_DIR", help="build the worker in this datafusion-distributed checkout")
+    command.add_argument("--arg", action="append", default=[], metavar="X",
+                         help="a worker argument after --bucket (repeatable; --arg=--flag for one starting with -)")
+    command.add_argument("--env", action="append", default=[], type=_tag, metavar="K=V",
+                         help="an environment variable of the worker (repeatable)")
+    command.add_argument("--force-restart", action="store_true", help="reinstall and restart where this build runs")
+    command.add_argument("--no-verify", action="store_true", help="skip checking every worker's /info afterwards")
+    command = cluster_command("exec", "run a shell command on every instance: dfbench exec -- CMD ...")
+    command.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD", help="the command, after --")
+    command = cluster_command("logs", "worker.service's journal on every instance")
+    command.add_argument("--lines", type=int, default=200, help="last N lines (default 200)")
+    command.add_argument("--since", help="from this time on, as journalctl takes it (-1h, '2026-01-31 12:00', today)")
 
     data = commands.add_parser("data", help="TPC-H datasets: generate, sync to the bucket, list")
     data_commands = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
@@ -191,6 +209,66 @@ def _render_teardown(report: TeardownReport) -> None:
                   "run teardown again, or delete them by hand[/]")
 
 
+def _render_deploy(report: DeployReport) -> None:
+    table = Table(show_header=True, header_style="bold")
+    for column in ("instance", "name", "status", "exit code", "worker", "commit", "last output line"):
+        table.add_column(column)
+    colours = {"installed": "green", "already": "cyan", "failed": "red"}
+    for r in report.results:
+        last = r.output_tail.strip().rpartition("\n")[2]
+        table.add_row(r.instance_id, r.name or "-", r.status, "-" if r.exit_code is None else str(r.exit_code),
+                      f"[{colours[r.installed]}]{r.installed}[/]", r.commit or "-", escape(last))
+    out.print(table)
+    where = "uploaded to" if report.uploaded else "already in"
+    out.print(f"worker {report.sha256[:12]} {where} {escape(report.artifact_url)}; command {report.command_id}")
+    if report.verified is not None:
+        out.print("[green]/info: one commit, every peer known[/]" if report.verified
+                  else "[red]/info check found problems[/]")
+
+
+def _render_outputs(outputs: Sequence[CommandOutput]) -> None:
+    for o in outputs:
+        code = "no exit code" if o.exit_code is None else f"exit {o.exit_code}"
+        colour = "green" if o.ok else "red"
+        out.print(f"[bold]── {escape(o.label)}[/]: [{colour}]{o.status}[/] ({code})")
+        if o.stdout:
+            out.print(o.stdout, markup=False, end="" if o.stdout.endswith("\n") else "\n")
+        if o.stderr:
+            err.print(o.stderr, markup=False, end="" if o.stderr.endswith("\n") else "\n")
+        if not o.complete:
+            out.print(f"[yellow](output cut by SSM; full output: {escape(o.output_url or '-')})[/]")
+
+
+def _run_deploy(args: argparse.Namespace) -> int:
+    # progress=False: the upload bar and the spinner would be two live displays.
+    report = deploy_worker(args.cluster, binary=args.binary, build_dir=args.build, args=args.arg,
+                           env=dict(args.env) or None, force_restart=args.force_restart,
+                           verify=not args.no_verify, region=args.region, profile=args.profile, progress=False)
+    if args.json:
+        print(json.dumps({**report.model_dump(mode="json"), "ok": report.ok}, indent=2))
+    else:
+        _render_deploy(report)
+    report.raise_for_failures()  # main() prints the failed instances with their output tails
+    return 0
+
+
+def _run_remote_command(args: argparse.Namespace) -> int:
+    if args.command == "exec":
+        argv = args.argv[1:] if args.argv[:1] == ["--"] else args.argv  # REMAINDER keeps the "--"
+        if not argv:
+            raise ConfigError("dfbench exec: give the command after --, e.g. dfbench exec -- uname -a")
+        outputs = exec_command(args.cluster, argv, region=args.region, profile=args.profile)
+    else:
+        outputs = logs(args.cluster, lines=args.lines, since=args.since, region=args.region, profile=args.profile)
+    if args.json:
+        print(json.dumps([o.model_dump(mode="json") for o in outputs], indent=2))
+    else:
+        _render_outputs(outputs)
+    if args.command == "exec":
+        return max(1 if o.exit_code is None else o.exit_code for o in outputs)
+    return int(any(not o.ok for o in outputs))
+
+
 def _emit(args: argparse.Namespace, result: Any, render: Callable[[Any], None]) -> None:
     if args.json:
         payload = result.model_dump(mode="json") if result is not None else None
@@ -285,6 +363,10 @@ def _run_bench(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.command == "deploy":
+        return _run_deploy(args)
+    if args.command in ("exec", "logs"):
+        return _run_remote_command(args)
     if args.command == "provision":
         spec = _spec(args)
         _emit(args, provision(spec, profile=args.profile), _render_cluster)

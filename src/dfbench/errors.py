@@ -159,6 +159,21 @@ class CommandFailed(DfbenchError):
         )
 
 
+class WorkersDisagree(DfbenchError):
+    """A deploy installed the worker on every instance, but the workers' ``/info`` does not show
+    one cluster running one build; ``problems`` says where."""
+
+    def __init__(self, cluster: str, problems: list[str]) -> None:
+        self.cluster = cluster
+        self.problems = list(problems)
+        super().__init__(
+            f"The worker is installed on every instance of cluster {cluster!r}, but its /info shows "
+            f"{len(self.problems)} problem(s):\n" + "\n".join(f"  {problem}" for problem in self.problems)
+            + f"\nRead the workers' logs (`dfbench logs --cluster {cluster}`), fix the cause, then run the same "
+            "deploy again: it checks again without reinstalling what is in place."
+        )
+
+
 class WorkerUnreachable(DfbenchError):
     """No benchmark worker answers at the URL (or what answers is not one)."""
 

@@ -7,6 +7,9 @@
   operations moto lacks (SSM's DescribeInstanceInformation, ListCommandInvocations), or a dropped
   connection, through botocore ``before-send`` handlers, before the request reaches the emulator.
 - ``MotoGaps``: where moto departs from AWS in a way that matters to dfbench, the AWS behaviour.
+- ``FakeSsm``: the SSM agent's side of Run Command (instances online, invocation statuses and
+  output, full output written to S3), answered in AWS's wire format.
+- ``worker_binary``: a file whose header is a Linux x86-64 executable's, for deploys.
 
 Needs the ``test`` extra (moto[server]). Nothing here is used by dfbench itself.
 """
@@ -16,12 +19,14 @@ from __future__ import annotations
 import json
 import logging
 import os
+import struct
 import threading
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -29,6 +34,7 @@ from botocore.awsrequest import AWSResponse
 from botocore.client import BaseClient
 
 from dfbench.aws.session import add_client_hook
+from dfbench.aws.ssm import output_url
 
 # moto reads these when it is imported (DESIGN §8): real managed policies, AMI ids checked, and
 # instance types checked against the real catalogue.
@@ -315,3 +321,137 @@ def hooked(*hooks: Callable[[BaseClient], None]) -> Iterator[None]:
     finally:
         for remove in removers:
             remove()
+
+
+# --- SSM Run Command, the agent's side ----------------------------------------------------------
+
+# CommandPlugin.Output as the agent fills it (API model: at most 2,500 characters).
+PLUGIN_OUTPUT_MAX = 2500
+_EPOCH = 1_767_225_600.0
+
+
+@dataclass(frozen=True)
+class Run:
+    """One instance's invocation at one poll."""
+
+    status: str
+    code: int = -1
+    stdout: str = ""
+    stderr: str = ""
+    details: str = ""
+
+
+def agent_output(stdout: str, stderr: str) -> str:
+    """stdout, then the ERROR separator and stderr; a stream that does not fit keeps its beginning
+    and ends with the agent's truncation marker."""
+    separator = "\n----------ERROR-------\n"
+    room = PLUGIN_OUTPUT_MAX - (len(separator) if stderr else 0)
+    stderr_room = min(len(stderr), room // 2)
+
+    def cut(text: str, limit: int, marker: str) -> str:
+        return text if len(text) <= limit else text[: limit - len(marker)] + marker
+
+    out = cut(stdout, room - stderr_room, "\n---Output truncated---")
+    return out + (separator + cut(stderr, stderr_room, "\n---Error truncated----") if stderr else "")
+
+
+Polls = list[dict[str, Run]]
+
+
+class FakeSsm:
+    """DescribeInstanceInformation and ListCommandInvocations as AWS answers them (moto has
+    neither), from a script of states: each instance's PingStatus, and per command the
+    invocations listed at each poll (a request without NextToken starts the next one; the last
+    entry repeats; an instance missing from an entry is not listed yet).
+
+    Commands get their scripts in the order they are first polled (the last script serves any
+    later command). With ``s3`` (a plain client), a final invocation's whole stdout and stderr
+    are written where the agent writes them for a command sent with OutputS3BucketName."""
+
+    def __init__(self, faults: Faults, *, bucket: str, prefix: str, s3: Any = None) -> None:
+        self.bucket, self.prefix, self.s3 = bucket, prefix, s3
+        self.ping: dict[str, str] = {}
+        self.commands: list[Polls] = [[{}]]
+        self.page_cap = 50
+        self._commands: dict[str, tuple[Polls, list[int]]] = {}  # command id -> its script, its poll
+        self._written: set[tuple[str, str]] = set()
+        faults.respond("ssm", "DescribeInstanceInformation", self._describe, times=10**6)
+        faults.respond("ssm", "ListCommandInvocations", self._list, times=10**6)
+
+    def script(self, *, ping: dict[str, str], polls: Polls, page_cap: int = 50, then: Sequence[Polls] = ()) -> None:
+        """``polls`` for the next command polled, ``then`` for the ones after it."""
+        self.ping, self.commands, self.page_cap = ping, [polls, *then], page_cap
+        self._commands.clear()
+
+    def _describe(self, params: dict[str, Any]) -> dict[str, Any]:
+        ids = next(f["Values"] for f in params["Filters"] if f["Key"] == "InstanceIds")
+        return {"InstanceInformationList": [
+            {"InstanceId": i, "PingStatus": self.ping[i], "LastPingDateTime": _EPOCH, "AgentVersion": "3.3.987.0",
+             "IsLatestVersion": True, "PlatformType": "Linux", "PlatformName": "Amazon Linux",
+             "PlatformVersion": "2023", "ResourceType": "EC2Instance", "IPAddress": "10.0.0.10",
+             "ComputerName": "ip-10-0-0-10.ec2.internal", "SourceId": i, "SourceType": "AWS::EC2::Instance"}
+            for i in ids if i in self.ping
+        ]}
+
+    def _list(self, params: dict[str, Any]) -> dict[str, Any]:
+        command_id = params["CommandId"]
+        if command_id not in self._commands:
+            self._commands[command_id] = (self.commands[min(len(self._commands), len(self.commands) - 1)], [-1])
+        polls, poll = self._commands[command_id]
+        if "NextToken" not in params:
+            poll[0] = min(poll[0] + 1, len(polls) - 1)
+        runs = polls[poll[0]]
+        ids = list(runs)
+        start = int(params.get("NextToken", "0"))
+        end = start + min(params.get("MaxResults", 50), self.page_cap)
+        for instance_id in ids[start:end]:
+            self._upload(command_id, instance_id, runs[instance_id])
+        body: dict[str, Any] = {
+            "CommandInvocations": [self._invocation(command_id, i, runs[i]) for i in ids[start:end]]
+        }
+        if end < len(ids):
+            body["NextToken"] = str(end)
+        return body
+
+    def _upload(self, command_id: str, instance_id: str, run: Run) -> None:
+        if self.s3 is None or run.status in ("Pending", "InProgress", "Delayed") \
+                or (command_id, instance_id) in self._written:
+            return
+        self._written.add((command_id, instance_id))
+        for stream, text in (("stdout", run.stdout), ("stderr", run.stderr)):
+            if text:  # the agent writes no object for an empty stream
+                url = output_url(self.bucket, self.prefix, command_id, instance_id, stream)
+                self.s3.put_object(Bucket=self.bucket, Key=url.removeprefix(f"s3://{self.bucket}/"),
+                                   Body=text.encode())
+
+    def _invocation(self, command_id: str, instance_id: str, run: Run) -> dict[str, Any]:
+        key = f"{self.prefix}/{command_id}/{instance_id}/awsrunShellScript"
+        url = f"https://s3.us-east-1.amazonaws.com/{self.bucket}/{key}/0.awsrunShellScript"
+        details = run.details or run.status
+        return {
+            "CommandId": command_id, "InstanceId": instance_id, "InstanceName": "", "Comment": "",
+            "DocumentName": "AWS-RunShellScript", "DocumentVersion": "$DEFAULT", "RequestedDateTime": _EPOCH,
+            "Status": run.status, "StatusDetails": details, "TraceOutput": "",
+            "StandardOutputUrl": f"{url}/stdout", "StandardErrorUrl": f"{url}/stderr",
+            "CommandPlugins": [{
+                "Name": "aws:runShellScript",
+                "Status": run.status if run.status in ("Pending", "InProgress", "Success", "TimedOut", "Cancelled",
+                                                       "Failed") else "InProgress",
+                "StatusDetails": details, "ResponseCode": run.code, "ResponseStartDateTime": _EPOCH + 1,
+                "ResponseFinishDateTime": _EPOCH + 2, "Output": agent_output(run.stdout, run.stderr),
+                "StandardOutputUrl": f"{url}/stdout", "StandardErrorUrl": f"{url}/stderr",
+                "OutputS3Region": "us-east-1", "OutputS3BucketName": self.bucket, "OutputS3KeyPrefix": key,
+            }],
+            "ServiceRole": "",
+            "NotificationConfig": {"NotificationArn": "", "NotificationEvents": [], "NotificationType": ""},
+            "CloudWatchOutputConfig": {"CloudWatchLogGroupName": "", "CloudWatchOutputEnabled": False},
+        }
+
+
+def worker_binary(path: Path, size: int = 64 * 1024) -> Path:
+    """A file that passes dfbench's executable check: an ELF64 little-endian header for Linux
+    (System V ABI) x86-64, type EXEC (the fields check_binary reads), zero-padded to ``size``."""
+    ident = b"\x7fELF" + bytes([2, 1, 1, 0]) + bytes(8)
+    header = ident + struct.pack("<HH", 2, 0x3E)
+    path.write_bytes(header + bytes(size - len(header)))
+    return path

@@ -1,4 +1,6 @@
-"""The worker binary: build it (optional), check it is a Linux x86-64 executable, publish it to S3.
+"""The worker binary: build it (optional), check it is a Linux x86-64 executable, publish it to S3,
+install it on every instance of a cluster through SSM Run Command and check that it serves; and
+commands and logs on the instances (``exec_command``, ``logs``).
 
 Published artifacts are content-addressed::
 
@@ -11,27 +13,33 @@ whatever ``latest`` names (see ``dfbench.worker_script``).
 
 from __future__ import annotations
 
+import json
 import logging
+import re
+import shlex
 import shutil
 import struct
 import subprocess
 import sys
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 from s3transfer.manager import TransferManager
 from s3transfer.subscribers import BaseSubscriber
 
+from dfbench.provision import status as cluster_status
+from dfbench.aws import ssm
 from dfbench.aws.session import connect, default_region
 from dfbench.datasets import _missing_bucket, _progress, sha256_file
-from dfbench.errors import BuildFailed, ConfigError, aws_errors, error_code
-from dfbench.models import Record
-from dfbench.worker_script import ARTIFACT_PREFIX, LATEST_KEY
+from dfbench.errors import (BuildFailed, ClusterNotFound, CommandFailed, ConfigError, WorkersDisagree, aws_errors,
+                            error_code)
+from dfbench.models import Cluster, Instance, Record
+from dfbench.worker_script import ARTIFACT_PREFIX, INSTALLED_MARKER, LATEST_KEY, install_script, worker_unit
 
 log = logging.getLogger("dfbench")
 
@@ -281,3 +289,319 @@ def publish_worker(binary: str | Path, *, bucket: str, region: str | None = None
             raise
     log.info("worker %s %s s3://%s/%s", sha[:12], "uploaded to" if uploaded else "already in", bucket, key)
     return Artifact(sha256=sha, key=key, size=size, uploaded=uploaded, url=f"s3://{bucket}/{key}")
+
+
+# ---------------------------------------------------------------------------------------------
+# deploy, exec, logs: one SendCommand per call, to the cluster by tag (aws/ssm.py)
+
+# Instances SSM can reach now or soon; a stopped one never comes online.
+_REACHABLE_STATES = ("pending", "running")
+# Enough of a failed instance's output for its tail, whatever the size of the whole log.
+_TAIL_BYTES = 16 * 1024
+VERIFY_TIMEOUT_S = 120
+EXEC_TIMEOUT_S = 600
+_INFO_SCRIPT = "curl -fsS --max-time 5 http://127.0.0.1:9000/info\n"
+# journalctl --since accepts absolute times ("2026-01-31 12:00:00"), relative ones ("-1h",
+# "1 hour ago"), "@<unix seconds>" and words (today, yesterday): nothing else needs other characters.
+_SINCE = re.compile(r"^[A-Za-z0-9 :+.@-]{1,64}$")
+_MAX_LOG_LINES = 100_000
+
+Installed = Literal["installed", "already", "failed"]
+
+# The install script's exit codes (dfbench.worker_script), and what they mean for the user.
+_EXIT_HINTS = {
+    3: "the downloaded binary's sha256 is wrong: the artifact in S3 is damaged or was replaced (the "
+       "installed binary is kept); delete it and deploy again to upload it anew",
+    4: "the worker did not answer http://127.0.0.1:9000/info after its restart: its journal is above "
+       "(`dfbench logs` shows more)",
+}
+
+
+class InstanceDeploy(Record):
+    """The deploy on one instance. ``installed`` is "already" when that sha was installed and running
+    (nothing was restarted), "failed" whenever the script did not end with its success line."""
+
+    instance_id: str
+    name: str | None
+    status: str  # SSM's CommandInvocation Status
+    status_details: str
+    exit_code: int | None
+    installed: Installed
+    output_tail: str
+    output_url: str | None
+    commit: str | None = None  # git_commit_hash from the worker's /info, once verified
+
+    @property
+    def ok(self) -> bool:
+        return self.installed != "failed"
+
+    @property
+    def label(self) -> str:
+        return f"{self.instance_id} ({self.name})" if self.name else self.instance_id
+
+
+class DeployReport(Record):
+    """What ``deploy_worker`` did. ``verified`` is None when the workers were not checked
+    (``verify=False``, or the install failed somewhere); ``problems`` are what the check found."""
+
+    cluster: str
+    region: str
+    sha256: str
+    uploaded: bool
+    artifact_url: str
+    build: Build | None
+    command_id: str
+    results: list[InstanceDeploy]
+    verified: bool | None
+    problems: list[str]
+
+    @property
+    def failed(self) -> list[InstanceDeploy]:
+        return [r for r in self.results if not r.ok]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.problems
+
+    def raise_for_failures(self) -> None:
+        """CommandFailed naming every instance where the install failed, with its status, exit
+        code, what that means, its last output lines and full-output URL; WorkersDisagree when
+        the install succeeded everywhere but the workers' /info did not check out."""
+        failed = self.failed
+        if failed:
+            first = failed[0]
+            raise CommandFailed(first.instance_id, first.exit_code, first.output_tail, status=first.status,
+                                failed=tuple(r.instance_id for r in failed),
+                                details="\n".join(_describe_failure(r, self.sha256) for r in failed))
+        if self.problems:
+            raise WorkersDisagree(self.cluster, self.problems)
+
+
+class CommandOutput(Record):
+    """A command's result on one instance. ``complete`` is False when SSM cut the output and S3
+    did not have the rest: ``stdout``/``stderr`` then hold the beginning only."""
+
+    instance_id: str
+    name: str | None
+    status: str
+    status_details: str
+    exit_code: int | None
+    stdout: str
+    stderr: str
+    complete: bool
+    output_url: str | None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "Success"
+
+    @property
+    def label(self) -> str:
+        return f"{self.instance_id} ({self.name})" if self.name else self.instance_id
+
+
+def _describe_failure(result: InstanceDeploy, sha256: str) -> str:
+    code = "no exit code" if result.exit_code is None else f"exit code {result.exit_code}"
+    if result.status == "Success":
+        hint = f"the script ended without printing `{INSTALLED_MARKER}{sha256}`"
+    elif result.status == "Failed":
+        hint = _EXIT_HINTS.get(result.exit_code or 0, "")
+    else:
+        hint = ssm.failure_hint(result.status, result.status_details)
+    lines = [f"  {result.label}: {result.status} ({code})" + (f": {hint}" if hint else "")]
+    lines += [f"    | {line}" for line in result.output_tail.splitlines()]
+    if result.output_url:
+        lines.append(f"    full output: {result.output_url}")
+    return "\n".join(lines)
+
+
+def _resolve(cluster: Cluster | str, region: str | None, profile: str | None) -> Cluster:
+    if isinstance(cluster, Cluster):
+        return cluster
+    found = cluster_status(cluster, region=region, profile=profile)
+    if found is None:
+        raise ClusterNotFound(cluster, default_region(region))
+    return found
+
+
+def _targets(cluster: Cluster) -> list[Instance]:
+    """The instances a command reaches, once the cluster can take one at all."""
+    again = f"`dfbench provision --cluster {cluster.name} --region {cluster.region}`"
+    if not cluster.instances:
+        raise ConfigError(f"Cluster {cluster.name!r} ({cluster.region}) has no instances: {again} launches them.")
+    stopped = [i for i in cluster.instances if i.state not in _REACHABLE_STATES]
+    if stopped:
+        listed = ", ".join(f"{i.instance_id} ({i.name}, {i.state})" for i in stopped)
+        raise ConfigError(f"SSM cannot reach stopped instances of cluster {cluster.name!r}: {listed}. "
+                          f"{again} starts them.")
+    if not cluster.bucket:
+        raise ConfigError(f"Cluster {cluster.name!r} has no bucket on record (a partly provisioned cluster): "
+                          f"{again} completes it.")
+    return cluster.instances
+
+
+def _send(cluster: Cluster, instances: Sequence[Instance], *, script: str, comment: str, timeout_s: int,
+          profile: str | None) -> tuple[Any, list[ssm.Invocation]]:
+    """One command on every instance, output to the cluster's bucket; the S3 client is returned
+    for reading what SSM cut."""
+    aws = connect(region=cluster.region, profile=profile)
+    with aws_errors(profile):
+        invocations = ssm.run_command(aws.client("ssm"), cluster=cluster.name,
+                                      instance_ids=[i.instance_id for i in instances], script=script,
+                                      comment=comment, output_bucket=cluster.bucket, output_prefix=ssm.OUTPUT_PREFIX,
+                                      execution_timeout_s=timeout_s)
+    return aws.client("s3"), invocations
+
+
+def _outcome(invocation: ssm.Invocation, sha256: str) -> Installed:
+    """Read from the last line the install script prints (dfbench.worker_script)."""
+    if not invocation.ok or invocation.stdout_cut:
+        return "failed"
+    last = invocation.stdout.rstrip("\n").rpartition("\n")[2]
+    if last == f"{INSTALLED_MARKER}{sha256}":
+        return "installed"
+    if last == f"dfbench: worker {sha256} already installed and active":
+        return "already"
+    return "failed"
+
+
+def deploy_worker(
+    cluster: Cluster | str, *, binary: str | Path | None = None, build_dir: str | Path | None = None,
+    args: Sequence[str] = (), env: Mapping[str, str] | None = None, force_restart: bool = False,
+    verify: bool = True, region: str | None = None, profile: str | None = None,
+    timeout_s: int = ssm.EXECUTION_TIMEOUT_S, progress: bool = True,
+) -> DeployReport:
+    """Install the worker on every instance of ``cluster`` (a Cluster, or a name looked up in
+    ``region``) and run it as ``worker.service`` with ``args`` and ``env``.
+
+    ``binary`` is the cross-compiled worker, or ``build_dir`` a datafusion-distributed checkout
+    to build it in. The binary is published to the cluster's bucket by sha256 (uploaded only when
+    absent), then ONE SendCommand installs it everywhere: instances that run that sha already
+    restart nothing unless ``force_restart``. With ``verify``, a second command reads every
+    worker's /info: one commit everywhere, and each worker knows every instance.
+
+    Failures on instances do not raise: the report says where (``report.ok``, ``report.failed``),
+    and ``report.raise_for_failures()`` turns them into an error. Everything that can be checked
+    locally (the cluster, its instances, the binary, args and env) is, before any upload."""
+    if (binary is None) == (build_dir is None):
+        raise ConfigError("Pass either the worker binary (binary=, --binary) or a datafusion-distributed checkout "
+                          "to build it in (build_dir=, --build).")
+    found = _resolve(cluster, region, profile)
+    instances = _targets(found)
+    worker_unit(bucket=found.bucket, region=found.region, args=args, env=env)  # refuses bad args and env
+    build = build_worker(build_dir) if build_dir is not None else None
+    source = build.binary if build is not None else binary
+    assert source is not None  # one of the two, checked above
+    # publish_worker checks the binary before its first S3 call.
+    artifact = publish_worker(source, bucket=found.bucket, region=found.region, profile=profile, progress=progress)
+    sha = artifact.sha256
+    script = install_script(bucket=found.bucket, sha256=sha, region=found.region, args=args, env=env,
+                            force=force_restart)
+    log.info("installing worker %s on %d instance(s) of %s", sha[:12], len(instances), found.name)
+    s3, invocations = _send(found, instances, script=script, comment=f"dfbench: deploy worker {sha[:12]}",
+                            timeout_s=timeout_s, profile=profile)
+    # The outcome is the output's last line: where SSM kept only the beginning, or the install
+    # failed, the end is read from S3 (only there, so a deploy that went well reads nothing).
+    unsure = [i for i, inv in enumerate(invocations) if _outcome(inv, sha) == "failed"]
+    with aws_errors(profile):
+        for index, full in zip(unsure, ssm.read_output(s3, [invocations[i] for i in unsure], last_bytes=_TAIL_BYTES),
+                               strict=True):
+            invocations[index] = full
+    names = {i.instance_id: i.name for i in found.instances}
+    results = [InstanceDeploy(instance_id=inv.instance_id, name=names.get(inv.instance_id), status=inv.status,
+                              status_details=inv.status_details, exit_code=inv.exit_code,
+                              installed=_outcome(inv, sha), output_tail=inv.output_tail, output_url=inv.output_url)
+               for inv in invocations]
+    verified: bool | None = None
+    problems: list[str] = []
+    if verify and all(r.ok for r in results):
+        commits, problems = _verify(found, instances, profile)
+        results = [r.model_copy(update={"commit": commits.get(r.instance_id)}) for r in results]
+        verified = not problems
+    report = DeployReport(cluster=found.name, region=found.region, sha256=sha, uploaded=artifact.uploaded,
+                          artifact_url=artifact.url, build=build, command_id=invocations[0].command_id,
+                          results=results, verified=verified, problems=problems)
+    log.info("worker %s: %d installed, %d already running, %d failed%s", sha[:12],
+             sum(r.installed == "installed" for r in results), sum(r.installed == "already" for r in results),
+             len(report.failed), "" if verified is None else "; verified" if verified else "; NOT verified")
+    return report
+
+
+def _verify(cluster: Cluster, instances: Sequence[Instance],
+            profile: str | None) -> tuple[dict[str, str], list[str]]:
+    """Every worker's /info, read on its instance: the commit each one reports, and what is wrong
+    (no answer, not the contract, more than one commit in the cluster, a peer list that does not
+    hold every instance, errors the worker reports)."""
+    outputs = _collect(cluster, instances, script=_INFO_SCRIPT, comment="dfbench: verify worker /info",
+                       timeout_s=VERIFY_TIMEOUT_S, profile=profile)
+    problems: list[str] = []
+    commits: dict[str, str] = {}
+    by_commit: dict[str, list[str]] = {}
+    for out in outputs:
+        if not out.ok:
+            last = (out.stderr or out.stdout).strip().rpartition("\n")[2]
+            problems.append(f"{out.label}: /info did not answer ({out.status}): {last}")
+            continue
+        try:
+            info = json.loads(out.stdout)
+        except ValueError:
+            info = None
+        if not isinstance(info, dict) or not isinstance(info.get("git_commit_hash"), str) \
+                or not isinstance(info.get("worker_urls"), list):
+            problems.append(f"{out.label}: /info is not the worker's (no git_commit_hash and worker_urls): "
+                            f"{out.stdout.strip()[:200]}")
+            continue
+        commits[out.instance_id] = info["git_commit_hash"]
+        by_commit.setdefault(info["git_commit_hash"], []).append(out.label)
+        peers = info["worker_urls"]
+        if len(peers) != len(instances):
+            problems.append(f"{out.label}: knows {len(peers)} worker(s), the cluster has {len(instances)}: "
+                            f"{', '.join(map(str, peers)) or 'none'}")
+        if info.get("errors"):
+            problems.append(f"{out.label}: the worker reports errors: {'; '.join(map(str, info['errors']))}")
+    if len(by_commit) > 1:
+        problems.append("the workers run different commits: "
+                        + "; ".join(f"{commit} on {', '.join(labels)}" for commit, labels in by_commit.items()))
+    return commits, problems
+
+
+def _collect(cluster: Cluster, instances: Sequence[Instance], *, script: str, comment: str, timeout_s: int,
+             profile: str | None) -> list[CommandOutput]:
+    s3, invocations = _send(cluster, instances, script=script, comment=comment, timeout_s=timeout_s,
+                            profile=profile)
+    with aws_errors(profile):
+        invocations = ssm.read_output(s3, invocations)
+    names = {i.instance_id: i.name for i in cluster.instances}
+    return [CommandOutput(instance_id=inv.instance_id, name=names.get(inv.instance_id), status=inv.status,
+                          status_details=inv.status_details, exit_code=inv.exit_code, stdout=inv.stdout,
+                          stderr=inv.stderr, complete=not (inv.stdout_cut or inv.stderr_cut),
+                          output_url=inv.output_url)
+            for inv in invocations]
+
+
+def exec_command(cluster: Cluster | str, command: str | Sequence[str], *, region: str | None = None,
+                 profile: str | None = None, timeout_s: int = EXEC_TIMEOUT_S) -> list[CommandOutput]:
+    """Run ``command`` as root on every instance of ``cluster``: a string is shell text (pipes and
+    all), a list is one command whose words are quoted. Returns each instance's whole stdout,
+    stderr and exit code; a non-zero exit does not raise (exported as ``dfbench.exec``)."""
+    text = command if isinstance(command, str) else shlex.join(command)
+    if not text.strip():
+        raise ConfigError("The command to run on the instances is empty.")
+    found = _resolve(cluster, region, profile)
+    return _collect(found, _targets(found), script=text + "\n", comment=f"dfbench exec: {text}",
+                    timeout_s=timeout_s, profile=profile)
+
+
+def logs(cluster: Cluster | str, *, lines: int = 200, since: str | None = None, region: str | None = None,
+         profile: str | None = None) -> list[CommandOutput]:
+    """The last ``lines`` lines of ``worker.service``'s journal on every instance, from ``since``
+    on when given (any time journalctl accepts: "-1h", "2026-01-31 12:00", "today")."""
+    if not 1 <= lines <= _MAX_LOG_LINES:
+        raise ConfigError(f"lines must be between 1 and {_MAX_LOG_LINES}, not {lines}.")
+    if since is not None and not _SINCE.match(since):
+        raise ConfigError(f"Not a time journalctl --since accepts: {since!r} (e.g. -1h, \"2026-01-31 12:00\", "
+                          "today; letters, digits, spaces and : + . @ - only).")
+    words = ["journalctl", "-u", "worker.service", "--no-pager", "-n", str(lines)]
+    found = _resolve(cluster, region, profile)
+    return _collect(found, _targets(found), script=shlex.join(words + (["--since", since] if since else [])) + "\n",
+                    comment="dfbench logs: worker.service", timeout_s=EXEC_TIMEOUT_S, profile=profile)

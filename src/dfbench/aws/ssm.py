@@ -22,9 +22,6 @@ from dfbench.waiting import poll
 log = logging.getLogger("dfbench")
 
 DOCUMENT = "AWS-RunShellScript"
-# Where dfbench's commands write their full output in the cluster's bucket; the instance role may
-# write there and nowhere else.
-OUTPUT_PREFIX = ".dfbench/ssm-output"
 # Where the agent writes a step's full output when OutputS3BucketName is set:
 # <prefix>/<command-id>/<instance-id>/awsrunShellScript/0.awsrunShellScript/{stdout,stderr}
 # (the plugin name aws:runShellScript without its colon, and its step id).

@@ -1,0 +1,252 @@
+"""Deploying the worker to a cluster provisioned in moto, and exec / logs on its instances.
+
+moto accepts SendCommand and resolves its tag target, but runs nothing; ``FakeSsm`` answers for
+the SSM agents (online status, each command's per-instance status and output) in AWS's wire
+format, and writes each instance's whole output to the bucket as the agent does.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import dfbench
+from dfbench.aws.ssm import OUTPUT_PREFIX
+from dfbench.errors import ClusterNotFound, CommandFailed, ConfigError, WorkersDisagree
+from dfbench.testing import FakeSsm, Recorder, Run, worker_binary
+from dfbench.worker_deploy import artifact_key, check_binary, deploy_worker, exec_command, logs
+from dfbench.worker_script import INSTALLED_MARKER, install_script
+
+COMMIT = "4f0c2a9e1b7d"
+ARTIFACT_WRITES = {"PutObject", "CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload"}
+IN_PROGRESS = Run("InProgress")
+
+
+def provisioned(name: str, count: int) -> dfbench.Cluster:
+    return dfbench.provision(dfbench.ClusterSpec(name=name, instance_count=count))
+
+
+def ids(cluster: dfbench.Cluster) -> list[str]:
+    return [i.instance_id for i in cluster.instances]
+
+
+def label(cluster: dfbench.Cluster, instance_id: str) -> str:
+    return next(f"{i.instance_id} ({i.name})" for i in cluster.instances if i.instance_id == instance_id)
+
+
+def online(instance_ids: list[str]) -> dict[str, str]:
+    return dict.fromkeys(instance_ids, "Online")
+
+
+def every(instance_ids: list[str], run: Run) -> dict[str, Run]:
+    return {i: run for i in instance_ids}
+
+
+def installed(sha: str) -> Run:
+    return Run("Success", 0,
+               f"dfbench: cloud-init finished with status 2; installing anyway\n{INSTALLED_MARKER}{sha}\n")
+
+
+def info(peers: int, commit: str = COMMIT) -> Run:
+    body = {"worker_urls": [f"http://10.0.1.{n}:9000" for n in range(peers)], "git_commit_hash": commit,
+            "build_time_utc": "2026-11-25T10:00:00Z", "errors": []}
+    return Run("Success", 0, json.dumps(body) + "\n")
+
+
+def sends(recorder: Recorder) -> list[dict[str, Any]]:
+    return [c.params for c in recorder.named("SendCommand")]
+
+
+def s3_calls(recorder: Recorder) -> list[str]:
+    return [c.operation for c in recorder.calls if c.service == "s3"]
+
+
+@pytest.fixture
+def cluster(aws: Any) -> dfbench.Cluster:
+    return provisioned("d", 3)
+
+
+@pytest.fixture
+def fake(faults: Any, inspector: Any, cluster: dfbench.Cluster) -> FakeSsm:
+    return FakeSsm(faults, bucket=cluster.bucket, prefix=OUTPUT_PREFIX, s3=inspector.client("s3"))
+
+
+@pytest.fixture
+def binary(tmp_path: Path) -> Path:
+    return worker_binary(tmp_path / "worker")
+
+
+def test_a_deploy_is_one_install_command_and_one_check_whatever_the_size(
+        aws, recorder, faults, inspector, tmp_path) -> None:
+    small, large = provisioned("d3", 3), provisioned("d12", 12)
+    fake = FakeSsm(faults, bucket=small.bucket, prefix=OUTPUT_PREFIX, s3=inspector.client("s3"))
+    counts: dict[int, Counter[str]] = {}
+    for target in (small, large):
+        n = len(target.instances)
+        # A binary of each size's own, so both deploys upload it.
+        binary = worker_binary(tmp_path / f"worker{n}")
+        binary.write_bytes(binary.read_bytes() + str(n).encode())
+        sha = check_binary(binary)
+        fake.script(ping=online(ids(target)),
+                    polls=[{}, every(ids(target), IN_PROGRESS), every(ids(target), installed(sha))],
+                    then=[[every(ids(target), info(n))]])
+        recorder.clear()
+
+        report = deploy_worker(target.name, binary=binary, args=["--threads", "8"], env={"RUST_LOG": "info"})
+
+        counts[n] = Counter(f"{c.service}:{c.operation}" for c in recorder.calls)
+        assert report.ok and report.verified is True and report.problems == []
+        assert (report.sha256, report.uploaded) == (sha, True)
+        assert [(r.instance_id, r.name, r.installed, r.exit_code, r.commit) for r in report.results] == [
+            (i.instance_id, i.name, "installed", 0, COMMIT) for i in target.instances]
+        install, check = sends(recorder)
+        assert install["Targets"] == check["Targets"] == [{"Key": "tag:dfbench:cluster", "Values": [target.name]}]
+        assert install["Parameters"]["commands"] == [install_script(
+            bucket=target.bucket, sha256=sha, region="us-east-1", args=["--threads", "8"], env={"RUST_LOG": "info"})]
+        assert check["Parameters"]["commands"] == ["curl -fsS --max-time 5 http://127.0.0.1:9000/info\n"]
+        assert {(s["OutputS3BucketName"], s["OutputS3KeyPrefix"]) for s in (install, check)} == {
+            (target.bucket, OUTPUT_PREFIX)}
+        assert report.command_id == recorder.named("ListCommandInvocations")[0].params["CommandId"]
+        # moto resolved the tag to exactly this cluster's instances.
+        commands = inspector.client("ssm").list_commands()["Commands"]
+        assert {c["CommandId"]: c["TargetCount"] for c in commands}[report.command_id] == n
+    assert counts[3] == counts[12]
+    assert counts[3]["ssm:SendCommand"] == 2
+
+
+def test_the_same_binary_again_uploads_nothing(cluster, fake, recorder, binary) -> None:
+    sha = check_binary(binary)
+    everyone = ids(cluster)
+    fake.script(ping=online(everyone), polls=[every(everyone, installed(sha))],
+                then=[[every(everyone, info(3))]])
+    assert deploy_worker("d", binary=binary).uploaded is True
+    already = Run("Success", 0, f"dfbench: worker {sha} already installed and active\n")
+    fake.script(ping=online(everyone), polls=[every(everyone, already)],
+                then=[[every(everyone, info(3))]])
+    recorder.clear()
+
+    report = deploy_worker(cluster, binary=binary)
+
+    assert report.uploaded is False and report.ok
+    assert [r.installed for r in report.results] == ["already"] * 3
+    key = artifact_key(sha)
+    assert [c for c in recorder.calls if c.operation in ARTIFACT_WRITES and c.params.get("Key") == key] == []
+    assert len(sends(recorder)) == 2
+
+
+def test_a_failed_instance_is_named_with_the_end_of_its_output(cluster, fake, recorder, binary) -> None:
+    sha = check_binary(binary)
+    first, broken, third = ids(cluster)
+    # Longer than the 2,500 characters SSM returns: the end, which says why, is only in S3.
+    journal = "".join(f"worker[812]: retrying peer discovery, attempt {n:04d}\n" for n in range(200))
+    failed = Run("Failed", 4, "installing\n", journal + "thread 'main' panicked: address in use\n")
+    fake.script(ping=online(ids(cluster)),
+                polls=[{first: installed(sha), broken: failed, third: installed(sha)}])
+
+    report = deploy_worker("d", binary=binary)
+
+    assert not report.ok and report.verified is None
+    assert [r.instance_id for r in report.failed] == [broken]
+    result = report.failed[0]
+    assert (result.status, result.exit_code, result.installed, result.label) == (
+        "Failed", 4, "failed", label(cluster, broken))
+    assert result.output_tail.endswith("thread 'main' panicked: address in use")
+    assert "attempt 0199" in result.output_tail and "output cut by SSM" not in result.output_tail
+    # Only the failed instance's cut stream was read, and only its end; no check after a failure.
+    [read] = recorder.named("GetObject")
+    assert read.params["Key"].endswith(f"/{broken}/awsrunShellScript/0.awsrunShellScript/stderr")
+    assert read.params["Range"].startswith("bytes=-")
+    assert len(sends(recorder)) == 1
+
+    with pytest.raises(CommandFailed) as raised:
+        report.raise_for_failures()
+    message = str(raised.value)
+    assert raised.value.failed == (broken,)
+    assert f"{label(cluster, broken)}: Failed (exit code 4): the worker did not answer http://127.0.0.1:9000/info" \
+        in message
+    assert "address in use" in message and result.output_url in message
+    assert first not in message and third not in message
+
+
+def test_workers_on_different_commits_are_not_verified(cluster, fake, binary) -> None:
+    sha = check_binary(binary)
+    first, second, third = ids(cluster)
+    fake.script(ping=online(ids(cluster)),
+                polls=[every(ids(cluster), installed(sha))],
+                then=[[{first: info(3), second: info(3, "0123abcd"), third: info(2)}]])
+
+    report = deploy_worker("d", binary=binary)
+
+    assert report.verified is False and not report.ok and report.failed == []
+    assert [r.commit for r in report.results] == [COMMIT, "0123abcd", COMMIT]
+    assert report.problems == [
+        f"{label(cluster, third)}: knows 2 worker(s), the cluster has 3: http://10.0.1.0:9000, http://10.0.1.1:9000",
+        f"the workers run different commits: {COMMIT} on {label(cluster, first)}, {label(cluster, third)}; "
+        f"0123abcd on {label(cluster, second)}",
+    ]
+    with pytest.raises(WorkersDisagree, match="dfbench logs --cluster d"):
+        report.raise_for_failures()
+
+
+def test_nothing_is_uploaded_for_what_cannot_be_deployed(cluster, recorder, binary, tmp_path) -> None:
+    macos = tmp_path / "worker-macos"
+    macos.write_bytes(bytes.fromhex("cffaedfe07000001") + bytes(4096))
+    stopped = cluster.instances[0].model_copy(update={"state": "stopped"})
+    cases: list[tuple[dict[str, Any], type[Exception], str]] = [
+        ({"cluster": "d", "binary": tmp_path / "missing"}, ConfigError, "No worker binary at"),
+        ({"cluster": "d", "binary": macos}, ConfigError, "macOS binary .* cross-compile with `cargo zigbuild"),
+        ({"cluster": "nope", "binary": binary}, ClusterNotFound, "No dfbench cluster named 'nope'"),
+        ({"cluster": cluster.model_copy(update={"instances": []}), "binary": binary}, ConfigError,
+         "has no instances: `dfbench provision --cluster d"),
+        ({"cluster": cluster.model_copy(update={"instances": [stopped, *cluster.instances[1:]]}), "binary": binary},
+         ConfigError, f"stopped instances of cluster 'd': {stopped.instance_id}"),
+        ({"cluster": "d", "binary": binary, "env": {"lower": "x"}}, ConfigError, "Invalid environment variable"),
+        ({"cluster": "d"}, ConfigError, "either the worker binary"),
+    ]
+    for options, error, message in cases:
+        recorder.clear()
+        with pytest.raises(error, match=message):
+            deploy_worker(**options)
+        assert s3_calls(recorder) == [] and recorder.named("SendCommand") == [], options
+
+
+def test_exec_returns_every_instance_s_whole_output(cluster, fake, recorder) -> None:
+    first, second, third = ids(cluster)
+    long = "".join(f"row {n:05d}\n" for n in range(600))  # 6,000 characters: SSM keeps 2,500
+    fake.script(ping=online(ids(cluster)),
+                polls=[{first: Run("Success", 0, long), second: Run("Failed", 2, "", "no such file\n"),
+                        third: Run("Success", 0, "it's\n")}])
+
+    outputs = exec_command("d", ["echo", "it's"])
+
+    [send] = sends(recorder)
+    assert send["Parameters"]["commands"] == ["echo 'it'\"'\"'s'\n"]
+    assert [(o.label, o.status, o.exit_code) for o in outputs] == [
+        (label(cluster, first), "Success", 0), (label(cluster, second), "Failed", 2),
+        (label(cluster, third), "Success", 0)]
+    assert outputs[0].stdout == long and outputs[0].complete
+    assert (outputs[1].stdout, outputs[1].stderr) == ("", "no such file\n")
+    assert outputs[2].stdout == "it's\n"
+    # The one cut stream, read whole.
+    [read] = recorder.named("GetObject")
+    assert "Range" not in read.params
+    assert read.params["Key"].endswith(f"/{first}/awsrunShellScript/0.awsrunShellScript/stdout")
+
+
+def test_logs_runs_journalctl_with_checked_arguments(cluster, fake, recorder) -> None:
+    fake.script(ping=online(ids(cluster)),
+                polls=[every(ids(cluster), Run("Success", 0, "worker[812]: listening on 0.0.0.0:9000\n"))])
+    outputs = logs("d", lines=50, since="2026-11-25 10:00:00")
+    assert [o.stdout for o in outputs] == ["worker[812]: listening on 0.0.0.0:9000\n"] * 3
+    [send] = sends(recorder)
+    assert send["Parameters"]["commands"] == [
+        "journalctl -u worker.service --no-pager -n 50 --since '2026-11-25 10:00:00'\n"]
+    recorder.clear()
+    for bad in ({"since": "$(reboot)"}, {"since": "1h; rm -rf /"}, {"lines": 0}):
+        with pytest.raises(ConfigError):
+            logs("d", **bad)  # type: ignore[arg-type]
+    assert recorder.calls == []
