@@ -250,3 +250,33 @@ def test_logs_runs_journalctl_with_checked_arguments(cluster, fake, recorder) ->
         with pytest.raises(ConfigError):
             logs("d", **bad)  # type: ignore[arg-type]
     assert recorder.calls == []
+
+
+def test_cli_deploy_prints_a_table_and_fails_naming_the_failed_instance(cluster, fake, binary, capsys) -> None:
+    from dfbench.cli import main
+
+    sha = check_binary(binary)
+    first, broken, third = ids(cluster)
+    fake.script(ping=online(ids(cluster)), polls=[every(ids(cluster), installed(sha))],
+                then=[[every(ids(cluster), info(3))]])
+    assert main(["deploy", "--cluster", "d", "--binary", str(binary)]) == 0
+    shown = capsys.readouterr().out
+    assert all(i in shown for i in ids(cluster)) and "installed" in shown and "one commit, every peer known" in shown
+
+    failed = Run("Failed", 3, "installing\n", "sha256 mismatch: refusing to install\n")
+    fake.script(ping=online(ids(cluster)), polls=[{first: installed(sha), broken: failed, third: installed(sha)}])
+    assert main(["deploy", "--cluster", "d", "--binary", str(binary)]) == 1
+    captured = capsys.readouterr()
+    assert broken in captured.err and "sha256 mismatch" in captured.err and "Traceback" not in captured.err
+    assert first not in captured.err
+
+
+def test_cli_refuses_a_macos_binary_before_any_aws_call(aws, recorder, tmp_path, capsys) -> None:
+    from dfbench.cli import main
+
+    macho = tmp_path / "worker"
+    macho.write_bytes(bytes.fromhex("cffaedfe") + bytes(60))
+    assert main(["deploy", "--cluster", "d", "--binary", str(macho)]) == 2
+    err = capsys.readouterr().err
+    assert "macOS" in err and "x86_64-unknown-linux-gnu" in err and "Traceback" not in err
+    assert recorder.calls == []

@@ -486,6 +486,8 @@ def deploy_worker(
     if (binary is None) == (build_dir is None):
         raise ConfigError("Pass either the worker binary (binary=, --binary) or a datafusion-distributed checkout "
                           "to build it in (build_dir=, --build).")
+    if binary is not None:
+        check_binary(binary)  # a wrong local file fails before any AWS call
     found = _resolve(cluster, region, profile)
     instances = _targets(found)
     worker_unit(bucket=found.bucket, region=found.region, args=args, env=env)  # refuses bad args and env
