@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from report import write_section  # benchmarks/ is on sys.path: scripts run as files
+
 ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
 COMMAND = "make bench-api-calls"
@@ -231,26 +233,12 @@ def section(rows: list[Row]) -> str:
     ])
 
 
-def write_section(text: str, path: Path = BENCHMARKS_MD) -> None:
-    if not path.exists():
-        path.write_text("# Benchmarks\n\nEvery number here comes from a script whose command is shown with it, "
-                        "all numbers of a section measured in one run.\n\n" + text + "\n")
-        return
-    current = path.read_text()
-    start, end = current.find(START), current.find(END)
-    if start != -1 and end > start:
-        updated = current[:start] + text + current[end + len(END):]
-    else:
-        updated = current.rstrip("\n") + "\n\n" + text + "\n"
-    path.write_text(updated)
-
-
 def main() -> int:
     _quiet()
     rows = measure()
     text = section(rows)
     print(text.removeprefix(START + "\n").removesuffix("\n" + END))
-    write_section(text, BENCHMARKS_MD)
+    write_section("api-calls", text.removeprefix(START).removesuffix(END))
     print(f"\nwrote {BENCHMARKS_MD.relative_to(ROOT)}", file=sys.stderr)
     failed = noop_failures(rows)
     if failed:

@@ -35,6 +35,8 @@ from pathlib import Path
 
 from dfbench import comparison as cmp
 
+from report import write_section  # benchmarks/ is on sys.path: scripts run as files
+
 ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
 START, END = "<!-- compare:start -->", "<!-- compare:end -->"
@@ -207,14 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     ])
     print(section)
     if not args.no_write:
-        text = BENCHMARKS_MD.read_text(encoding="utf-8") if BENCHMARKS_MD.exists() else "# Benchmarks\n"
-        if START in text and END in text:
-            head, rest = text.split(START, 1)
-            tail = rest.split(END, 1)[1]
-            text = head + section + tail
-        else:
-            text = text.rstrip("\n") + "\n\n" + section + "\n"
-        BENCHMARKS_MD.write_text(text, encoding="utf-8")
+        write_section("compare", section.removeprefix(START).removesuffix(END))
         print(f"\nwrote {BENCHMARKS_MD.relative_to(ROOT)}", file=sys.stderr)
     return 0
 

@@ -23,6 +23,8 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
+from report import write_section  # benchmarks/ is on sys.path: scripts run as files
+
 ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
 COMMAND = "make bench-deploy"
@@ -125,16 +127,6 @@ def section(counts: dict[tuple[str, int], Counter[str]]) -> str:
     ])
 
 
-def write_section(text: str, path: Path = BENCHMARKS_MD) -> None:
-    current = path.read_text() if path.exists() else "# Benchmarks\n"
-    start, end = current.find(START), current.find(END)
-    if start != -1 and end > start:
-        updated = current[:start] + text + current[end + len(END):]
-    else:
-        updated = current.rstrip("\n") + "\n\n" + text + "\n"
-    path.write_text(updated)
-
-
 def main() -> int:
     for name in ("werkzeug", "botocore", "boto3", "urllib3", "moto"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
@@ -142,7 +134,7 @@ def main() -> int:
     counts = measure()
     text = section(counts)
     print(text.removeprefix(START + "\n").removesuffix("\n" + END))
-    write_section(text)
+    write_section("deploy", text.removeprefix(START).removesuffix(END))
     print(f"\nwrote {BENCHMARKS_MD.relative_to(ROOT)}", file=sys.stderr)
     failures = [f"{s}, N={n}: {c['ssm:SendCommand']} SendCommand" for (s, n), c in counts.items()
                 if c["ssm:SendCommand"] != 2]

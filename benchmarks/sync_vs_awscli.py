@@ -29,6 +29,8 @@ from dfbench import __version__
 from dfbench.datasets import CHECKSUM_CACHE, generate_tpch, sync_dataset
 from dfbench.testing import emulator_environment
 
+from report import write_section  # benchmarks/ is on sys.path: scripts run as files
+
 ROOT = Path(__file__).resolve().parent.parent
 START, END = "<!-- sync:start -->", "<!-- sync:end -->"
 
@@ -69,22 +71,6 @@ def timed(action) -> float:
     start = time.perf_counter()
     action()
     return time.perf_counter() - start
-
-
-def write_section(text: str) -> None:
-    """Read-modify-write only our marked section, right before writing."""
-    path = ROOT / "BENCHMARKS.md"
-    current = path.read_text() if path.exists() else "# Benchmarks\n"
-    block = f"{START}\n{text.rstrip()}\n{END}"
-    if START in current and END in current:
-        before, rest = current.split(START, 1)
-        after = rest.split(END, 1)[1]
-        updated = before + block + after
-    else:
-        updated = current.rstrip("\n") + "\n\n" + block + "\n"
-    tmp = path.with_name(f".BENCHMARKS.md.{os.getpid()}")
-    tmp.write_text(updated)
-    os.replace(tmp, path)
 
 
 def main() -> None:
@@ -165,7 +151,7 @@ changed file of the same size. The aws timings include the CLI's process start-u
 calls except the "fresh process" row, which is the fair comparison for a command typed in a shell."""
     print(text)
     if not args.no_write:
-        write_section(text)
+        write_section("sync", text)
 
 
 if __name__ == "__main__":

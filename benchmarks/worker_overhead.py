@@ -41,6 +41,8 @@ from datafusion import SessionContext
 
 from dfbench.runner import LocalWorkerProcess, WorkerClient, table_sql
 
+from report import write_section  # benchmarks/ is on sys.path: scripts run as files
+
 ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
 START, END = "<!-- overhead:start -->", "<!-- overhead:end -->"
@@ -169,19 +171,6 @@ def section(samples: dict[str, dict[str, list[float]]], reps: int, seconds: floa
     return "\n".join(lines)
 
 
-def write_section(text: str, path: Path = BENCHMARKS_MD) -> None:
-    """Replace only this script's section (read right before writing, written atomically)."""
-    current = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    start, end = current.find(START), current.find(END)
-    if start != -1 and end > start:
-        updated = current[:start] + text + current[end + len(END):]
-    else:
-        updated = current.rstrip("\n") + "\n\n" + text + "\n"
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(updated, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=300, help="recorded pairs per query (default 300)")
@@ -192,7 +181,7 @@ def main() -> int:
     text = section(samples, args.reps, time.monotonic() - started)
     print(text.removeprefix(START + "\n").removesuffix("\n" + END))
     if not args.no_write:
-        write_section(text)
+        write_section("overhead", text.removeprefix(START).removesuffix(END))
         print(f"\nwrote {BENCHMARKS_MD.relative_to(ROOT)}", file=sys.stderr)
     return 0
 
