@@ -22,6 +22,9 @@ REPO ?=
 ARGS ?=
 LINES ?= 200
 SINCE ?=
+REMOTE ?=
+VIA ?= auto
+INSTANCE ?= 0
 
 # Options shared by the cluster commands; empty variables add nothing.
 CLUSTER_ARGS = --cluster $(CLUSTER) --region $(REGION) \
@@ -30,7 +33,7 @@ CLUSTER_ARGS = --cluster $(CLUSTER) --region $(REGION) \
 	$(if $(INSTANCE_TYPE),--instance-type $(INSTANCE_TYPE))
 
 .DEFAULT_GOAL := help
-.PHONY: help install test bench compare bench-api-calls bench-sync bench-compare bench-overhead bench-deploy deploy logs data sync worker provision plan status teardown clean
+.PHONY: help install system-tools test bench tunnel shell compare bench-api-calls bench-sync bench-compare bench-overhead bench-deploy bench-transport deploy logs data sync worker provision plan status teardown clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,6 +45,8 @@ install: $(BIN)/.installed
 
 help:
 	@echo "make bench      TPC-H on this machine (SF=1 ITERATIONS=3 QUERIES=q1,q3 ENGINE=name URL=worker-url)"
+	@echo "                REMOTE=1 DATASET=tpch_sf10 [VIA=auto|ssh|ssm|relay]: on the cluster"
+	@echo "make tunnel     the way to a worker, held open [INSTANCE=0 VIA=auto];  make shell [INSTANCE=0]"
 	@echo "make test       the test suite (moto server, loopback only)"
 	@echo "make data       generate TPC-H (SF=10 PARTITIONS=16);  make sync DATASET=tpch_sf10 [DELETE=1]"
 	@echo "make compare    DATASET=... BASE=engine NEW=engine RESULTS=local|remote"
@@ -49,20 +54,52 @@ help:
 	@echo "                CLUSTER=$(CLUSTER) REGION=$(REGION) COUNT=... INSTANCE_TYPE=... PROFILE=..."
 	@echo "make deploy     BINARY=path | REPO=checkout [ARGS=\"--x 1\"] [FORCE=1];  make logs [LINES=200 SINCE=-1h]"
 	@echo "make worker     the local DataFusion worker on 127.0.0.1:9000"
-	@echo "make bench-api-calls | bench-sync | bench-compare | bench-overhead   (write BENCHMARKS.md)"
+	@echo "make bench-api-calls | bench-sync | bench-compare | bench-overhead | bench-deploy | bench-transport"
+	@echo "                (each writes its section of BENCHMARKS.md)"
 
 # Two workers: the suite waits on moto and subprocesses as much as it computes.
 PYTEST_WORKERS ?= 2
 
-test: install
+# System tools the tests run for real: sshd (the SSH transport's far end) and shellcheck (the
+# scripts dfbench runs on instances). Installed from Debian's apt when missing and allowed (root);
+# otherwise the tests that need them say so and skip, unless DFBENCH_REQUIRE_SYSTEM_TOOLS=1 (CI).
+SYSTEM_TOOLS := /usr/sbin/sshd:openssh-server shellcheck:shellcheck
+
+system-tools:
+	@missing=""; for pair in $(SYSTEM_TOOLS); do \
+		command -v "$${pair%%:*}" >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "installing$$missing from apt"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+		else \
+			echo "note: tests needing$$missing will skip (install them with apt-get as root)"; \
+		fi; \
+	fi
+
+test: install system-tools
 	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 # TPC-H on this machine: generates the dataset if missing, starts the local worker, runs the
 # queries, prints a table and the comparison with the previous run, stops the worker.
+# REMOTE=1: on the cluster instead (status → transport → health → tables on s3://<bucket>/ → run →
+# .results-remote → comparison), e.g. make bench REMOTE=1 DATASET=tpch_sf10 VIA=ssh.
 bench: install
 	$(DFBENCH) bench --sf $(SF) --partitions $(PARTITIONS) --iterations $(ITERATIONS) \
 		$(if $(QUERIES),--queries $(QUERIES)) $(if $(ENGINE),--engine $(ENGINE)) \
-		$(if $(URL),--url $(URL) --dataset $(DATASET))
+		$(if $(URL),--url $(URL) --dataset $(DATASET)) \
+		$(if $(REMOTE),--cluster $(CLUSTER) --region $(REGION) --via $(VIA) --dataset $(DATASET) \
+			$(if $(PROFILE),--profile $(PROFILE)))
+
+# The way to one worker, held open until Ctrl-C (the seed's terminal A); a shell on an instance.
+tunnel: install
+	$(DFBENCH) tunnel --cluster $(CLUSTER) --region $(REGION) --via $(VIA) --instance $(INSTANCE) \
+		$(if $(PROFILE),--profile $(PROFILE))
+
+shell: install
+	$(DFBENCH) shell --cluster $(CLUSTER) --region $(REGION) --instance $(INSTANCE) \
+		$(if $(PROFILE),--profile $(PROFILE))
 
 bench-api-calls: install
 	$(BIN)/python benchmarks/api_calls.py
@@ -90,6 +127,10 @@ deploy: install
 logs: install
 	$(DFBENCH) logs --cluster $(CLUSTER) --region $(REGION) $(if $(PROFILE),--profile $(PROFILE)) \
 		--lines $(LINES) $(if $(SINCE),--since "$(SINCE)")
+
+# Needs sshd: `make system-tools` installs it as root.
+bench-transport: install
+	$(BIN)/python benchmarks/transport_overhead.py
 
 bench-deploy: install
 	$(BIN)/python benchmarks/deploy_calls.py

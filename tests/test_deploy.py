@@ -51,8 +51,10 @@ def installed(sha: str) -> Run:
                f"dfbench: cloud-init finished with status 2; installing anyway\n{INSTALLED_MARKER}{sha}\n")
 
 
-def info(peers: int, commit: str = COMMIT) -> Run:
-    body = {"worker_urls": [f"http://10.0.1.{n}:9000" for n in range(peers)], "git_commit_hash": commit,
+def info(cluster: dfbench.Cluster, peers: int | None = None, commit: str = COMMIT) -> Run:
+    """A worker's /info knowing the first ``peers`` instances of ``cluster`` (all by default)."""
+    known = cluster.instances[:peers]
+    body = {"worker_urls": [f"http://{i.private_ip}:9001" for i in known], "git_commit_hash": commit,
             "build_time_utc": "2026-11-25T10:00:00Z", "errors": []}
     return Run("Success", 0, json.dumps(body) + "\n")
 
@@ -93,7 +95,7 @@ def test_a_deploy_is_one_install_command_and_one_check_whatever_the_size(
         sha = check_binary(binary)
         fake.script(ping=online(ids(target)),
                     polls=[{}, every(ids(target), IN_PROGRESS), every(ids(target), installed(sha))],
-                    then=[[every(ids(target), info(n))]])
+                    then=[[every(ids(target), info(target))]])
         recorder.clear()
 
         report = deploy_worker(target.name, binary=binary, args=["--threads", "8"], env={"RUST_LOG": "info"})
@@ -122,11 +124,11 @@ def test_the_same_binary_again_uploads_nothing(cluster, fake, recorder, binary) 
     sha = check_binary(binary)
     everyone = ids(cluster)
     fake.script(ping=online(everyone), polls=[every(everyone, installed(sha))],
-                then=[[every(everyone, info(3))]])
+                then=[[every(everyone, info(cluster))]])
     assert deploy_worker("d", binary=binary).uploaded is True
     already = Run("Success", 0, f"dfbench: worker {sha} already installed and active\n")
     fake.script(ping=online(everyone), polls=[every(everyone, already)],
-                then=[[every(everyone, info(3))]])
+                then=[[every(everyone, info(cluster))]])
     recorder.clear()
 
     report = deploy_worker(cluster, binary=binary)
@@ -177,16 +179,16 @@ def test_workers_on_different_commits_are_not_verified(cluster, fake, binary) ->
     first, second, third = ids(cluster)
     fake.script(ping=online(ids(cluster)),
                 polls=[every(ids(cluster), installed(sha))],
-                then=[[{first: info(3), second: info(3, "0123abcd"), third: info(2)}]])
+                then=[[{first: info(cluster), second: info(cluster, commit="0123abcd"), third: info(cluster, 2)}]])
 
     report = deploy_worker("d", binary=binary)
 
     assert report.verified is False and not report.ok and report.failed == []
     assert [r.commit for r in report.results] == [COMMIT, "0123abcd", COMMIT]
+    missing = cluster.instances[2]
     assert report.problems == [
-        f"{label(cluster, third)}: knows 2 worker(s), the cluster has 3: http://10.0.1.0:9000, http://10.0.1.1:9000",
-        f"the workers run different commits: {COMMIT} on {label(cluster, first)}, {label(cluster, third)}; "
-        f"0123abcd on {label(cluster, second)}",
+        f"{label(cluster, second)}: runs commit 0123abcd, most workers run {COMMIT}",
+        f"{label(cluster, third)}: peer list lacks {missing.instance_id} ({missing.private_ip})",
     ]
     with pytest.raises(WorkersDisagree, match="dfbench logs --cluster d"):
         report.raise_for_failures()
@@ -258,7 +260,7 @@ def test_cli_deploy_prints_a_table_and_fails_naming_the_failed_instance(cluster,
     sha = check_binary(binary)
     first, broken, third = ids(cluster)
     fake.script(ping=online(ids(cluster)), polls=[every(ids(cluster), installed(sha))],
-                then=[[every(ids(cluster), info(3))]])
+                then=[[every(ids(cluster), info(cluster))]])
     assert main(["deploy", "--cluster", "d", "--binary", str(binary)]) == 0
     shown = capsys.readouterr().out
     assert all(i in shown for i in ids(cluster)) and "installed" in shown and "one commit, every peer known" in shown

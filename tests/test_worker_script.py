@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import subprocess
 import time
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from dfbench.errors import ConfigError
+from dfbench.testing import system_tool
 from dfbench.worker_script import INSTALLED_MARKER, boot_script, install_script, worker_unit
 
 BUCKET = "bench-bucket"
@@ -350,9 +350,8 @@ def test_scripts_parse(name: str) -> None:
     assert result.returncode == 0, result.stderr
 
 
-@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed")
 @pytest.mark.parametrize("name", SCRIPTS)
 def test_scripts_pass_shellcheck(name: str) -> None:
-    result = subprocess.run(["shellcheck", "--shell=bash", "-"], input=SCRIPTS[name](), capture_output=True,
+    result = subprocess.run([system_tool("shellcheck"), "--shell=bash", "-"], input=SCRIPTS[name](), capture_output=True,
                             text=True)
     assert result.returncode == 0, result.stdout

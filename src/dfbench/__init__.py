@@ -11,10 +11,15 @@ from dfbench.queries import tpch_queries  # noqa: E402
 from dfbench.worker_deploy import DeployReport, deploy_worker, logs  # noqa: E402
 from dfbench.worker_deploy import exec_command as exec  # noqa: E402, A001 - the public name DESIGN gives it
 from dfbench.comparison import compare  # noqa: E402
+from dfbench.runner import BenchmarkRun, bench_local, run_benchmark  # noqa: E402
+from dfbench.transport import ClusterConnection  # noqa: E402
+from dfbench.transport.shell import shell  # noqa: E402
 
 __all__ = [
+    "BenchmarkRun",
     "Change",
     "Cluster",
+    "ClusterConnection",
     "ClusterSpec",
     "DeployReport",
     "DfbenchError",
@@ -22,6 +27,7 @@ __all__ = [
     "Plan",
     "TeardownReport",
     "__version__",
+    "bench_local",
     "compare",
     "deploy_worker",
     "exec",
@@ -31,6 +37,8 @@ __all__ = [
     "plan",
     "provision",
     "remote_tables",
+    "run_benchmark",
+    "shell",
     "status",
     "sync_dataset",
     "teardown",

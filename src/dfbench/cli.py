@@ -20,6 +20,7 @@ from dfbench.config import make_spec, parse_tag
 from dfbench.errors import ClusterNotFound, ConfigError, DfbenchError
 from dfbench.models import Cluster, Plan, TeardownReport
 from dfbench.provision import plan, provision, status, teardown
+from dfbench.transport import VIAS
 from dfbench.worker_deploy import CommandOutput, DeployReport, deploy_worker, exec_command, logs
 
 # Piped output is read by scripts and logs: never truncate ids to an assumed 80 columns.
@@ -89,6 +90,15 @@ def _parser() -> argparse.ArgumentParser:
     command.add_argument("--no-verify", action="store_true", help="skip checking every worker's /info afterwards")
     command = cluster_command("exec", "run a shell command on every instance: dfbench exec -- CMD ...")
     command.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD", help="the command, after --")
+    command = cluster_command("tunnel", "open the way to a worker, print its local URL, hold it until Ctrl-C")
+    command.add_argument("--instance", help="position (0 = the coordinator, default), instance id or Name")
+    command.add_argument("--via", default="auto", choices=VIAS, help="how (default auto: ssm plugin, else ssh "
+                         "when the cluster allows it, else relay)")
+    command = cluster_command("shell", "a shell on an instance (Session Manager, else SSH): dfbench shell [-- CMD]")
+    command.add_argument("--instance", help="position (default 0), instance id or Name")
+    command.add_argument("--via", default="auto", choices=("auto", "ssm", "ssh"),
+                         help="default auto: Session Manager when its plugin is installed, else ssh")
+    command.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD", help="a command instead of a shell (ssh)")
     command = cluster_command("logs", "worker.service's journal on every instance")
     command.add_argument("--lines", type=int, default=200, help="last N lines (default 200)")
     command.add_argument("--since", help="from this time on, as journalctl takes it (-1h, '2026-01-31 12:00', today)")
@@ -116,16 +126,21 @@ def _parser() -> argparse.ArgumentParser:
     description = "compare two runs of a dataset: BASE (e.g. main) vs NEW"
     add_compare_arguments(commands.add_parser("compare", help=description, description=description))
 
-    bench = commands.add_parser("bench", help="run TPC-H on the local worker (default) or a worker URL, "
-                                "then compare with the previous run")
+    bench = commands.add_parser("bench", help="run TPC-H on the local worker (default), a cluster (--cluster) "
+                                "or a worker URL, then compare with the previous run")
     bench.add_argument("--sf", default="1", help="scale factor of the local dataset (default 1)")
     bench.add_argument("--partitions", type=int, default=16, help="files per table when generating (default 16)")
     bench.add_argument("--iterations", type=int, default=3, help="timed iterations per query (default 3)")
     bench.add_argument("--queries", help="comma-separated ids, e.g. q1,q3 (default: all 22)")
     bench.add_argument("--engine", help="name the results are filed under")
+    bench.add_argument("--cluster", help="a provisioned cluster: reached, checked and benchmarked on its bucket's data")
+    bench.add_argument("--via", default="auto", choices=VIAS, help="with --cluster: how to reach it (default auto)")
+    bench.add_argument("--region", help="with --cluster: AWS region (default: AWS_REGION, else us-east-1)")
+    bench.add_argument("--profile", help="with --cluster: AWS profile")
     bench.add_argument("--url", help="a running worker instead of a local one")
-    bench.add_argument("--dataset", help="dataset name with --url (default tpch_sf<SF>)")
-    bench.add_argument("--location", help="with --url: where the worker reads <dataset>/ from")
+    bench.add_argument("--dataset", help="dataset name with --url or --cluster (default tpch_sf<SF>)")
+    bench.add_argument("--location", help="with --url: where the worker reads <dataset>/ from "
+                       "(--cluster: s3://<its bucket>)")
     bench.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a setting (repeatable)")
     bench.add_argument("--settings", metavar="PRESET", help="'distributed' for the seed's 14 defaults")
     bench.add_argument("--min-time", type=float, default=0, help="repeat each query for at least this long (s)")
@@ -176,6 +191,7 @@ def _render_cluster(cluster: Cluster) -> None:
                          ("route table", cluster.route_table_id), ("security group", cluster.security_group_id),
                          ("role / instance profile", cluster.role_name), ("ami", cluster.ami_id)):
         resources.add_row(label, value or "[red]missing[/]")
+    resources.add_row("ssh allowed from", ", ".join(cluster.ssh_ingress_cidrs) or "nowhere (--via ssm or relay)")
     out.print(resources)
     table = Table(show_header=True, header_style="bold")
     for column in ("name", "instance", "type", "zone", "state", "private ip", "public ip"):
@@ -336,14 +352,19 @@ def _run_bench(args: argparse.Namespace) -> int:
     from dfbench import comparison, runner
     from dfbench.datasets import tpch_dataset_name
 
+    if args.cluster and args.url:
+        raise ConfigError("Give --cluster or --url, not both.")
     dataset = args.dataset or tpch_dataset_name(args.sf)
-    kind = "remote" if args.url else "local"
+    kind = "remote" if args.url or args.cluster else "local"
     # Read before running: a new run of the same engine overwrites the previous run's files.
     previous = comparison.load_previous(args.data_dir, dataset, kind)
     options = dict(iterations=args.iterations, queries=args.queries, engine=args.engine,
                    settings=([args.settings] if args.settings else []) + args.set or None,
                    warmup=not args.no_warmup, min_time_s=args.min_time, data_dir=args.data_dir)
-    if args.url:
+    if args.cluster:
+        run = runner.run_benchmark(dataset=dataset, cluster=_cluster_of(args), via=args.via, profile=args.profile,
+                                   location=args.location, **options)
+    elif args.url:
         run = runner.run_benchmark(dataset=dataset, url=args.url, location=args.location, **options)
     else:
         run = runner.bench_local(scale_factor=args.sf, partitions=args.partitions, **options)
@@ -384,6 +405,44 @@ def _run(args: argparse.Namespace) -> int:
     return 0 if report.clean else 1
 
 
+def _run_tunnel(args: argparse.Namespace) -> int:
+    import threading
+    from contextlib import ExitStack
+
+    from dfbench.transport import ClusterConnection
+
+    cluster = _cluster_of(args)
+    assert cluster is not None
+    with ExitStack() as stack:
+        with err.status(f"opening the way to {cluster.name} ({args.via})…"):
+            connection = stack.enter_context(ClusterConnection(cluster, via=args.via, instance=args.instance,
+                                                               check=False, profile=args.profile))
+        info = connection.info
+        if args.json:
+            print(json.dumps({"url": connection.url, "instance_id": connection.instance.instance_id,
+                              "transport": connection.kind, "info": info}), flush=True)
+        else:
+            out.print(f"[bold]{connection.url}[/]  →  {connection.instance.instance_id} ({connection.instance.name}) "
+                      f"via {escape(connection.description)}", markup=True)
+            out.print(f"worker {escape(str(info.get('git_commit_hash')))}, {len(info.get('worker_urls') or [])} peer(s); "
+                      f"try: curl -sS {connection.url}/info", markup=True)
+            out.print("holding the connection open: Ctrl-C closes it")
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:  # the way a tunnel is meant to end
+            err.print(f"closed the way to {connection.instance.instance_id}")
+    return 0
+
+
+def _run_shell(args: argparse.Namespace) -> int:
+    from dfbench.transport.shell import shell
+
+    cluster = _cluster_of(args)
+    assert cluster is not None
+    argv = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
+    return shell(cluster, instance=args.instance, via=args.via, command=argv, profile=args.profile)
+
+
 def _run_worker(args: argparse.Namespace) -> int:
     from dfbench import localworker
 
@@ -398,6 +457,7 @@ def _run_worker(args: argparse.Namespace) -> int:
 # at a time, so the two never mix.
 _SELF_DISPLAYED: dict[str, Callable[[argparse.Namespace], int]] = {
     "worker": _run_worker, "compare": run_compare, "bench": _run_bench, "data": _run_data,
+    "tunnel": _run_tunnel, "shell": _run_shell,
 }
 
 

@@ -187,6 +187,36 @@ class WorkerUnreachable(DfbenchError):
         )
 
 
+class TransportError(DfbenchError):
+    """The way to a worker (SSH forward, Session Manager plugin, SSM relay) could not be opened
+    or broke; ``kind`` names the transport, the message what to do."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        self.kind = kind
+        super().__init__(message)
+
+
+class HostKeyMismatch(TransportError):
+    """An SSH server presented a host key other than the one pinned for it: possibly a different
+    machine answering at that address. Never connected through."""
+
+    def __init__(self, host: str, alias: str, expected: str, presented: str, known_hosts: str) -> None:
+        self.host, self.alias, self.expected, self.presented = host, alias, expected, presented
+        super().__init__(
+            "ssh",
+            f"Host key of {alias} ({host}) changed: pinned {expected}, presented {presented}. Refusing to "
+            f"connect. If the instance was replaced, remove its line from {known_hosts} and retry.",
+        )
+
+
+class ClusterUnhealthy(DfbenchError):
+    """Workers of a cluster disagree or miss peers; ``problems`` maps instance id to what is wrong."""
+
+    def __init__(self, cluster: str, problems: dict[str, str], table: str) -> None:
+        self.cluster, self.problems = cluster, problems
+        super().__init__(f"Cluster {cluster} is not ready to benchmark:\n{table}")
+
+
 class QueryFailed(DfbenchError):
     """The worker answered a query with an error; ``text`` is the worker's message."""
 

@@ -21,6 +21,11 @@ Differences from the real (distributed) worker, by design:
 - ``stats_q_error_p50``/``p95`` are null: there are no distributed statistics to judge.
 - With ``--data-dir``, a relative ``LOCATION`` in ``CREATE EXTERNAL TABLE`` is resolved against
   that folder (otherwise DataFusion resolves it against the current directory).
+- An ``s3://bucket/...`` ``LOCATION`` is read with boto3's credentials (profile, SSO, env keys) and
+  the standard ``AWS_ENDPOINT_URL(_S3)``, so the local worker can read a cluster's bucket, or an
+  emulator's.
+- ``--worker-urls`` and ``--commit`` set what ``/info`` reports, so that tests can stand one local
+  worker in for every instance of a cluster (by default: its own URL, ``local-datafusion-<version>``).
 """
 
 from __future__ import annotations
@@ -83,8 +88,12 @@ def _unquote(value: str) -> str:
 class LocalWorker:
     """One DataFusion session for the process lifetime, driven by SQL text."""
 
-    def __init__(self, data_dir: str | os.PathLike[str] | None = None, base_url: str = "") -> None:
+    def __init__(self, data_dir: str | os.PathLike[str] | None = None, base_url: str = "",
+                 worker_urls: Sequence[str] | None = None, commit: str | None = None) -> None:
         self.base_url = base_url
+        self.worker_urls = list(worker_urls) if worker_urls is not None else None
+        self.commit = commit
+        self._buckets: set[str] = set()
         self.data_dir = os.path.abspath(data_dir) if data_dir is not None else None
         self.started = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         self.version = datafusion.__version__
@@ -99,8 +108,9 @@ class LocalWorker:
 
     def info(self) -> dict[str, Any]:
         return {
-            "worker_urls": [self.base_url] if self.base_url else [],
-            "git_commit_hash": f"local-datafusion-{self.version}",
+            "worker_urls": self.worker_urls if self.worker_urls is not None else
+            [self.base_url] if self.base_url else [],
+            "git_commit_hash": self.commit or f"local-datafusion-{self.version}",
             "build_time_utc": self.started,
             "errors": [],
             "engine": f"datafusion-python {self.version}",
@@ -148,16 +158,37 @@ class LocalWorker:
         return QueryResult(plan=plan, count=count, elapsed_ms=elapsed_ms)
 
     def _resolve_location(self, statement: str) -> str:
-        if self.data_dir is None:
-            return statement
         match = _EXTERNAL_LOCATION.match(statement)
         if not match:
             return statement
         location = match.group(2).replace("''", "'")
-        if "://" in location or os.path.isabs(location):
+        if location.startswith("s3://"):
+            self._register_bucket(urlsplit(location).netloc)
+            return statement
+        if self.data_dir is None or "://" in location or os.path.isabs(location):
             return statement
         resolved = os.path.join(self.data_dir, location).replace("'", "''")
         return f"{match.group(1)}'{resolved}'{statement[match.end():]}"
+
+
+    def _register_bucket(self, bucket: str) -> None:
+        """DataFusion reads s3:// only through an object store registered for the bucket."""
+        if bucket in self._buckets:
+            return
+        import boto3
+        from datafusion.object_store import AmazonS3
+
+        session = boto3.Session()
+        credentials = session.get_credentials()
+        frozen = credentials.get_frozen_credentials() if credentials is not None else None
+        endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+        store = AmazonS3(bucket_name=bucket, region=session.region_name or "us-east-1",
+                         access_key_id=frozen.access_key if frozen else None,
+                         secret_access_key=frozen.secret_key if frozen else None,
+                         session_token=frozen.token if frozen else None,
+                         endpoint=endpoint, allow_http=bool(endpoint and endpoint.startswith("http://")))
+        self._ctx.register_object_store("s3://", store, bucket)
+        self._buckets.add(bucket)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -219,6 +250,8 @@ def serve(
     *,
     data_dir: str | os.PathLike[str] | None = None,
     quiet: bool = False,
+    worker_urls: Sequence[str] | None = None,
+    commit: str | None = None,
 ) -> tuple[ThreadingHTTPServer, threading.Thread]:
     """Bind, start serving in a daemon thread, return both. ``server.worker.base_url`` is the URL.
 
@@ -229,7 +262,8 @@ def serve(
         server_class = type("_Server6", (_Server,), {"address_family": socket.AF_INET6})
     server = server_class((host, port), _Handler)
     server.quiet = quiet
-    server.worker = LocalWorker(data_dir=data_dir, base_url=_url(host, server.server_address[1]))
+    server.worker = LocalWorker(data_dir=data_dir, base_url=_url(host, server.server_address[1]),
+                                worker_urls=worker_urls, commit=commit)
     thread = threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="localworker", daemon=True
     )
@@ -246,6 +280,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=9000, help="port (default 9000; 0 picks a free one)")
     parser.add_argument("--data-dir", help="folder that relative LOCATION paths resolve against")
     parser.add_argument("--quiet", action="store_true", help="do not log each request to stderr")
+    parser.add_argument("--worker-urls", help="comma-separated peer URLs /info reports (default: its own URL)")
+    parser.add_argument("--commit", help="the git_commit_hash /info reports")
     args = parser.parse_args(argv)
     if args.data_dir is not None and not os.path.isdir(args.data_dir):
         parser.error(f"--data-dir {args.data_dir!r} is not a directory")
@@ -258,7 +294,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     try:
-        server, thread = serve(args.host, args.port, data_dir=args.data_dir, quiet=args.quiet)
+        server, thread = serve(args.host, args.port, data_dir=args.data_dir, quiet=args.quiet,
+                               worker_urls=None if args.worker_urls is None else
+                               [u for u in args.worker_urls.split(",") if u.strip()],
+                               commit=args.commit)
     except OSError as error:
         print(f"cannot listen on {args.host}:{args.port}: {error}", file=sys.stderr)
         return 1

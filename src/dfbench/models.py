@@ -94,6 +94,8 @@ class Cluster(Record):
     instance_profile_name: str
     ami_id: str | None
     instances: list[Instance]
+    # Who may reach the instances on port 22 (the security group's rules); empty: no SSH at all.
+    ssh_ingress_cidrs: list[str] = []
 
 
 class TeardownReport(Record):

@@ -115,6 +115,7 @@ def _converge(aws: Aws, spec: ClusterSpec, changes: ChangeSet) -> Cluster | None
         instance_profile_name=role_name,
         ami_id=instances[0].image_id if instances else None,
         instances=instances,
+        ssh_ingress_cidrs=sorted(spec.ssh_ingress_cidrs),
     )
 
 
@@ -261,6 +262,7 @@ def status(name: str, *, region: str | None = None, profile: str | None = None) 
             instance_profile_name=role,
             ami_id=instances[0].image_id if instances else None,
             instances=instances,
+            ssh_ingress_cidrs=net.security_group.ssh_cidrs if net.security_group else [],
         )
 
 

@@ -110,12 +110,14 @@ def expected_rows(query_id: str, scale_factor: Any) -> int | None:
 class WorkerClient:
     """``GET /info`` and ``GET /?sql=`` of one worker, with the standard library only."""
 
-    def __init__(self, url: str, timeout: float | None = QUERY_TIMEOUT_S) -> None:
+    def __init__(self, url: str, timeout: float | None = QUERY_TIMEOUT_S,
+                 info_timeout: float = INFO_TIMEOUT_S) -> None:
         parts = urlsplit(url if "://" in url else f"http://{url}")
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ConfigError(f"Invalid worker URL {url!r}: give one such as http://127.0.0.1:9000.")
         self.url = f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
         self.timeout = timeout
+        self.info_timeout = info_timeout
 
     def _get(self, path: str, timeout: float | None) -> tuple[int, str]:
         request = urllib.request.Request(self.url + path, headers={"Accept": "application/json"})
@@ -134,9 +136,9 @@ class WorkerClient:
     def info(self) -> dict[str, Any]:
         """The worker's ``/info``; WorkerUnreachable when nothing (or no worker) answers."""
         try:
-            status, body = self._get("/info", INFO_TIMEOUT_S)
+            status, body = self._get("/info", self.info_timeout)
         except TimeoutError:
-            raise WorkerUnreachable(self.url, f"no answer to /info within {INFO_TIMEOUT_S:.0f}s") from None
+            raise WorkerUnreachable(self.url, f"no answer to /info within {self.info_timeout:.0f}s") from None
         if status != 200:
             raise WorkerUnreachable(self.url, f"/info answered HTTP {status}: {body[:200].strip()}")
         try:
@@ -443,13 +445,21 @@ class _Runner:
 def run_benchmark(*, dataset: str, engine: str | None = None, iterations: int = 5,
                   queries: Sequence[str | Query] | str | None = None, warmup: bool = True,
                   settings: Mapping[str, Any] | Iterable[str] | str | None = None, min_time_s: float = 0,
-                  url: str | None = None, cluster: Cluster | None = None,
+                  url: str | None = None, cluster: Cluster | None = None, via: str = "auto",
+                  profile: str | None = None, transport_options: Mapping[str, Any] | None = None,
                   data_dir: str | Path = DEFAULT_DATA_DIR, progress: bool = True, location: str | None = None,
                   query_timeout_s: float | None = QUERY_TIMEOUT_S,
                   on_query_done: Callable[[QueryOutcome], None] | None = None,
                   extra_manifest: Mapping[str, Any] | None = None) -> BenchmarkRun:
-    """Benchmark ``dataset``'s TPC-H queries on the worker at ``url``; see the module docstring.
+    """Benchmark ``dataset``'s TPC-H queries on the worker at ``url``, or on ``cluster``; see the
+    module docstring.
 
+    - ``cluster``: a provisioned cluster (``dfbench.status(...)``). dfbench opens its own way in
+      (``via``: auto, ssh, ssm or relay; see :mod:`dfbench.transport`; ``transport_options`` are
+      :class:`~dfbench.transport.ClusterConnection`'s keyword arguments), checks that every worker
+      knows every peer and runs the same commit, creates the tables on ``s3://<bucket>/<dataset>/``
+      (synced with ``dfbench data sync``), runs, and closes the connection. ``profile``: the AWS
+      profile for that.
     - ``queries``: ids (``["q1", "q3"]`` or ``"q1,q3"``) and/or :class:`Query` objects (custom SQL);
       all 22 TPC-H queries by default.
     - ``settings``: see :func:`resolve_settings`. Default: none for dfbench's local worker, the
@@ -461,17 +471,18 @@ def run_benchmark(*, dataset: str, engine: str | None = None, iterations: int = 
       recorded as not run after a lost worker included (an exception it raises stops the run like
       one of the runner's own, KeyboardInterrupt included).
 
-    Results go to ``.results-local`` for dfbench's local worker, ``.results-remote`` otherwise.
+    Results go to ``.results-remote`` for a cluster or a worker other than dfbench's local one,
+    ``.results-local`` otherwise.
     A worker that stops answering does not end the run with an exception: the remaining queries
     are recorded as failed, ``run.worker_lost`` says why, and ``run.json`` has ``status: "worker
     lost"`` (no ``previous-*.json``: such a run is no baseline). On KeyboardInterrupt the finished queries' files stay, ``run.json`` says ``interrupted`` and
     the interrupt is re-raised; ``previous-*.json`` is written only by a complete run.
     """
-    if cluster is not None:
-        raise DfbenchError("Remote runs on a cluster need the transport (coming): for now open a tunnel "
-                           "to a worker yourself and pass its URL.")
-    if url is None:
-        raise ConfigError("No worker URL: pass url= (e.g. http://127.0.0.1:9000 for `dfbench worker`).")
+    if cluster is not None and url is not None:
+        raise ConfigError("Give a worker url= or a cluster=, not both.")
+    if cluster is None and url is None:
+        raise ConfigError("No worker: pass cluster= (a provisioned cluster) or url= (e.g. http://127.0.0.1:9000 "
+                          "for `dfbench worker`).")
     if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
         raise ConfigError(f"iterations must be a whole number of at least 1 (got {iterations!r}).")
     if min_time_s < 0:
@@ -481,6 +492,17 @@ def run_benchmark(*, dataset: str, engine: str | None = None, iterations: int = 
     requested = None if settings is None else resolve_settings(settings)
     data_dir = Path(data_dir)
     local_data: LocalDataset | None = None
+    remote_tables: list[str] | None = None
+    if cluster is not None:
+        from dfbench.transport import choose
+
+        choose(cluster, via)  # an impossible transport is refused before any AWS call
+        if location is None:
+            # The tables the workers read are the bucket's (`dfbench data sync`), not a local copy.
+            from dfbench.datasets import remote_tables as bucket_tables
+
+            remote_tables = [t.name for t in bucket_tables(None, dataset, cluster=cluster, profile=profile)]
+            location = f"s3://{cluster.bucket}"
     if location is None:
         if not (data_dir / dataset).is_dir():
             raise ConfigError(_missing_dataset(dataset, data_dir))
@@ -490,7 +512,8 @@ def run_benchmark(*, dataset: str, engine: str | None = None, iterations: int = 
         manifest = read_manifest(data_dir / dataset)
         if manifest is not None:
             local_data = LocalDataset(name=dataset, path=data_dir / dataset, manifest=manifest, generated=False)
-    tables = list(local_data.manifest.tables) if local_data is not None else list(TPCH_TABLES)
+    tables = (remote_tables if remote_tables is not None else
+              list(local_data.manifest.tables) if local_data is not None else list(TPCH_TABLES))
     scale_factor = local_data.manifest.scale_factor if local_data is not None else None
     if scale_factor is None:
         try:
@@ -499,12 +522,43 @@ def run_benchmark(*, dataset: str, engine: str | None = None, iterations: int = 
             scale_factor = None
     selected = _queries_for(dataset, queries, scale_factor)
 
-    client = WorkerClient(url, timeout=query_timeout_s)
+    from dfbench.transport import ClusterConnection, DirectTransport
+
+    from contextlib import ExitStack
+
+    from rich.console import Console
+
+    with ExitStack() as stack:
+        connection: ClusterConnection | DirectTransport
+        if url is not None:
+            connection = stack.enter_context(DirectTransport(url))
+        else:
+            assert cluster is not None
+            with Console(stderr=True, quiet=not progress).status(
+                    f"reaching the {len(cluster.instances)} worker(s) of {cluster.name} and checking them…"):
+                connection = stack.enter_context(ClusterConnection(cluster, via=via, profile=profile,
+                                                                   **dict(transport_options or {})))
+        return _run(connection, dataset=dataset, engine=engine, iterations=iterations, selected=selected,
+                    warmup=warmup, requested=requested, min_time_s=min_time_s, data_dir=data_dir,
+                    progress=progress, location=location, tables=tables, scale_factor=scale_factor,
+                    query_timeout_s=query_timeout_s, on_query_done=on_query_done, extra_manifest=extra_manifest)
+
+
+def _run(connection: Any, *, dataset: str, engine: str | None, iterations: int, selected: list[Query],
+         warmup: bool, requested: dict[str, str] | None, min_time_s: float, data_dir: Path, progress: bool,
+         location: str, tables: list[str], scale_factor: Any, query_timeout_s: float | None,
+         on_query_done: Callable[[QueryOutcome], None] | None,
+         extra_manifest: Mapping[str, Any] | None) -> BenchmarkRun:
+    """The run itself, on a worker reached through ``connection`` (a DirectTransport or an open
+    ClusterConnection); its arguments are checked."""
+    cluster: Cluster | None = getattr(connection, "cluster", None)
+    client = WorkerClient(connection.url, timeout=query_timeout_s,
+                          info_timeout=getattr(connection, "info_timeout_s", INFO_TIMEOUT_S))
     info = client.info()
     is_local_worker = str(info.get("engine", "")).startswith("datafusion-python")
     resolved = requested if requested is not None else ({} if is_local_worker else dict(DISTRIBUTED_DEFAULTS))
     engine_name = results.safe_engine_name(engine) if engine else results.default_engine_name(info)
-    remote = not is_local_worker
+    remote = cluster is not None or not is_local_worker
     folder = results.results_dir(data_dir, dataset, engine_name, remote=remote)
     run = BenchmarkRun(dataset=dataset, engine=engine_name, url=client.url, remote=remote, results_dir=folder,
                        start_time=time.time(), settings=resolved, worker_info=info)
@@ -520,8 +574,9 @@ def run_benchmark(*, dataset: str, engine: str | None = None, iterations: int = 
             "start_time": run.start_time, "end_time": run.end_time, "dataset": dataset,
             "scale_factor": scale_factor, "engine": engine_name, "iterations": iterations,
             "min_time_s": min_time_s, "warmup": warmup, "settings": resolved, "url": client.url,
-            "reached_by": "direct", "location": location, "worker_info": info,
-            "machine": results.machine_info() if is_local_worker else None,
+            "reached_by": connection.description, "location": location, "worker_info": info,
+            "machine": results.machine_info() if is_local_worker and cluster is None else None,
+            "cluster": None if cluster is None else _cluster_record(cluster, connection),
             "queries": {q.id: q.summary() for q in run.queries},
             "worker_lost": dict(lost) or None,
         }
@@ -566,6 +621,9 @@ def run_benchmark(*, dataset: str, engine: str | None = None, iterations: int = 
     error_text: str | None = None
     try:
         prepare()
+        if cluster is not None:
+            console.print(f"{cluster.name}: {len(cluster.instances)} healthy worker(s) on one commit; queries go to "
+                          f"{connection.instance.instance_id} through {connection.description}")
         console.print(f"[bold]{dataset}[/] on {client.url} as [bold]{engine_name}[/]: {len(selected)} queries, "
                       f"{iterations} iterations" + (f", ≥{min_time_s:g}s each" if min_time_s else ""))
         for query in selected:
@@ -604,6 +662,15 @@ def run_benchmark(*, dataset: str, engine: str | None = None, iterations: int = 
                                    [results.query_document(q.id, dataset, engine_name, q.iterations)
                                     for q in run.queries], remote=remote)
     return run
+
+
+def _cluster_record(cluster: Cluster, connection: Any) -> dict[str, Any]:
+    """What produced a remote run's numbers: the hardware and the workers' health."""
+    return {"name": cluster.name, "region": cluster.region, "ami_id": cluster.ami_id,
+            "instances": [i.model_dump(mode="json", include={"instance_id", "instance_type", "availability_zone",
+                                                              "spot", "private_ip"}) for i in cluster.instances],
+            "coordinator": connection.instance.instance_id, "transport": connection.kind,
+            "health": [h.model_dump(mode="json") for h in connection.health]}
 
 
 def _missing_dataset(dataset: str, data_dir: Path) -> str:
@@ -653,10 +720,13 @@ def _run_query(query: Query, runner: _Runner, *, iterations: int, warmup: bool, 
 
 
 class LocalWorkerProcess:
-    """``python -m dfbench.localworker --port 0`` on loopback, stopped with SIGTERM."""
+    """``python -m dfbench.localworker --port 0`` on loopback, stopped with SIGTERM. ``args`` are
+    more of its options (``--worker-urls``, ``--commit``)."""
 
-    def __init__(self, data_dir: str | Path | None = None, start_timeout_s: float = WORKER_START_TIMEOUT_S) -> None:
+    def __init__(self, data_dir: str | Path | None = None, start_timeout_s: float = WORKER_START_TIMEOUT_S,
+                 args: Sequence[str] = ()) -> None:
         self.data_dir = data_dir
+        self.args = list(args)
         self.start_timeout_s = start_timeout_s
         self.process: subprocess.Popen[str] | None = None
         self.url: str | None = None
@@ -666,6 +736,7 @@ class LocalWorkerProcess:
         command = [sys.executable, "-m", "dfbench.localworker", "--host", "127.0.0.1", "--port", "0", "--quiet"]
         if self.data_dir is not None:
             command += ["--data-dir", str(self.data_dir)]
+        command += self.args
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=self._stderr, text=True,
                                         stdin=subprocess.DEVNULL)
         lines: queue.Queue[str | None] = queue.Queue()

@@ -36,6 +36,7 @@ from dfbench.provision import status as cluster_status
 from dfbench.aws import ssm
 from dfbench.aws.session import connect, default_region
 from dfbench.datasets import _missing_bucket, _progress, sha256_file
+from dfbench import health
 from dfbench.errors import (BuildFailed, ClusterNotFound, CommandFailed, ConfigError, WorkersDisagree, aws_errors,
                             error_code)
 from dfbench.models import Cluster, Instance, Record
@@ -532,39 +533,21 @@ def deploy_worker(
 def _verify(cluster: Cluster, instances: Sequence[Instance],
             profile: str | None) -> tuple[dict[str, str], list[str]]:
     """Every worker's /info, read on its instance: the commit each one reports, and what is wrong
-    (no answer, not the contract, more than one commit in the cluster, a peer list that does not
-    hold every instance, errors the worker reports)."""
+    with the cluster (see :func:`dfbench.health.judge`)."""
     outputs = _collect(cluster, instances, script=_INFO_SCRIPT, comment="dfbench: verify worker /info",
                        timeout_s=VERIFY_TIMEOUT_S, profile=profile)
-    problems: list[str] = []
-    commits: dict[str, str] = {}
-    by_commit: dict[str, list[str]] = {}
+    infos: dict[str, dict[str, Any] | str] = {}
     for out in outputs:
         if not out.ok:
             last = (out.stderr or out.stdout).strip().rpartition("\n")[2]
-            problems.append(f"{out.label}: /info did not answer ({out.status}): {last}")
+            infos[out.instance_id] = f"{out.status}: {last}"
             continue
         try:
-            info = json.loads(out.stdout)
+            infos[out.instance_id] = json.loads(out.stdout)
         except ValueError:
-            info = None
-        if not isinstance(info, dict) or not isinstance(info.get("git_commit_hash"), str) \
-                or not isinstance(info.get("worker_urls"), list):
-            problems.append(f"{out.label}: /info is not the worker's (no git_commit_hash and worker_urls): "
-                            f"{out.stdout.strip()[:200]}")
-            continue
-        commits[out.instance_id] = info["git_commit_hash"]
-        by_commit.setdefault(info["git_commit_hash"], []).append(out.label)
-        peers = info["worker_urls"]
-        if len(peers) != len(instances):
-            problems.append(f"{out.label}: knows {len(peers)} worker(s), the cluster has {len(instances)}: "
-                            f"{', '.join(map(str, peers)) or 'none'}")
-        if info.get("errors"):
-            problems.append(f"{out.label}: the worker reports errors: {'; '.join(map(str, info['errors']))}")
-    if len(by_commit) > 1:
-        problems.append("the workers run different commits: "
-                        + "; ".join(f"{commit} on {', '.join(labels)}" for commit, labels in by_commit.items()))
-    return commits, problems
+            infos[out.instance_id] = f"not JSON: {out.stdout.strip()[:200]}"
+    healths = health.judge(instances, infos)
+    return {h.instance_id: h.commit for h in healths if h.commit}, health.problems_text(healths)
 
 
 def _collect(cluster: Cluster, instances: Sequence[Instance], *, script: str, comment: str, timeout_s: int,

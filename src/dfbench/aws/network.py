@@ -66,6 +66,11 @@ class SecurityGroup:
     ingress: frozenset[Rule]
     egress: frozenset[Rule]
 
+    @property
+    def ssh_cidrs(self) -> list[str]:
+        """The address ranges allowed in on port 22 (the SSH transport's way in)."""
+        return sorted(str(rule[3]) for rule in self.ingress if rule[:3] == ("tcp", 22, 22))
+
 
 @dataclass(frozen=True)
 class Network:

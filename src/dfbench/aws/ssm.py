@@ -160,6 +160,43 @@ def send_command(
     The whole script is a single element of the ``commands`` parameter: the agent writes the
     elements, one per line, into one script file and runs it, so splitting it into lines would
     run the same file; one element keeps it byte-for-byte as written (heredocs included)."""
+    command_id = _send(
+        ssm, script=script, comment=comment, execution_timeout_s=execution_timeout_s,
+        output_bucket=output_bucket, output_prefix=output_prefix, delivery_timeout_s=delivery_timeout_s,
+        # By tag, not InstanceIds: InstanceIds takes at most 50 ids, and a tag reaches every
+        # member without one id per instance in the request.
+        Targets=[{"Key": f"tag:{CLUSTER_KEY}", "Values": [cluster]}],
+        # All instances at once (a deploy is the same everywhere); MaxErrors 0 fails the command
+        # as soon as one instance fails and stops sending it to targets not yet reached.
+        MaxConcurrency="100%",
+        MaxErrors="0",
+    )
+    log.info("sent SSM command %s to cluster %s", command_id, cluster)
+    return command_id
+
+
+def send_to_instance(
+    ssm: Any, *, instance_id: str, script: str, comment: str, execution_timeout_s: int, output_bucket: str,
+    output_prefix: str, delivery_timeout_s: int = DELIVERY_TIMEOUT_S,
+) -> str:
+    """Send ``script`` to ONE instance (``InstanceIds=[instance_id]``); returns the command id.
+    The same checks and S3 output as ``send_command``; for one-instance work such as the relay."""
+    command_id = _send(
+        ssm, script=script, comment=comment, execution_timeout_s=execution_timeout_s,
+        output_bucket=output_bucket, output_prefix=output_prefix, delivery_timeout_s=delivery_timeout_s,
+        InstanceIds=[instance_id],
+    )
+    log.debug("sent SSM command %s to %s", command_id, instance_id)
+    return command_id
+
+
+def _send(
+    ssm: Any, *, script: str, comment: str, execution_timeout_s: int, output_bucket: str, output_prefix: str,
+    delivery_timeout_s: int, **targeting: Any,
+) -> str:
+    """The SendCommand both senders share: the checks SSM would refuse later, AWS-RunShellScript
+    with the whole script as one ``commands`` element, full output to S3. ``targeting`` says who
+    runs it (Targets or InstanceIds, and their concurrency options)."""
     if not script.strip():
         raise ConfigError("The remote script is empty.")
     if not _EXECUTION_RANGE[0] <= execution_timeout_s <= _EXECUTION_RANGE[1]:
@@ -170,13 +207,7 @@ def send_command(
                           f"{_DELIVERY_RANGE[0]}..{_DELIVERY_RANGE[1]} seconds.")
     response = ssm.send_command(
         DocumentName=DOCUMENT,
-        # By tag, not InstanceIds: InstanceIds takes at most 50 ids, and a tag reaches every
-        # member without one id per instance in the request.
-        Targets=[{"Key": f"tag:{CLUSTER_KEY}", "Values": [cluster]}],
-        # All instances at once (a deploy is the same everywhere); MaxErrors 0 fails the command
-        # as soon as one instance fails and stops sending it to targets not yet reached.
-        MaxConcurrency="100%",
-        MaxErrors="0",
+        **targeting,
         TimeoutSeconds=delivery_timeout_s,
         Parameters={"commands": [script], "executionTimeout": [str(execution_timeout_s)]},
         # Full stdout and stderr for every instance; the API itself keeps 2,500 characters.
@@ -184,9 +215,7 @@ def send_command(
         OutputS3KeyPrefix=output_prefix.strip("/"),
         Comment=comment[:_COMMENT_MAX],
     )
-    command_id = str(response["Command"]["CommandId"])
-    log.info("sent SSM command %s to cluster %s", command_id, cluster)
-    return command_id
+    return str(response["Command"]["CommandId"])
 
 
 def output_url(bucket: str, prefix: str, command_id: str, instance_id: str, stream: str = "stdout") -> str:
@@ -237,6 +266,48 @@ def wait_command(
     return [seen[i] for i in [*expected, *extras]]
 
 
+# GetCommandInvocation's StandardOutputContent / StandardErrorContent: the agent keeps the first
+# 24,000 / 8,000 bytes of each stream; a longer stream keeps its beginning with this marker as its
+# last characters (amazon-ssm-agent, iohandler.DefaultOutputConfig: MaxStdoutLength 24000,
+# MaxStderrLength 8000, OutputTruncatedSuffix "--output truncated--").
+INVOCATION_STDOUT_MAX = 24_000
+INVOCATION_STDERR_MAX = 8_000
+INVOCATION_CUT = "--output truncated--"
+
+
+def wait_invocation(
+    ssm: Any, command_id: str, instance_id: str, *, deadline_s: float, output_bucket: str | None = None,
+    output_prefix: str = "", first_poll_s: float = 0.2, max_poll_s: float = 1.0,
+) -> Invocation:
+    """Poll GetCommandInvocation for one instance until its status is final; returns it with up to
+    24,000 characters of stdout and 8,000 of stderr (``stdout_cut``/``stderr_cut`` say when SSM cut
+    them; the whole streams are at ``output_url`` when the command had an output bucket).
+
+    For one-instance, interactive work (the relay): the polls start after ``first_poll_s`` and
+    never wait more than ``max_poll_s``. InvocationDoesNotExist right after SendCommand means "not
+    yet"; WaitTimeout after ``deadline_s``."""
+    last: dict[str, Any] = {}
+
+    def check() -> tuple[bool, str]:
+        nonlocal last
+        try:
+            last = ssm.get_command_invocation(CommandId=command_id, InstanceId=instance_id)
+        except ClientError as error:
+            if error_code(error) != "InvocationDoesNotExist":
+                raise
+            return False, "command not visible in SSM yet"
+        status = str(last.get("Status", ""))
+        return status in TERMINAL, status or "no status"
+
+    poll(check, what=f"SSM command {command_id} on {instance_id}", timeout=deadline_s, first=first_poll_s,
+         cap=max_poll_s)
+    stdout = _uncut(str(last.get("StandardOutputContent", "")), INVOCATION_CUT)
+    stderr = _uncut(str(last.get("StandardErrorContent", "")), INVOCATION_CUT)
+    return _record(last, command_id, instance_id, stdout, stderr,
+                   output_url(output_bucket, output_prefix, command_id, instance_id) if output_bucket else None,
+                   code=last.get("ResponseCode"))
+
+
 def _progress(expected: list[str], seen: dict[str, Invocation], unfinished: list[str]) -> str:
     done = len(set(expected) | set(seen)) - len(unfinished)
     states = [f"{i}: {seen[i].status if i in seen else 'not listed by SSM yet'}" for i in unfinished[:10]]
@@ -248,22 +319,28 @@ def _invocation(item: dict[str, Any], command_id: str, bucket: str | None, prefi
     instance_id = item["InstanceId"]
     plugins = item.get("CommandPlugins") or [{}]
     plugin = plugins[0]  # AWS-RunShellScript has one step
-    code = plugin.get("ResponseCode")
     stdout, _, stderr = str(plugin.get("Output", "")).partition(_ERROR_SEPARATOR)
-    stdout, stdout_cut = _uncut(stdout, _STDOUT_CUT)
-    stderr, stderr_cut = _uncut(stderr, _STDERR_CUT)
+    return _record(item, command_id, instance_id, _uncut(stdout, _STDOUT_CUT), _uncut(stderr, _STDERR_CUT),
+                   output_url(bucket, prefix, command_id, instance_id) if bucket else None,
+                   code=plugin.get("ResponseCode"))
+
+
+def _record(item: dict[str, Any], command_id: str, instance_id: str, stdout: tuple[str, bool],
+            stderr: tuple[str, bool], url: str | None, *, code: Any) -> Invocation:
+    """An Invocation from an invocation's Status/StatusDetails, its exit code and its streams
+    (text, cut or not) as GetCommandInvocation or ListCommandInvocations gave them."""
     return Invocation(
         instance_id=instance_id,
-        status=item["Status"],
+        status=str(item["Status"]),
         # SSM reports -1 when the script never ran to an exit (not delivered, cancelled, timed out).
         exit_code=None if code is None or code == -1 else int(code),
-        stdout=stdout,
-        stderr=stderr,
-        output_url=output_url(bucket, prefix, command_id, instance_id) if bucket else None,
+        stdout=stdout[0],
+        stderr=stderr[0],
+        output_url=url,
         status_details=str(item.get("StatusDetails", "")).replace(" ", ""),
         command_id=command_id,
-        stdout_cut=stdout_cut,
-        stderr_cut=stderr_cut,
+        stdout_cut=stdout[1],
+        stderr_cut=stderr[1],
     )
 
 

@@ -1,0 +1,121 @@
+"""A shell on one instance, for debugging: Session Manager when its plugin is installed, else the
+system's ``ssh`` with a key pushed by EC2 Instance Connect and the host key pinned by dfbench."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import signal
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from dfbench.aws.session import connect
+from dfbench.errors import ConfigError, aws_errors
+from dfbench.models import Cluster
+from dfbench.transport import DEFAULT_KNOWN_HOSTS, choose, pick_instance
+
+log = logging.getLogger("dfbench")
+
+
+def shell(cluster: Cluster, *, instance: int | str | None = None, via: str = "auto", command: Sequence[str] = (),
+          profile: str | None = None, ssh_port: int = 22, ssh_user: str = "ec2-user",
+          known_hosts: str | Path = DEFAULT_KNOWN_HOSTS) -> int:
+    """Run an interactive shell (or ``command``, over SSH) on an instance with this terminal
+    attached; returns its exit code. ``via``: auto (ssm when the plugin is installed, else ssh),
+    ssm or ssh; the relay has no terminal to offer."""
+    if via == "relay":
+        raise ConfigError("The relay runs single requests, not a terminal: use --via ssm or --via ssh, "
+                          "or `dfbench exec` for a command on every instance.")
+    kind = choose(cluster, via)
+    if kind == "relay":  # auto found neither the plugin nor an SSH rule
+        kind = choose(cluster, "ssh")  # raises the ConfigError saying how to get either
+    target = pick_instance(cluster, instance)
+    aws = connect(region=cluster.region, profile=profile)
+    if kind == "ssm":
+        if command:
+            raise ConfigError("Session Manager opens a terminal, not a command: run it in the shell, use "
+                              "--via ssh, or `dfbench exec -- CMD` for every instance.")
+        from dfbench.transport.ssm_plugin import shell_command
+
+        ssm = aws.client("ssm")
+        with aws_errors(profile):
+            argv, env, session_id = shell_command(ssm, instance_id=target.instance_id, region=cluster.region,
+                                                  profile=profile)
+        try:
+            return _attached(argv, env={**os.environ, **env})
+        finally:
+            try:
+                ssm.terminate_session(SessionId=session_id)
+            except Exception as error:  # noqa: BLE001 - the session ends with the plugin anyway
+                log.debug("TerminateSession %s: %s", session_id, error)
+    return _ssh(cluster, target.instance_id, command=command, ssh_port=ssh_port, ssh_user=ssh_user,
+                known_hosts=Path(known_hosts), profile=profile)
+
+
+def _ssh(cluster: Cluster, instance_id: str, *, command: Sequence[str], ssh_port: int, ssh_user: str,
+         known_hosts: Path, profile: str | None) -> int:
+    import paramiko
+
+    from dfbench.aws import instance_connect
+    from dfbench.transport.ssh import EphemeralKey
+
+    ssh = shutil.which("ssh")
+    if ssh is None:
+        raise ConfigError("No `ssh` command on this machine: install OpenSSH's client, or use --via ssm with the "
+                          "Session Manager plugin.")
+    target = next(i for i in cluster.instances if i.instance_id == instance_id)
+    if not target.public_ip:
+        raise ConfigError(f"Instance {instance_id} has no public IP address, so SSH cannot reach it: use --via ssm.")
+    aws = connect(region=cluster.region, profile=profile)
+    strict = "yes"
+    if not (known_hosts.exists() and paramiko.HostKeys(str(known_hosts)).lookup(instance_id)):
+        with aws_errors(profile):
+            console_keys = instance_connect.console_host_keys(aws.client("ec2"), instance_id)
+        if console_keys:
+            known_hosts.parent.mkdir(parents=True, exist_ok=True)
+            with known_hosts.open("a", encoding="utf-8") as pins:
+                pins.writelines(f"{instance_id} {' '.join(line.split()[:2])}\n" for line in console_keys)
+        else:
+            log.warning("no host key of %s on its console yet: trusting the key it presents on first use",
+                        instance_id)
+            strict = "accept-new"
+    key = EphemeralKey.generate()
+    with aws_errors(profile):
+        instance_connect.send_ssh_public_key(aws.client("ec2-instance-connect"), instance_id=instance_id,
+                                             user=ssh_user, public_key=key.public_line)
+    with tempfile.TemporaryDirectory(prefix="dfbench-ssh-") as folder:
+        identity = key.write_private(Path(folder) / "id_ed25519")
+        argv = [ssh, "-i", str(identity), "-p", str(ssh_port),
+                # Only this key, only dfbench's pins (by instance id: the address may be reused).
+                "-o", "IdentitiesOnly=yes", "-o", f"UserKnownHostsFile={known_hosts.resolve()}",
+                "-o", f"HostKeyAlias={instance_id}", "-o", f"StrictHostKeyChecking={strict}",
+                "-o", "GlobalKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-o", "ConnectTimeout=15",
+                f"{ssh_user}@{target.public_ip}"]
+        if command:
+            argv += ["--", shlex.join(command)]
+        log.info("running %s", shlex.join(argv))
+        return _attached(argv)
+
+
+def _attached(argv: list[str], env: dict[str, str] | None = None) -> int:
+    """Run a terminal program in the foreground. Ctrl-C, Ctrl-\\ and Ctrl-Z belong to the remote
+    shell: the terminal sends them to the whole foreground group, so dfbench ignores them while
+    the program runs (as the AWS CLI does around the plugin) instead of dying under it."""
+    ignored = (signal.SIGINT, signal.SIGQUIT, signal.SIGTSTP)
+    previous = {number: signal.signal(number, signal.SIG_IGN) for number in ignored}
+    try:
+        process = subprocess.Popen(argv, env=env, preexec_fn=_default_signals)  # noqa: PLW1509 - no threads here
+        return process.wait()
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def _default_signals() -> None:
+    """In the child, before exec: the terminal's signals act on the program as usual."""
+    for number in (signal.SIGINT, signal.SIGQUIT, signal.SIGTSTP):
+        signal.signal(number, signal.SIG_DFL)
