@@ -177,7 +177,10 @@ class _Forward:
             if self._closed:
                 return
             self._closed = True
-        self.channel.close()  # wakes a pump blocked in channel.recv (it returns b"")
+        try:
+            self.channel.close()  # wakes a pump blocked in channel.recv (it returns b"")
+        except (OSError, EOFError, paramiko.SSHException):
+            pass  # the session is gone already (closed, or dropped): so is the channel
         try:
             self.client.shutdown(socket.SHUT_RDWR)  # wakes a pump blocked in recv; close() alone does not
         except OSError:
