@@ -25,6 +25,7 @@ SINCE ?=
 REMOTE ?=
 VIA ?= auto
 INSTANCE ?= 0
+PORT ?= 0
 
 # Options shared by the cluster commands; empty variables add nothing.
 CLUSTER_ARGS = --cluster $(CLUSTER) --region $(REGION) \
@@ -46,7 +47,7 @@ install: $(BIN)/.installed
 help:
 	@echo "make bench      TPC-H on this machine (SF=1 ITERATIONS=3 QUERIES=q1,q3 ENGINE=name URL=worker-url)"
 	@echo "                REMOTE=1 DATASET=tpch_sf10 [VIA=auto|ssh|ssm|relay]: on the cluster"
-	@echo "make tunnel     the way to a worker, held open [INSTANCE=0 VIA=auto];  make shell [INSTANCE=0]"
+	@echo "make tunnel     the way to a worker, held open [INSTANCE=0 VIA=auto PORT=9000];  make shell [INSTANCE=0]"
 	@echo "make test       the test suite (moto server, loopback only)"
 	@echo "make data       generate TPC-H (SF=10 PARTITIONS=16);  make sync DATASET=tpch_sf10 [DELETE=1]"
 	@echo "make compare    DATASET=... BASE=engine NEW=engine RESULTS=local|remote"
@@ -94,7 +95,7 @@ bench: install
 
 # The way to one worker, held open until Ctrl-C (the seed's terminal A); a shell on an instance.
 tunnel: install
-	$(DFBENCH) tunnel --cluster $(CLUSTER) --region $(REGION) --via $(VIA) --instance $(INSTANCE) \
+	$(DFBENCH) tunnel --cluster $(CLUSTER) --region $(REGION) --via $(VIA) --instance $(INSTANCE) --port $(PORT) \
 		$(if $(PROFILE),--profile $(PROFILE))
 
 shell: install

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -244,13 +245,17 @@ def test_dfbench_tunnel_holds_the_way_open_until_ctrl_c(cluster: dfbench.Cluster
         finally:
             signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)  # Ctrl-C
 
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
     with worker_for(cluster) as worker, agent_for(faults, inspector, cluster, worker.url):
         threading.Thread(target=use_then_interrupt, daemon=True).start()
-        code = main(["tunnel", "--cluster", "e2e", "--via", "relay", "--instance", "1", "--json"])
+        code = main(["tunnel", "--cluster", "e2e", "--via", "relay", "--instance", "1", "--port", str(port), "--json"])
         after = capsys.readouterr()
 
     assert code == 0, after.err
     assert seen["instance_id"] == cluster.instances[1].instance_id and seen["transport"] == "relay"
+    assert seen["url"] == f"http://127.0.0.1:{port}"
     assert seen["info through the tunnel"]["git_commit_hash"] == COMMIT
     assert f"closed the way to {seen['instance_id']}" in after.err
     with pytest.raises(WorkerUnreachable):

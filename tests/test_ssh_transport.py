@@ -486,3 +486,18 @@ def test_reading_a_missing_key_file_is_a_config_error(tmp_path, known_hosts):
         SshTransport(host="127.0.0.1", key_file=tmp_path / "absent", known_hosts=known_hosts)
     path = EphemeralKey.generate().write_private(tmp_path / "id")
     assert SshTransport(host="127.0.0.1", key_file=path, known_hosts=known_hosts).pkey.get_name() == "ssh-ed25519"
+
+
+def test_a_chosen_local_port_is_used_and_a_taken_one_is_named(sshd, key, known_hosts, worker):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        free = probe.getsockname()[1]
+    with ssh(sshd, key, known_hosts, worker, local_port=free) as transport:
+        assert transport.url == f"http://127.0.0.1:{free}"
+        assert WorkerClient(transport.url).info()["errors"] == []
+        with pytest.raises(TransportError, match=f"127.0.0.1:{free}.*another program holds it") as taken:
+            with ssh(sshd, key, known_hosts, worker, local_port=free):
+                pass
+        assert taken.value.kind == "ssh"
+        # The failed second transport left the first one working.
+        assert WorkerClient(transport.url).info()["errors"] == []

@@ -94,6 +94,8 @@ def _parser() -> argparse.ArgumentParser:
     command.add_argument("--instance", help="position (0 = the coordinator, default), instance id or Name")
     command.add_argument("--via", default="auto", choices=VIAS, help="how (default auto: ssm plugin, else ssh "
                          "when the cluster allows it, else relay)")
+    command.add_argument("--port", type=int, default=0, help="local port (default: a free one; 9000 as the seed's "
+                         "port-forward)")
     command = cluster_command("shell", "a shell on an instance (Session Manager, else SSH): dfbench shell [-- CMD]")
     command.add_argument("--instance", help="position (default 0), instance id or Name")
     command.add_argument("--via", default="auto", choices=("auto", "ssm", "ssh"),
@@ -416,7 +418,8 @@ def _run_tunnel(args: argparse.Namespace) -> int:
     with ExitStack() as stack:
         with err.status(f"opening the way to {cluster.name} ({args.via})…"):
             connection = stack.enter_context(ClusterConnection(cluster, via=args.via, instance=args.instance,
-                                                               check=False, profile=args.profile))
+                                                               check=False, profile=args.profile,
+                                                               local_port=args.port))
         info = connection.info
         if args.json:
             print(json.dumps({"url": connection.url, "instance_id": connection.instance.instance_id,

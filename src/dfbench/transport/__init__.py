@@ -92,13 +92,14 @@ def pick_instance(cluster: Cluster, instance: int | str | None = None) -> Instan
 
 def open_transport(cluster: Cluster, instance: Instance, kind: str, *, aws: Aws, profile: str | None = None,
                    worker_port: int = WORKER_PORT, ssh_port: int = 22, ssh_user: str = "ec2-user",
-                   known_hosts: str | Path = DEFAULT_KNOWN_HOSTS) -> Transport:
-    """An unopened transport of ``kind`` (as :func:`choose` returns it) to one instance's worker."""
+                   known_hosts: str | Path = DEFAULT_KNOWN_HOSTS, local_port: int = 0) -> Transport:
+    """An unopened transport of ``kind`` (as :func:`choose` returns it) to one instance's worker,
+    listening on 127.0.0.1:``local_port`` (0: a free port)."""
     if kind == "ssm":
         from dfbench.transport.ssm_plugin import SsmTransport
 
         return SsmTransport(ssm=aws.client("ssm"), instance_id=instance.instance_id, region=cluster.region,
-                            profile=profile, remote_port=worker_port)
+                            profile=profile, remote_port=worker_port, local_port=local_port)
     if kind == "relay":
         from dfbench.transport.relay import RelayTransport
 
@@ -106,15 +107,15 @@ def open_transport(cluster: Cluster, instance: Instance, kind: str, *, aws: Aws,
             raise ConfigError(f"Cluster {cluster.name!r} has no bucket on record, and the relay reads long answers "
                               f"from it: `dfbench provision --cluster {cluster.name}` completes the cluster.")
         return RelayTransport(ssm=aws.client("ssm"), s3=aws.client("s3"), instance_id=instance.instance_id,
-                              bucket=cluster.bucket, remote_port=worker_port)
+                              bucket=cluster.bucket, remote_port=worker_port, local_port=local_port)
     if kind == "ssh":
         return _ssh_transport(instance, aws=aws, worker_port=worker_port, ssh_port=ssh_port, ssh_user=ssh_user,
-                              known_hosts=Path(known_hosts))
+                              known_hosts=Path(known_hosts), local_port=local_port)
     raise ConfigError(f"Unknown transport {kind!r}: choose one of {', '.join(VIAS)}.")
 
 
 def _ssh_transport(instance: Instance, *, aws: Aws, worker_port: int, ssh_port: int, ssh_user: str,
-                   known_hosts: Path) -> Transport:
+                   known_hosts: Path, local_port: int) -> Transport:
     import paramiko
 
     from dfbench.aws import instance_connect
@@ -139,7 +140,7 @@ def _ssh_transport(instance: Instance, *, aws: Aws, worker_port: int, ssh_port: 
 
     return SshTransport(host=instance.public_ip, port=ssh_port, user=ssh_user, pkey=key.pkey,
                         known_hosts=known_hosts, host_key_alias=instance.instance_id, pinned_host_keys=pinned,
-                        remote_port=worker_port, authorize=authorize)
+                        remote_port=worker_port, authorize=authorize, local_port=local_port)
 
 
 class ClusterConnection:
@@ -150,15 +151,18 @@ class ClusterConnection:
     the coordinator's closed. An unhealthy cluster raises :class:`ClusterUnhealthy` with a table of
     what is wrong where; a failure every transport shares (no plugin, port 22 closed) is raised
     as it is. ``check=False`` opens only the chosen instance's transport and judges nothing
-    (``dfbench tunnel``). ``url`` is the coordinator's local URL while open."""
+    (``dfbench tunnel``). ``url`` is the coordinator's local URL while open, on ``local_port``
+    when one is given (9000 keeps scripts written for the seed's port-forward working)."""
 
     def __init__(self, cluster: Cluster, *, via: str = "auto", instance: int | str | None = None,
                  check: bool = True, profile: str | None = None, worker_port: int = WORKER_PORT,
-                 ssh_port: int = 22, ssh_user: str = "ec2-user", known_hosts: str | Path = DEFAULT_KNOWN_HOSTS) -> None:
+                 ssh_port: int = 22, ssh_user: str = "ec2-user", known_hosts: str | Path = DEFAULT_KNOWN_HOSTS,
+                 local_port: int = 0) -> None:
         self.cluster = cluster
         self.kind = choose(cluster, via)
         self.instance = pick_instance(cluster, instance)
         self.check = check
+        self.local_port = local_port
         self.profile = profile
         self._options: dict[str, Any] = dict(worker_port=worker_port, ssh_port=ssh_port, ssh_user=ssh_user,
                                              known_hosts=known_hosts)
@@ -191,8 +195,10 @@ class ClusterConnection:
                 raise ConfigError("Instances of cluster {!r} are not running: {}. {} starts them.".format(
                     self.cluster.name, ", ".join(f"{i.instance_id} ({i.state})" for i in stopped), again))
             targets = list(self.cluster.instances)
-        transports = {i.instance_id: open_transport(self.cluster, i, self.kind, aws=aws, profile=self.profile,
-                                                    **self._options) for i in targets}
+        transports = {i.instance_id: open_transport(
+            self.cluster, i, self.kind, aws=aws, profile=self.profile,
+            local_port=self.local_port if i.instance_id == self.instance.instance_id else 0, **self._options)
+            for i in targets}
         opened: dict[str, Transport] = {}
         infos: dict[str, dict[str, Any] | str] = {}
         errors: dict[str, DfbenchError] = {}

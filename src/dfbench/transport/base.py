@@ -3,8 +3,11 @@ at which one worker's HTTP API answers."""
 
 from __future__ import annotations
 
+import socket
 from types import TracebackType
 from typing import Protocol, Self
+
+from dfbench.errors import TransportError
 
 
 class Transport(Protocol):
@@ -35,3 +38,20 @@ class DirectTransport:
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  traceback: TracebackType | None) -> None:
         return None
+
+
+def local_listener(kind: str, port: int = 0) -> socket.socket:
+    """A listening socket on 127.0.0.1:``port`` (0: any free port). A taken port is a
+    TransportError naming it: often the seed's own port-forward still running in another terminal."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # Lets a fixed port be taken again while the last tunnel's connections linger in TIME_WAIT;
+    # a second listener on a port in use is still refused (Linux, macOS).
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind(("127.0.0.1", port))
+    except OSError as error:
+        listener.close()
+        raise TransportError(kind, f"Cannot listen on 127.0.0.1:{port} ({error.strerror}): another program holds "
+                                   "it (an old port-forward?). Stop it, or choose another local port.") from None
+    listener.listen(128)
+    return listener

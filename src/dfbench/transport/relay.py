@@ -21,6 +21,7 @@ from typing import Any, Self
 
 from dfbench.aws import ssm as remote
 from dfbench.errors import DfbenchError, TransportError, WaitTimeout, aws_errors
+from dfbench.transport.base import local_listener
 
 log = logging.getLogger("dfbench")
 
@@ -108,13 +109,15 @@ class RelayTransport:
     kind = "relay"
 
     def __init__(self, *, ssm: Any, s3: Any, instance_id: str, bucket: str, remote_port: int = 9000,
-                 request_timeout_s: float = 3600.0, output_prefix: str = remote.OUTPUT_PREFIX) -> None:
+                 request_timeout_s: float = 3600.0, output_prefix: str = remote.OUTPUT_PREFIX,
+                 local_port: int = 0) -> None:
         self.ssm, self.s3 = ssm, s3
         self.instance_id = instance_id
         self.bucket = bucket
         self.remote_port = remote_port
         self.request_timeout_s = request_timeout_s
         self.output_prefix = output_prefix.strip("/")
+        self.local_port = local_port
         self.url = ""
         self.description = (f"relay: each request runs as an SSM command (AWS-RunShellScript, curl to "
                             f"127.0.0.1:{remote_port}) on {instance_id}; slow, about 1 s per request")
@@ -178,7 +181,10 @@ class RelayTransport:
     def __enter__(self) -> Self:
         if self._server is not None:
             return self
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        listener = local_listener(self.kind, self.local_port)
+        server = ThreadingHTTPServer(listener.getsockname(), _handler(self), bind_and_activate=False)
+        server.socket.close()
+        server.socket = listener  # bound here so that a taken port is a TransportError
         server.daemon_threads = True
         self._server = server
         self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},

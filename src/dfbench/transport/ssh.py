@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from dfbench.errors import ConfigError, HostKeyMismatch, TransportError
+from dfbench.transport.base import local_listener
 
 log = logging.getLogger("dfbench")
 # paramiko logs every failed handshake or dropped session with a traceback at ERROR level, and
@@ -241,7 +242,7 @@ class SshTransport:
                  pkey: paramiko.PKey | None = None, known_hosts: str | Path, host_key_alias: str | None = None,
                  pinned_host_keys: Sequence[str] = (), remote_host: str = "127.0.0.1", remote_port: int = 9000,
                  authorize: Callable[[], None] | None = None, connect_timeout_s: float = 10.0,
-                 keepalive_s: float = 15.0) -> None:
+                 keepalive_s: float = 15.0, local_port: int = 0) -> None:
         if (key_file is None) == (pkey is None):
             raise ConfigError("SshTransport needs exactly one of key_file and pkey.")
         if pkey is None:
@@ -266,6 +267,7 @@ class SshTransport:
         self.authorize = authorize
         self.connect_timeout_s = connect_timeout_s
         self.keepalive_s = keepalive_s
+        self.local_port = local_port
         self.url = ""
         self.description = f"ssh {user}@{host}:{port} → {remote_host}:{remote_port}"
         self.reconnects = 0
@@ -290,10 +292,7 @@ class SshTransport:
         self._closed = False
         try:
             self._session = self._connect()
-            listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            listener.bind(("127.0.0.1", 0))
-            listener.listen(128)
+            listener = local_listener(self.kind, self.local_port)
             self._listener = listener
         except BaseException:
             self.close()

@@ -31,6 +31,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from dfbench.errors import TransportError, aws_errors
+from dfbench.transport.base import local_listener
 
 log = logging.getLogger("dfbench")
 
@@ -168,9 +169,9 @@ def shell_command(ssm: Any, *, instance_id: str, region: str, profile: str | Non
     return _start_session(ssm, path, {"Target": instance_id}, region=region, profile=profile)
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
+def _free_port(port: int = 0) -> int:
+    """``port`` when it is free now (0: any free port), else the TransportError saying so."""
+    with local_listener(SsmTransport.kind, port) as probe:
         return int(probe.getsockname()[1])
 
 
@@ -190,7 +191,8 @@ class SsmTransport:
     stop_timeout_s = STOP_TIMEOUT_S  # SIGTERM, then SIGKILL after this long
 
     def __init__(self, *, ssm: Any, instance_id: str, region: str, profile: str | None = None,
-                 remote_port: int = 9000, plugin: str | None = None, start_timeout_s: float = 30.0) -> None:
+                 remote_port: int = 9000, plugin: str | None = None, start_timeout_s: float = 30.0,
+                 local_port: int = 0) -> None:
         self.ssm = ssm
         self.instance_id = instance_id
         self.region = region
@@ -199,7 +201,7 @@ class SsmTransport:
         self.plugin = plugin
         self.start_timeout_s = start_timeout_s
         self.url = ""
-        self.local_port: int | None = None
+        self.local_port = local_port  # 0: a free one, chosen on enter
         self.session_id: str | None = None
         self.pid: int | None = None
         self.description = (f"ssm: Session Manager port forwarding from 127.0.0.1 to {instance_id}:{remote_port} "
@@ -228,7 +230,7 @@ class SsmTransport:
     def _open(self, plugin: str) -> None:
         self._ready.clear()
         self._output.clear()
-        port = _free_port()  # free now; the plugin binds it a moment later
+        port = _free_port(self.local_port)  # free now; the plugin binds it a moment later
         request = {"Target": self.instance_id, "DocumentName": DOCUMENT,
                    "Parameters": {"portNumber": [str(self.remote_port)], "localPortNumber": [str(port)]}}
         argv, extra, self.session_id = _start_session(self.ssm, plugin, request, region=self.region,
