@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -292,3 +293,18 @@ def test_dfbench_shell_over_session_manager_runs_the_plugin_attached_and_ends_th
     assert [c.params["SessionId"] for c in recorder.named("TerminateSession")] == [session]
     with pytest.raises(ConfigError, match="dfbench exec"):
         dfbench.shell(found, via="ssm", command=["uptime"])
+
+
+def test_make_bench_remote_is_the_cli_on_the_cluster(tmp_path: Path) -> None:
+    """`make bench REMOTE=1` as the README gives it: the Makefile's own expansion (make -n runs nothing)."""
+    root = Path(__file__).resolve().parent.parent
+    shown = subprocess.run(["make", "-n", "-s", "-C", str(root), "bench", "REMOTE=1", "DATASET=tpch_sf10", "VIA=ssh",
+                            "CLUSTER=bench", "REGION=eu-west-1", "QUERIES=q1,q3"],
+                           capture_output=True, text=True, check=True).stdout
+    [command] = [line for line in shown.replace("\\\n", " ").splitlines() if "dfbench bench" in line]
+    words = command.split()
+    assert words[0].endswith("/dfbench") and words[1] == "bench"
+    options = " ".join(words[2:])
+    for expected in ("--cluster bench", "--region eu-west-1", "--via ssh", "--dataset tpch_sf10", "--queries q1,q3"):
+        assert expected in options
+    assert "--url" not in options

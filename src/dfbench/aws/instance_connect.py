@@ -41,32 +41,35 @@ def send_ssh_public_key(client: Any, *, instance_id: str, user: str, public_key:
         raise _translated(error, instance_id, user) from error
 
 
+# What SendSSHPublicKey's errors mean for the user, by code; {instance}, {user} and {message}
+# (AWS's text) are filled in.
+# https://docs.aws.amazon.com/ec2-instance-connect/latest/APIReference/API_SendSSHPublicKey.html#API_SendSSHPublicKey_Errors
+_FIXES = {
+    "EC2InstanceNotFoundException":
+        "EC2 Instance Connect cannot find instance {instance} ({message}). Check that it exists in this region "
+        "(`dfbench status`); an instance launched seconds ago may need another minute.",
+    "EC2InstanceStateInvalidException":
+        "Instance {instance} is not running, so EC2 Instance Connect cannot push a key to it ({message}). "
+        "Start it, or provision the cluster again.",
+    "EC2InstanceUnavailableException":
+        "Instance {instance} is temporarily unavailable to EC2 Instance Connect ({message}). Wait a few minutes "
+        "and run the command again.",
+    "AuthException":
+        "EC2 Instance Connect refused to push a key to {instance} for user {user!r} ({message}). Your AWS identity "
+        "needs ec2-instance-connect:SendSSHPublicKey on this instance (and on this OS user if the policy has an "
+        "ec2:osuser condition), with valid credentials.",
+    "InvalidArgsException":
+        "EC2 Instance Connect rejected the request for {instance} as user {user!r}: {message}. The key must be an "
+        "OpenSSH RSA or ED25519 public key, and the user must exist on the instance.",
+}
+
+
 def _translated(error: ClientError, instance_id: str, user: str) -> Exception:
-    code = error_code(error)
+    fix = _FIXES.get(error_code(error))
+    if fix is None:
+        return error
     message = str(error.response.get("Error", {}).get("Message", ""))
-    # https://docs.aws.amazon.com/ec2-instance-connect/latest/APIReference/API_SendSSHPublicKey.html#API_SendSSHPublicKey_Errors
-    if code == "EC2InstanceNotFoundException":
-        return TransportError(
-            "ssh", f"EC2 Instance Connect cannot find instance {instance_id} ({message}). Check that it exists in "
-            "this region (`dfbench status`); an instance launched seconds ago may need another minute.")
-    if code == "EC2InstanceStateInvalidException":
-        return TransportError(
-            "ssh", f"Instance {instance_id} is not running, so EC2 Instance Connect cannot push a key to it "
-            f"({message}). Start it, or provision the cluster again.")
-    if code == "EC2InstanceUnavailableException":
-        return TransportError(
-            "ssh", f"Instance {instance_id} is temporarily unavailable to EC2 Instance Connect ({message}). "
-            "Wait a few minutes and run the command again.")
-    if code == "AuthException":
-        return TransportError(
-            "ssh", f"EC2 Instance Connect refused to push a key to {instance_id} for user {user!r} ({message}). "
-            "Your AWS identity needs ec2-instance-connect:SendSSHPublicKey on this instance (and on this OS user "
-            "if the policy has an ec2:osuser condition), with valid credentials.")
-    if code == "InvalidArgsException":
-        return TransportError(
-            "ssh", f"EC2 Instance Connect rejected the request for {instance_id} as user {user!r}: {message}. "
-            "The key must be an OpenSSH RSA or ED25519 public key, and the user must exist on the instance.")
-    return error
+    return TransportError("ssh", fix.format(instance=instance_id, user=user, message=message))
 
 
 def console_host_keys(ec2: Any, instance_id: str) -> list[str]:

@@ -39,19 +39,15 @@ def shell(cluster: Cluster, *, instance: int | str | None = None, via: str = "au
         if command:
             raise ConfigError("Session Manager opens a terminal, not a command: run it in the shell, use "
                               "--via ssh, or `dfbench exec -- CMD` for every instance.")
-        from dfbench.transport.ssm_plugin import shell_command
+        from dfbench.transport.ssm_plugin import shell_command, terminate_session
 
         ssm = aws.client("ssm")
-        with aws_errors(profile):
-            argv, env, session_id = shell_command(ssm, instance_id=target.instance_id, region=cluster.region,
-                                                  profile=profile)
+        argv, env, session_id = shell_command(ssm, instance_id=target.instance_id, region=cluster.region,
+                                              profile=profile)
         try:
             return _attached(argv, env={**os.environ, **env})
         finally:
-            try:
-                ssm.terminate_session(SessionId=session_id)
-            except Exception as error:  # noqa: BLE001 - the session ends with the plugin anyway
-                log.debug("TerminateSession %s: %s", session_id, error)
+            terminate_session(ssm, session_id, profile)
     return _ssh(cluster, target.instance_id, command=command, ssh_port=ssh_port, ssh_user=ssh_user,
                 known_hosts=Path(known_hosts), profile=profile)
 

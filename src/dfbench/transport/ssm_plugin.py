@@ -145,12 +145,12 @@ def _start_session(ssm: Any, plugin: str, request: dict[str, Any], *, region: st
         argv, extra = _plugin_argv(plugin, response, request, region=region, profile=profile,
                                    endpoint_url=str(ssm.meta.endpoint_url), via_env=via_env)
     except BaseException:
-        _terminate_session(ssm, session_id, profile)
+        terminate_session(ssm, session_id, profile)
         raise
     return argv, extra, session_id
 
 
-def _terminate_session(ssm: Any, session_id: str, profile: str | None = None) -> None:
+def terminate_session(ssm: Any, session_id: str, profile: str | None = None) -> None:
     """TerminateSession, best effort: a session nobody uses ends by itself after its idle timeout."""
     try:
         with aws_errors(profile):
@@ -314,5 +314,5 @@ class SsmTransport:
             if process.stdout is not None:
                 process.stdout.close()
         if session_id is not None:
-            _terminate_session(self.ssm, session_id, self.profile)
+            terminate_session(self.ssm, session_id, self.profile)
         self.url = ""
