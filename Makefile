@@ -62,8 +62,9 @@ help:
 PYTEST_WORKERS ?= 2
 
 # System tools the tests run for real: sshd (the SSH transport's far end) and shellcheck (the
-# scripts dfbench runs on instances). Installed from Debian's apt when missing and allowed (root);
-# otherwise the tests that need them say so and skip, unless DFBENCH_REQUIRE_SYSTEM_TOOLS=1 (CI).
+# scripts dfbench runs on instances). Installed from Debian's apt when missing and allowed (root,
+# or password-less sudo); otherwise the tests that need them say so and skip, unless
+# DFBENCH_REQUIRE_SYSTEM_TOOLS=1 (CI).
 SYSTEM_TOOLS := /usr/sbin/sshd:openssh-server shellcheck:shellcheck
 
 system-tools:
@@ -71,9 +72,11 @@ system-tools:
 		command -v "$${pair%%:*}" >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; \
 	done; \
 	if [ -n "$$missing" ]; then \
-		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		as_root=""; [ "$$(id -u)" = 0 ] || { sudo -n true 2>/dev/null && as_root="sudo -n"; }; \
+		if { [ "$$(id -u)" = 0 ] || [ -n "$$as_root" ]; } && command -v apt-get >/dev/null; then \
 			echo "installing$$missing from apt"; \
-			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+			$$as_root apt-get update -qq && \
+			$$as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 		else \
 			echo "note: tests needing$$missing will skip (install them with apt-get as root)"; \
 		fi; \
