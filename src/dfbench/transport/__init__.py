@@ -184,9 +184,6 @@ class ClusterConnection:
         return self._transport.description if self._transport is not None else f"{self.kind} (closed)"
 
     def __enter__(self) -> Self:
-        from dfbench.runner import WorkerClient
-
-        aws = connect(region=self.cluster.region, profile=self.profile)
         targets = [self.instance]
         if self.check:
             again = f"`dfbench provision --cluster {self.cluster.name} --region {self.cluster.region}`"
@@ -195,29 +192,9 @@ class ClusterConnection:
                 raise ConfigError("Instances of cluster {!r} are not running: {}. {} starts them.".format(
                     self.cluster.name, ", ".join(f"{i.instance_id} ({i.state})" for i in stopped), again))
             targets = list(self.cluster.instances)
-        transports = {i.instance_id: open_transport(
-            self.cluster, i, self.kind, aws=aws, profile=self.profile,
-            local_port=self.local_port if i.instance_id == self.instance.instance_id else 0, **self._options)
-            for i in targets}
         opened: dict[str, Transport] = {}
-        infos: dict[str, dict[str, Any] | str] = {}
-        errors: dict[str, DfbenchError] = {}
-
-        def reach(instance: Instance) -> None:
-
-            transport = transports[instance.instance_id]
-            try:
-                transport.__enter__()
-                opened[instance.instance_id] = transport
-                infos[instance.instance_id] = WorkerClient(transport.url, info_timeout=self.info_timeout_s).info()
-            except DfbenchError as error:
-                errors[instance.instance_id] = error
-                infos[instance.instance_id] = getattr(error, "detail", "") or str(error)
-
-        log.info("opening %s to %d instance(s) of %s", self.kind, len(targets), self.cluster.name)
         try:
-            with ThreadPoolExecutor(max_workers=min(_PARALLEL_OPENS, len(targets))) as pool:
-                list(pool.map(reach, targets))
+            infos, errors = self._reach_all(targets, opened)
             coordinator = self.instance.instance_id
             shared = _shared_failure(errors, len(targets))
             if shared is not None:
@@ -239,6 +216,35 @@ class ClusterConnection:
             _close_all(opened.values())
         log.info("reached %s through %s", self.instance.instance_id, self._transport.description)
         return self
+
+    def _reach_all(self, targets: list[Instance], opened: dict[str, Transport]
+                   ) -> tuple[dict[str, dict[str, Any] | str], dict[str, DfbenchError]]:
+        """Open a transport to every target side by side (building one may call AWS too: the SSH
+        host keys from the console) and read each worker's /info through it. Fills ``opened``
+        as transports open, so that the caller closes them whatever happens; returns each
+        instance's /info (or why there is none) and the errors by instance."""
+        from dfbench.runner import WorkerClient
+
+        aws = connect(region=self.cluster.region, profile=self.profile)
+        infos: dict[str, dict[str, Any] | str] = {}
+        errors: dict[str, DfbenchError] = {}
+
+        def reach(instance: Instance) -> None:
+            local_port = self.local_port if instance.instance_id == self.instance.instance_id else 0
+            try:
+                transport = open_transport(self.cluster, instance, self.kind, aws=aws, profile=self.profile,
+                                           local_port=local_port, **self._options)
+                transport.__enter__()
+                opened[instance.instance_id] = transport
+                infos[instance.instance_id] = WorkerClient(transport.url, info_timeout=self.info_timeout_s).info()
+            except DfbenchError as error:
+                errors[instance.instance_id] = error
+                infos[instance.instance_id] = getattr(error, "detail", "") or str(error)
+
+        log.info("opening %s to %d instance(s) of %s", self.kind, len(targets), self.cluster.name)
+        with ThreadPoolExecutor(max_workers=min(_PARALLEL_OPENS, len(targets))) as pool:
+            list(pool.map(reach, targets))
+        return infos, errors
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  traceback: TracebackType | None) -> None:
