@@ -34,7 +34,7 @@ CLUSTER_ARGS = --cluster $(CLUSTER) --region $(REGION) \
 	$(if $(INSTANCE_TYPE),--instance-type $(INSTANCE_TYPE))
 
 .DEFAULT_GOAL := help
-.PHONY: help install system-tools test bench tunnel shell compare bench-api-calls bench-sync bench-compare bench-overhead bench-deploy bench-transport deploy logs data sync worker provision plan status teardown clean
+.PHONY: help install system-tools test bench tunnel shell compare bench-api-calls bench-sync bench-compare bench-overhead bench-deploy bench-transport bench-connect deploy logs data sync worker provision plan status teardown clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -56,6 +56,7 @@ help:
 	@echo "make deploy     BINARY=path | REPO=checkout [ARGS=\"--x 1\"] [FORCE=1];  make logs [LINES=200 SINCE=-1h]"
 	@echo "make worker     the local DataFusion worker on 127.0.0.1:9000"
 	@echo "make bench-api-calls | bench-sync | bench-compare | bench-overhead | bench-deploy | bench-transport"
+	@echo "     | bench-connect"
 	@echo "                (each writes its section of BENCHMARKS.md)"
 
 # Two workers: the suite waits on moto and subprocesses as much as it computes.
@@ -135,6 +136,9 @@ logs: install
 # Needs sshd: `make system-tools` installs it as root.
 bench-transport: install
 	$(BIN)/python benchmarks/transport_overhead.py
+
+bench-connect: install
+	$(BIN)/python benchmarks/connect_calls.py
 
 bench-deploy: install
 	$(BIN)/python benchmarks/deploy_calls.py
