@@ -18,6 +18,7 @@ import pytest
 
 from dfbench.errors import BuildFailed, ConfigError
 from dfbench.worker_deploy import Artifact, build_worker, check_binary, publish_worker
+from dfbench.worker_script import latest_record, worker_unit
 
 BUCKET = "dfbench-artifacts-test"
 PREFIX = ".dfbench/artifacts/worker"
@@ -128,7 +129,7 @@ def test_publish_uploads_once_by_sha_and_points_latest_at_it(aws, recorder, insp
     assert artifact_writes(recorder, key) == ["PutObject"]  # small: one request, no multipart
     assert read(inspector, key) == binary.read_bytes()
     assert inspector.client("s3").head_object(Bucket=BUCKET, Key=key)["Metadata"] == {"sha256": sha}
-    assert read(inspector, LATEST).decode() == f"{sha}\n"
+    assert read(inspector, LATEST).decode() == latest_record(sha, worker_unit(bucket=BUCKET, region="us-east-1"))
 
     recorder.clear()
     second = publish_worker(binary, bucket=BUCKET, progress=False)
@@ -158,10 +159,10 @@ def test_latest_follows_the_last_published_binary(aws, inspector, bucket, tmp_pa
     new = write_elf(tmp_path / "new", filler=b"\x02")
     publish_worker(old, bucket=BUCKET, progress=False)
     publish_worker(new, bucket=BUCKET, progress=False)
-    assert read(inspector, LATEST).decode() == f"{sha256(new)}\n"
+    assert read(inspector, LATEST).decode().splitlines()[0] == sha256(new)
     # Going back to an earlier build uploads nothing but makes it the one instances boot with.
     assert publish_worker(old, bucket=BUCKET, progress=False).uploaded is False
-    assert read(inspector, LATEST).decode() == f"{sha256(old)}\n"
+    assert read(inspector, LATEST).decode().splitlines()[0] == sha256(old)
 
 
 def test_an_object_of_another_size_under_the_key_is_replaced(aws, inspector, bucket, tmp_path) -> None:
@@ -339,3 +340,13 @@ def test_bad_build_arguments_are_refused_before_running_anything(tmp_path, check
         build_worker(checkout, command=[])
     with pytest.raises(ConfigError, match="`no-such-builder` .* is not on PATH"):
         build_worker(checkout, command=["no-such-builder", "--release"])
+
+
+def test_latest_carries_the_unit_of_the_deploy_for_instances_booting_later(aws, inspector, bucket, tmp_path) -> None:
+    binary = write_elf(tmp_path / "worker")
+    publish_worker(binary, bucket=BUCKET, region="eu-west-1", args=["--threads", "8"], env={"RUST_LOG": "info"},
+                   progress=False)
+    sha, unit = read(inspector, LATEST).decode().split("\n", 1)
+    assert sha == sha256(binary)
+    assert unit == worker_unit(bucket=BUCKET, region="eu-west-1", args=["--threads", "8"], env={"RUST_LOG": "info"})
+    assert "ExecStart=/usr/local/bin/worker --bucket " + BUCKET + " --threads 8" in unit

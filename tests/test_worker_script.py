@@ -14,7 +14,7 @@ import pytest
 
 from dfbench.errors import ConfigError
 from dfbench.testing import system_tool
-from dfbench.worker_script import INSTALLED_MARKER, boot_script, install_script, worker_unit
+from dfbench.worker_script import INSTALLED_MARKER, boot_script, install_script, latest_record, worker_unit
 
 BUCKET = "bench-bucket"
 REGION = "eu-west-1"
@@ -304,6 +304,23 @@ def test_boot_installs_the_latest_published_worker(machine: Machine) -> None:
     assert machine.log("systemctl")[-1] == "restart worker.service"
     # User data runs inside cloud-init: waiting for cloud-init there would wait for itself.
     assert machine.log("cloud-init") == []
+
+
+def test_boot_installs_the_latest_worker_with_the_last_deploy_s_arguments(machine: Machine) -> None:
+    sha = machine.publish(b"worker v3")
+    unit = worker_unit(bucket=BUCKET, region=REGION, args=["--threads", "8", "it's"], env={"RUST_LOG": "debug"})
+    (machine.fake / "bucket/.dfbench/artifacts/worker/latest").write_text(latest_record(sha, unit))
+
+    result = machine.run(boot_script(bucket=BUCKET, region=REGION))
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == f"dfbench: installed {sha}"
+    assert machine.unit.read_text() == unit  # byte for byte, final newline included
+    # The deploy of the same build with the same arguments then has nothing to do.
+    again = machine.run(install_script(bucket=BUCKET, sha256=sha, region=REGION, args=["--threads", "8", "it's"],
+                                       env={"RUST_LOG": "debug"}))
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.splitlines()[-1] == f"dfbench: worker {sha} already installed and active"
 
 
 def test_boot_fails_when_latest_cannot_be_read(machine: Machine) -> None:

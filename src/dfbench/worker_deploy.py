@@ -5,7 +5,8 @@ commands and logs on the instances (``exec_command``, ``logs``).
 Published artifacts are content-addressed::
 
     s3://<bucket>/.dfbench/artifacts/worker/<sha256>/worker    the binary, sha256 also in its metadata
-    s3://<bucket>/.dfbench/artifacts/worker/latest             the sha256 of the last one published
+    s3://<bucket>/.dfbench/artifacts/worker/latest             the sha256 of the last one published,
+                                                               then the worker.service it runs under
 
 so publishing the same binary twice uploads nothing, and an instance's boot script installs
 whatever ``latest`` names (see ``dfbench.worker_script``).
@@ -40,7 +41,8 @@ from dfbench import health
 from dfbench.errors import (BuildFailed, ClusterNotFound, CommandFailed, ConfigError, WorkersDisagree, aws_errors,
                             error_code)
 from dfbench.models import Cluster, Instance, Record
-from dfbench.worker_script import ARTIFACT_PREFIX, INSTALLED_MARKER, LATEST_KEY, install_script, worker_unit
+from dfbench.worker_script import (ARTIFACT_PREFIX, INSTALLED_MARKER, LATEST_KEY, install_script, latest_record,
+                                   worker_unit)
 
 log = logging.getLogger("dfbench")
 
@@ -261,9 +263,11 @@ def _upload(s3: Any, path: Path, bucket: str, key: str, sha256: str, size: int, 
 
 
 def publish_worker(binary: str | Path, *, bucket: str, region: str | None = None, profile: str | None = None,
+                   args: Sequence[str] = (), env: Mapping[str, str] | None = None,
                    progress: bool = True) -> Artifact:
     """Upload the worker binary to ``s3://<bucket>/.dfbench/artifacts/worker/<sha256>/worker``
-    unless it is there already, and point ``.dfbench/artifacts/worker/latest`` at it.
+    unless it is there already, and point ``.dfbench/artifacts/worker/latest`` at it, with the
+    ``worker.service`` for ``args`` and ``env`` (what instances booting later install).
 
     The binary is checked first: nothing reaches S3 for a file that could not run on the cluster.
     """
@@ -271,7 +275,9 @@ def publish_worker(binary: str | Path, *, bucket: str, region: str | None = None
     sha = check_binary(path)
     size = path.stat().st_size
     key = artifact_key(sha)
-    aws = connect(region=default_region(region), profile=profile)
+    region = default_region(region)
+    record = latest_record(sha, worker_unit(bucket=bucket, region=region, args=args, env=env))
+    aws = connect(region=region, profile=profile)
     with aws_errors(profile):
         s3 = aws.client("s3")
         try:
@@ -282,8 +288,7 @@ def publish_worker(binary: str | Path, *, bucket: str, region: str | None = None
                 log.warning("s3://%s/%s holds %d bytes, not %d: uploading it again", bucket, key, stored, size)
             if uploaded:
                 _upload(s3, path, bucket, key, sha, size, progress)
-            # A newline so that `read` in a shell script sees a complete line.
-            s3.put_object(Bucket=bucket, Key=LATEST_KEY, Body=f"{sha}\n".encode(), ContentType="text/plain")
+            s3.put_object(Bucket=bucket, Key=LATEST_KEY, Body=record.encode(), ContentType="text/plain")
         except ClientError as error:
             if error_code(error) == "NoSuchBucket":
                 raise _missing_bucket(bucket) from None
@@ -496,7 +501,8 @@ def deploy_worker(
     source = build.binary if build is not None else binary
     assert source is not None  # one of the two, checked above
     # publish_worker checks the binary before its first S3 call.
-    artifact = publish_worker(source, bucket=found.bucket, region=found.region, profile=profile, progress=progress)
+    artifact = publish_worker(source, bucket=found.bucket, region=found.region, profile=profile, args=args, env=env,
+                              progress=progress)
     sha = artifact.sha256
     script = install_script(bucket=found.bucket, sha256=sha, region=found.region, args=args, env=env,
                             force=force_restart)

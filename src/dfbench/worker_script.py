@@ -4,7 +4,10 @@
 One bash function, ``dfbench_install_worker SHA FORCE``, holds every install step. The SSM
 deploy script calls it with the sha being deployed; the boot script (EC2 user data) calls it
 with the sha named by ``s3://<bucket>/.dfbench/artifacts/worker/latest``, so a new or replaced
-instance comes up serving the newest published worker without a redeploy.
+instance comes up serving the newest published worker without a redeploy, with the same
+``worker.service`` (arguments, environment) as the last deploy: ``latest`` holds the sha256 on
+its first line and that unit after it (:func:`latest_record`; a record of the sha alone, as
+older versions wrote, gets the default unit).
 
 Exit codes of the install: 3 the download's sha256 is wrong (nothing changed), 4 the worker
 did not answer ``/info`` after its restart. On success the last line printed is
@@ -22,7 +25,8 @@ from collections.abc import Mapping, Sequence
 
 from dfbench.errors import ConfigError
 
-# Keys in the bucket: <prefix>/<sha256>/worker is an artifact, <prefix>/latest names the newest.
+# Keys in the bucket: <prefix>/<sha256>/worker is an artifact, <prefix>/latest names the newest
+# (and the unit it runs under).
 ARTIFACT_PREFIX = ".dfbench/artifacts/worker"
 LATEST_KEY = f"{ARTIFACT_PREFIX}/latest"
 # The line that ends a successful install's output, followed by the sha256.
@@ -121,12 +125,19 @@ dfbench_install_worker() {
 _BOOT = r"""
 dfbench_latest_key="s3://$dfbench_bucket/$dfbench_artifacts/latest"
 if dfbench_latest=$(aws s3 cp --region "$dfbench_region" --only-show-errors "$dfbench_latest_key" - 2>&1); then
-    dfbench_latest=${dfbench_latest//[[:space:]]/}
-    if [[ ! $dfbench_latest =~ ^[0-9a-f]{64}$ ]]; then
-        echo "dfbench: $dfbench_latest_key does not hold a sha256: $dfbench_latest" >&2
+    # The first line is the sha256; what follows, when anything does, is the last deploy's unit.
+    dfbench_sha=${dfbench_latest%%$'\n'*}
+    dfbench_sha=${dfbench_sha//[[:space:]]/}
+    if [[ ! $dfbench_sha =~ ^[0-9a-f]{64}$ ]]; then
+        echo "dfbench: $dfbench_latest_key does not hold a sha256: $dfbench_sha" >&2
         exit 1
     fi
-    dfbench_install_worker "$dfbench_latest" 0
+    if [[ $dfbench_latest == *$'\n'* && -n ${dfbench_latest#*$'\n'} ]]; then
+        # $(...) dropped the unit's final newline: restored, the unit on disk is byte for byte the
+        # deploy's, so the next deploy of the same build finds nothing to change.
+        dfbench_unit="${dfbench_latest#*$'\n'}"$'\n'
+    fi
+    dfbench_install_worker "$dfbench_sha" 0
 elif [[ $dfbench_latest == *"(404)"* || $dfbench_latest == *NoSuchKey* ]]; then
     echo "dfbench: no worker published yet ($dfbench_latest_key is absent); deploy one with dfbench deploy"
 else
@@ -185,6 +196,13 @@ def _preamble(*, bucket: str, region: str, args: Sequence[str], env: Mapping[str
         f"dfbench_unit={shlex.quote(unit)}\n"
         + _INSTALL_FUNCTION
     )
+
+
+def latest_record(sha256: str, unit: str) -> str:
+    """The text of ``latest``: the sha256, then the unit instances booting later run it under."""
+    if not _SHA256.match(sha256):
+        raise ConfigError(f"Not a sha256 (64 lowercase hex digits): {sha256!r}.")
+    return f"{sha256}\n{unit}"
 
 
 def worker_unit(*, bucket: str, region: str, args: Sequence[str] = (), env: Mapping[str, str] | None = None) -> str:
