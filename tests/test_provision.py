@@ -133,6 +133,38 @@ def test_stopped_instance_is_started(aws, inspector):
     assert {i.instance_id for i in again.instances} == {i.instance_id for i in cluster.instances}
 
 
+def test_a_stopping_instance_is_started_once_it_has_stopped(aws, inspector, recorder):
+    cluster = dfbench.provision(ClusterSpec(name="stopping", instance_count=2))
+    stopping = cluster.instances[0].instance_id
+    inspector.client("ec2").stop_instances(InstanceIds=[stopping])
+    # moto stops at once; EC2 shows "stopping" for a while and refuses StartInstances meanwhile
+    # (IncorrectInstanceState). The first two descriptions after this show it stopping.
+    shown = {"stopping": 2}
+
+    def still_stopping(parsed, **_):
+        if shown["stopping"] <= 0:
+            return
+        shown["stopping"] -= 1
+        for reservation in parsed.get("Reservations", []):
+            for raw in reservation["Instances"]:
+                if raw["InstanceId"] == stopping:
+                    raw["State"] = {"Code": 64, "Name": "stopping"}
+
+    def hook(client):
+        client.meta.events.register("after-call.ec2.DescribeInstances", still_stopping)
+
+    recorder.clear()
+    with hooked(hook):
+        again = dfbench.provision(ClusterSpec(name="stopping", instance_count=2))
+    assert {i.state for i in again.instances} == {"running"}
+    assert [i.instance_id for i in again.instances] == [i.instance_id for i in cluster.instances]
+    calls = [c.operation for c in recorder.calls if c.operation in ("DescribeInstances", "StartInstances")]
+    start = calls.index("StartInstances")
+    # Started only after a description no longer showed it stopping, and only once.
+    assert calls.count("StartInstances") == 1 and calls[:start].count("DescribeInstances") >= 3
+    assert recorder.named("StartInstances")[0].params["InstanceIds"] == [stopping]
+
+
 # The interrupt tests walk every mutating call of a run; they are split in SHARDS interleaved
 # slices so that parallel test workers share them. Each cluster gets its own name, so no
 # emulator reset is needed between runs.

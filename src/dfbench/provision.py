@@ -141,10 +141,12 @@ def _converge_instances(
                    detail=f"count {len(fitting)} -> {spec.instance_count}"),
             lambda: ec2_instances.terminate_instances(ec2, [i.instance_id for i in surplus]),
         )
-    stopped = [i.instance_id for i in keep if i.state == "stopped"]
+    stopped = [i.instance_id for i in keep if i.state in ("stopped", "stopping")]
     if stopped:
-        changes.make(Change(action="start", resource="instances", name=", ".join(stopped)),
-                     lambda: ec2_instances.start_instances(ec2, stopped))
+        stopping = [i.instance_id for i in keep if i.state == "stopping"]
+        changes.make(Change(action="start", resource="instances", name=", ".join(stopped),
+                            detail=f"after {', '.join(stopping)} stopped" if stopping else ""),
+                     lambda: ec2_instances.start_instances(ec2, stopped, stopping=stopping))
 
     # The cluster lives in one zone (cross-zone traffic would skew every number); a capacity
     # shortage moves a cluster to the next zone only while it has no instances to keep.

@@ -6,6 +6,7 @@ import hashlib
 import logging
 import re
 from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -264,8 +265,22 @@ def wait_running(ec2: Any, instance_ids: list[str]) -> list[Instance]:
     return poll(check, what=f"{len(instance_ids)} instance(s) to run", timeout=RUNNING_TIMEOUT_S)
 
 
-def start_instances(ec2: Any, instance_ids: list[str]) -> None:
+def start_instances(ec2: Any, instance_ids: list[str], *, stopping: Sequence[str] = ()) -> None:
+    """Start stopped instances. Those of ``stopping`` are waited for first: EC2 refuses to start an
+    instance that is still stopping (IncorrectInstanceState), and it stops by itself."""
+    if stopping:
+        wait_stopped(ec2, list(stopping))
     ec2.start_instances(InstanceIds=instance_ids)
+
+
+def wait_stopped(ec2: Any, instance_ids: list[str]) -> None:
+    def check() -> tuple[bool, str]:
+        instances = _describe(ec2, InstanceIds=instance_ids)
+        still = [i.instance_id for i in instances if i.state == "stopping"]
+        return not still, f"{len(instance_ids) - len(still)}/{len(instance_ids)} stopped"
+
+    poll(check, what=f"{len(instance_ids)} stopping instance(s) to stop before starting them",
+         timeout=TERMINATED_TIMEOUT_S)
 
 
 def terminate_instances(ec2: Any, instance_ids: list[str]) -> None:
