@@ -133,6 +133,34 @@ def test_stopped_instance_is_started(aws, inspector):
     assert {i.instance_id for i in again.instances} == {i.instance_id for i in cluster.instances}
 
 
+def test_tags_added_to_the_spec_reach_every_existing_resource_in_few_calls(aws, inspector, recorder):
+    dfbench.provision(ClusterSpec(name="tagged", instance_count=3, tags={"team": "a"}))
+    spec = ClusterSpec(name="tagged", instance_count=3, tags={"team": "b", "cost-center": "42"})
+    planned = dfbench.plan(spec)
+    assert {(c.action, c.resource) for c in planned.changes} == {
+        ("update", "network"), ("update", "instances"), ("update", "iam-role"), ("update", "instance-profile")}
+    assert all(c.detail == "tag cost-center=42, team=b" for c in planned.changes)
+
+    recorder.clear()
+    cluster = dfbench.provision(spec)
+    mutating = [c.operation for c in recorder.mutating]
+    # One CreateTags for the five network resources, one for the three instances.
+    assert sorted(mutating) == ["CreateTags", "CreateTags", "TagInstanceProfile", "TagRole"]
+    assert dfbench.plan(spec).changes == []
+    assert cluster == dfbench.status("tagged")
+    ec2 = inspector.client("ec2")
+    wanted = {"team": "b", "cost-center": "42"}
+    for described, key in ((ec2.describe_vpcs()["Vpcs"], "VpcId"), (ec2.describe_subnets()["Subnets"], "SubnetId"),
+                           (ec2.describe_route_tables()["RouteTables"], "RouteTableId"),
+                           (ec2.describe_internet_gateways()["InternetGateways"], "InternetGatewayId"),
+                           (ec2.describe_security_groups()["SecurityGroups"], "GroupId")):
+        ours = [r for r in described if any(t["Key"] == "dfbench:cluster" for t in r.get("Tags", []))]
+        assert ours and all(wanted.items() <= {t["Key"]: t["Value"] for t in r["Tags"]}.items() for r in ours), key
+    assert all(wanted.items() <= i.tags.items() for i in cluster.instances)
+    role = inspector.client("iam").list_role_tags(RoleName=cluster.role_name)["Tags"]
+    assert wanted.items() <= {t["Key"]: t["Value"] for t in role}.items()
+
+
 def test_a_stopping_instance_is_started_once_it_has_stopped(aws, inspector, recorder):
     cluster = dfbench.provision(ClusterSpec(name="stopping", instance_count=2))
     stopping = cluster.instances[0].instance_id

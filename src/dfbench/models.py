@@ -75,6 +75,7 @@ class Instance(Record):
     image_id: str
     spot: bool
     launch_time: datetime
+    tags: dict[str, str] = {}
 
 
 class Cluster(Record):

@@ -21,7 +21,7 @@ from dfbench.aws import iam
 from dfbench.aws import instances as ec2_instances
 from dfbench.aws import network
 from dfbench.aws.session import Aws, connect, default_region
-from dfbench.aws.tags import BUCKET_KEY, cluster_tags
+from dfbench.aws.tags import BUCKET_KEY, cluster_tags, ensure_ec2_tags
 from dfbench.config import ClusterSpec, validate_cluster_name, validate_region
 from dfbench.errors import (
     CapacityError,
@@ -141,6 +141,9 @@ def _converge_instances(
                    detail=f"count {len(fitting)} -> {spec.instance_count}"),
             lambda: ec2_instances.terminate_instances(ec2, [i.instance_id for i in surplus]),
         )
+    wanted = ec2_instances.instance_tags(spec, tags)
+    ensure_ec2_tags(ec2, resource="instances", changes=changes, found={i.instance_id: (i.tags, wanted) for i in keep})
+    keep = [i.model_copy(update={"tags": {**i.tags, **wanted}}) for i in keep]
     stopped = [i.instance_id for i in keep if i.state in ("stopped", "stopping")]
     if stopped:
         stopping = [i.instance_id for i in keep if i.state == "stopping"]

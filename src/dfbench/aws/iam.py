@@ -14,7 +14,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from dfbench.aws.ssm import OUTPUT_PREFIX as SSM_OUTPUT_PREFIX
-from dfbench.aws.tags import BUCKET_KEY, is_managed, tag_dict, tag_list
+from dfbench.aws.tags import BUCKET_KEY, is_managed, missing_tags, tag_dict, tag_list, tags_text
 from dfbench.errors import OwnershipError, error_code
 from dfbench.models import Change, ChangeSet
 
@@ -133,10 +133,11 @@ def ensure_role(
             Change(action="update", resource="iam-role", name=name, detail="trust policy"),
             lambda: iam.update_assume_role_policy(RoleName=name, PolicyDocument=json.dumps(_TRUST_POLICY)),
         )
-    if found is not None and found.tags.get(BUCKET_KEY) != bucket:
+    lacking = missing_tags(found.tags, tags) if found is not None else {}
+    if lacking:
         changes.make(
-            Change(action="update", resource="iam-role", name=name, detail=f"tag {BUCKET_KEY}={bucket}"),
-            lambda: iam.tag_role(RoleName=name, Tags=tag_list({BUCKET_KEY: bucket})),
+            Change(action="update", resource="iam-role", name=name, detail=tags_text(lacking)),
+            lambda: iam.tag_role(RoleName=name, Tags=tag_list(lacking)),
         )
     core_arn = ssm_core_policy_arn(partition)
     if found is None or core_arn not in found.attached_policy_arns:
@@ -206,6 +207,12 @@ def ensure_instance_profile(
         changes.make(
             Change(action="update", resource="instance-profile", name=name, detail=f"add role {role}"),
             lambda: _add_role(iam, name, role),
+        )
+    lacking = missing_tags(found.tags, tags) if found is not None else {}
+    if lacking:
+        changes.make(
+            Change(action="update", resource="instance-profile", name=name, detail=tags_text(lacking)),
+            lambda: iam.tag_instance_profile(InstanceProfileName=name, Tags=tag_list(lacking)),
         )
 
 

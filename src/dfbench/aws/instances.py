@@ -83,6 +83,7 @@ def _instance(raw: dict[str, Any]) -> Instance:
         image_id=raw["ImageId"],
         spot=raw.get("InstanceLifecycle") == "spot",
         launch_time=raw["LaunchTime"],
+        tags=tags,
     )
 
 
@@ -145,13 +146,17 @@ def launch_token(*, cluster: str, region: str, keep: list[str], count: int, subn
     return "dfbench-" + hashlib.sha256(material.encode()).hexdigest()[:48]
 
 
+def instance_tags(spec: ClusterSpec, tags: dict[str, str]) -> dict[str, str]:
+    """An instance's tags: the cluster's, and the discovery tag its worker finds its peers by."""
+    key, value = spec.discovery
+    return {**tags, key: value}
+
+
 def launch_instances(
     ec2: Any, *, spec: ClusterSpec, count: int, ami: Ami, zone: str, subnet_id: str, security_group_id: str,
     instance_profile: str, bucket: str, tags: dict[str, str], token: str,
 ) -> list[str]:
     """All ``count`` instances in one RunInstances call. Raises CapacityError for the zone."""
-    discovery_key, discovery_value = spec.discovery
-    instance_tags = {**tags, discovery_key: discovery_value}
     request: dict[str, Any] = dict(
         ImageId=ami.image_id,
         InstanceType=spec.instance_type,
@@ -175,7 +180,7 @@ def launch_instances(
                 },
             }
         ],
-        TagSpecifications=tag_specifications("instance", instance_tags) + tag_specifications("volume", tags),
+        TagSpecifications=tag_specifications("instance", instance_tags(spec, tags)) + tag_specifications("volume", tags),
     )
     if spec.spot:
         request["InstanceMarketOptions"] = {
@@ -216,7 +221,7 @@ def ensure_names(ec2: Any, cluster: str, instances: list[Instance], changes: Cha
                 Change(action="update", resource="instance", name=instance.instance_id, detail=f"Name={name}"),
                 lambda i=instance, n=name: ec2.create_tags(Resources=[i.instance_id], Tags=tag_list({"Name": n})),
             )
-            instance = instance.model_copy(update={"name": name})
+            instance = instance.model_copy(update={"name": name, "tags": {**instance.tags, "Name": name}})
         named.append(instance)
     return sorted(named, key=lambda i: (name_index(i.name), i.instance_id))
 

@@ -13,7 +13,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from dfbench.aws.tags import BUCKET_KEY, CLUSTER_KEY, MANAGED_KEY, cluster_filters, tag_dict, tag_specifications
+from dfbench.aws.tags import (BUCKET_KEY, CLUSTER_KEY, MANAGED_KEY, cluster_filters, ensure_ec2_tags, tag_dict,
+                              tag_specifications)
 from dfbench.errors import error_code
 from dfbench.models import Change, ChangeSet
 from dfbench.waiting import retry_client_error
@@ -35,6 +36,7 @@ class Vpc:
 class InternetGateway:
     igw_id: str
     attached_vpc_ids: tuple[str, ...]
+    tags: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,7 @@ class RouteTable:
     default_route_target: str | None
     # subnet id -> association id
     associations: dict[str, str]
+    tags: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,7 @@ class Subnet:
     zone: str
     cidr: str
     public_ip_on_launch: bool
+    tags: dict[str, str] = field(default_factory=dict)
 
 
 # (protocol, from port, to port, source): "sg-..." for a group, or a CIDR.
@@ -65,6 +69,7 @@ class SecurityGroup:
     vpc_id: str
     ingress: frozenset[Rule]
     egress: frozenset[Rule]
+    tags: dict[str, str] = field(default_factory=dict)
 
     @property
     def ssh_cidrs(self) -> list[str]:
@@ -129,7 +134,8 @@ def find_network(ec2: Any, cluster: str) -> Network:
     )
     igws = sorted(
         (
-            InternetGateway(g["InternetGatewayId"], tuple(a["VpcId"] for a in g.get("Attachments", [])))
+            InternetGateway(g["InternetGatewayId"], tuple(a["VpcId"] for a in g.get("Attachments", [])),
+                            tag_dict(g.get("Tags")))
             for g in _describe(ec2, "describe_internet_gateways", "InternetGateways", cluster)
         ),
         key=lambda g: g.igw_id,
@@ -140,7 +146,8 @@ def find_network(ec2: Any, cluster: str) -> Network:
     )
     subnets = sorted(
         (
-            Subnet(s["SubnetId"], s["VpcId"], s["AvailabilityZone"], s["CidrBlock"], bool(s.get("MapPublicIpOnLaunch")))
+            Subnet(s["SubnetId"], s["VpcId"], s["AvailabilityZone"], s["CidrBlock"], bool(s.get("MapPublicIpOnLaunch")),
+                   tag_dict(s.get("Tags")))
             for s in _describe(ec2, "describe_subnets", "Subnets", cluster)
         ),
         key=lambda s: s.subnet_id,
@@ -168,7 +175,7 @@ def _route_table(raw: dict[str, Any]) -> RouteTable:
     associations = {
         a["SubnetId"]: a["RouteTableAssociationId"] for a in raw.get("Associations", []) if a.get("SubnetId")
     }
-    return RouteTable(raw["RouteTableId"], raw["VpcId"], target, associations)
+    return RouteTable(raw["RouteTableId"], raw["VpcId"], target, associations, tag_dict(raw.get("Tags")))
 
 
 def _rules(permissions: list[dict[str, Any]]) -> frozenset[Rule]:
@@ -197,7 +204,8 @@ def _permissions(rules: set[Rule] | frozenset[Rule]) -> list[dict[str, Any]]:
 
 def _security_group(raw: dict[str, Any]) -> SecurityGroup:
     return SecurityGroup(
-        raw["GroupId"], raw["VpcId"], _rules(raw.get("IpPermissions", [])), _rules(raw.get("IpPermissionsEgress", []))
+        raw["GroupId"], raw["VpcId"], _rules(raw.get("IpPermissions", [])), _rules(raw.get("IpPermissionsEgress", [])),
+        tag_dict(raw.get("Tags")),
     )
 
 
@@ -246,11 +254,14 @@ def ensure_network(
                 CidrBlock=VPC_CIDR, TagSpecifications=tag_specifications("vpc", {**tags, BUCKET_KEY: bucket})
             )["Vpc"]["VpcId"],
         )
-    elif found.vpc.tags.get(BUCKET_KEY) != bucket:
-        changes.make(
-            Change(action="update", resource="vpc", name=found.vpc.vpc_id, detail=f"tag {BUCKET_KEY}={bucket}"),
-            lambda: ec2.create_tags(Resources=[vpc_id], Tags=[{"Key": BUCKET_KEY, "Value": bucket}]),
-        )
+    # What exists already gets the tags the spec has now (the VPC also records the bucket).
+    ensure_ec2_tags(ec2, resource="network", changes=changes, found={
+        **{v.vpc_id: (v.tags, {**tags, BUCKET_KEY: bucket}) for v in found.vpcs},
+        **{r.igw_id: (r.tags, tags) for r in found.internet_gateways},
+        **{r.route_table_id: (r.tags, tags) for r in found.route_tables},
+        **{r.subnet_id: (r.tags, tags) for r in found.subnets},
+        **{r.group_id: (r.tags, tags) for r in found.security_groups},
+    })
 
     igw = found.internet_gateway
     igw_id = igw.igw_id if igw else None
