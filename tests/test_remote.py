@@ -112,6 +112,7 @@ def test_an_unhealthy_cluster_stops_before_any_query_with_a_table_per_instance(
     assert set(raised.value.problems) == {i.instance_id for i in cluster.instances}
     assert f"peer list lacks {missing.instance_id} ({missing.private_ip})" in message
     assert "1/2" in message and COMMIT[:12] in message
+    assert "dfbench deploy --cluster e2e" in message and "dfbench logs --cluster e2e" in message
     assert not (tpch / DATASET / ".results-remote" / "unhealthy").exists()
     assert all("sql=" not in r.script for r in agent.runs.values())
 

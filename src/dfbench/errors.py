@@ -214,7 +214,11 @@ class ClusterUnhealthy(DfbenchError):
 
     def __init__(self, cluster: str, problems: dict[str, str], table: str) -> None:
         self.cluster, self.problems = cluster, problems
-        super().__init__(f"Cluster {cluster} is not ready to benchmark:\n{table}")
+        super().__init__(
+            f"Cluster {cluster} is not ready to benchmark:\n{table}\n"
+            f"`dfbench deploy --cluster {cluster} --binary <worker>` installs one build on every instance and "
+            f"restarts it (every worker then finds the others); `dfbench logs --cluster {cluster}` shows why a "
+            "worker fails. Nothing was run.")
 
 
 class QueryFailed(DfbenchError):
