@@ -309,3 +309,22 @@ def test_make_bench_remote_is_the_cli_on_the_cluster(tmp_path: Path) -> None:
     for expected in ("--cluster bench", "--region eu-west-1", "--via ssh", "--dataset tpch_sf10", "--queries q1,q3"):
         assert expected in options
     assert "--url" not in options
+
+
+def test_auto_falls_back_to_the_relay_when_ssh_cannot_connect(cluster: dfbench.Cluster, faults: Faults, inspector: Any,
+                                                              recorder: Recorder, tpch: Path, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch,
+                                                              caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")  # no Session Manager plugin: auto picks ssh (port 22 is open)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]  # nothing listens there once the probe is closed
+    with worker_for(cluster) as worker, agent_for(faults, inspector, cluster, worker.url):
+        run = dfbench.run_benchmark(dataset=DATASET, cluster=on_loopback(cluster), queries="q6", iterations=1,
+                                    data_dir=tpch, engine="fallback", progress=False,
+                                    transport_options={"ssh_port": closed, "known_hosts": tmp_path / "known_hosts"})
+    assert run.ok and run.outcome("q6").rows == 1
+    manifest = json.loads((run.results_dir / "run.json").read_text())
+    assert manifest["cluster"]["transport"] == "relay" and manifest["reached_by"].startswith("relay")
+    assert "falling back to the relay" in caplog.text and "ssh_ingress_cidrs" in caplog.text
+    assert len(recorder.named("SendSSHPublicKey")) == 2  # ssh was tried on both instances first

@@ -9,7 +9,8 @@ common failure. Here every run opens its own way in, checks it, uses it and clos
 - ``ssm``: the Session Manager plugin's port forwarding, when the plugin is installed.
 - ``relay``: neither plugin nor open port: every request runs on the instance as an SSM command.
 - ``auto``: ssm when the plugin is installed, else ssh when the security group lets SSH in, else
-  relay (always possible, slowest).
+  relay (always possible, slowest); ssh that cannot connect falls back to the relay (a changed
+  host key does not: it stops everything).
 
 :class:`ClusterConnection` opens one transport per instance side by side, judges every worker's
 ``/info`` (:mod:`dfbench.health`) and keeps the coordinator's, the worker a benchmark sends its
@@ -26,7 +27,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from dfbench.aws.session import Aws, connect
-from dfbench.errors import ClusterUnhealthy, ConfigError, DfbenchError, TransportError, aws_errors
+from dfbench.errors import ClusterUnhealthy, ConfigError, DfbenchError, HostKeyMismatch, TransportError, aws_errors
 from dfbench.health import WorkerHealth, health_table, judge
 from dfbench.models import Cluster, Instance
 from dfbench.transport.base import DirectTransport, Transport
@@ -159,6 +160,7 @@ class ClusterConnection:
                  ssh_port: int = 22, ssh_user: str = "ec2-user", known_hosts: str | Path = DEFAULT_KNOWN_HOSTS,
                  local_port: int = 0) -> None:
         self.cluster = cluster
+        self.via = via
         self.kind = choose(cluster, via)
         self.instance = pick_instance(cluster, instance)
         self.check = check
@@ -168,7 +170,7 @@ class ClusterConnection:
                                              known_hosts=known_hosts)
         from dfbench.runner import INFO_TIMEOUT_S
 
-        self.info_timeout_s = _RELAY_INFO_TIMEOUT_S if self.kind == "relay" else INFO_TIMEOUT_S
+        self._info_timeout_s = INFO_TIMEOUT_S
         self.health: list[WorkerHealth] = []
         self.info: dict[str, Any] = {}
         self._transport: Transport | None = None
@@ -183,7 +185,25 @@ class ClusterConnection:
     def description(self) -> str:
         return self._transport.description if self._transport is not None else f"{self.kind} (closed)"
 
+    @property
+    def info_timeout_s(self) -> float:
+        return _RELAY_INFO_TIMEOUT_S if self.kind == "relay" else self._info_timeout_s
+
     def __enter__(self) -> Self:
+        try:
+            return self._open()
+        except HostKeyMismatch:
+            raise  # a warning sign, never worked around
+        except TransportError as error:
+            # auto chose SSH because the security group admits it, but the way is closed (the
+            # caller's address changed, a firewall): the relay needs no open port.
+            if self.via != "auto" or self.kind != "ssh":
+                raise
+            log.warning("ssh did not work (%s); falling back to the relay (SSM commands)", error)
+            self.kind = "relay"
+            return self._open()
+
+    def _open(self) -> Self:
         targets = [self.instance]
         if self.check:
             again = f"`dfbench provision --cluster {self.cluster.name} --region {self.cluster.region}`"
