@@ -161,6 +161,25 @@ def test_tags_added_to_the_spec_reach_every_existing_resource_in_few_calls(aws, 
     assert wanted.items() <= {t["Key"]: t["Value"] for t in role}.items()
 
 
+def test_a_new_ttl_is_said_to_reach_only_new_instances(aws, recorder, caplog):
+    first = dfbench.provision(ClusterSpec(name="ttl", instance_count=2, ttl_hours=2))
+    assert {i.tags["dfbench:ttl-hours"] for i in first.instances} == {"2"}
+    recorder.clear()
+    caplog.clear()
+    dfbench.provision(ClusterSpec(name="ttl", instance_count=2, ttl_hours=2))
+    assert "ttl_hours" not in caplog.text
+
+    planned = dfbench.plan(ClusterSpec(name="ttl", instance_count=3, ttl_hours=4.5))
+    assert "ttl_hours is now 4.5" in caplog.text and first.instances[0].instance_id in caplog.text
+    assert "(2 h)" in caplog.text
+    # The record stays what the instances really run with: no change planned for it.
+    assert not any("ttl" in c.detail for c in planned.changes)
+    grown = dfbench.provision(ClusterSpec(name="ttl", instance_count=3, ttl_hours=4.5))
+    assert [i.tags["dfbench:ttl-hours"] for i in grown.instances] == ["2", "2", "4.5"]
+    # The new instance's boot arms the new time-to-live (4.5 h).
+    assert "--on-active=16200s" in recorder.named("RunInstances")[-1].params["UserData"]
+
+
 def test_a_stopping_instance_is_started_once_it_has_stopped(aws, inspector, recorder):
     cluster = dfbench.provision(ClusterSpec(name="stopping", instance_count=2))
     stopping = cluster.instances[0].instance_id

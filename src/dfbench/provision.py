@@ -21,7 +21,7 @@ from dfbench.aws import iam
 from dfbench.aws import instances as ec2_instances
 from dfbench.aws import network
 from dfbench.aws.session import Aws, connect, default_region
-from dfbench.aws.tags import BUCKET_KEY, cluster_tags, ensure_ec2_tags
+from dfbench.aws.tags import BUCKET_KEY, TTL_KEY, cluster_tags, ensure_ec2_tags
 from dfbench.config import ClusterSpec, validate_cluster_name, validate_region
 from dfbench.errors import (
     CapacityError,
@@ -141,6 +141,7 @@ def _converge_instances(
                    detail=f"count {len(fitting)} -> {spec.instance_count}"),
             lambda: ec2_instances.terminate_instances(ec2, [i.instance_id for i in surplus]),
         )
+    _warn_about_ttl(spec, keep)
     wanted = ec2_instances.instance_tags(spec, tags)
     ensure_ec2_tags(ec2, resource="instances", changes=changes, found={i.instance_id: (i.tags, wanted) for i in keep})
     keep = [i.model_copy(update={"tags": {**i.tags, **wanted}}) for i in keep]
@@ -191,6 +192,19 @@ def _converge_instances(
     else:
         running = ec2_instances.wait_running(ec2, [i.instance_id for i in keep] + new_ids)
     return ec2_instances.ensure_names(ec2, spec.name, running, changes), subnet_id
+
+
+def _warn_about_ttl(spec: ClusterSpec, keep: list[Instance]) -> None:
+    """A time-to-live is armed on the instance at its first boot: a new ttl_hours reaches only
+    instances launched from now on. Said, not hidden (instances without the record are older
+    than it and not judged)."""
+    wanted = ec2_instances.ttl_tag(spec.ttl_hours)
+    other = [i for i in keep if i.tags.get(TTL_KEY, wanted) != wanted]
+    if other:
+        log.warning("ttl_hours is now %s, but %s keep the time-to-live of their launch (%s h): only instances "
+                    "launched from now on get the new one; `dfbench teardown` then `dfbench provision` replaces "
+                    "them", wanted, ", ".join(i.instance_id for i in other),
+                    ", ".join(sorted({i.tags[TTL_KEY] for i in other})))
 
 
 def _launch(

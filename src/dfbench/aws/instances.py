@@ -11,7 +11,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from dfbench.aws.tags import CLUSTER_KEY, cluster_filters, tag_dict, tag_list, tag_specifications
+from dfbench.aws.tags import CLUSTER_KEY, TTL_KEY, cluster_filters, tag_dict, tag_list, tag_specifications
 from dfbench.config import ClusterSpec
 from dfbench.errors import CapacityError, ConfigError, error_code
 from dfbench.models import Change, ChangeSet, Instance
@@ -146,6 +146,10 @@ def launch_token(*, cluster: str, region: str, keep: list[str], count: int, subn
     return "dfbench-" + hashlib.sha256(material.encode()).hexdigest()[:48]
 
 
+def ttl_tag(ttl_hours: float | None) -> str:
+    return "none" if ttl_hours is None else f"{ttl_hours:g}"
+
+
 def instance_tags(spec: ClusterSpec, tags: dict[str, str]) -> dict[str, str]:
     """An instance's tags: the cluster's, and the discovery tag its worker finds its peers by."""
     key, value = spec.discovery
@@ -180,7 +184,8 @@ def launch_instances(
                 },
             }
         ],
-        TagSpecifications=tag_specifications("instance", instance_tags(spec, tags)) + tag_specifications("volume", tags),
+        TagSpecifications=tag_specifications("instance", {**instance_tags(spec, tags), TTL_KEY: ttl_tag(spec.ttl_hours)})
+        + tag_specifications("volume", tags),
     )
     if spec.spot:
         request["InstanceMarketOptions"] = {

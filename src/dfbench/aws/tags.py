@@ -12,6 +12,9 @@ MANAGED_KEY = "dfbench:managed"
 CLUSTER_KEY = "dfbench:cluster"
 # Recorded on the VPC so that `status` and `teardown`, which get only a cluster name, know the bucket.
 BUCKET_KEY = "dfbench:bucket"
+# Recorded on an instance at launch: the time-to-live its boot armed ("none" without one). Never
+# rewritten afterwards, since the timer on the instance does not change with it.
+TTL_KEY = "dfbench:ttl-hours"
 
 
 def cluster_tags(cluster: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
