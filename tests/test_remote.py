@@ -116,6 +116,13 @@ def test_an_unhealthy_cluster_stops_before_any_query_with_a_table_per_instance(
     assert not (tpch / DATASET / ".results-remote" / "unhealthy").exists()
     assert all("sql=" not in r.script for r in agent.runs.values())
 
+    # Told to skip the check (a worker whose peer list dfbench misreads), the run goes ahead.
+    with worker_for(cluster, peers=1) as worker, agent_for(faults, inspector, cluster, worker.url):
+        assert main(["bench", "--cluster", "e2e", "--via", "relay", "--no-check", "--dataset", DATASET,
+                     "--queries", "q6", "--iterations", "1", "--engine", "unchecked", "--data-dir", str(tpch)]) == 0
+    run = json.loads((tpch / DATASET / ".results-remote" / "unchecked" / "run.json").read_text())
+    assert run["status"] == "complete" and run["cluster"]["health"] == []
+
 
 def test_bad_remote_input_is_refused_before_any_aws_call(aws: Any, recorder: Recorder, tpch: Path,
                                                         capsys: pytest.CaptureFixture[str]) -> None:
@@ -328,3 +335,17 @@ def test_auto_falls_back_to_the_relay_when_ssh_cannot_connect(cluster: dfbench.C
     assert manifest["cluster"]["transport"] == "relay" and manifest["reached_by"].startswith("relay")
     assert "falling back to the relay" in caplog.text and "ssh_ingress_cidrs" in caplog.text
     assert len(recorder.named("SendSSHPublicKey")) == 2  # ssh was tried on both instances first
+
+
+def test_a_tunnel_to_an_instance_without_a_worker_says_to_deploy_one(cluster: dfbench.Cluster, faults: Faults,
+                                                                    inspector: Any,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{probe.getsockname()[1]}"  # no worker listens there
+    with agent_for(faults, inspector, cluster, closed):
+        assert main(["tunnel", "--cluster", "e2e", "--via", "relay"]) == 1
+    error = capsys.readouterr().err
+    assert f"No worker at {cluster.instances[0].instance_id}" in error
+    assert "dfbench deploy --cluster e2e" in error and "dfbench logs --cluster e2e" in error
+    assert "dfbench worker" not in error and "Traceback" not in error

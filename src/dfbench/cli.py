@@ -137,6 +137,8 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--engine", help="name the results are filed under")
     bench.add_argument("--cluster", help="a provisioned cluster: reached, checked and benchmarked on its bucket's data")
     bench.add_argument("--via", default="auto", choices=VIAS, help="with --cluster: how to reach it (default auto)")
+    bench.add_argument("--no-check", action="store_true",
+                       help="with --cluster: skip checking every worker's /info (peers, one commit) first")
     bench.add_argument("--region", help="with --cluster: AWS region (default: AWS_REGION, else us-east-1)")
     bench.add_argument("--profile", help="with --cluster: AWS profile")
     bench.add_argument("--url", help="a running worker instead of a local one")
@@ -365,7 +367,7 @@ def _run_bench(args: argparse.Namespace) -> int:
                    warmup=not args.no_warmup, min_time_s=args.min_time, data_dir=args.data_dir)
     if args.cluster:
         run = runner.run_benchmark(dataset=dataset, cluster=_cluster_of(args), via=args.via, profile=args.profile,
-                                   location=args.location, **options)
+                                   location=args.location, transport_options={"check": not args.no_check}, **options)
     elif args.url:
         run = runner.run_benchmark(dataset=dataset, url=args.url, location=args.location, **options)
     else:

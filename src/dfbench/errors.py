@@ -177,14 +177,12 @@ class WorkersDisagree(DfbenchError):
 class WorkerUnreachable(DfbenchError):
     """No benchmark worker answers at the URL (or what answers is not one)."""
 
-    def __init__(self, url: str, detail: str = "") -> None:
+    LOCAL_HINT = "start one with `dfbench worker` (or `make worker`), or check the tunnel / URL"
+
+    def __init__(self, url: str, detail: str = "", hint: str = LOCAL_HINT) -> None:
         self.url = url
         self.detail = detail
-        super().__init__(
-            f"No worker at {url}"
-            + (f" ({detail})" if detail else "")
-            + ": start one with `dfbench worker` (or `make worker`), or check the tunnel / URL."
-        )
+        super().__init__(f"No worker at {url}" + (f" ({detail})" if detail else "") + f": {hint}.")
 
 
 class TransportError(DfbenchError):

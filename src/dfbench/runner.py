@@ -622,8 +622,10 @@ def _run(connection: Any, *, dataset: str, engine: str | None, iterations: int, 
     try:
         prepare()
         if cluster is not None:
-            console.print(f"{cluster.name}: {len(cluster.instances)} healthy worker(s) on one commit; queries go to "
-                          f"{connection.instance.instance_id} through {connection.description}")
+            checked = (f"{len(cluster.instances)} healthy worker(s) on one commit" if connection.health
+                       else "workers not checked (--no-check)")
+            console.print(f"{cluster.name}: {checked}; queries go to {connection.instance.instance_id} through "
+                          f"{connection.description}")
         console.print(f"[bold]{dataset}[/] on {client.url} as [bold]{engine_name}[/]: {len(selected)} queries, "
                       f"{iterations} iterations" + (f", ≥{min_time_s:g}s each" if min_time_s else ""))
         for query in selected:

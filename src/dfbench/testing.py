@@ -209,6 +209,12 @@ class Faults:
         self._faults.append(fault)
         return fault
 
+    def remove(self, *faults: _Fault) -> None:
+        """Take rules back (a stand-in that stops answering when its context ends)."""
+        with self._lock:
+            for fault in faults:
+                self._faults.remove(fault)
+
     def drop_connection(self, service: str, operation: str, *, times: int = 1) -> _Fault:
         from botocore.exceptions import ConnectionClosedError
 
@@ -513,8 +519,11 @@ class LocalAgent:
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
         self._remove: Callable[[], None] | None = None
-        faults.error("ssm", "GetCommandInvocation", "InvocationDoesNotExist", "", times=10**9, when=self._unknown)
-        faults.respond("ssm", "GetCommandInvocation", self._invocation, times=10**9)
+        self._faults = faults
+        self._rules = [
+            faults.error("ssm", "GetCommandInvocation", "InvocationDoesNotExist", "", times=10**9, when=self._unknown),
+            faults.respond("ssm", "GetCommandInvocation", self._invocation, times=10**9),
+        ]
 
     def __enter__(self) -> LocalAgent:
         self._remove = add_client_hook(self.hook)
@@ -525,6 +534,9 @@ class LocalAgent:
             self._remove()
             self._remove = None
         self.wait()
+        # Another agent may answer for the same Faults next (a later step of the same test).
+        self._faults.remove(*self._rules)
+        self._rules = []
 
     def hook(self, client: BaseClient) -> None:
         if client.meta.service_model.service_name != "ssm":

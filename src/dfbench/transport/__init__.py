@@ -27,7 +27,8 @@ from types import TracebackType
 from typing import Any, Self
 
 from dfbench.aws.session import Aws, connect
-from dfbench.errors import ClusterUnhealthy, ConfigError, DfbenchError, HostKeyMismatch, TransportError, aws_errors
+from dfbench.errors import (ClusterUnhealthy, ConfigError, DfbenchError, HostKeyMismatch, TransportError,
+                            WorkerUnreachable, aws_errors)
 from dfbench.health import WorkerHealth, health_table, judge
 from dfbench.models import Cluster, Instance
 from dfbench.transport.base import DirectTransport, Transport
@@ -219,8 +220,14 @@ class ClusterConnection:
             shared = _shared_failure(errors, len(targets))
             if shared is not None:
                 raise shared
-            if coordinator not in opened:
-                raise errors[coordinator]
+            if coordinator in errors:  # not opened, or no /info through it
+                failure = errors[coordinator]
+                if isinstance(failure, WorkerUnreachable):
+                    raise WorkerUnreachable(
+                        f"{coordinator} ({self.instance.name}) through {self.kind}", failure.detail,
+                        hint=f"deploy the worker (`dfbench deploy --cluster {self.cluster.name} --binary <worker>`), "
+                             f"or read why it fails (`dfbench logs --cluster {self.cluster.name}`)") from None
+                raise failure
             if self.check:
                 self.health = judge(targets, infos)
                 if not all(h.ok for h in self.health):
@@ -228,7 +235,7 @@ class ClusterConnection:
                                                                for h in self.health if not h.ok},
                                            health_table(self.health, len(targets)))
             info = infos[coordinator]
-            assert isinstance(info, dict)
+            assert isinstance(info, dict)  # errors hold every instance whose /info did not come
             self.info = info
             self._transport = opened.pop(coordinator)
         finally:
