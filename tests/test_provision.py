@@ -177,7 +177,7 @@ def test_a_new_ttl_is_said_to_reach_only_new_instances(aws, recorder, caplog):
     grown = dfbench.provision(ClusterSpec(name="ttl", instance_count=3, ttl_hours=4.5))
     assert [i.tags["dfbench:ttl-hours"] for i in grown.instances] == ["2", "2", "4.5"]
     # The new instance's boot arms the new time-to-live (4.5 h).
-    assert "--on-active=16200s" in recorder.named("RunInstances")[-1].params["UserData"]
+    assert "dfbench_ttl_seconds=16200\n" in recorder.named("RunInstances")[-1].params["UserData"]
 
 
 def test_a_stopping_instance_is_started_once_it_has_stopped(aws, inspector, recorder):

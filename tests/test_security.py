@@ -68,7 +68,7 @@ def test_spot_and_time_to_live(aws, recorder):
     user_data = launch["UserData"]
     if not user_data.startswith("#!"):
         user_data = base64.b64decode(user_data).decode()
-    assert "--on-active=5400s /usr/bin/systemctl poweroff" in user_data
+    assert "dfbench_ttl_seconds=5400\n" in user_data and "ttl-check" in user_data
     # Then the newest published worker is installed at boot, from this cluster's bucket.
     assert user_data.index("systemctl poweroff") < user_data.index(".dfbench/artifacts/worker")
     assert "datafusion-distributed-benchmarks-123456789012-us-east-1" in user_data

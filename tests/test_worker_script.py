@@ -14,7 +14,8 @@ import pytest
 
 from dfbench.errors import ConfigError
 from dfbench.testing import system_tool
-from dfbench.worker_script import INSTALLED_MARKER, boot_script, install_script, latest_record, worker_unit
+from dfbench.worker_script import (INSTALLED_MARKER, boot_script, install_script, latest_record, ttl_script,
+                                   worker_unit)
 
 BUCKET = "bench-bucket"
 REGION = "eu-west-1"
@@ -333,6 +334,41 @@ def test_boot_fails_when_latest_cannot_be_read(machine: Machine) -> None:
     assert machine.log("systemctl") == []
 
 
+TTL_STANDINS = {
+    # The clock is $FAKE_NOW for `date +%s`; any other use of date is the real one.
+    "date": '[[ $* == "+%s" ]] && { echo "$FAKE_NOW"; exit 0; }\nexec /bin/date "$@"\n',
+    "systemd-run": 'echo "$*" >>"$FAKE/systemd-run.log"\n',
+}
+
+
+def test_the_time_to_live_is_armed_again_at_every_boot_from_the_first_boot_s_deadline(machine: Machine) -> None:
+    bin_dir = Path(machine.env["PATH"].split(os.pathsep)[0])
+    for name, body in TTL_STANDINS.items():
+        (bin_dir / name).write_text("#!/bin/bash\nset -u\n" + body)
+        (bin_dir / name).chmod(0o755)
+    unit = machine.root / "etc/systemd/system/dfbench-ttl.service"
+    check = machine.root / "usr/local/lib/dfbench/ttl-check"
+
+    first = machine.run(ttl_script(1.5), FAKE_NOW="1000")  # first boot: 1.5 h = 5400 s from now
+    assert first.returncode == 0, first.stderr
+    assert "ExecStart=/usr/local/lib/dfbench/ttl-check 6400\n" in unit.read_text()
+    assert "WantedBy=multi-user.target" in unit.read_text() and "1970-01-01 01:46:40 UTC" in unit.read_text()
+    assert check.stat().st_mode & 0o111
+    assert machine.log("systemctl") == ["daemon-reload", "enable dfbench-ttl.service"]
+    assert machine.log("systemd-run") == ["--unit=dfbench-ttl-timer --description=dfbench time-to-live "
+                                          "--on-active=5400s /usr/bin/systemctl poweroff"]
+
+    # User data run again (cloud-init re-run by hand): the first deadline stands.
+    again = machine.run(ttl_script(8), FAKE_NOW="2000")
+    assert again.returncode == 0 and "ttl-check 6400" in unit.read_text() and len(machine.log("systemd-run")) == 1
+
+    # A reboot before the deadline: the timer for what is left. One after it: power off at once.
+    assert machine.run(f"{check} 6400", FAKE_NOW="3000").returncode == 0
+    assert machine.log("systemd-run")[-1].endswith("--on-active=3400s /usr/bin/systemctl poweroff")
+    assert machine.run(f"{check} 6400", FAKE_NOW="7000").returncode == 0
+    assert machine.log("systemctl")[-1] == "poweroff" and len(machine.log("systemd-run")) == 2
+
+
 def test_unit_words_stay_literal_for_systemd() -> None:
     unit = worker_unit(bucket=BUCKET, region=REGION, args=["50%", "$HOME", "it's", "a\\b"],
                        env={"OPTS": "a b", "PRICE": "5$"})
@@ -358,6 +394,7 @@ SCRIPTS = {
     "install": lambda: install_script(bucket=BUCKET, sha256="a" * 64, region=REGION, args=["--x", "y z"],
                                       env={"RUST_LOG": "info"}, force=True),
     "boot": lambda: boot_script(bucket=BUCKET, region=REGION),
+    "time-to-live": lambda: ttl_script(2.5),
 }
 
 

@@ -205,6 +205,49 @@ def latest_record(sha256: str, unit: str) -> str:
     return f"{sha256}\n{unit}"
 
 
+# The time-to-live, armed at first boot as an absolute deadline that every later boot arms again:
+# a transient timer alone (systemd-run) would be lost at a reboot (EC2 maintenance, a stop and
+# start), leaving the instance to run, and cost, forever. At each boot the check powers off at once
+# when the deadline has passed, else sets a timer for what is left. Poweroff becomes termination
+# through InstanceInitiatedShutdownBehavior=terminate. DFBENCH_ROOT prefixes the paths (tests).
+_TTL = r"""
+dfbench_ttl_root="${DFBENCH_ROOT:-}"
+dfbench_ttl_unit="$dfbench_ttl_root/etc/systemd/system/dfbench-ttl.service"
+dfbench_ttl_check="$dfbench_ttl_root/usr/local/lib/dfbench/ttl-check"
+if [[ ! -e $dfbench_ttl_unit ]]; then
+    dfbench_deadline=$(($(date +%s) + dfbench_ttl_seconds))
+    mkdir -p -- "${dfbench_ttl_unit%/*}" "${dfbench_ttl_check%/*}"
+    cat >"$dfbench_ttl_check" <<'DFBENCH_TTL_CHECK'
+#!/bin/bash
+# dfbench time-to-live, run at every boot: power off now if the deadline ($1, Unix time) has
+# passed, else in the time that is left.
+set -euo pipefail
+left=$(($1 - $(date +%s)))
+if ((left <= 0)); then
+    exec systemctl poweroff
+fi
+exec systemd-run --unit=dfbench-ttl-timer --description="dfbench time-to-live" --on-active="${left}s" \
+    /usr/bin/systemctl poweroff
+DFBENCH_TTL_CHECK
+    chmod 0755 "$dfbench_ttl_check"
+    printf '%s\n' '[Unit]' \
+        "Description=dfbench time-to-live: power off at $(date -u -d "@$dfbench_deadline" '+%F %T UTC'), then EC2 terminates the instance" \
+        '' '[Service]' 'Type=oneshot' "ExecStart=/usr/local/lib/dfbench/ttl-check $dfbench_deadline" \
+        '' '[Install]' 'WantedBy=multi-user.target' >"$dfbench_ttl_unit"
+    systemctl daemon-reload
+    systemctl enable dfbench-ttl.service
+    "$dfbench_ttl_check" "$dfbench_deadline"
+fi
+"""
+
+
+def ttl_script(ttl_hours: float) -> str:
+    """Bash that arms the time-to-live (see ``_TTL``), ``ttl_hours`` from now."""
+    if not ttl_hours > 0:
+        raise ConfigError(f"The time-to-live must be positive, not {ttl_hours!r} hours.")
+    return f"dfbench_ttl_seconds={int(ttl_hours * 3600)}\n" + _TTL
+
+
 def worker_unit(*, bucket: str, region: str, args: Sequence[str] = (), env: Mapping[str, str] | None = None) -> str:
     """The text of ``worker.service``."""
     for arg in (bucket, region, *args, *(env or {}).values()):

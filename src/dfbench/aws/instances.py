@@ -16,7 +16,7 @@ from dfbench.config import ClusterSpec
 from dfbench.errors import CapacityError, ConfigError, error_code
 from dfbench.models import Change, ChangeSet, Instance
 from dfbench.waiting import poll, retry_client_error
-from dfbench.worker_script import boot_script
+from dfbench.worker_script import boot_script, ttl_script
 
 log = logging.getLogger("dfbench")
 
@@ -123,13 +123,11 @@ def user_data(*, ttl_hours: float | None, bucket: str, region: str) -> str:
     """Boot script: arm the time-to-live first, so it holds whatever happens next, then install and
     start the newest published worker (a new or replaced instance serves without a redeploy).
 
-    The time-to-live is a transient systemd timer that powers the machine off;
-    InstanceInitiatedShutdownBehavior=terminate turns that into termination."""
+    The time-to-live powers the machine off at a deadline that holds across reboots
+    (:func:`dfbench.worker_script.ttl_script`); InstanceInitiatedShutdownBehavior=terminate turns
+    that into termination."""
     shebang, _, install = boot_script(bucket=bucket, region=region).partition("\n")
-    ttl = ""
-    if ttl_hours is not None:
-        ttl = (f"systemd-run --unit=dfbench-ttl --description='dfbench time-to-live ({ttl_hours:g} h)' "
-               f"--on-active={int(ttl_hours * 3600)}s /usr/bin/systemctl poweroff\n")
+    ttl = ttl_script(ttl_hours) if ttl_hours is not None else ""
     return f"{shebang}\n{ttl}{install}"
 
 
