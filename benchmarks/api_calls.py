@@ -16,9 +16,7 @@ never asserts on timing.
 from __future__ import annotations
 
 import logging
-import os
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -26,7 +24,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from report import write_section  # benchmarks/ is on sys.path: scripts run as files
+# benchmarks/ is on sys.path: scripts run as files
+from emulator import emulated_aws
+from report import write_section
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
@@ -36,8 +36,6 @@ SIZES = (3, 12)
 SCALE_STEPS = (5, 2)  # on the N=3 cluster, before its teardown
 TIME_SCALE = "0.001"
 # Variables that would point dfbench at another account, bucket or credential source.
-UNSET = ("AWS_PROFILE", "AWS_VAULT", "BENCHMARK_BUCKET", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-         "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
 
 
 @dataclass
@@ -70,44 +68,32 @@ def _measure(recorder, scenario: str, n: str, command: Callable[[], object]) -> 
 def measure() -> list[Row]:
     import dfbench
     from dfbench import ClusterSpec
-    from dfbench.testing import MotoGaps, MotoServer, Recorder, emulator_environment, hooked
+    from dfbench.testing import MotoGaps, Recorder, hooked
 
-    server = MotoServer()
     rows: list[Row] = []
-    previous_cwd = Path.cwd()
-    try:
-        for name in UNSET:
-            os.environ.pop(name, None)
-        os.environ.update(emulator_environment(server.url))
-        os.environ["DFBENCH_TIME_SCALE"] = TIME_SCALE
-        with tempfile.TemporaryDirectory(prefix="dfbench-bench-") as workdir:
-            os.chdir(workdir)  # provision writes .dfbench/<cluster>.json here
-            # Unmeasured: moto builds each service's backend on first use, which would otherwise
-            # land in the first measured command's wall time.
-            dfbench.plan(ClusterSpec(name="warmup", instance_count=1))
-            for n in SIZES:
-                server.reset()
-                recorder = Recorder()
-                # A fresh MotoGaps per reset: its bucket-policy store must be as empty as the account.
-                with hooked(MotoGaps(server.url).hook, recorder.hook):
-                    spec = ClusterSpec(name=f"bench{n}", instance_count=n)
-                    label = str(n)
-                    rows.append(_measure(recorder, "cold provision", label, lambda: dfbench.provision(spec)))
-                    rows.append(_measure(recorder, "no-op re-provision", label, lambda: dfbench.provision(spec)))
-                    rows.append(_measure(recorder, "plan (nothing to change)", label, lambda: dfbench.plan(spec)))
-                    count = n
-                    if n == SIZES[0]:
-                        for target in SCALE_STEPS:
-                            scaled = spec.model_copy(update={"instance_count": target})
-                            rows.append(_measure(recorder, f"scale {count} → {target}", f"{count}→{target}",
-                                                 lambda s=scaled: dfbench.provision(s)))
-                            count = target
-                    scenario = "teardown" if count == n else f"teardown (of the {count} left after scaling)"
-                    rows.append(_measure(recorder, scenario, label, lambda: dfbench.teardown(spec.name)))
-            os.chdir(previous_cwd)
-    finally:
-        os.chdir(previous_cwd)
-        server.stop()
+    with emulated_aws(TIME_SCALE) as (server, _):
+        # Unmeasured: moto builds each service's backend on first use, which would otherwise
+        # land in the first measured command's wall time.
+        dfbench.plan(ClusterSpec(name="warmup", instance_count=1))
+        for n in SIZES:
+            server.reset()
+            recorder = Recorder()
+            # A fresh MotoGaps per reset: its bucket-policy store must be as empty as the account.
+            with hooked(MotoGaps(server.url).hook, recorder.hook):
+                spec = ClusterSpec(name=f"bench{n}", instance_count=n)
+                label = str(n)
+                rows.append(_measure(recorder, "cold provision", label, lambda: dfbench.provision(spec)))
+                rows.append(_measure(recorder, "no-op re-provision", label, lambda: dfbench.provision(spec)))
+                rows.append(_measure(recorder, "plan (nothing to change)", label, lambda: dfbench.plan(spec)))
+                count = n
+                if n == SIZES[0]:
+                    for target in SCALE_STEPS:
+                        scaled = spec.model_copy(update={"instance_count": target})
+                        rows.append(_measure(recorder, f"scale {count} → {target}", f"{count}→{target}",
+                                             lambda s=scaled: dfbench.provision(s)))
+                        count = target
+                scenario = "teardown" if count == n else f"teardown (of the {count} left after scaling)"
+                rows.append(_measure(recorder, scenario, label, lambda: dfbench.teardown(spec.name)))
     return rows
 
 

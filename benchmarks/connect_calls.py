@@ -23,17 +23,15 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from collections import Counter
 from datetime import UTC, datetime
-from pathlib import Path
 
-from report import write_section  # benchmarks/ is on sys.path: scripts run as files
+# benchmarks/ is on sys.path: scripts run as files
+from emulator import emulated_aws
+from report import write_section
 
 COMMAND = "make bench-connect"
 SIZES = (3, 12)
-UNSET = ("AWS_PROFILE", "AWS_VAULT", "BENCHMARK_BUCKET", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-         "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
 SCENARIOS = ("ssh, first contact", "ssh, host keys pinned", "relay")
 
 
@@ -41,55 +39,44 @@ def measure() -> dict[tuple[str, int], Counter[str]]:
     import dfbench
     from dfbench.aws.ssm import OUTPUT_PREFIX
     from dfbench.runner import LocalWorkerProcess
-    from dfbench.testing import (Faults, InstanceSide, LocalAgent, MotoGaps, MotoServer, Recorder, Sshd,
-                                 emulator_environment, hooked)
+    import boto3
 
-    server = MotoServer()
+    from dfbench.testing import Faults, InstanceSide, LocalAgent, MotoGaps, Recorder, Sshd, hooked
+
     counts: dict[tuple[str, int], Counter[str]] = {}
-    previous_cwd = Path.cwd()
-    try:
-        for name in UNSET:
-            os.environ.pop(name, None)
-        os.environ.update(emulator_environment(server.url))
-        os.environ["DFBENCH_TIME_SCALE"] = "0.001"
-        with tempfile.TemporaryDirectory(prefix="dfbench-bench-") as workdir, Sshd(Path(workdir) / "sshd") as sshd:
-            os.chdir(workdir)
-            for n in SIZES:
-                server.reset()
-                recorder, faults = Recorder(), Faults()
-                with hooked(MotoGaps(server.url).hook, recorder.hook, faults.hook, InstanceSide(sshd).hook):
-                    cluster = dfbench.provision(dfbench.ClusterSpec(name=f"connect{n}", instance_count=n,
-                                                                    ssh_ingress_cidrs=("127.0.0.1/32",)))
-                    # The instances' public addresses are this machine's, where sshd listens.
-                    cluster = cluster.model_copy(update={"instances": [
-                        i.model_copy(update={"public_ip": "127.0.0.1"}) for i in cluster.instances]})
-                    peers = ",".join(f"http://{i.private_ip}:9001" for i in cluster.instances)
-                    with LocalWorkerProcess(args=["--worker-urls", peers]) as worker:
-                        assert worker.url is not None
-                        port = int(worker.url.rsplit(":", 1)[1])
-                        ssh = dict(via="ssh", ssh_port=sshd.port, ssh_user=sshd.user, worker_port=port,
-                                   known_hosts=Path(workdir) / f"known_hosts{n}")
-                        for scenario in SCENARIOS[:2]:
-                            recorder.clear()
-                            with dfbench.ClusterConnection(cluster, **ssh):  # type: ignore[arg-type]
-                                pass
-                            counts[(scenario, n)] = Counter(f"{c.service}:{c.operation}" for c in recorder.calls)
-                        # moto builds its SSM backend at the first SSM call: not inside a relayed /info.
-                        import boto3
-                        boto3.client("ssm").list_commands()
-                        with LocalAgent(faults, s3=boto3.client("s3"), bucket=cluster.bucket, prefix=OUTPUT_PREFIX,
-                                        port_map={9000: port}):
-                            recorder.clear()
-                            # The relay's polls at their real intervals (the command here takes what
-                            # bash and curl take, far less than on AWS).
-                            os.environ["DFBENCH_TIME_SCALE"] = "1"
-                            with dfbench.ClusterConnection(cluster, via="relay"):
-                                pass
-                            os.environ["DFBENCH_TIME_SCALE"] = "0.001"
-                            counts[("relay", n)] = Counter(f"{c.service}:{c.operation}" for c in recorder.calls)
-    finally:
-        os.chdir(previous_cwd)
-        server.stop()
+    with emulated_aws() as (server, workdir), Sshd(workdir / "sshd") as sshd:
+        for n in SIZES:
+            server.reset()
+            recorder, faults = Recorder(), Faults()
+            with hooked(MotoGaps(server.url).hook, recorder.hook, faults.hook, InstanceSide(sshd).hook):
+                cluster = dfbench.provision(dfbench.ClusterSpec(name=f"connect{n}", instance_count=n,
+                                                                ssh_ingress_cidrs=("127.0.0.1/32",)))
+                # The instances' public addresses are this machine's, where sshd listens.
+                cluster = cluster.model_copy(update={"instances": [
+                    i.model_copy(update={"public_ip": "127.0.0.1"}) for i in cluster.instances]})
+                peers = ",".join(f"http://{i.private_ip}:9001" for i in cluster.instances)
+                with LocalWorkerProcess(args=["--worker-urls", peers]) as worker:
+                    assert worker.url is not None
+                    port = int(worker.url.rsplit(":", 1)[1])
+                    ssh = dict(via="ssh", ssh_port=sshd.port, ssh_user=sshd.user, worker_port=port,
+                               known_hosts=workdir / f"known_hosts{n}")
+                    for scenario in SCENARIOS[:2]:
+                        recorder.clear()
+                        with dfbench.ClusterConnection(cluster, **ssh):  # type: ignore[arg-type]
+                            pass
+                        counts[(scenario, n)] = Counter(f"{c.service}:{c.operation}" for c in recorder.calls)
+                    # moto builds its SSM backend at the first SSM call: not inside a relayed /info.
+                    boto3.client("ssm").list_commands()
+                    with LocalAgent(faults, s3=boto3.client("s3"), bucket=cluster.bucket, prefix=OUTPUT_PREFIX,
+                                    port_map={9000: port}):
+                        recorder.clear()
+                        # The relay's polls at their real intervals (the command here takes what
+                        # bash and curl take, far less than on AWS).
+                        os.environ["DFBENCH_TIME_SCALE"] = "1"
+                        with dfbench.ClusterConnection(cluster, via="relay"):
+                            pass
+                        os.environ["DFBENCH_TIME_SCALE"] = "0.001"
+                        counts[("relay", n)] = Counter(f"{c.service}:{c.operation}" for c in recorder.calls)
     return counts
 
 

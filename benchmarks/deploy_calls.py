@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
-import tempfile
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
-from report import write_section  # benchmarks/ is on sys.path: scripts run as files
+# benchmarks/ is on sys.path: scripts run as files
+from emulator import emulated_aws
+from report import write_section
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
@@ -31,54 +31,41 @@ COMMAND = "make bench-deploy"
 START, END = "<!-- deploy:start -->", "<!-- deploy:end -->"
 SIZES = (3, 12)
 BINARY_BYTES = 1024 * 1024
-UNSET = ("AWS_PROFILE", "AWS_VAULT", "BENCHMARK_BUCKET", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-         "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
 SCENARIOS = ("first deploy (upload, install)", "same binary again (nothing to do)")
 
 
 def measure() -> dict[tuple[str, int], Counter[str]]:
     import dfbench
     from dfbench.aws.ssm import OUTPUT_PREFIX
-    from dfbench.testing import (FakeSsm, Faults, MotoGaps, MotoServer, Recorder, Run, emulator_environment,
-                                 hooked, worker_binary)
+    from dfbench.testing import FakeSsm, Faults, MotoGaps, Recorder, Run, hooked, worker_binary
     from dfbench.worker_deploy import check_binary, deploy_worker
     from dfbench.worker_script import INSTALLED_MARKER
 
-    server = MotoServer()
     counts: dict[tuple[str, int], Counter[str]] = {}
-    previous_cwd = Path.cwd()
-    try:
-        for name in UNSET:
-            os.environ.pop(name, None)
-        os.environ.update(emulator_environment(server.url))
-        os.environ["DFBENCH_TIME_SCALE"] = "0.001"
-        with tempfile.TemporaryDirectory(prefix="dfbench-bench-") as workdir:
-            os.chdir(workdir)  # provision writes .dfbench/<cluster>.json here
-            binary = worker_binary(Path(workdir) / "worker", BINARY_BYTES)
-            sha = check_binary(binary)
-            for n in SIZES:
-                server.reset()
-                recorder, faults = Recorder(), Faults()
-                with hooked(MotoGaps(server.url).hook, recorder.hook, faults.hook):
-                    cluster = dfbench.provision(dfbench.ClusterSpec(name=f"deploy{n}", instance_count=n))
-                    ids = [i.instance_id for i in cluster.instances]
-                    info = json.dumps({"worker_urls": [f"http://10.0.1.{k}:9000" for k in range(n)],
-                                       "git_commit_hash": "4f0c2a9e", "build_time_utc": "", "errors": []})
-                    fake = FakeSsm(faults, bucket=cluster.bucket, prefix=OUTPUT_PREFIX)
-                    outputs = (f"{INSTALLED_MARKER}{sha}\n", f"dfbench: worker {sha} already installed and active\n")
-                    for scenario, stdout in zip(SCENARIOS, outputs, strict=True):
-                        fake.script(ping=dict.fromkeys(ids, "Online"),
-                                    polls=[{}, dict.fromkeys(ids, Run("InProgress")),
-                                           dict.fromkeys(ids, Run("Success", 0, stdout))],
-                                    then=[[dict.fromkeys(ids, Run("Success", 0, info))]])
-                        recorder.clear()
-                        report = deploy_worker(cluster.name, binary=binary, progress=False)
-                        if not report.ok:
-                            raise SystemExit(f"deploy to {n} instances failed: {report}")
-                        counts[scenario, n] = Counter(f"{c.service}:{c.operation}" for c in recorder.calls)
-    finally:
-        os.chdir(previous_cwd)
-        server.stop()
+    with emulated_aws() as (server, workdir):
+        binary = worker_binary(workdir / "worker", BINARY_BYTES)
+        sha = check_binary(binary)
+        for n in SIZES:
+            server.reset()
+            recorder, faults = Recorder(), Faults()
+            with hooked(MotoGaps(server.url).hook, recorder.hook, faults.hook):
+                cluster = dfbench.provision(dfbench.ClusterSpec(name=f"deploy{n}", instance_count=n))
+                ids = [i.instance_id for i in cluster.instances]
+                # Every worker knows every instance, on one commit: the check passes.
+                info = json.dumps({"worker_urls": [f"http://{i.private_ip}:9001" for i in cluster.instances],
+                                   "git_commit_hash": "4f0c2a9e", "build_time_utc": "", "errors": []})
+                fake = FakeSsm(faults, bucket=cluster.bucket, prefix=OUTPUT_PREFIX)
+                outputs = (f"{INSTALLED_MARKER}{sha}\n", f"dfbench: worker {sha} already installed and active\n")
+                for scenario, stdout in zip(SCENARIOS, outputs, strict=True):
+                    fake.script(ping=dict.fromkeys(ids, "Online"),
+                                polls=[{}, dict.fromkeys(ids, Run("InProgress")),
+                                       dict.fromkeys(ids, Run("Success", 0, stdout))],
+                                then=[[dict.fromkeys(ids, Run("Success", 0, info))]])
+                    recorder.clear()
+                    report = deploy_worker(cluster.name, binary=binary, progress=False)
+                    if not report.ok:
+                        raise SystemExit(f"deploy to {n} instances failed: {report}")
+                    counts[scenario, n] = Counter(f"{c.service}:{c.operation}" for c in recorder.calls)
     return counts
 
 
