@@ -121,8 +121,8 @@ def main() -> int:
     counts = measure()
     text = section(counts)
     print(text.removeprefix(START + "\n").removesuffix("\n" + END))
-    write_section("deploy", text.removeprefix(START).removesuffix(END))
-    print(f"\nwrote {BENCHMARKS_MD.relative_to(ROOT)}", file=sys.stderr)
+    if write_section("deploy", text.removeprefix(START).removesuffix(END)):
+        print(f"\nwrote {BENCHMARKS_MD.relative_to(ROOT)}", file=sys.stderr)
     failures = [f"{s}, N={n}: {c['ssm:SendCommand']} SendCommand" for (s, n), c in counts.items()
                 if c["ssm:SendCommand"] != 2]
     failures += [f"{s}: calls differ between N={SIZES[0]} and N={SIZES[1]}" for s in SCENARIOS

@@ -4,6 +4,7 @@ and rewrites only that, right before writing, so scripts never overwrite each ot
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 BENCHMARKS_MD = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
@@ -15,8 +16,12 @@ def markers(name: str) -> tuple[str, str]:
     return f"<!-- {name}:start -->", f"<!-- {name}:end -->"
 
 
-def write_section(name: str, body: str, path: Path = BENCHMARKS_MD) -> None:
-    """Replace section ``name`` (added at the end when absent) with ``body``, atomically."""
+def write_section(name: str, body: str, path: Path = BENCHMARKS_MD) -> bool:
+    """Replace section ``name`` (added at the end when absent) with ``body``, atomically; nothing
+    when the script was run with ``--no-write`` (the test suite runs them so). Returns whether
+    it wrote."""
+    if "--no-write" in sys.argv[1:]:
+        return False
     start, end = markers(name)
     block = f"{start}\n{body.strip()}\n{end}"
     current = path.read_text(encoding="utf-8") if path.exists() else HEADER
@@ -28,3 +33,4 @@ def write_section(name: str, body: str, path: Path = BENCHMARKS_MD) -> None:
     temporary = path.with_name(f".{path.name}.{os.getpid()}")
     temporary.write_text(updated, encoding="utf-8")
     os.replace(temporary, path)
+    return True

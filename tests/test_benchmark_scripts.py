@@ -1,0 +1,37 @@
+"""The benchmark scripts that double as checks still run, and still pass their own checks.
+
+Their numbers are not asserted here (BENCHMARKS.md holds them); what breaks when dfbench changes
+is a script that no longer runs, or whose check fails: a no-op re-provision that mutates, a deploy
+of more than two commands, a connection that costs more than one call per instance. Run with
+``--no-write``: BENCHMARKS.md is left as it is."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dfbench.testing import system_tool
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+@pytest.mark.parametrize(("script", "heading"), [
+    ("api_calls.py", "## AWS API calls per command"),
+    ("deploy_calls.py", "SendCommand"),
+    ("connect_calls.py", "## AWS API calls to open the way to a cluster"),
+])
+def test_api_call_benchmark_runs_and_its_checks_pass(script: str, heading: str, tmp_path: Path) -> None:
+    if script == "connect_calls.py":
+        system_tool("/usr/sbin/sshd")
+    before = (BENCHMARKS.parent / "BENCHMARKS.md").read_bytes()
+    # Nothing of the test's own emulator or environment leaks in: the script starts its own.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "DFBENCH_"))}
+    result = subprocess.run([sys.executable, str(BENCHMARKS / script), "--no-write"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    assert heading in result.stdout
+    assert (BENCHMARKS.parent / "BENCHMARKS.md").read_bytes() == before
