@@ -34,7 +34,7 @@ CLUSTER_ARGS = --cluster $(CLUSTER) --region $(REGION) \
 	$(if $(INSTANCE_TYPE),--instance-type $(INSTANCE_TYPE))
 
 .DEFAULT_GOAL := help
-.PHONY: help install system-tools test bench tunnel shell compare bench-api-calls bench-sync bench-compare bench-overhead bench-deploy bench-transport bench-connect deploy logs data sync worker provision plan status teardown clean
+.PHONY: help install system-tools test bench tunnel shell health compare bench-api-calls bench-sync bench-compare bench-overhead bench-deploy bench-transport bench-connect deploy logs data sync worker provision plan status teardown clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,7 @@ help:
 	@echo "make bench      TPC-H on this machine (SF=1 ITERATIONS=3 QUERIES=q1,q3 ENGINE=name URL=worker-url)"
 	@echo "                REMOTE=1 DATASET=tpch_sf10 [VIA=auto|ssh|ssm|relay]: on the cluster"
 	@echo "make tunnel     the way to a worker, held open [INSTANCE=0 VIA=auto PORT=9000];  make shell [INSTANCE=0]"
+	@echo "make health     every worker reachable, every peer known, one commit [VIA=auto]"
 	@echo "make test       the test suite (moto server, loopback only)"
 	@echo "make data       generate TPC-H (SF=10 PARTITIONS=16);  make sync DATASET=tpch_sf10 [DELETE=1]"
 	@echo "make compare    DATASET=... BASE=engine NEW=engine RESULTS=local|remote"
@@ -101,6 +102,9 @@ bench: install
 tunnel: install
 	$(DFBENCH) tunnel --cluster $(CLUSTER) --region $(REGION) --via $(VIA) --instance $(INSTANCE) --port $(PORT) \
 		$(if $(PROFILE),--profile $(PROFILE))
+
+health: install
+	$(DFBENCH) health --cluster $(CLUSTER) --region $(REGION) --via $(VIA) $(if $(PROFILE),--profile $(PROFILE))
 
 shell: install
 	$(DFBENCH) shell --cluster $(CLUSTER) --region $(REGION) --instance $(INSTANCE) \

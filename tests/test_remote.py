@@ -349,3 +349,19 @@ def test_a_tunnel_to_an_instance_without_a_worker_says_to_deploy_one(cluster: df
     assert f"No worker at {cluster.instances[0].instance_id}" in error
     assert "dfbench deploy --cluster e2e" in error and "dfbench logs --cluster e2e" in error
     assert "dfbench worker" not in error and "Traceback" not in error
+
+
+def test_dfbench_health_shows_every_worker_and_fails_on_an_unhealthy_one(
+        cluster: dfbench.Cluster, faults: Faults, inspector: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    with worker_for(cluster) as worker, agent_for(faults, inspector, cluster, worker.url):
+        assert main(["health", "--cluster", "e2e", "--via", "relay"]) == 0
+        healthy = capsys.readouterr().out
+        assert main(["health", "--cluster", "e2e", "--via", "relay", "--json"]) == 0
+        records = json.loads(capsys.readouterr().out)
+    assert all(i.instance_id in healthy for i in cluster.instances) and "every peer known" in healthy
+    assert [(r["instance_id"], r["commit"], r["peers"], r["problems"]) for r in records] == [
+        (i.instance_id, COMMIT, 2, []) for i in cluster.instances]
+    with worker_for(cluster, peers=1) as worker, agent_for(faults, inspector, cluster, worker.url):
+        assert main(["health", "--cluster", "e2e", "--via", "relay"]) == 1
+    error = capsys.readouterr().err
+    assert "not ready to benchmark" in error and "peer list lacks" in error and "Traceback" not in error

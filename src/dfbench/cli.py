@@ -96,6 +96,8 @@ def _parser() -> argparse.ArgumentParser:
                          "when the cluster allows it, else relay)")
     command.add_argument("--port", type=int, default=0, help="local port (default: a free one; 9000 as the seed's "
                          "port-forward)")
+    command = cluster_command("health", "reach every worker and check it: answers, knows every peer, same commit")
+    command.add_argument("--via", default="auto", choices=VIAS, help="how to reach them (default auto)")
     command = cluster_command("shell", "a shell on an instance (Session Manager, else SSH): dfbench shell [-- CMD]")
     command.add_argument("--instance", help="position (default 0), instance id or Name")
     command.add_argument("--via", default="auto", choices=("auto", "ssm", "ssh"),
@@ -439,6 +441,24 @@ def _run_tunnel(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_health(args: argparse.Namespace) -> int:
+    from dfbench.health import health_table
+    from dfbench.transport import ClusterConnection
+
+    cluster = _cluster_of(args)
+    assert cluster is not None
+    with err.status(f"reaching the {len(cluster.instances)} worker(s) of {cluster.name} ({args.via})…"):
+        with ClusterConnection(cluster, via=args.via, profile=args.profile) as connection:
+            healths = connection.health
+    if args.json:
+        print(json.dumps([h.model_dump(mode="json") for h in healths], indent=2))
+    else:
+        out.print(health_table(healths))
+        out.print(f"{cluster.name}: {len(healths)} worker(s) reached through {connection.kind}, every peer known, "
+                  "one commit")
+    return 0
+
+
 def _run_shell(args: argparse.Namespace) -> int:
     from dfbench.transport.shell import shell
 
@@ -462,7 +482,7 @@ def _run_worker(args: argparse.Namespace) -> int:
 # at a time, so the two never mix.
 _SELF_DISPLAYED: dict[str, Callable[[argparse.Namespace], int]] = {
     "worker": _run_worker, "compare": run_compare, "bench": _run_bench, "data": _run_data,
-    "tunnel": _run_tunnel, "shell": _run_shell,
+    "tunnel": _run_tunnel, "shell": _run_shell, "health": _run_health,
 }
 
 
