@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import pytest
 
@@ -178,6 +179,16 @@ def test_a_new_ttl_is_said_to_reach_only_new_instances(aws, recorder, caplog):
     assert [i.tags["dfbench:ttl-hours"] for i in grown.instances] == ["2", "2", "4.5"]
     # The new instance's boot arms the new time-to-live (4.5 h).
     assert "dfbench_ttl_seconds=16200\n" in recorder.named("RunInstances")[-1].params["UserData"]
+
+
+def test_teardown_drops_the_ssh_pins_of_the_instances_it_terminated(aws):
+    cluster = dfbench.provision(ClusterSpec(name="pinned", instance_count=2))
+    other = "i-0123456789abcdef0"
+    pins = Path(".dfbench") / "known_hosts"  # the test runs in its own folder
+    pins.write_text("".join(f"{i.instance_id} ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIK{n}\n"
+                            for n, i in enumerate(cluster.instances)) + f"{other} ssh-ed25519 AAAAC3Nza\n")
+    assert dfbench.teardown("pinned").clean
+    assert pins.read_text() == f"{other} ssh-ed25519 AAAAC3Nza\n"
 
 
 def test_a_stopping_instance_is_started_once_it_has_stopped(aws, inspector, recorder):

@@ -37,6 +37,8 @@ from dfbench.models import Change, ChangeSet, Cluster, Instance, Plan, TeardownR
 log = logging.getLogger("dfbench")
 
 OUTPUTS_DIR = Path(".dfbench")
+# The SSH host keys dfbench pinned, one line per instance id (dfbench.transport).
+KNOWN_HOSTS = OUTPUTS_DIR / "known_hosts"
 
 
 @dataclass(frozen=True)
@@ -331,14 +333,16 @@ def teardown(
                       lambda: buckets.delete_bucket(s3, bucket))
 
         # A fresh look, not bookkeeping: what is left is what AWS still has.
+        remaining = ec2_instances.find_instances(ec2, name, states=_NOT_TERMINATED)
         after = _inventory(
             network.find_network(ec2, name),
-            ec2_instances.find_instances(ec2, name, states=_NOT_TERMINATED),
+            remaining,
             _owned(lambda: iam.find_role(iam_client, role_name)),
             _owned(lambda: iam.find_instance_profile(iam_client, role_name)),
             buckets.find_bucket(s3, bucket) if bucket_state is not None and bucket_state.managed else None,
         )
         left = after + notes
+        forget_host_keys({i.instance_id for i in instances} - {i.instance_id for i in remaining})
         if not left:
             (OUTPUTS_DIR / f"{name}.json").unlink(missing_ok=True)
         return TeardownReport(cluster=name, region=region, deleted=[x for x in before if x not in after],
@@ -401,6 +405,19 @@ def _checked(name: str, region: str | None) -> str:
     except ValueError as error:
         raise ConfigError(str(error)) from None
     return region
+
+
+def forget_host_keys(instance_ids: set[str], path: Path = KNOWN_HOSTS) -> None:
+    """Drop the SSH host-key pins of terminated instances (their ids never come back)."""
+    if not instance_ids or not path.exists():
+        return
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    kept = [line for line in lines if not set(line.split(" ", 1)[0].split(",")) & instance_ids]
+    if len(kept) != len(lines):
+        temporary = path.with_name(f".{path.name}.{os.getpid()}")
+        temporary.write_text("".join(kept), encoding="utf-8")
+        temporary.chmod(0o600)
+        os.replace(temporary, path)
 
 
 def write_outputs_file(cluster: Cluster, directory: Path = OUTPUTS_DIR) -> Path:

@@ -31,6 +31,7 @@ from dfbench.errors import (ClusterUnhealthy, ConfigError, DfbenchError, HostKey
                             WorkerUnreachable, aws_errors)
 from dfbench.health import WorkerHealth, health_table, judge
 from dfbench.models import Cluster, Instance
+from dfbench.provision import KNOWN_HOSTS
 from dfbench.transport.base import DirectTransport, Transport
 
 log = logging.getLogger("dfbench")
@@ -38,8 +39,9 @@ log = logging.getLogger("dfbench")
 VIAS = ("auto", "ssh", "ssm", "relay")
 WORKER_PORT = 9000
 # dfbench's own pins, one line per instance id (OpenSSH known_hosts format): a replaced instance
-# gets a new id, so a changed key under the same id is a real warning sign.
-DEFAULT_KNOWN_HOSTS = Path(".dfbench") / "known_hosts"
+# gets a new id, so a changed key under the same id is a real warning sign. Teardown drops the
+# pins of the instances it terminates.
+DEFAULT_KNOWN_HOSTS = KNOWN_HOSTS
 # A relayed request is an SSM command: a second or more on AWS, longer when SSM throttles the
 # side-by-side checks. Every other way in answers /info as fast as the worker does.
 _RELAY_INFO_TIMEOUT_S = 60.0
