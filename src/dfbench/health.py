@@ -45,7 +45,7 @@ def _knows(hosts: set[str], instance: Instance) -> bool:
     if not instance.private_ip:
         return True  # nothing to recognise it by: the count check still applies
     dashed = "ip-" + instance.private_ip.replace(".", "-")
-    return any(h == instance.private_ip or h == dashed or h.startswith(dashed + ".") for h in hosts)
+    return any(h in (instance.private_ip, dashed) or h.startswith(dashed + ".") for h in hosts)
 
 
 def judge(instances: Sequence[Instance], infos: Mapping[str, dict[str, Any] | str]) -> list[WorkerHealth]:
