@@ -170,7 +170,6 @@ class LocalWorker:
         resolved = os.path.join(self.data_dir, location).replace("'", "''")
         return f"{match.group(1)}'{resolved}'{statement[match.end():]}"
 
-
     def _register_bucket(self, bucket: str) -> None:
         """DataFusion reads s3:// only through an object store registered for the bucket."""
         if bucket in self._buckets:

@@ -34,6 +34,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -521,14 +522,13 @@ def run_benchmark(*, dataset: str, engine: str | None = None, iterations: int = 
             scale_factor = None
     selected = _queries_for(dataset, queries, scale_factor)
 
-    from dfbench.transport import ClusterConnection, DirectTransport
-
-    from contextlib import ExitStack
-
     from rich.console import Console
+
+    from dfbench.transport import ClusterConnection, DirectTransport
 
     with ExitStack() as stack:
         connection: ClusterConnection | DirectTransport
+        info_timeout_s = INFO_TIMEOUT_S
         if url is not None:
             connection = stack.enter_context(DirectTransport(url))
         else:
@@ -537,22 +537,22 @@ def run_benchmark(*, dataset: str, engine: str | None = None, iterations: int = 
                     f"reaching the {len(cluster.instances)} worker(s) of {cluster.name} and checking them…"):
                 connection = stack.enter_context(ClusterConnection(cluster, via=via, profile=profile,
                                                                    **dict(transport_options or {})))
-        return _run(connection, dataset=dataset, engine=engine, iterations=iterations, selected=selected,
+            info_timeout_s = connection.info_timeout_s
+        return _run(connection, cluster, info_timeout_s=info_timeout_s, dataset=dataset, engine=engine, iterations=iterations, selected=selected,
                     warmup=warmup, requested=requested, min_time_s=min_time_s, data_dir=data_dir,
                     progress=progress, location=location, tables=tables, scale_factor=scale_factor,
                     query_timeout_s=query_timeout_s, on_query_done=on_query_done, extra_manifest=extra_manifest)
 
 
-def _run(connection: Any, *, dataset: str, engine: str | None, iterations: int, selected: list[Query],
+def _run(connection: Any, cluster: Cluster | None, *, info_timeout_s: float, dataset: str, engine: str | None,
+         iterations: int, selected: list[Query],
          warmup: bool, requested: dict[str, str] | None, min_time_s: float, data_dir: Path, progress: bool,
          location: str, tables: list[str], scale_factor: Any, query_timeout_s: float | None,
          on_query_done: Callable[[QueryOutcome], None] | None,
          extra_manifest: Mapping[str, Any] | None) -> BenchmarkRun:
-    """The run itself, on a worker reached through ``connection`` (a DirectTransport or an open
-    ClusterConnection); its arguments are checked."""
-    cluster: Cluster | None = getattr(connection, "cluster", None)
-    client = WorkerClient(connection.url, timeout=query_timeout_s,
-                          info_timeout=getattr(connection, "info_timeout_s", INFO_TIMEOUT_S))
+    """The run itself, on a worker reached through ``connection`` (a DirectTransport, or an open
+    ClusterConnection to ``cluster``); its arguments are checked."""
+    client = WorkerClient(connection.url, timeout=query_timeout_s, info_timeout=info_timeout_s)
     info = client.info()
     is_local_worker = str(info.get("engine", "")).startswith("datafusion-python")
     resolved = requested if requested is not None else ({} if is_local_worker else dict(DISTRIBUTED_DEFAULTS))

@@ -113,38 +113,53 @@ def open_transport(cluster: Cluster, instance: Instance, kind: str, *, aws: Aws,
         return RelayTransport(ssm=aws.client("ssm"), s3=aws.client("s3"), instance_id=instance.instance_id,
                               bucket=cluster.bucket, remote_port=worker_port, local_port=local_port)
     if kind == "ssh":
-        return _ssh_transport(instance, aws=aws, worker_port=worker_port, ssh_port=ssh_port, ssh_user=ssh_user,
-                              known_hosts=Path(known_hosts), local_port=local_port)
+        return _ssh_transport(instance, aws=aws, profile=profile, worker_port=worker_port, ssh_port=ssh_port,
+                              ssh_user=ssh_user, known_hosts=Path(known_hosts), local_port=local_port)
     raise ConfigError(f"Unknown transport {kind!r}: choose one of {', '.join(VIAS)}.")
 
 
-def _ssh_transport(instance: Instance, *, aws: Aws, worker_port: int, ssh_port: int, ssh_user: str,
-                   known_hosts: Path, local_port: int) -> Transport:
-    import paramiko
-
-    from dfbench.aws import instance_connect
+def _ssh_transport(instance: Instance, *, aws: Aws, profile: str | None, worker_port: int, ssh_port: int,
+                   ssh_user: str, known_hosts: Path, local_port: int) -> Transport:
     from dfbench.transport.ssh import EphemeralKey, SshTransport
 
+    host = ssh_address(instance)
+    key = EphemeralKey.generate()
+    pinned = console_pins(aws, instance.instance_id, known_hosts, profile) or []
+    return SshTransport(host=host, port=ssh_port, user=ssh_user, pkey=key.pkey, known_hosts=known_hosts,
+                        host_key_alias=instance.instance_id, pinned_host_keys=pinned, remote_port=worker_port,
+                        authorize=lambda: push_key(aws, instance.instance_id, ssh_user, key.public_line, profile),
+                        local_port=local_port)
+
+
+def ssh_address(instance: Instance) -> str:
+    """Where SSH reaches an instance: its public IP (the security group admits the caller there)."""
     if not instance.public_ip:
         raise ConfigError(f"Instance {instance.instance_id} has no public IP address, so SSH cannot reach it: "
                           "use --via ssm or --via relay.")
-    key = EphemeralKey.generate()
-    pinned: list[str] = []
-    if not (known_hosts.exists() and paramiko.HostKeys(str(known_hosts)).lookup(instance.instance_id)):
-        # First contact: the host keys cloud-init printed on the console at boot are the ones to
-        # expect (read through the AWS API, so an impostor at the address cannot fake them).
-        with aws_errors():
-            pinned = instance_connect.console_host_keys(aws.client("ec2"), instance.instance_id)
+    return instance.public_ip
 
-    def authorize() -> None:
-        with aws_errors():
-            instance_connect.send_ssh_public_key(aws.client("ec2-instance-connect"),
-                                                 instance_id=instance.instance_id, user=ssh_user,
-                                                 public_key=key.public_line)
 
-    return SshTransport(host=instance.public_ip, port=ssh_port, user=ssh_user, pkey=key.pkey,
-                        known_hosts=known_hosts, host_key_alias=instance.instance_id, pinned_host_keys=pinned,
-                        remote_port=worker_port, authorize=authorize, local_port=local_port)
+def console_pins(aws: Aws, instance_id: str, known_hosts: Path, profile: str | None) -> list[str] | None:
+    """None when ``known_hosts`` pins the instance already; else the host keys cloud-init printed
+    on its console at first boot ([] when not there yet). Read through the AWS API, so an impostor
+    at the instance's address cannot fake them."""
+    import paramiko
+
+    if known_hosts.exists() and paramiko.HostKeys(str(known_hosts)).lookup(instance_id):
+        return None
+    from dfbench.aws import instance_connect
+
+    with aws_errors(profile):
+        return instance_connect.console_host_keys(aws.client("ec2"), instance_id)
+
+
+def push_key(aws: Aws, instance_id: str, user: str, public_line: str, profile: str | None) -> None:
+    """Let ``public_line`` log in as ``user`` for the next 60 s (EC2 Instance Connect)."""
+    from dfbench.aws import instance_connect
+
+    with aws_errors(profile):
+        instance_connect.send_ssh_public_key(aws.client("ec2-instance-connect"), instance_id=instance_id, user=user,
+                                             public_key=public_line)
 
 
 class ClusterConnection:
@@ -171,9 +186,6 @@ class ClusterConnection:
         self.profile = profile
         self._options: dict[str, Any] = dict(worker_port=worker_port, ssh_port=ssh_port, ssh_user=ssh_user,
                                              known_hosts=known_hosts)
-        from dfbench.runner import INFO_TIMEOUT_S
-
-        self._info_timeout_s = INFO_TIMEOUT_S
         self.health: list[WorkerHealth] = []
         self.info: dict[str, Any] = {}
         self._transport: Transport | None = None
@@ -190,7 +202,9 @@ class ClusterConnection:
 
     @property
     def info_timeout_s(self) -> float:
-        return _RELAY_INFO_TIMEOUT_S if self.kind == "relay" else self._info_timeout_s
+        from dfbench.runner import INFO_TIMEOUT_S
+
+        return _RELAY_INFO_TIMEOUT_S if self.kind == "relay" else INFO_TIMEOUT_S
 
     def __enter__(self) -> Self:
         try:

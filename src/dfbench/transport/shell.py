@@ -13,10 +13,10 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from dfbench.aws.session import connect
-from dfbench.errors import ConfigError, aws_errors
-from dfbench.models import Cluster
-from dfbench.transport import DEFAULT_KNOWN_HOSTS, choose, pick_instance
+from dfbench.aws.session import Aws, connect
+from dfbench.errors import ConfigError
+from dfbench.models import Cluster, Instance
+from dfbench.transport import DEFAULT_KNOWN_HOSTS, choose, console_pins, pick_instance, push_key, ssh_address
 
 log = logging.getLogger("dfbench")
 
@@ -48,49 +48,39 @@ def shell(cluster: Cluster, *, instance: int | str | None = None, via: str = "au
             return _attached(argv, env={**os.environ, **env})
         finally:
             terminate_session(ssm, session_id, profile)
-    return _ssh(cluster, target.instance_id, command=command, ssh_port=ssh_port, ssh_user=ssh_user,
-                known_hosts=Path(known_hosts), profile=profile)
+    return _ssh(aws, target, command=command, ssh_port=ssh_port, ssh_user=ssh_user, known_hosts=Path(known_hosts),
+                profile=profile)
 
 
-def _ssh(cluster: Cluster, instance_id: str, *, command: Sequence[str], ssh_port: int, ssh_user: str,
-         known_hosts: Path, profile: str | None) -> int:
-    import paramiko
-
-    from dfbench.aws import instance_connect
-    from dfbench.transport.ssh import EphemeralKey
+def _ssh(aws: Aws, target: Instance, *, command: Sequence[str], ssh_port: int, ssh_user: str, known_hosts: Path,
+         profile: str | None) -> int:
+    from dfbench.transport.ssh import EphemeralKey, pin_host_key
 
     ssh = shutil.which("ssh")
     if ssh is None:
         raise ConfigError("No `ssh` command on this machine: install OpenSSH's client, or use --via ssm with the "
                           "Session Manager plugin.")
-    target = next(i for i in cluster.instances if i.instance_id == instance_id)
-    if not target.public_ip:
-        raise ConfigError(f"Instance {instance_id} has no public IP address, so SSH cannot reach it: use --via ssm.")
-    aws = connect(region=cluster.region, profile=profile)
+    host = ssh_address(target)
     strict = "yes"
-    if not (known_hosts.exists() and paramiko.HostKeys(str(known_hosts)).lookup(instance_id)):
-        with aws_errors(profile):
-            console_keys = instance_connect.console_host_keys(aws.client("ec2"), instance_id)
-        if console_keys:
-            known_hosts.parent.mkdir(parents=True, exist_ok=True)
-            with known_hosts.open("a", encoding="utf-8") as pins:
-                pins.writelines(f"{instance_id} {' '.join(line.split()[:2])}\n" for line in console_keys)
-        else:
-            log.warning("no host key of %s on its console yet: trusting the key it presents on first use",
-                        instance_id)
-            strict = "accept-new"
+    console_keys = console_pins(aws, target.instance_id, known_hosts, profile)
+    # The ssh command checks against the file itself: the console's keys go there first.
+    for line in console_keys or ():
+        key_type, key_base64 = line.split()[:2]
+        pin_host_key(known_hosts, target.instance_id, key_type, key_base64)
+    if console_keys == []:
+        log.warning("no host key of %s on its console yet: trusting the key it presents on first use",
+                    target.instance_id)
+        strict = "accept-new"
     key = EphemeralKey.generate()
-    with aws_errors(profile):
-        instance_connect.send_ssh_public_key(aws.client("ec2-instance-connect"), instance_id=instance_id,
-                                             user=ssh_user, public_key=key.public_line)
+    push_key(aws, target.instance_id, ssh_user, key.public_line, profile)
     with tempfile.TemporaryDirectory(prefix="dfbench-ssh-") as folder:
         identity = key.write_private(Path(folder) / "id_ed25519")
         argv = [ssh, "-i", str(identity), "-p", str(ssh_port),
                 # Only this key, only dfbench's pins (by instance id: the address may be reused).
                 "-o", "IdentitiesOnly=yes", "-o", f"UserKnownHostsFile={known_hosts.resolve()}",
-                "-o", f"HostKeyAlias={instance_id}", "-o", f"StrictHostKeyChecking={strict}",
+                "-o", f"HostKeyAlias={target.instance_id}", "-o", f"StrictHostKeyChecking={strict}",
                 "-o", "GlobalKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-o", "ConnectTimeout=15",
-                f"{ssh_user}@{target.public_ip}"]
+                f"{ssh_user}@{host}"]
         if command:
             argv += ["--", shlex.join(command)]
         log.info("running %s", shlex.join(argv))

@@ -85,6 +85,22 @@ def _key_type_of_algorithm(algorithm: str) -> str:
     return "ssh-rsa" if algorithm.startswith("rsa-sha2-") else algorithm
 
 
+def pin_host_key(known_hosts: Path, name: str, key_type: str, key_base64: str) -> None:
+    """Append ``name type base64`` to a known_hosts file (mode 0600). Appending never loses a line
+    another transport wrote meanwhile, unlike paramiko's HostKeys.save, which rewrites the file."""
+    with _KNOWN_HOSTS_LOCK:
+        known_hosts.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(known_hosts, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.fchmod(descriptor, 0o600)
+            size = os.fstat(descriptor).st_size
+            if size and os.pread(descriptor, 1, size - 1) != b"\n":
+                os.write(descriptor, b"\n")
+            os.write(descriptor, f"{name} {key_type} {key_base64}\n".encode())
+        finally:
+            os.close(descriptor)
+
+
 class EphemeralKey:
     """A fresh ed25519 key pair that lives in memory for one command: its public half is pushed
     with EC2 Instance Connect, so no key pair is ever registered in EC2 or left on disk.
@@ -565,20 +581,4 @@ class SshTransport:
         self._file_key(presented)
 
     def _file_key(self, key: paramiko.PKey) -> None:
-        """Append ``name type base64`` to known_hosts (appending never loses a line another
-        transport wrote meanwhile, unlike paramiko's HostKeys.save, which rewrites the file)."""
-        with _KNOWN_HOSTS_LOCK:
-            self.known_hosts.parent.mkdir(parents=True, exist_ok=True)
-            descriptor = os.open(self.known_hosts, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-            try:
-                os.fchmod(descriptor, 0o600)
-                if os.fstat(descriptor).st_size and not self._ends_with_newline():
-                    os.write(descriptor, b"\n")
-                os.write(descriptor, f"{self.host_key_name} {key.get_name()} {key.get_base64()}\n".encode())
-            finally:
-                os.close(descriptor)
-
-    def _ends_with_newline(self) -> bool:
-        with self.known_hosts.open("rb") as existing:
-            existing.seek(-1, os.SEEK_END)
-            return existing.read(1) == b"\n"
+        pin_host_key(self.known_hosts, self.host_key_name, key.get_name(), key.get_base64())
