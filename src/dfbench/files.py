@@ -1,0 +1,50 @@
+"""Local files written so that a reader never sees half of one, and their checksums.
+
+Every file dfbench writes for a later reader (result files, manifests, the cluster outputs file,
+pinned host keys, checksum caches) goes through :func:`write_atomically`: a temporary sibling in
+the same folder, then ``os.replace``, which POSIX makes atomic within one file system. An
+interrupted run therefore leaves either the old file or the new one, never a truncated one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+_HASH_CHUNK = 8 * 1024 * 1024
+
+
+def write_atomically(path: Path, text: str, *, mode: int | None = None) -> None:
+    """Replace ``path`` with ``text`` in one step; ``mode`` (e.g. 0o600) is set before the file
+    appears under its name, so a private file is never readable by others, even for an instant."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        # Without a mode the umask applies, as to any plain open(); with one, the file starts 0600
+        # and gets exactly ``mode`` (which the umask may have narrowed) before it is renamed.
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666 if mode is None else 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        if mode is not None:
+            os.chmod(temporary, mode)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def write_json_atomically(path: Path, data: Any) -> None:
+    """``data`` as indented JSON with a final newline, written with :func:`write_atomically`."""
+    write_atomically(path, json.dumps(data, indent=2) + "\n")
+
+
+def sha256_file(path: Path) -> str:
+    """The file's sha256 as lowercase hex, read in chunks so large parquet files stay out of memory."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
