@@ -68,7 +68,7 @@ def _measure(recorder, scenario: str, n: str, command: Callable[[], object]) -> 
 def measure() -> list[Row]:
     import dfbench
     from dfbench import ClusterSpec
-    from dfbench.testing import MotoGaps, Recorder, hooked
+    from dfbench_testing import MotoGaps, Recorder, hooked
 
     rows: list[Row] = []
     with emulated_aws(TIME_SCALE) as (server, _):

@@ -7,9 +7,9 @@ closes it. Scenarios:
 
 * ssh, first contact: host keys read from each instance's console (GetConsoleOutput), a key
   pushed to each (SendSSHPublicKey); a real sshd on loopback stands in for the instances
-  (``dfbench.testing.Sshd``, ``InstanceSide``), dfbench's local worker for their workers.
+  (``dfbench_testing.Sshd``, ``InstanceSide``), dfbench's local worker for their workers.
 * ssh, host keys pinned: the same cluster again (no console reads).
-* relay: every /info is an SSM command run here by ``dfbench.testing.LocalAgent``.
+* relay: every /info is an SSM command run here by ``dfbench_testing.LocalAgent``.
 
 Counts only; moto's wall time says nothing about AWS's. Each GetCommandInvocation poll is one
 call, so the relay's count depends on how long the command takes: measured with the real poll
@@ -41,7 +41,7 @@ def measure() -> dict[tuple[str, int], Counter[str]]:
     from dfbench.runner import LocalWorkerProcess
     import boto3
 
-    from dfbench.testing import Faults, InstanceSide, LocalAgent, MotoGaps, Recorder, Sshd, hooked
+    from dfbench_testing import Faults, InstanceSide, LocalAgent, MotoGaps, Recorder, Sshd, hooked
 
     counts: dict[tuple[str, int], Counter[str]] = {}
     with emulated_aws() as (server, workdir), Sshd(workdir / "sshd") as sshd:

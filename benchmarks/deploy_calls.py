@@ -6,7 +6,7 @@ instance installs it) and a second deploy of the same binary (nothing uploaded, 
 on the instances), both with the /info check. It prints a markdown table and writes it into
 BENCHMARKS.md between the deploy markers, leaving the rest of the file as it is.
 
-moto runs no SSM command: ``dfbench.testing.FakeSsm`` answers for the agents, with the same
+moto runs no SSM command: ``dfbench_testing.FakeSsm`` answers for the agents, with the same
 script for every size (online at once; the install listed as nothing yet, in progress, done;
 the check done at once). Exits 1 when a deploy sends more than the two SendCommands or when the
 calls differ between the sizes, so the script doubles as a check.
@@ -37,9 +37,9 @@ SCENARIOS = ("first deploy (upload, install)", "same binary again (nothing to do
 def measure() -> dict[tuple[str, int], Counter[str]]:
     import dfbench
     from dfbench.aws.ssm import OUTPUT_PREFIX
-    from dfbench.testing import FakeSsm, Faults, MotoGaps, Recorder, Run, hooked, worker_binary
     from dfbench.worker_deploy import check_binary, deploy_worker
     from dfbench.worker_script import INSTALLED_MARKER
+    from dfbench_testing import FakeSsm, Faults, MotoGaps, Recorder, Run, hooked, worker_binary
 
     counts: dict[tuple[str, int], Counter[str]] = {}
     with emulated_aws() as (server, workdir):

@@ -19,7 +19,7 @@ UNSET = ("AWS_PROFILE", "AWS_VAULT", "BENCHMARK_BUCKET", "AWS_CONTAINER_CREDENTI
 @contextmanager
 def emulated_aws(time_scale: str = "0.001") -> Iterator[tuple[Any, Path]]:
     """(the MotoServer, the scratch folder, which is the working directory meanwhile)."""
-    from dfbench.testing import MotoServer, emulator_environment
+    from dfbench_testing import MotoServer, emulator_environment
 
     server = MotoServer()
     previous_cwd = Path.cwd()

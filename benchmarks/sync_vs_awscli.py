@@ -27,7 +27,7 @@ import boto3
 
 from dfbench import __version__
 from dfbench.datasets import CHECKSUM_CACHE, generate_tpch, sync_dataset
-from dfbench.testing import emulator_environment
+from dfbench_testing import emulator_environment
 
 from report import write_section  # benchmarks/ is on sys.path: scripts run as files
 

@@ -1,7 +1,7 @@
 """What the SSH transport adds to a request, measured against the same worker reached directly.
 
 Setup: ``python -m dfbench.localworker`` on 127.0.0.1 (a subprocess, as ``dfbench bench`` runs it)
-and Debian's OpenSSH server on another loopback port (``dfbench.testing.Sshd``), with
+and Debian's OpenSSH server on another loopback port (``dfbench_testing.Sshd``), with
 :class:`dfbench.transport.ssh.SshTransport` forwarding a local port to the worker's through it.
 Requests are the runner's own (:class:`dfbench.runner.WorkerClient`: one urllib request, so one new
 TCP connection and, through the transport, one new SSH channel, per request).
@@ -37,8 +37,8 @@ from pathlib import Path
 import paramiko
 
 from dfbench.runner import LocalWorkerProcess, WorkerClient
-from dfbench.testing import Sshd
 from dfbench.transport.ssh import EphemeralKey, SshTransport
+from dfbench_testing import Sshd
 
 from report import write_section  # benchmarks/ is on sys.path: scripts run as files
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import boto3
 import pytest
 
-from dfbench.testing import Faults, MotoGaps, MotoServer, Recorder, emulator_environment, hooked
+from dfbench_testing import Faults, MotoGaps, MotoServer, Recorder, emulator_environment, hooked
 
 
 @pytest.fixture(scope="session")

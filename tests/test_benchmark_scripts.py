@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from dfbench.testing import system_tool
+from dfbench_testing import system_tool
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 

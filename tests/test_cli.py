@@ -10,7 +10,7 @@ import pytest
 
 from dfbench import cli
 from dfbench.aws.tags import CLUSTER_KEY, MANAGED_KEY, tag_specifications
-from dfbench.testing import Faults, MotoServer, Recorder
+from dfbench_testing import Faults, MotoServer, Recorder
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 

@@ -10,7 +10,7 @@ import pytest
 import dfbench
 from dfbench import cli
 from dfbench.errors import CredentialsError
-from dfbench.testing import Faults, MotoServer, Recorder
+from dfbench_testing import Faults, MotoServer, Recorder
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 PREFLIGHT = [("sts", "GetCallerIdentity")]

@@ -9,7 +9,7 @@ import pytest
 
 import dfbench
 from dfbench import ClusterSpec
-from dfbench.testing import Interrupt, hooked
+from dfbench_testing import Interrupt, hooked
 
 
 def inventory(session, cluster: str) -> dict[str, list[str]]:

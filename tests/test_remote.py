@@ -24,7 +24,7 @@ from dfbench.cli import main
 from dfbench.datasets import generate_tpch, sync_dataset
 from dfbench.errors import ClusterUnhealthy, ConfigError, HostKeyMismatch, TransportError, WorkerUnreachable
 from dfbench.runner import LocalWorkerProcess, WorkerClient
-from dfbench.testing import Faults, InstanceSide, LocalAgent, Recorder, Sshd, hooked
+from dfbench_testing import Faults, InstanceSide, LocalAgent, Recorder, Sshd, hooked
 
 DATASET = "tpch_sf0.01"
 COMMIT = "e2e0c0ffee"

@@ -32,8 +32,8 @@ from dfbench.errors import (
     WorkerUnreachable,
 )
 from dfbench.runner import LocalWorkerProcess, WorkerClient
-from dfbench.testing import Sshd, cloud_init_console, console_response, hooked, system_tool
 from dfbench.transport.ssh import EphemeralKey, SshTransport, fingerprint
+from dfbench_testing import Sshd, cloud_init_console, console_response, hooked, system_tool
 
 INSTANCE_ID = "i-0a1b2c3d4e5f67890"
 

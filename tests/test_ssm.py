@@ -18,7 +18,7 @@ from dfbench.aws import ssm as remote
 from dfbench.aws.instances import AL2023_PARAMETER
 from dfbench.aws.session import connect
 from dfbench.errors import CommandFailed, ConfigError, InstancesOffline, WaitTimeout
-from dfbench.testing import FakeSsm, Faults, Recorder, Run
+from dfbench_testing import FakeSsm, Faults, Recorder, Run
 
 BUCKET = "dfbench-ssm-test"
 PREFIX = ".dfbench/ssm"
