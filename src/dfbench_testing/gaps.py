@@ -1,0 +1,74 @@
+"""Where moto departs from AWS in a way that matters to dfbench: the AWS behaviour, supplied at
+the request boundary."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+from botocore.client import BaseClient
+
+
+class MotoGaps:
+    """AWS behaviour moto lacks, supplied at the request boundary.
+
+    - CreateBucket with ``CreateBucketConfiguration.Tags``: AWS tags the bucket atomically; moto
+      ignores the tags. We apply them right after the call succeeds.
+    - Bucket policies: moto treats any Deny statement as denying everything, conditions ignored,
+      so dfbench's TLS-only policy would lock every later call out. Put/Get/DeleteBucketPolicy
+      are answered here, with AWS's responses, from a store of the policies dfbench sent.
+    """
+
+    def __init__(self, endpoint: str) -> None:
+        self.policies: dict[str, str] = {}
+        self._endpoint = endpoint
+
+    def hook(self, client: BaseClient) -> None:
+        if client.meta.service_model.service_name != "s3":
+            return
+        events = client.meta.events
+        events.register("before-parameter-build.s3", self._remember_params)
+        events.register("before-call.s3.PutBucketPolicy", self._put_policy)
+        events.register("before-call.s3.GetBucketPolicy", self._get_policy)
+        events.register("before-call.s3.DeleteBucketPolicy", self._delete_policy)
+        events.register("after-call.s3.DeleteBucket", self._bucket_deleted)
+        events.register("after-call.s3.CreateBucket", self._tag_new_bucket)
+
+    @staticmethod
+    def _remember_params(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        context["api_params"] = dict(params)
+
+    # A before-call handler that returns (http_response, parsed) answers in place of the service.
+    def _put_policy(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> tuple[Any, dict[str, Any]]:
+        api = context["api_params"]
+        self.policies[api["Bucket"]] = api["Policy"]
+        return _Ok(204), {"ResponseMetadata": {"HTTPStatusCode": 204}}
+
+    def _get_policy(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> tuple[Any, dict[str, Any]]:
+        bucket = context["api_params"]["Bucket"]
+        if bucket not in self.policies:
+            return _Ok(404), {"Error": {"Code": "NoSuchBucketPolicy", "Message": "The bucket policy does not exist"},
+                              "ResponseMetadata": {"HTTPStatusCode": 404}}
+        return _Ok(200), {"Policy": self.policies[bucket], "ResponseMetadata": {"HTTPStatusCode": 200}}
+
+    def _delete_policy(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> tuple[Any, dict[str, Any]]:
+        self.policies.pop(context["api_params"]["Bucket"], None)
+        return _Ok(204), {"ResponseMetadata": {"HTTPStatusCode": 204}}
+
+    def _bucket_deleted(self, http_response: Any, context: dict[str, Any], **_: Any) -> None:
+        if http_response.status_code < 300:
+            self.policies.pop(context["api_params"]["Bucket"], None)
+
+    def _tag_new_bucket(self, http_response: Any, context: dict[str, Any], **_: Any) -> None:
+        api = context["api_params"]
+        tags = api.get("CreateBucketConfiguration", {}).get("Tags")
+        if tags and http_response.status_code < 300:
+            raw = boto3.client("s3", endpoint_url=self._endpoint, region_name="us-east-1")
+            raw.put_bucket_tagging(Bucket=api["Bucket"], Tagging={"TagSet": tags})
+
+
+class _Ok:
+    def __init__(self, status: int) -> None:
+        self.status_code = status
+        self.headers: dict[str, str] = {}
+        self.content = b""

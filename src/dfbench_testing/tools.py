@@ -1,0 +1,35 @@
+"""The programs a test runs: a real system program (or the test skipped, saying how to get it),
+and a stand-in worker binary that passes dfbench's executable check."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import struct
+from pathlib import Path
+
+
+def system_tool(name: str) -> str:
+    """The path of a system program a test runs for real (sshd, shellcheck). Missing, the test is
+    skipped with the way to install it, or fails when DFBENCH_REQUIRE_SYSTEM_TOOLS=1 (CI, where
+    `make test` installs them and a skip would hide a broken setup)."""
+    # Imported here: the rest of the harness also serves scripts that run without pytest (the
+    # benchmarks).
+    import pytest
+
+    found = shutil.which(name) or (name if os.path.isabs(name) and os.access(name, os.X_OK) else None)
+    if found:
+        return found
+    message = f"{name} is not installed: `make system-tools` as root installs it from apt"
+    if os.environ.get("DFBENCH_REQUIRE_SYSTEM_TOOLS") == "1":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def worker_binary(path: Path, size: int = 64 * 1024) -> Path:
+    """A file that passes dfbench's executable check: an ELF64 little-endian header for Linux
+    (System V ABI) x86-64, type EXEC (the fields check_binary reads), zero-padded to ``size``."""
+    ident = b"\x7fELF" + bytes([2, 1, 1, 0]) + bytes(8)
+    header = ident + struct.pack("<HH", 2, 0x3E)
+    path.write_bytes(header + bytes(size - len(header)))
+    return path
