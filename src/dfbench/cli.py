@@ -20,7 +20,7 @@ from dfbench.config import make_spec, parse_tag
 from dfbench.errors import ClusterNotFound, ConfigError, DfbenchError
 from dfbench.models import Cluster, Plan, TeardownReport
 from dfbench.provision import plan, provision, status, teardown
-from dfbench.transport import VIAS
+from dfbench.transport.choice import VIAS
 from dfbench.worker_deploy import CommandOutput, DeployReport, deploy_worker, exec_command, logs
 
 # Piped output is read by scripts and logs: never truncate ids to an assumed 80 columns.
@@ -415,7 +415,7 @@ def _run_tunnel(args: argparse.Namespace) -> int:
     import threading
     from contextlib import ExitStack
 
-    from dfbench.transport import ClusterConnection
+    from dfbench.transport.connection import ClusterConnection
 
     cluster = _cluster_of(args)
     assert cluster is not None
@@ -443,7 +443,7 @@ def _run_tunnel(args: argparse.Namespace) -> int:
 
 def _run_health(args: argparse.Namespace) -> int:
     from dfbench.health import health_table
-    from dfbench.transport import ClusterConnection
+    from dfbench.transport.connection import ClusterConnection
 
     cluster = _cluster_of(args)
     assert cluster is not None

@@ -33,12 +33,12 @@ from dfbench.errors import (
     translate,
 )
 from dfbench.models import Change, ChangeSet, Cluster, Instance, Plan, TeardownReport
+from dfbench.transport import known_hosts
+from dfbench.worker_script import boot_script, ttl_script
 
 log = logging.getLogger("dfbench")
 
 OUTPUTS_DIR = Path(".dfbench")
-# The SSH host keys dfbench pinned, one line per instance id (dfbench.transport).
-KNOWN_HOSTS = OUTPUTS_DIR / "known_hosts"
 
 
 @dataclass(frozen=True)
@@ -126,8 +126,8 @@ def _converge_instances(
     instance_profile: str, changes: ChangeSet,
 ) -> tuple[list[Instance], str | None]:
     ec2 = aws.client("ec2")
-    fitting = [i for i in seen.instances if ec2_instances.matches_spec(i, spec)]
-    unfit = [i for i in seen.instances if not ec2_instances.matches_spec(i, spec)]
+    fitting = [i for i in seen.instances if _fits(i, spec)]
+    unfit = [i for i in seen.instances if not _fits(i, spec)]
     keep, surplus = fitting[: spec.instance_count], fitting[spec.instance_count :]
     missing = spec.instance_count - len(keep)
 
@@ -144,7 +144,7 @@ def _converge_instances(
             lambda: ec2_instances.terminate_instances(ec2, [i.instance_id for i in surplus]),
         )
     _warn_about_ttl(spec, keep)
-    wanted = ec2_instances.instance_tags(spec, tags)
+    wanted = _instance_tags(spec, tags)
     ensure_ec2_tags(ec2, resource="instances", changes=changes, found={i.instance_id: (i.tags, wanted) for i in keep})
     keep = [i.model_copy(update={"tags": {**i.tags, **wanted}}) for i in keep]
     stopped = [i.instance_id for i in keep if i.state in ("stopped", "stopping")]
@@ -196,6 +196,29 @@ def _converge_instances(
     return ec2_instances.ensure_names(ec2, spec.name, running, changes), subnet_id
 
 
+def _fits(instance: Instance, spec: ClusterSpec) -> bool:
+    """Whether an existing instance can stay: the spec's type, market and pinned AMI (if any)."""
+    return ec2_instances.matches(instance, instance_type=spec.instance_type, spot=spec.spot, ami=spec.ami)
+
+
+def _instance_tags(spec: ClusterSpec, tags: dict[str, str]) -> dict[str, str]:
+    """An instance's tags: the cluster's, and the discovery tag its worker finds its peers by."""
+    key, value = spec.discovery
+    return {**tags, key: value}
+
+
+def _user_data(*, ttl_hours: float | None, bucket: str, region: str) -> str:
+    """Boot script: arm the time-to-live first, so it holds whatever happens next, then install and
+    start the newest published worker (a new or replaced instance serves without a redeploy).
+
+    The time-to-live powers the machine off at a deadline that holds across reboots
+    (:func:`dfbench.worker_script.ttl_script`); InstanceInitiatedShutdownBehavior=terminate turns
+    that into termination."""
+    shebang, _, install = boot_script(bucket=bucket, region=region).partition("\n")
+    ttl = ttl_script(ttl_hours) if ttl_hours is not None else ""
+    return f"{shebang}\n{ttl}{install}"
+
+
 def _warn_about_ttl(spec: ClusterSpec, keep: list[Instance]) -> None:
     """A time-to-live is armed on the instance at its first boot: a new ttl_hours reaches only
     instances launched from now on. Said, not hidden (instances without the record are older
@@ -221,15 +244,17 @@ def _launch(
     ami = ec2_instances.resolve_ami(aws.client("ssm"), ec2, spec.ami)
     _warn_discovery_conflicts(ec2, spec)
     assert subnet_id and ids.security_group_id
-    token = ec2_instances.launch_token(cluster=spec.name, region=spec.region, keep=[i.instance_id for i in keep],
-                                       count=count, subnet_id=subnet_id, spec=spec, image_id=ami.image_id)
+    request = ec2_instances.LaunchRequest(
+        cluster=spec.name, region=spec.region, count=count, instance_type=spec.instance_type, ami=ami, zone=zone,
+        subnet_id=subnet_id, security_group_id=ids.security_group_id, instance_profile=instance_profile,
+        volume_size_gib=spec.volume_size_gib, volume_type=spec.volume_type, spot=spec.spot, ttl_hours=spec.ttl_hours,
+        instance_tags=_instance_tags(spec, tags), volume_tags=tags,
+        user_data=_user_data(ttl_hours=spec.ttl_hours, bucket=bucket, region=spec.region),
+        keep=tuple(i.instance_id for i in keep),
+    )
     launched = changes.make(
         Change(action="create", resource="instances", name=spec.name, detail=f"{detail} ({ami.image_id})"),
-        lambda: ec2_instances.launch_instances(
-            ec2, spec=spec, count=count, ami=ami, zone=zone, subnet_id=subnet_id,
-            security_group_id=ids.security_group_id, instance_profile=instance_profile, bucket=bucket, tags=tags,
-            token=token,
-        ),
+        lambda: ec2_instances.launch_instances(ec2, request),
     )
     return launched or []
 
@@ -342,7 +367,7 @@ def teardown(
             buckets.find_bucket(s3, bucket) if bucket_state is not None and bucket_state.managed else None,
         )
         left = after + notes
-        forget_host_keys({i.instance_id for i in instances} - {i.instance_id for i in remaining})
+        known_hosts.forget({i.instance_id for i in instances} - {i.instance_id for i in remaining})
         if not left:
             (OUTPUTS_DIR / f"{name}.json").unlink(missing_ok=True)
         return TeardownReport(cluster=name, region=region, deleted=[x for x in before if x not in after],
@@ -405,19 +430,6 @@ def _checked(name: str, region: str | None) -> str:
     except ValueError as error:
         raise ConfigError(str(error)) from None
     return region
-
-
-def forget_host_keys(instance_ids: set[str], path: Path = KNOWN_HOSTS) -> None:
-    """Drop the SSH host-key pins of terminated instances (their ids never come back)."""
-    if not instance_ids or not path.exists():
-        return
-    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-    kept = [line for line in lines if not set(line.split(" ", 1)[0].split(",")) & instance_ids]
-    if len(kept) != len(lines):
-        temporary = path.with_name(f".{path.name}.{os.getpid()}")
-        temporary.write_text("".join(kept), encoding="utf-8")
-        temporary.chmod(0o600)
-        os.replace(temporary, path)
 
 
 def write_outputs_file(cluster: Cluster, directory: Path = OUTPUTS_DIR) -> Path:

@@ -494,7 +494,7 @@ def run_benchmark(*, dataset: str, engine: str | None = None, iterations: int = 
     local_data: LocalDataset | None = None
     remote_tables: list[str] | None = None
     if cluster is not None:
-        from dfbench.transport import choose
+        from dfbench.transport.choice import choose
 
         choose(cluster, via)  # an impossible transport is refused before any AWS call
         if location is None:
@@ -524,7 +524,8 @@ def run_benchmark(*, dataset: str, engine: str | None = None, iterations: int = 
 
     from rich.console import Console
 
-    from dfbench.transport import ClusterConnection, DirectTransport
+    from dfbench.transport.base import DirectTransport
+    from dfbench.transport.connection import ClusterConnection
 
     with ExitStack() as stack:
         connection: ClusterConnection | DirectTransport

@@ -12,11 +12,9 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from dfbench.aws.tags import CLUSTER_KEY, TTL_KEY, cluster_filters, tag_dict, tag_list, tag_specifications
-from dfbench.config import ClusterSpec
 from dfbench.errors import CapacityError, ConfigError, error_code
 from dfbench.models import Change, ChangeSet, Instance
 from dfbench.waiting import poll, retry_client_error
-from dfbench.worker_script import boot_script, ttl_script
 
 log = logging.getLogger("dfbench")
 
@@ -109,83 +107,84 @@ def name_index(name: str) -> int:
     return int(match.group(1)) if match else 1_000_000
 
 
-def matches_spec(instance: Instance, spec: ClusterSpec) -> bool:
-    """Whether an existing instance can stay. An unpinned AMI does not count: the latest AL2023
-    changes every few weeks and replacing a cluster for that would surprise."""
-    return (
-        instance.instance_type == spec.instance_type
-        and instance.spot == spec.spot
-        and (spec.ami is None or instance.image_id == spec.ami)
-    )
-
-
-def user_data(*, ttl_hours: float | None, bucket: str, region: str) -> str:
-    """Boot script: arm the time-to-live first, so it holds whatever happens next, then install and
-    start the newest published worker (a new or replaced instance serves without a redeploy).
-
-    The time-to-live powers the machine off at a deadline that holds across reboots
-    (:func:`dfbench.worker_script.ttl_script`); InstanceInitiatedShutdownBehavior=terminate turns
-    that into termination."""
-    shebang, _, install = boot_script(bucket=bucket, region=region).partition("\n")
-    ttl = ttl_script(ttl_hours) if ttl_hours is not None else ""
-    return f"{shebang}\n{ttl}{install}"
-
-
-def launch_token(*, cluster: str, region: str, keep: list[str], count: int, subnet_id: str, spec: ClusterSpec,
-                 image_id: str) -> str:
-    """RunInstances idempotency token. The same cluster state and request give the same token,
-    so a launch retried after a lost response, or re-run after an interrupt before the new
-    instances became visible to DescribeInstances, returns the first launch instead of
-    starting a second set. https://docs.aws.amazon.com/ec2/latest/devguide/ec2-api-idempotency.html"""
-    material = "|".join(
-        [cluster, region, ",".join(sorted(keep)), str(count), subnet_id, spec.instance_type,
-         image_id, str(spec.spot), str(spec.volume_size_gib), spec.volume_type]
-    )
-    return "dfbench-" + hashlib.sha256(material.encode()).hexdigest()[:48]
+def matches(instance: Instance, *, instance_type: str, spot: bool, ami: str | None) -> bool:
+    """Whether an existing instance has this shape. An unpinned AMI (None) does not count: the
+    latest AL2023 changes every few weeks and replacing a cluster for that would surprise."""
+    return (instance.instance_type == instance_type and instance.spot == spot
+            and (ami is None or instance.image_id == ami))
 
 
 def ttl_tag(ttl_hours: float | None) -> str:
     return "none" if ttl_hours is None else f"{ttl_hours:g}"
 
 
-def instance_tags(spec: ClusterSpec, tags: dict[str, str]) -> dict[str, str]:
-    """An instance's tags: the cluster's, and the discovery tag its worker finds its peers by."""
-    key, value = spec.discovery
-    return {**tags, key: value}
+@dataclass(frozen=True)
+class LaunchRequest:
+    """One RunInstances call: ``count`` instances of one shape in one subnet, as plain values.
+
+    ``keep`` (the instances of the cluster that stay) is not sent: it is part of the cluster
+    state the idempotency token (:attr:`token`) stands for."""
+
+    cluster: str
+    region: str
+    count: int
+    instance_type: str
+    ami: Ami
+    zone: str
+    subnet_id: str
+    security_group_id: str
+    instance_profile: str
+    volume_size_gib: int
+    volume_type: str
+    spot: bool
+    ttl_hours: float | None  # recorded in a tag; the user data arms it
+    instance_tags: dict[str, str]
+    volume_tags: dict[str, str]
+    user_data: str
+    keep: tuple[str, ...] = ()
+
+    @property
+    def token(self) -> str:
+        """RunInstances idempotency token. The same cluster state and request give the same token,
+        so a launch retried after a lost response, or re-run after an interrupt before the new
+        instances became visible to DescribeInstances, returns the first launch instead of
+        starting a second set. https://docs.aws.amazon.com/ec2/latest/devguide/ec2-api-idempotency.html"""
+        material = "|".join(
+            [self.cluster, self.region, ",".join(sorted(self.keep)), str(self.count), self.subnet_id,
+             self.instance_type, self.ami.image_id, str(self.spot), str(self.volume_size_gib), self.volume_type]
+        )
+        return "dfbench-" + hashlib.sha256(material.encode()).hexdigest()[:48]
 
 
-def launch_instances(
-    ec2: Any, *, spec: ClusterSpec, count: int, ami: Ami, zone: str, subnet_id: str, security_group_id: str,
-    instance_profile: str, bucket: str, tags: dict[str, str], token: str,
-) -> list[str]:
-    """All ``count`` instances in one RunInstances call. Raises CapacityError for the zone."""
+def launch_instances(ec2: Any, launch: LaunchRequest) -> list[str]:
+    """All ``launch.count`` instances in one RunInstances call. Raises CapacityError for the zone."""
     request: dict[str, Any] = dict(
-        ImageId=ami.image_id,
-        InstanceType=spec.instance_type,
-        MinCount=count,
-        MaxCount=count,
-        ClientToken=token,
-        SubnetId=subnet_id,
-        SecurityGroupIds=[security_group_id],
-        IamInstanceProfile={"Name": instance_profile},
-        UserData=user_data(ttl_hours=spec.ttl_hours, bucket=bucket, region=spec.region),
+        ImageId=launch.ami.image_id,
+        InstanceType=launch.instance_type,
+        MinCount=launch.count,
+        MaxCount=launch.count,
+        ClientToken=launch.token,
+        SubnetId=launch.subnet_id,
+        SecurityGroupIds=[launch.security_group_id],
+        IamInstanceProfile={"Name": launch.instance_profile},
+        UserData=launch.user_data,
         InstanceInitiatedShutdownBehavior="terminate",
         MetadataOptions={"HttpTokens": "required", "HttpEndpoint": "enabled", "HttpPutResponseHopLimit": 2},
         BlockDeviceMappings=[
             {
-                "DeviceName": ami.root_device,
+                "DeviceName": launch.ami.root_device,
                 "Ebs": {
-                    "VolumeSize": spec.volume_size_gib,
-                    "VolumeType": spec.volume_type,
+                    "VolumeSize": launch.volume_size_gib,
+                    "VolumeType": launch.volume_type,
                     "Encrypted": True,
                     "DeleteOnTermination": True,
                 },
             }
         ],
-        TagSpecifications=tag_specifications("instance", {**instance_tags(spec, tags), TTL_KEY: ttl_tag(spec.ttl_hours)})
-        + tag_specifications("volume", tags),
+        TagSpecifications=tag_specifications("instance", {**launch.instance_tags, TTL_KEY: ttl_tag(launch.ttl_hours)})
+        + tag_specifications("volume", launch.volume_tags),
     )
-    if spec.spot:
+    if launch.spot:
         request["InstanceMarketOptions"] = {
             "MarketType": "spot",
             "SpotOptions": {"SpotInstanceType": "one-time", "InstanceInterruptionBehavior": "terminate"},
@@ -199,12 +198,12 @@ def launch_instances(
             lambda: ec2.run_instances(**request),
             codes={"InvalidParameterValue"},
             matches=is_profile_propagation,
-            what=f"instance profile {instance_profile} to propagate",
+            what=f"instance profile {launch.instance_profile} to propagate",
             timeout=IAM_PROPAGATION_TIMEOUT_S,
         )
     except ClientError as error:
         if error_code(error) in CAPACITY_CODES:
-            raise CapacityError([zone], spec.instance_type, error_code(error)) from None
+            raise CapacityError([launch.zone], launch.instance_type, error_code(error)) from None
         raise
     return [raw["InstanceId"] for raw in reservation["Instances"]]
 

@@ -16,14 +16,15 @@ from pathlib import Path
 from dfbench.aws.session import Aws, connect
 from dfbench.errors import ConfigError
 from dfbench.models import Cluster, Instance
-from dfbench.transport import DEFAULT_KNOWN_HOSTS, choose, console_pins, pick_instance, push_key, ssh_address
+from dfbench.transport.choice import choose, console_pins, pick_instance, push_key, ssh_address
+from dfbench.transport.known_hosts import DEFAULT_PATH, pin
 
 log = logging.getLogger("dfbench")
 
 
 def shell(cluster: Cluster, *, instance: int | str | None = None, via: str = "auto", command: Sequence[str] = (),
           profile: str | None = None, ssh_port: int = 22, ssh_user: str = "ec2-user",
-          known_hosts: str | Path = DEFAULT_KNOWN_HOSTS) -> int:
+          known_hosts: str | Path = DEFAULT_PATH) -> int:
     """Run an interactive shell (or ``command``, over SSH) on an instance with this terminal
     attached; returns its exit code. ``via``: auto (ssm when the plugin is installed, else ssh),
     ssm or ssh; the relay has no terminal to offer."""
@@ -54,7 +55,7 @@ def shell(cluster: Cluster, *, instance: int | str | None = None, via: str = "au
 
 def _ssh(aws: Aws, target: Instance, *, command: Sequence[str], ssh_port: int, ssh_user: str, known_hosts: Path,
          profile: str | None) -> int:
-    from dfbench.transport.ssh import EphemeralKey, pin_host_key
+    from dfbench.transport.ssh import EphemeralKey
 
     ssh = shutil.which("ssh")
     if ssh is None:
@@ -66,7 +67,7 @@ def _ssh(aws: Aws, target: Instance, *, command: Sequence[str], ssh_port: int, s
     # The ssh command checks against the file itself: the console's keys go there first.
     for line in console_keys or ():
         key_type, key_base64 = line.split()[:2]
-        pin_host_key(known_hosts, target.instance_id, key_type, key_base64)
+        pin(known_hosts, target.instance_id, key_type, key_base64)
     if console_keys == []:
         log.warning("no host key of %s on its console yet: trusting the key it presents on first use",
                     target.instance_id)

@@ -6,8 +6,7 @@ pushed key for 60 s only), and the forwarded port is the worker's 127.0.0.1:9000
 caller's address in ``ssh_ingress_cidrs`` of the cluster spec, nothing installed locally, and no
 key pair registered in EC2.
 
-Host keys are pinned per host in an OpenSSH-format known_hosts file that dfbench owns (under
-``.dfbench/``), so ``ssh -o UserKnownHostsFile=... -o HostKeyAlias=...`` can reuse it.
+Host keys are pinned per host in dfbench's own known_hosts file (:mod:`dfbench.transport.known_hosts`).
 """
 
 from __future__ import annotations
@@ -32,6 +31,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from dfbench.errors import ConfigError, HostKeyMismatch, TransportError
 from dfbench.transport.base import local_listener
+from dfbench.transport.known_hosts import entry_name, lookup, pin
 
 log = logging.getLogger("dfbench")
 # paramiko logs every failed handshake or dropped session with a traceback at ERROR level, and
@@ -39,12 +39,10 @@ log = logging.getLogger("dfbench")
 # (as TransportError). A NullHandler keeps them quiet unless the application configures logging.
 logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
-__all__ = ["EphemeralKey", "SshTransport", "fingerprint", "known_hosts_name"]
+__all__ = ["EphemeralKey", "SshTransport", "fingerprint"]
 
 EPHEMERAL_COMMENT = "dfbench-ephemeral"
 _CHUNK = 64 * 1024
-# Several transports (one per worker) may pin keys into the same file at once.
-_KNOWN_HOSTS_LOCK = threading.Lock()
 
 
 def fingerprint(key: paramiko.PKey | bytes) -> str:
@@ -52,15 +50,6 @@ def fingerprint(key: paramiko.PKey | bytes) -> str:
     ``SHA256:`` and the unpadded base64 of the SHA-256 of the public key blob."""
     blob = key if isinstance(key, bytes) else key.asbytes()
     return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
-
-
-def known_hosts_name(host: str, port: int = 22, alias: str | None = None) -> str:
-    """The name a host's key is filed under, as OpenSSH writes it: the HostKeyAlias when there is
-    one (dfbench uses the instance id: public IPs are reused by other instances), else ``host``
-    for port 22 and ``[host]:port`` for any other port."""
-    if alias:
-        return alias
-    return host if port == 22 else f"[{host}]:{port}"
 
 
 def _parse_public_line(line: str) -> tuple[str, bytes]:
@@ -83,22 +72,6 @@ def _parse_public_line(line: str) -> tuple[str, bytes]:
 def _key_type_of_algorithm(algorithm: str) -> str:
     # RFC 8332: RSA keys ("ssh-rsa") are used with the rsa-sha2-256/512 signature algorithms.
     return "ssh-rsa" if algorithm.startswith("rsa-sha2-") else algorithm
-
-
-def pin_host_key(known_hosts: Path, name: str, key_type: str, key_base64: str) -> None:
-    """Append ``name type base64`` to a known_hosts file (mode 0600). Appending never loses a line
-    another transport wrote meanwhile, unlike paramiko's HostKeys.save, which rewrites the file."""
-    with _KNOWN_HOSTS_LOCK:
-        known_hosts.parent.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(known_hosts, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
-        try:
-            os.fchmod(descriptor, 0o600)
-            size = os.fstat(descriptor).st_size
-            if size and os.pread(descriptor, 1, size - 1) != b"\n":
-                os.write(descriptor, b"\n")
-            os.write(descriptor, f"{name} {key_type} {key_base64}\n".encode())
-        finally:
-            os.close(descriptor)
 
 
 class EphemeralKey:
@@ -276,7 +249,7 @@ class SshTransport:
         self.pkey = pkey
         self.known_hosts = Path(known_hosts)
         self.host_key_alias = host_key_alias
-        self.host_key_name = known_hosts_name(host, port, host_key_alias)
+        self.host_key_name = entry_name(host, port, host_key_alias)
         self.pinned_host_keys = [_parse_public_line(line) for line in pinned_host_keys]
         self.remote_host = remote_host
         self.remote_port = remote_port
@@ -530,10 +503,7 @@ class SshTransport:
     # --- host keys ----------------------------------------------------------------------------
 
     def _known_keys(self) -> list[paramiko.PKey]:
-        if not self.known_hosts.exists():
-            return []
-        entries = paramiko.HostKeys(str(self.known_hosts)).lookup(self.host_key_name)
-        return list(entries.values()) if entries else []
+        return lookup(self.known_hosts, self.host_key_name)
 
     def _expected_keys(self) -> list[tuple[str, bytes]]:
         """(type, blob) of the keys the server must present one of: the filed ones, else the pinned
@@ -581,4 +551,4 @@ class SshTransport:
         self._file_key(presented)
 
     def _file_key(self, key: paramiko.PKey) -> None:
-        pin_host_key(self.known_hosts, self.host_key_name, key.get_name(), key.get_base64())
+        pin(self.known_hosts, self.host_key_name, key.get_name(), key.get_base64())
