@@ -38,8 +38,9 @@ def measure() -> dict[tuple[str, int], Counter[str]]:
     import dfbench
     from dfbench.aws.ssm import OUTPUT_PREFIX
     from dfbench.testing import FakeSsm, Faults, MotoGaps, Recorder, Run, hooked, worker_binary
-    from dfbench.worker_deploy import check_binary, deploy_worker
-    from dfbench.worker_script import INSTALLED_MARKER
+    from dfbench.worker.build import check_binary
+    from dfbench.worker.scripts import INSTALLED_MARKER
+    from dfbench.worker_deploy import deploy_worker
 
     counts: dict[tuple[str, int], Counter[str]] = {}
     with emulated_aws() as (server, workdir):

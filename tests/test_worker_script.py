@@ -14,8 +14,8 @@ import pytest
 
 from dfbench.errors import ConfigError
 from dfbench.testing import system_tool
-from dfbench.worker_script import (INSTALLED_MARKER, boot_script, install_script, latest_record, ttl_script,
-                                   worker_unit)
+from dfbench.worker.scripts import (INSTALLED_MARKER, boot_script, install_script, latest_record, ttl_script,
+                                    worker_unit)
 
 BUCKET = "bench-bucket"
 REGION = "eu-west-1"

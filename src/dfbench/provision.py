@@ -7,7 +7,6 @@ any interruption.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Callable
@@ -32,6 +31,7 @@ from dfbench.errors import (
     aws_errors,
     translate,
 )
+from dfbench.files import write_json_atomically
 from dfbench.models import Change, ChangeSet, Cluster, Instance, Plan, TeardownReport
 
 log = logging.getLogger("dfbench")
@@ -422,9 +422,6 @@ def forget_host_keys(instance_ids: set[str], path: Path = KNOWN_HOSTS) -> None:
 
 def write_outputs_file(cluster: Cluster, directory: Path = OUTPUTS_DIR) -> Path:
     """The cluster record as JSON (the seed's .cdk-outputs.json), written atomically."""
-    directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{cluster.name}.json"
-    temporary = path.with_suffix(".json.tmp")
-    temporary.write_text(json.dumps(cluster.model_dump(mode="json"), indent=2) + "\n")
-    os.replace(temporary, path)
+    write_json_atomically(path, cluster.model_dump(mode="json"))
     return path

@@ -16,7 +16,7 @@ from dfbench.config import ClusterSpec
 from dfbench.errors import CapacityError, ConfigError, error_code
 from dfbench.models import Change, ChangeSet, Instance
 from dfbench.waiting import poll, retry_client_error
-from dfbench.worker_script import boot_script, ttl_script
+from dfbench.worker.scripts import boot_script, ttl_script
 
 log = logging.getLogger("dfbench")
 

@@ -13,7 +13,7 @@ common failure. Here every run opens its own way in, checks it, uses it and clos
   host key does not: it stops everything).
 
 :class:`ClusterConnection` opens one transport per instance side by side, judges every worker's
-``/info`` (:mod:`dfbench.health`) and keeps the coordinator's, the worker a benchmark sends its
+``/info`` (:mod:`dfbench.worker.health`) and keeps the coordinator's, the worker a benchmark sends its
 queries to.
 """
 
@@ -29,7 +29,7 @@ from typing import Any, Self
 from dfbench.aws.session import Aws, connect
 from dfbench.errors import (ClusterUnhealthy, ConfigError, DfbenchError, HostKeyMismatch, TransportError,
                             WorkerUnreachable, aws_errors)
-from dfbench.health import WorkerHealth, health_table, judge
+from dfbench.worker.health import WorkerHealth, health_table, judge
 from dfbench.models import Cluster, Instance
 from dfbench.provision import KNOWN_HOSTS
 from dfbench.transport.base import DirectTransport, Transport
@@ -166,7 +166,7 @@ class ClusterConnection:
     """The way to a cluster's coordinator, after every worker was found healthy.
 
     On enter: one transport per running instance, opened side by side; each worker's ``/info``
-    read through its own transport and judged (:func:`dfbench.health.judge`); every transport but
+    read through its own transport and judged (:func:`dfbench.worker.health.judge`); every transport but
     the coordinator's closed. An unhealthy cluster raises :class:`ClusterUnhealthy` with a table of
     what is wrong where; a failure every transport shares (no plugin, port 22 closed) is raised
     as it is. ``check=False`` opens only the chosen instance's transport and judges nothing
