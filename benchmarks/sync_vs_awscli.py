@@ -26,7 +26,7 @@ from pathlib import Path
 import boto3
 
 from dfbench import __version__
-from dfbench.datasets import CHECKSUM_CACHE, generate_tpch, sync_dataset
+from dfbench.data import CHECKSUM_CACHE, generate_tpch, sync_dataset
 from dfbench_testing import emulator_environment
 
 from report import write_section  # benchmarks/ is on sys.path: scripts run as files
@@ -104,7 +104,7 @@ def main() -> None:
                     noop = timed(lambda: sync_dataset(dataset.name, bucket=bucket, data_dir=args.data_dir,
                                                       progress=False))
                     # The same no-op as a fresh process, start-up and imports included, like the CLI.
-                    script = (f"from dfbench.datasets import sync_dataset; r = sync_dataset({dataset.name!r}, "
+                    script = (f"from dfbench.data import sync_dataset; r = sync_dataset({dataset.name!r}, "
                               f"bucket={bucket!r}, data_dir={args.data_dir!r}, progress=False); "
                               "assert r.uploaded_bytes == 0")
                     times["dfbench_noop_process"].append(timed(lambda: subprocess.run([sys.executable, "-c", script],

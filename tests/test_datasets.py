@@ -16,9 +16,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from dfbench.datasets import (MANIFEST, TPCH_FIXED_ROWS, TPCH_ROWS_PER_SF, TPCH_TABLES, generate_tpch, is_complete,
-                              list_datasets, local_dataset, read_manifest, remote_tables, sync_dataset,
-                              tpch_dataset_name)
+from dfbench.data import (MANIFEST, TPCH_FIXED_ROWS, TPCH_ROWS_PER_SF, TPCH_TABLES, generate_tpch, is_complete,
+                          list_datasets, local_dataset, read_manifest, remote_tables, sync_dataset,
+                          tpch_dataset_name)
 from dfbench.errors import ConfigError
 from dfbench.models import Cluster
 from dfbench.queries import tpch_queries
@@ -147,7 +147,7 @@ def test_missing_tpchgen_names_the_install_command(tmp_path: Path, monkeypatch: 
 def test_killed_generation_leaves_nothing_that_looks_complete(tmp_path: Path) -> None:
     data = tmp_path / "data"
     script = textwrap.dedent(f"""
-        from dfbench.datasets import generate_tpch
+        from dfbench.data import generate_tpch
         generate_tpch({SF}, partitions={PARTS}, data_dir={str(data)!r}, progress=False)
     """)
     process = subprocess.Popen([sys.executable, "-c", script], start_new_session=True)

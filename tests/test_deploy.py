@@ -17,9 +17,11 @@ import pytest
 import dfbench
 from dfbench.aws.ssm import OUTPUT_PREFIX
 from dfbench.errors import ClusterNotFound, CommandFailed, ConfigError, WorkersDisagree
-from dfbench.worker_deploy import artifact_key, check_binary, deploy_worker, exec_command, logs
-from dfbench.worker_script import INSTALLED_MARKER, install_script
 from dfbench_testing import FakeSsm, Recorder, Run, worker_binary
+from dfbench.worker.artifacts import artifact_key
+from dfbench.worker.build import check_binary
+from dfbench.worker.scripts import INSTALLED_MARKER, install_script
+from dfbench.worker_deploy import deploy_worker, exec_command, logs
 
 COMMIT = "4f0c2a9e1b7d"
 ARTIFACT_WRITES = {"PutObject", "CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from dfbench.health import health_table, judge, problems_text
+from dfbench.worker.health import health_table, judge, problems_text
 from dfbench.models import Instance
 
 

@@ -21,7 +21,7 @@ import pytest
 import dfbench
 from dfbench.aws import ssm as remote
 from dfbench.cli import main
-from dfbench.datasets import generate_tpch, sync_dataset
+from dfbench.data import generate_tpch, sync_dataset
 from dfbench.errors import ClusterUnhealthy, ConfigError, HostKeyMismatch, TransportError, WorkerUnreachable
 from dfbench.runner import LocalWorkerProcess, WorkerClient
 from dfbench_testing import Faults, InstanceSide, LocalAgent, Recorder, Sshd, hooked

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from dfbench.datasets import generate_tpch
+from dfbench.data import generate_tpch
 from dfbench.errors import DfbenchError, QueryFailed, WorkerUnreachable
 from dfbench.localworker import serve
 from dfbench.queries import Query

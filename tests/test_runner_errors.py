@@ -20,7 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from dfbench import cli
-from dfbench.datasets import generate_tpch
+from dfbench.data import generate_tpch
 from dfbench.errors import ConfigError, WorkerUnreachable
 from dfbench.localworker import serve
 from dfbench.queries import Query

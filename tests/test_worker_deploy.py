@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 
 from dfbench.errors import BuildFailed, ConfigError
-from dfbench.worker_deploy import Artifact, build_worker, check_binary, publish_worker
-from dfbench.worker_script import latest_record, worker_unit
+from dfbench.worker.artifacts import Artifact, publish_worker
+from dfbench.worker.build import build_worker, check_binary
+from dfbench.worker.scripts import latest_record, worker_unit
 
 BUCKET = "dfbench-artifacts-test"
 PREFIX = ".dfbench/artifacts/worker"

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from dfbench.errors import ConfigError
-from dfbench.worker_script import (INSTALLED_MARKER, boot_script, install_script, latest_record, ttl_script,
-                                   worker_unit)
 from dfbench_testing import system_tool
+from dfbench.worker.scripts import (INSTALLED_MARKER, boot_script, install_script, latest_record, ttl_script,
+                                    worker_unit)
 
 BUCKET = "bench-bucket"
 REGION = "eu-west-1"

@@ -6,7 +6,7 @@ from dfbench.config import ClusterSpec  # noqa: E402
 from dfbench.errors import DfbenchError  # noqa: E402
 from dfbench.models import Change, Cluster, Instance, Plan, TeardownReport  # noqa: E402
 from dfbench.provision import plan, provision, status, teardown  # noqa: E402
-from dfbench.datasets import generate_tpch, list_datasets, remote_tables, sync_dataset  # noqa: E402
+from dfbench.data import generate_tpch, list_datasets, remote_tables, sync_dataset  # noqa: E402
 from dfbench.queries import tpch_queries  # noqa: E402
 from dfbench.worker_deploy import DeployReport, deploy_worker, logs  # noqa: E402
 from dfbench.worker_deploy import exec_command as exec  # noqa: E402, A001 - the public name DESIGN gives it

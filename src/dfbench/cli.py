@@ -312,11 +312,11 @@ def _cluster_of(args: argparse.Namespace) -> Cluster | None:
 
 
 def _run_data(args: argparse.Namespace) -> int:
-    from dfbench import datasets
+    from dfbench import data
 
     if args.data_command == "generate":
-        result = datasets.generate_tpch(args.sf, partitions=args.partitions, data_dir=args.data_dir,
-                                        compression=args.compression, force=args.force)
+        result = data.generate_tpch(args.sf, partitions=args.partitions, data_dir=args.data_dir,
+                                    compression=args.compression, force=args.force)
         if result.generated:
             out.print(f"generated {result.path}: {len(result.manifest.files)} files, "
                       f"{_size(result.manifest.total_bytes)}")
@@ -324,15 +324,15 @@ def _run_data(args: argparse.Namespace) -> int:
             out.print(f"{result.path} is complete: nothing to do")
         return 0
     if args.data_command == "sync":
-        report = datasets.sync_dataset(args.dataset, bucket=args.bucket, cluster=_cluster_of(args),
-                                       data_dir=args.data_dir, delete=args.delete, region=args.region,
-                                       profile=args.profile)
+        report = data.sync_dataset(args.dataset, bucket=args.bucket, cluster=_cluster_of(args),
+                                   data_dir=args.data_dir, delete=args.delete, region=args.region,
+                                   profile=args.profile)
         _emit(args, report, lambda r: out.print(
             f"s3://{r.bucket}/{r.dataset}/: uploaded {r.uploaded_files} files ({_size(r.uploaded_bytes)}), "
             f"skipped {r.skipped_files} unchanged, deleted {r.deleted_files}"))
         return 0
-    found = datasets.list_datasets(args.data_dir, bucket=args.bucket, cluster=_cluster_of(args),
-                                   region=args.region, profile=args.profile)
+    found = data.list_datasets(args.data_dir, bucket=args.bucket, cluster=_cluster_of(args),
+                               region=args.region, profile=args.profile)
     if args.json:
         print(json.dumps([d.model_dump(mode="json") for d in found], indent=2))
         return 0
@@ -356,7 +356,7 @@ def _size(count: int) -> str:
 
 def _run_bench(args: argparse.Namespace) -> int:
     from dfbench import comparison, runner
-    from dfbench.datasets import tpch_dataset_name
+    from dfbench.data import tpch_dataset_name
 
     if args.cluster and args.url:
         raise ConfigError("Give --cluster or --url, not both.")
@@ -442,8 +442,8 @@ def _run_tunnel(args: argparse.Namespace) -> int:
 
 
 def _run_health(args: argparse.Namespace) -> int:
-    from dfbench.health import health_table
     from dfbench.transport.connection import ClusterConnection
+    from dfbench.worker.health import health_table
 
     cluster = _cluster_of(args)
     assert cluster is not None

@@ -7,7 +7,6 @@ any interruption.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Callable
@@ -32,9 +31,10 @@ from dfbench.errors import (
     aws_errors,
     translate,
 )
+from dfbench.files import write_json_atomically
 from dfbench.models import Change, ChangeSet, Cluster, Instance, Plan, TeardownReport
 from dfbench.transport import known_hosts
-from dfbench.worker_script import boot_script, ttl_script
+from dfbench.worker.scripts import boot_script, ttl_script
 
 log = logging.getLogger("dfbench")
 
@@ -212,7 +212,7 @@ def _user_data(*, ttl_hours: float | None, bucket: str, region: str) -> str:
     start the newest published worker (a new or replaced instance serves without a redeploy).
 
     The time-to-live powers the machine off at a deadline that holds across reboots
-    (:func:`dfbench.worker_script.ttl_script`); InstanceInitiatedShutdownBehavior=terminate turns
+    (:func:`dfbench.worker.scripts.ttl_script`); InstanceInitiatedShutdownBehavior=terminate turns
     that into termination."""
     shebang, _, install = boot_script(bucket=bucket, region=region).partition("\n")
     ttl = ttl_script(ttl_hours) if ttl_hours is not None else ""
@@ -434,9 +434,6 @@ def _checked(name: str, region: str | None) -> str:
 
 def write_outputs_file(cluster: Cluster, directory: Path = OUTPUTS_DIR) -> Path:
     """The cluster record as JSON (the seed's .cdk-outputs.json), written atomically."""
-    directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{cluster.name}.json"
-    temporary = path.with_suffix(".json.tmp")
-    temporary.write_text(json.dumps(cluster.model_dump(mode="json"), indent=2) + "\n")
-    os.replace(temporary, path)
+    write_json_atomically(path, cluster.model_dump(mode="json"))
     return path

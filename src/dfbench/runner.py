@@ -42,8 +42,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 from dfbench import results
-from dfbench.datasets import (DEFAULT_DATA_DIR, TPCH_TABLES, LocalDataset, generate_tpch, local_dataset,
-                              read_manifest, tpch_dataset_name)
+from dfbench.data import (DEFAULT_DATA_DIR, TPCH_TABLES, LocalDataset, generate_tpch, local_dataset,
+                          read_manifest, tpch_dataset_name)
 from dfbench.errors import ConfigError, DfbenchError, QueryFailed, WorkerUnreachable
 from dfbench.queries import TPCH_QUERY_COUNT, Query, scale_factor_of, tpch_queries
 
@@ -499,7 +499,7 @@ def run_benchmark(*, dataset: str, engine: str | None = None, iterations: int = 
         choose(cluster, via)  # an impossible transport is refused before any AWS call
         if location is None:
             # The tables the workers read are the bucket's (`dfbench data sync`), not a local copy.
-            from dfbench.datasets import remote_tables as bucket_tables
+            from dfbench.data import remote_tables as bucket_tables
 
             remote_tables = [t.name for t in bucket_tables(None, dataset, cluster=cluster, profile=profile)]
             location = f"s3://{cluster.bucket}"

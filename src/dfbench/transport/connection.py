@@ -2,7 +2,7 @@
 judged healthy, the coordinator's kept.
 
 :class:`ClusterConnection` opens one transport per instance (the way in chosen by
-:mod:`dfbench.transport.choice`), judges every worker's ``/info`` (:mod:`dfbench.health`) and keeps
+:mod:`dfbench.transport.choice`), judges every worker's ``/info`` (:mod:`dfbench.worker.health`) and keeps
 the coordinator's, the worker a benchmark sends its queries to.
 """
 
@@ -18,7 +18,7 @@ from typing import Any, Self
 from dfbench.aws.session import connect
 from dfbench.errors import (ClusterUnhealthy, ConfigError, DfbenchError, HostKeyMismatch, TransportError,
                             WorkerUnreachable)
-from dfbench.health import WorkerHealth, health_table, judge
+from dfbench.worker.health import WorkerHealth, health_table, judge
 from dfbench.models import Cluster, Instance
 from dfbench.transport.base import Transport
 from dfbench.transport.choice import REACHABLE_STATES, WORKER_PORT, choose, open_transport, pick_instance
@@ -38,7 +38,7 @@ class ClusterConnection:
     """The way to a cluster's coordinator, after every worker was found healthy.
 
     On enter: one transport per running instance, opened side by side; each worker's ``/info``
-    read through its own transport and judged (:func:`dfbench.health.judge`); every transport but
+    read through its own transport and judged (:func:`dfbench.worker.health.judge`); every transport but
     the coordinator's closed. An unhealthy cluster raises :class:`ClusterUnhealthy` with a table of
     what is wrong where; a failure every transport shares (no plugin, port 22 closed) is raised
     as it is. ``check=False`` opens only the chosen instance's transport and judges nothing

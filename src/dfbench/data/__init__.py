@@ -1,0 +1,32 @@
+"""TPC-H datasets: generation (tpch), manifests (manifest), the bucket sync (sync) and finding
+datasets locally and in the bucket (catalog)."""
+
+from dfbench.data.catalog import (DEFAULT_DATA_DIR, DatasetInfo, LocalDataset, RemoteTable, list_datasets,
+                                  local_dataset, remote_tables, tpch_dataset_name)
+from dfbench.data.manifest import CHECKSUM_CACHE, MANIFEST, DatasetFile, Manifest, TableInfo, is_complete, read_manifest
+from dfbench.data.sync import SyncReport, sync_dataset
+from dfbench.data.tpch import TPCH_FIXED_ROWS, TPCH_ROWS_PER_SF, TPCH_TABLES, generate_tpch
+
+__all__ = [
+    "CHECKSUM_CACHE",
+    "DEFAULT_DATA_DIR",
+    "MANIFEST",
+    "TPCH_FIXED_ROWS",
+    "TPCH_ROWS_PER_SF",
+    "TPCH_TABLES",
+    "DatasetFile",
+    "DatasetInfo",
+    "LocalDataset",
+    "Manifest",
+    "RemoteTable",
+    "SyncReport",
+    "TableInfo",
+    "generate_tpch",
+    "is_complete",
+    "list_datasets",
+    "local_dataset",
+    "read_manifest",
+    "remote_tables",
+    "sync_dataset",
+    "tpch_dataset_name",
+]

@@ -1,0 +1,83 @@
+"""Worker binaries in the bucket: publish one, content-addressed::
+
+    s3://<bucket>/.dfbench/artifacts/worker/<sha256>/worker    the binary, sha256 also in its metadata
+    s3://<bucket>/.dfbench/artifacts/worker/latest             the sha256 of the last one published,
+                                                               then the worker.service it runs under
+
+so publishing the same binary twice uploads nothing, and an instance's boot script installs
+whatever ``latest`` names (see :mod:`dfbench.worker.scripts`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from boto3.s3.transfer import TransferConfig
+from botocore.exceptions import ClientError
+
+from dfbench.aws.objects import Upload, missing_bucket, stored_size, transfer_progress, upload_files
+from dfbench.aws.session import connect, default_region
+from dfbench.errors import aws_errors, error_code
+from dfbench.models import Record
+from dfbench.worker.build import check_binary
+from dfbench.worker.scripts import ARTIFACT_PREFIX, LATEST_KEY, latest_record, worker_unit
+
+log = logging.getLogger("dfbench")
+
+# Multipart above 16 MiB (a DataFusion release binary is larger), in 8 MiB parts sent in parallel.
+_TRANSFER = TransferConfig(multipart_threshold=16 * 1024 * 1024, multipart_chunksize=8 * 1024 * 1024,
+                           max_concurrency=8, use_threads=True)
+
+
+class Artifact(Record):
+    """A worker binary in the bucket; ``uploaded`` is False when it was there already."""
+
+    sha256: str
+    key: str
+    size: int
+    uploaded: bool
+    url: str
+
+
+def artifact_key(sha256: str) -> str:
+    return f"{ARTIFACT_PREFIX}/{sha256}/worker"
+
+
+def publish_worker(binary: str | Path, *, bucket: str, region: str | None = None, profile: str | None = None,
+                   args: Sequence[str] = (), env: Mapping[str, str] | None = None,
+                   progress: bool = True) -> Artifact:
+    """Upload the worker binary to ``s3://<bucket>/.dfbench/artifacts/worker/<sha256>/worker``
+    unless it is there already, and point ``.dfbench/artifacts/worker/latest`` at it, with the
+    ``worker.service`` for ``args`` and ``env`` (what instances booting later install).
+
+    The binary is checked first: nothing reaches S3 for a file that could not run on the cluster.
+    """
+    path = Path(binary)
+    sha = check_binary(path)
+    size = path.stat().st_size
+    key = artifact_key(sha)
+    region = default_region(region)
+    record = latest_record(sha, worker_unit(bucket=bucket, region=region, args=args, env=env))
+    aws = connect(region=region, profile=profile)
+    with aws_errors(profile):
+        s3 = aws.client("s3")
+        try:
+            stored = stored_size(s3, bucket, key)
+            uploaded = stored != size
+            if stored is not None and uploaded:
+                # Same sha, other size: not what publish wrote (a foreign or damaged object).
+                log.warning("s3://%s/%s holds %d bytes, not %d: uploading it again", bucket, key, stored, size)
+            if uploaded:
+                with transfer_progress(progress) as bar:
+                    upload_files(s3, bucket, [Upload(path=path, key=key, size=size, sha256=sha,
+                                                     content_type="application/octet-stream")],
+                                 config=_TRANSFER, bar=bar, description=f"upload worker → s3://{bucket}/{key}")
+            s3.put_object(Bucket=bucket, Key=LATEST_KEY, Body=record.encode(), ContentType="text/plain")
+        except ClientError as error:
+            if error_code(error) == "NoSuchBucket":
+                raise missing_bucket(bucket) from None
+            raise
+    log.info("worker %s %s s3://%s/%s", sha[:12], "uploaded to" if uploaded else "already in", bucket, key)
+    return Artifact(sha256=sha, key=key, size=size, uploaded=uploaded, url=f"s3://{bucket}/{key}")
