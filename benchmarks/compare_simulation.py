@@ -33,7 +33,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from dfbench import comparison as cmp
+from dfbench.compare import comparison as cmp
 
 from report import write_section  # benchmarks/ is on sys.path: scripts run as files
 

@@ -1,4 +1,4 @@
-"""dfbench.comparison: seed-compatible text, statistics, formats, command line."""
+"""dfbench.compare.comparison: seed-compatible text, statistics, formats, command line."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from dfbench import comparison as cmp
+from dfbench.compare import comparison as cmp
 from dfbench.errors import ConfigError
 
 DATASET = "tpch_sf1"

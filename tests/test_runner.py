@@ -12,7 +12,7 @@ import pytest
 from dfbench.datasets import generate_tpch
 from dfbench.errors import DfbenchError, QueryFailed, WorkerUnreachable
 from dfbench.localworker import serve
-from dfbench.queries import Query
+from dfbench.bench.queries import Query
 from dfbench.runner import (DISTRIBUTED_DEFAULTS, QueryOutcome, WorkerClient, bench_local, expected_rows,
                             resolve_settings, run_benchmark)
 

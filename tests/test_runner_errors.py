@@ -23,7 +23,7 @@ from dfbench import cli
 from dfbench.datasets import generate_tpch
 from dfbench.errors import ConfigError, WorkerUnreachable
 from dfbench.localworker import serve
-from dfbench.queries import Query
+from dfbench.bench.queries import Query
 from dfbench.runner import LocalWorkerProcess, QueryOutcome, run_benchmark
 
 DATASET = "tpch_sf0.01"

@@ -15,7 +15,7 @@ from rich.status import Status
 from rich.table import Table
 
 from dfbench import __version__
-from dfbench.comparison import add_compare_arguments, run_compare
+from dfbench.compare.comparison import add_compare_arguments, run_compare
 from dfbench.config import make_spec, parse_tag
 from dfbench.errors import ClusterNotFound, ConfigError, DfbenchError
 from dfbench.models import Cluster, Plan, TeardownReport
@@ -355,7 +355,8 @@ def _size(count: int) -> str:
 
 
 def _run_bench(args: argparse.Namespace) -> int:
-    from dfbench import comparison, runner
+    from dfbench import runner
+    from dfbench.compare import comparison
     from dfbench.datasets import tpch_dataset_name
 
     if args.cluster and args.url:

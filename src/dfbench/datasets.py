@@ -49,7 +49,7 @@ from dfbench.aws.bucket import default_bucket_name
 from dfbench.aws.session import Aws, connect, default_region
 
 from dfbench.errors import ConfigError, DfbenchError, aws_errors, error_code
-from dfbench.queries import format_decimal, scale_factor_of
+from dfbench.bench.queries import format_decimal, scale_factor_of
 
 if TYPE_CHECKING:
     from dfbench.models import Cluster

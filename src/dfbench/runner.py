@@ -2,7 +2,7 @@
 
 ``run_benchmark(url=..., dataset=...)`` drives any worker reachable by URL (dfbench's local worker,
 a real worker through a VPN or a tunnel you opened); ``bench_local(...)`` does the whole local path:
-data, a worker subprocess, the run, the files. Results are written by :mod:`dfbench.results`.
+data, a worker subprocess, the run, the files. Results are written by :mod:`dfbench.bench.results`.
 
 For each query: a warm-up execution (not part of the timings; a failing warm-up is the query's
 recorded failure), then ``iterations`` timed executions, more while ``min_time_s`` has not been
@@ -41,11 +41,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
-from dfbench import results
+from dfbench.bench import results
 from dfbench.datasets import (DEFAULT_DATA_DIR, TPCH_TABLES, LocalDataset, generate_tpch, local_dataset,
                               read_manifest, tpch_dataset_name)
 from dfbench.errors import ConfigError, DfbenchError, QueryFailed, WorkerUnreachable
-from dfbench.queries import TPCH_QUERY_COUNT, Query, scale_factor_of, tpch_queries
+from dfbench.bench.queries import TPCH_QUERY_COUNT, Query, scale_factor_of, tpch_queries
 
 if TYPE_CHECKING:
     from rich.table import Table

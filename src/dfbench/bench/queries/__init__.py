@@ -112,7 +112,7 @@ def tpch_queries(dataset_or_sf: Any, *, only: list[str] | None = None) -> list[Q
             raise ConfigError(f"Unknown TPC-H quer{'y' if len(unknown) == 1 else 'ies'} {', '.join(unknown)}: "
                               f"choose among q1 … q{TPCH_QUERY_COUNT}.")
         ids = [q for q in ids if q in set(wanted)]
-    folder = resources.files("dfbench.queries") / "tpch"
+    folder = resources.files("dfbench.bench.queries") / "tpch"
     queries = []
     for query_id in ids:
         text = (folder / f"{query_id}.sql").read_text(encoding="utf-8").replace("{q11_fraction}", fraction)

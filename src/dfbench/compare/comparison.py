@@ -66,7 +66,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from dfbench.errors import ConfigError, DfbenchError
-from dfbench.results import RUN_MANIFEST, engines_dir, previous_path
+from dfbench.bench.results import RUN_MANIFEST, engines_dir, previous_path
 
 QUERY_ALPHA = 0.005
 QUERY_MIN_EFFECT = 0.05
@@ -700,7 +700,7 @@ def run_compare(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m dfbench.comparison …`` (same arguments as ``dfbench compare``)."""
+    """``python -m dfbench.compare.comparison …`` (same arguments as ``dfbench compare``)."""
     parser = add_compare_arguments(argparse.ArgumentParser(prog="dfbench compare"))
     try:
         return run_compare(parser.parse_args(argv))
