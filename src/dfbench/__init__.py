@@ -10,7 +10,7 @@ from dfbench.datasets import generate_tpch, list_datasets, remote_tables, sync_d
 from dfbench.bench.queries import tpch_queries  # noqa: E402
 from dfbench.worker_deploy import DeployReport, deploy_worker, logs  # noqa: E402
 from dfbench.worker_deploy import exec_command as exec  # noqa: E402, A001 - the public name DESIGN gives it
-from dfbench.compare.comparison import compare  # noqa: E402
+from dfbench.compare import compare  # noqa: E402
 from dfbench.runner import BenchmarkRun, bench_local, run_benchmark  # noqa: E402
 from dfbench.transport import ClusterConnection  # noqa: E402
 from dfbench.transport.shell import shell  # noqa: E402

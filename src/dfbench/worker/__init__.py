@@ -1,0 +1,1 @@
+"""Everything about the worker program: talking to it over HTTP and running dfbench's local one."""
