@@ -33,7 +33,10 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from dfbench import comparison as cmp
+from dfbench.compare.comparison import round_half_up
+from dfbench.compare.render import SEED_HIGHLIGHT, percent
+from dfbench.compare.stats import (QUERY_ALPHA, QUERY_MIN_EFFECT, SUITE_CONFIDENCE, SUITE_MIN_EFFECT, assess_queries,
+                                   assess_suite)
 
 from report import write_section  # benchmarks/ is on sys.path: scripts run as files
 
@@ -68,7 +71,7 @@ def true_times() -> list[float]:
 
 
 def seed_p50(timings: list[float]) -> int:
-    return cmp.round_half_up(sorted(timings)[len(timings) // 2])
+    return round_half_up(sorted(timings)[len(timings) // 2])
 
 
 def run_cell(task: tuple[int, Scenario, float, int]) -> dict[str, float]:
@@ -94,15 +97,15 @@ def run_cell(task: tuple[int, Scenario, float, int]) -> dict[str, float]:
             total_prev += prev_p50
             total_new += new_p50
             factor = max(prev_p50, new_p50) / min(prev_p50, new_p50)
-            if factor > cmp.SEED_HIGHLIGHT:
+            if factor > SEED_HIGHLIGHT:
                 seed_flag = True
                 if changed and new_p50 > prev_p50:
                     seed_changed = True
-        stats = cmp.assess_queries(pairs, with_p=False)
-        suite = cmp.assess_suite([stat.log_ratio for stat in stats.values()])
+        stats = assess_queries(pairs, with_p=False)
+        suite = assess_suite([stat.log_ratio for stat in stats.values()])
         counts["seed_any"] += seed_flag
         counts["seed_changed"] += seed_changed
-        counts["seed_total"] += total_new > total_prev * cmp.SEED_HIGHLIGHT
+        counts["seed_total"] += total_new > total_prev * SEED_HIGHLIGHT
         counts["dfb_suite_alarm"] += suite.verdict != "unchanged"
         counts["dfb_suite_hit"] += suite.verdict == "slower"
         counts["dfb_changed"] += stats["q1"].verdict == "slower"
@@ -181,9 +184,9 @@ def main(argv: list[str] | None = None) -> int:
         "with no extra per-run offset); true times log-uniform in 100 ms–10 s. A change multiplies the new "
         "side's true time of every query or of q1 only. Seed rule: a query is marked ✅/❌ when its rounded "
         "p50 factor exceeds 1.2 (its only suite signal is TOTAL ❌). dfbench: the `dfbench.compare` verdicts "
-        f"(per query: moderated t-test on log timings, p < {cmp.QUERY_ALPHA}, |ratio − 1| > "
-        f"{cmp.percent(cmp.QUERY_MIN_EFFECT)}; suite: {cmp.percent(cmp.SUITE_CONFIDENCE)} t-interval of the geometric-mean "
-        f"ratio over queries excludes 1 and |geomean − 1| > {cmp.percent(cmp.SUITE_MIN_EFFECT)}). Percentages are "
+        f"(per query: moderated t-test on log timings, p < {QUERY_ALPHA}, |ratio − 1| > "
+        f"{percent(QUERY_MIN_EFFECT)}; suite: {percent(SUITE_CONFIDENCE)} t-interval of the geometric-mean "
+        f"ratio over queries excludes 1 and |geomean − 1| > {percent(SUITE_MIN_EFFECT)}). Percentages are "
         f"of simulated suites; with {args.suites} suites a rate near 5% has a standard error of about "
         f"{100 * math.sqrt(0.05 * 0.95 / args.suites):.1f} points, near 90% about "
         f"{100 * math.sqrt(0.9 * 0.1 / args.suites):.1f} points.",

@@ -38,7 +38,7 @@ SCENARIOS = ("ssh, first contact", "ssh, host keys pinned", "relay")
 def measure() -> dict[tuple[str, int], Counter[str]]:
     import dfbench
     from dfbench.aws.ssm import OUTPUT_PREFIX
-    from dfbench.runner import LocalWorkerProcess
+    from dfbench.worker.process import LocalWorkerProcess
     import boto3
 
     from dfbench_testing import Faults, InstanceSide, LocalAgent, MotoGaps, Recorder, Sshd, hooked

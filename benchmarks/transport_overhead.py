@@ -3,7 +3,7 @@
 Setup: ``python -m dfbench.localworker`` on 127.0.0.1 (a subprocess, as ``dfbench bench`` runs it)
 and Debian's OpenSSH server on another loopback port (``dfbench_testing.Sshd``), with
 :class:`dfbench.transport.ssh.SshTransport` forwarding a local port to the worker's through it.
-Requests are the runner's own (:class:`dfbench.runner.WorkerClient`: one urllib request, so one new
+Requests are the runner's own (:class:`dfbench.worker.client.WorkerClient`: one urllib request, so one new
 TCP connection and, through the transport, one new SSH channel, per request).
 
 * latency: REPS interleaved pairs (direct, then through SSH, the order alternating) of ``GET /info``
@@ -36,9 +36,10 @@ from pathlib import Path
 
 import paramiko
 
-from dfbench.runner import LocalWorkerProcess, WorkerClient
-from dfbench.transport.ssh import EphemeralKey, SshTransport
 from dfbench_testing import Sshd
+from dfbench.transport.ssh import EphemeralKey, SshTransport
+from dfbench.worker.client import WorkerClient
+from dfbench.worker.process import LocalWorkerProcess
 
 from report import write_section  # benchmarks/ is on sys.path: scripts run as files
 

@@ -3,7 +3,7 @@ the same query costs run in-process with DataFusion.
 
 Setup: one small parquet table ``t`` (200,000 rows, one file) in a temporary folder. The worker is
 ``python -m dfbench.localworker`` on 127.0.0.1 (a subprocess, as ``dfbench bench`` runs it),
-reached with the runner's own client (:class:`dfbench.runner.WorkerClient`, one urllib request
+reached with the runner's own client (:class:`dfbench.worker.client.WorkerClient`, one urllib request
 per query, as a benchmark run sends them). In-process: a ``SessionContext()`` like the worker's,
 the table created with the same ``CREATE EXTERNAL TABLE`` statement, each query planned with
 ``ctx.sql`` and its result streamed and counted as the worker does, timed with ``perf_counter``.
@@ -39,7 +39,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from datafusion import SessionContext
 
-from dfbench.runner import LocalWorkerProcess, WorkerClient, table_sql
+from dfbench.bench.settings import table_sql
+from dfbench.worker.client import WorkerClient
+from dfbench.worker.process import LocalWorkerProcess
 
 from report import write_section  # benchmarks/ is on sys.path: scripts run as files
 

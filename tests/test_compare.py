@@ -1,15 +1,16 @@
-"""dfbench.comparison: seed-compatible text, statistics, formats, command line."""
+"""dfbench.compare: seed-compatible text, statistics, formats, command line."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 from pathlib import Path
 
 import pytest
 
-from dfbench import comparison as cmp
+from dfbench import cli as dfbench_cli
+from dfbench.compare import Comparison, compare, load_results
+from dfbench.compare.stats import t_critical, t_two_sided_p
 from dfbench.errors import ConfigError
 
 DATASET = "tpch_sf1"
@@ -44,11 +45,11 @@ def suite_of(data_dir: Path, engine: str, factor: float = 1.0, noise=NOISE, quer
         write(data_dir, engine, f"q{number}", [base_ms * factor * n for n in pattern])
 
 
-def run(data_dir: Path, **kwargs) -> cmp.Comparison:
-    return cmp.compare(dataset=DATASET, base="main", new="branch", data_dir=data_dir, **kwargs)
+def run(data_dir: Path, **kwargs) -> Comparison:
+    return compare(dataset=DATASET, base="main", new="branch", data_dir=data_dir, **kwargs)
 
 
-def lines_of(comparison: cmp.Comparison) -> list[str]:
+def lines_of(comparison: Comparison) -> list[str]:
     return comparison.text.splitlines()
 
 
@@ -91,7 +92,7 @@ def test_queries_in_numeric_order(tmp_path: Path) -> None:
     ids = [line.split(":")[0].strip() for line in lines_of(run(tmp_path))[1:6]]
     assert ids == ["q1", "q2", "q3", "q10", "q21"]
     assert [query.id for query in run(tmp_path).queries] == ["q1", "q2", "q3", "q10", "q21"]
-    assert list(cmp.load_results(tmp_path, DATASET, "main")) == ["q1", "q2", "q3", "q10", "q21"]
+    assert list(load_results(tmp_path, DATASET, "main")) == ["q1", "q2", "q3", "q10", "q21"]
 
 
 def test_failure_lines_right_aligned(tmp_path: Path) -> None:
@@ -234,7 +235,7 @@ def test_mixed_changes_name_queries_but_suite_interval_includes_one(tmp_path: Pa
     assert comparison.suite.geomean_ratio > 1.05  # beyond the minimum effect ...
     assert comparison.suite.ci_low < 1 < comparison.suite.ci_high  # ... but not significant
     assert comparison.suite.verdict == "unchanged"
-    reverse = cmp.compare(dataset=DATASET, base="branch", new="main", data_dir=tmp_path)
+    reverse = compare(dataset=DATASET, base="branch", new="main", data_dir=tmp_path)
     assert reverse.suite.geomean_ratio < 1 / 1.05 and reverse.suite.verdict == "unchanged"
 
 
@@ -346,7 +347,7 @@ def test_missing_engine_folder_lists_existing_engines(tmp_path: Path) -> None:
     suite_of(tmp_path, "main", queries=1)
     suite_of(tmp_path, "other", queries=1)
     with pytest.raises(ConfigError) as error:
-        cmp.load_results(tmp_path, DATASET, "branch")
+        load_results(tmp_path, DATASET, "branch")
     message = str(error.value)
     assert "'branch'" in message and "main, other" in message
 
@@ -367,14 +368,14 @@ def test_local_results_are_separate(tmp_path: Path) -> None:
 def test_run_manifest_is_not_a_query(tmp_path: Path) -> None:
     write(tmp_path, "main", "q1", [100])
     (tmp_path / DATASET / ".results-remote" / "main" / "run.json").write_text(json.dumps({"cpu": "x"}))
-    assert list(cmp.load_results(tmp_path, DATASET, "main")) == ["q1"]
+    assert list(load_results(tmp_path, DATASET, "main")) == ["q1"]
 
 
 def test_corrupt_result_file_is_named(tmp_path: Path) -> None:
     path = write(tmp_path, "main", "q1", [100])
     path.write_text("{not json")
     with pytest.raises(ConfigError, match="q1.json"):
-        cmp.load_results(tmp_path, DATASET, "main")
+        load_results(tmp_path, DATASET, "main")
 
 
 # --------------------------------------------------------------------------- statistics helpers
@@ -384,20 +385,20 @@ def test_corrupt_result_file_is_named(tmp_path: Path) -> None:
     (8, 0.01, 3.3554), (21, 0.05, 2.0796), (4, 0.05, 2.7764), (1, 0.05, 12.7062), (100, 0.05, 1.9840),
 ])
 def test_t_critical_values(df: int, alpha: float, expected: float) -> None:
-    assert cmp.t_critical(df, alpha) == pytest.approx(expected, abs=1e-4)
+    assert t_critical(df, alpha) == pytest.approx(expected, abs=1e-4)
 
 
 def test_t_p_values() -> None:
-    assert cmp.t_two_sided_p(2.0, 10) == pytest.approx(0.07339, abs=1e-5)
-    assert cmp.t_two_sided_p(0.0, 5) == pytest.approx(1.0)
-    assert cmp.t_two_sided_p(math.inf, 5) == 0.0
+    assert t_two_sided_p(2.0, 10) == pytest.approx(0.07339, abs=1e-5)
+    assert t_two_sided_p(0.0, 5) == pytest.approx(1.0)
+    assert t_two_sided_p(math.inf, 5) == 0.0
 
 
 # --------------------------------------------------------------------------- command line
 
 
 def cli(argv: list[str]) -> int:
-    return cmp.run_compare(cmp.add_compare_arguments(argparse.ArgumentParser()).parse_args(argv))
+    return dfbench_cli.main(["compare", *argv])
 
 
 def test_cli_exit_codes_and_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -21,7 +21,7 @@ from dfbench.data import (MANIFEST, TPCH_FIXED_ROWS, TPCH_ROWS_PER_SF, TPCH_TABL
                           tpch_dataset_name)
 from dfbench.errors import ConfigError
 from dfbench.models import Cluster
-from dfbench.queries import tpch_queries
+from dfbench.bench.queries import tpch_queries
 
 SF = 0.01
 PARTS = 2

@@ -12,9 +12,11 @@ import pytest
 from dfbench.data import generate_tpch
 from dfbench.errors import DfbenchError, QueryFailed, WorkerUnreachable
 from dfbench.localworker import serve
-from dfbench.queries import Query
-from dfbench.runner import (DISTRIBUTED_DEFAULTS, QueryOutcome, WorkerClient, bench_local, expected_rows,
-                            resolve_settings, run_benchmark)
+from dfbench.bench.queries import Query, expected_rows
+from dfbench.bench.results import QueryOutcome
+from dfbench.bench.settings import DISTRIBUTED_DEFAULTS, resolve_settings
+from dfbench.runner import bench_local, run_benchmark
+from dfbench.worker.client import WorkerClient
 
 DATASET = "tpch_sf0.01"
 ITERATION_KEYS = {"elapsed", "rowCount", "plan", "tasks"}

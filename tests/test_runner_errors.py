@@ -23,8 +23,10 @@ from dfbench import cli
 from dfbench.data import generate_tpch
 from dfbench.errors import ConfigError, WorkerUnreachable
 from dfbench.localworker import serve
-from dfbench.queries import Query
-from dfbench.runner import LocalWorkerProcess, QueryOutcome, run_benchmark
+from dfbench.bench.queries import Query
+from dfbench.bench.results import QueryOutcome
+from dfbench.runner import run_benchmark
+from dfbench.worker.process import LocalWorkerProcess
 
 DATASET = "tpch_sf0.01"
 ERROR_ITERATION = {"elapsed": 0, "rowCount": 0, "plan": "", "tasks": 0}
@@ -226,7 +228,7 @@ def test_a_worker_that_answers_again_gets_its_tables_back(data_dir: Path, tmp_pa
 
     assert result.worker_lost is None
     failed = result.outcome("qdrop").iterations
-    assert len(failed) == 1 and failed[0]["error"].startswith("worker unreachable: ")
+    assert len(failed) == 1 and failed[0].error.startswith("worker unreachable: ")
     after = proxy.requests[restarted[0]:]
     assert after[:2] == ["select 1 as dropped_here;", "/info"]
     assert sum("CREATE EXTERNAL TABLE" in r for r in after) == 8  # every table, on the new worker

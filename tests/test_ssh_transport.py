@@ -31,9 +31,10 @@ from dfbench.errors import (
     TransportError,
     WorkerUnreachable,
 )
-from dfbench.runner import LocalWorkerProcess, WorkerClient
-from dfbench.transport.ssh import EphemeralKey, SshTransport, fingerprint
 from dfbench_testing import Sshd, cloud_init_console, console_response, hooked, system_tool
+from dfbench.transport.ssh import EphemeralKey, SshTransport, fingerprint
+from dfbench.worker.client import WorkerClient
+from dfbench.worker.process import LocalWorkerProcess
 
 INSTANCE_ID = "i-0a1b2c3d4e5f67890"
 

@@ -15,7 +15,7 @@ from rich.status import Status
 from rich.table import Table
 
 from dfbench import __version__
-from dfbench.comparison import add_compare_arguments, run_compare
+from dfbench.compare import FORMATS, RESULTS_KINDS, compare, compare_results, load_previous, load_results
 from dfbench.config import make_spec, parse_tag
 from dfbench.errors import ClusterNotFound, ConfigError, DfbenchError
 from dfbench.models import Cluster, Plan, TeardownReport
@@ -128,7 +128,16 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("--json", action="store_true", help="print the result as JSON")
 
     description = "compare two runs of a dataset: BASE (e.g. main) vs NEW"
-    add_compare_arguments(commands.add_parser("compare", help=description, description=description))
+    command = commands.add_parser("compare", help=description, description=description)
+    command.add_argument("--dataset", required=True, help="dataset name, e.g. tpch_sf10")
+    command.add_argument("--data-dir", default="benchmarks/data", help="data folder (default: benchmarks/data)")
+    command.add_argument("--results", choices=RESULTS_KINDS, default="remote",
+                         help="compare cluster (remote) or local-worker (local) runs (default: remote)")
+    command.add_argument("--format", choices=FORMATS, default="text", help="output format (default: text)")
+    command.add_argument("--fail-on-regression", action="store_true",
+                         help="exit 1 when the suite is slower or a query newly fails")
+    command.add_argument("base", metavar="BASE", help="engine of the baseline run, e.g. datafusion-distributed-main")
+    command.add_argument("new", metavar="NEW", help="engine of the run to judge")
 
     bench = commands.add_parser("bench", help="run TPC-H on the local worker (default), a cluster (--cluster) "
                                 "or a worker URL, then compare with the previous run")
@@ -354,8 +363,16 @@ def _size(count: int) -> str:
     raise AssertionError("unreachable")
 
 
+def _run_compare(args: argparse.Namespace) -> int:
+    """Print the comparison; the exit code (1 only with --fail-on-regression and a regression)."""
+    comparison = compare(dataset=args.dataset, base=args.base, new=args.new, data_dir=args.data_dir,
+                         results=args.results, format=args.format, fail_on_regression=args.fail_on_regression)
+    print(comparison.output, end="")
+    return comparison.exit_code
+
+
 def _run_bench(args: argparse.Namespace) -> int:
-    from dfbench import comparison, runner
+    from dfbench import runner
     from dfbench.data import tpch_dataset_name
 
     if args.cluster and args.url:
@@ -363,7 +380,7 @@ def _run_bench(args: argparse.Namespace) -> int:
     dataset = args.dataset or tpch_dataset_name(args.sf)
     kind = "remote" if args.url or args.cluster else "local"
     # Read before running: a new run of the same engine overwrites the previous run's files.
-    previous = comparison.load_previous(args.data_dir, dataset, kind)
+    previous = load_previous(args.data_dir, dataset, kind)
     options = dict(iterations=args.iterations, queries=args.queries, engine=args.engine,
                    settings=([args.settings] if args.settings else []) + args.set or None,
                    warmup=not args.no_warmup, min_time_s=args.min_time, data_dir=args.data_dir)
@@ -382,9 +399,9 @@ def _run_bench(args: argparse.Namespace) -> int:
         out.print("no previous run to compare with: the next run will be compared with this one")
         return status
     base_engine, base = previous
-    new = comparison.load_results(args.data_dir, dataset, run.engine, "remote" if run.remote else "local")
-    result = comparison.compare_results(base, new, dataset=dataset, base_name=f"{base_engine} (previous run)",
-                                        new_name=run.engine)
+    new = load_results(args.data_dir, dataset, run.engine, "remote" if run.remote else "local")
+    result = compare_results(base, new, dataset=dataset, base_name=f"{base_engine} (previous run)",
+                             new_name=run.engine)
     out.print(result.text)
     return status
 
@@ -481,7 +498,7 @@ def _run_worker(args: argparse.Namespace) -> int:
 # cluster commands get a spinner fed by the library's log records. Rich allows one live display
 # at a time, so the two never mix.
 _SELF_DISPLAYED: dict[str, Callable[[argparse.Namespace], int]] = {
-    "worker": _run_worker, "compare": run_compare, "bench": _run_bench, "data": _run_data,
+    "worker": _run_worker, "compare": _run_compare, "bench": _run_bench, "data": _run_data,
     "tunnel": _run_tunnel, "shell": _run_shell, "health": _run_health,
 }
 

@@ -1,8 +1,9 @@
 """TPC-H datasets: generation (tpch), manifests (manifest), the bucket sync (sync) and finding
-datasets locally and in the bucket (catalog)."""
+datasets locally and in the bucket (catalog), scale factors and dataset names (scale)."""
 
 from dfbench.data.catalog import (DEFAULT_DATA_DIR, DatasetInfo, LocalDataset, RemoteTable, list_datasets,
-                                  local_dataset, remote_tables, tpch_dataset_name)
+                                  local_dataset, remote_tables)
+from dfbench.data.scale import format_scale_factor, scale_factor_of, tpch_dataset_name
 from dfbench.data.manifest import CHECKSUM_CACHE, MANIFEST, DatasetFile, Manifest, TableInfo, is_complete, read_manifest
 from dfbench.data.sync import SyncReport, sync_dataset
 from dfbench.data.tpch import TPCH_FIXED_ROWS, TPCH_ROWS_PER_SF, TPCH_TABLES, generate_tpch
@@ -21,12 +22,14 @@ __all__ = [
     "RemoteTable",
     "SyncReport",
     "TableInfo",
+    "format_scale_factor",
     "generate_tpch",
     "is_complete",
     "list_datasets",
     "local_dataset",
     "read_manifest",
     "remote_tables",
+    "scale_factor_of",
     "sync_dataset",
     "tpch_dataset_name",
 ]

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from dfbench.aws.bucket import default_bucket_name
 from dfbench.aws.objects import StoredObject, list_objects
 from dfbench.aws.session import Aws, connect, default_region
 from dfbench.data.manifest import MANIFEST, DataRecord, Manifest, is_complete, read_manifest, read_remote_manifest
 from dfbench.errors import ConfigError, aws_errors
-from dfbench.queries import format_decimal, scale_factor_of
 
 if TYPE_CHECKING:
     from dfbench.models import Cluster
@@ -49,15 +48,6 @@ class DatasetInfo(DataRecord):
     files: int
     bytes: int
     scale_factor: float | None
-
-
-def format_scale_factor(scale_factor: Any) -> str:
-    """1 → "1", 10.0 → "10", 0.1 → "0.1" (as the seed names its folders)."""
-    return format_decimal(scale_factor_of(scale_factor))
-
-
-def tpch_dataset_name(scale_factor: Any) -> str:
-    return f"tpch_sf{format_scale_factor(scale_factor)}"
 
 
 def local_dataset(dataset: str, data_dir: str | Path = DEFAULT_DATA_DIR) -> LocalDataset:

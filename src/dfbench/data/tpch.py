@@ -26,7 +26,7 @@ from dfbench.data.manifest import (CHECKSUM_CACHE, MANIFEST, ChecksumCache, Gene
                                    is_complete, natural_key, read_manifest, tables_from)
 from dfbench.errors import ConfigError, DfbenchError
 from dfbench.files import write_atomically
-from dfbench.queries import format_decimal, scale_factor_of
+from dfbench.data.scale import format_decimal, scale_factor_of
 
 log = logging.getLogger("dfbench")
 

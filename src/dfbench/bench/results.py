@@ -1,0 +1,291 @@
+"""Result files of benchmark runs, in the seed's layout (DESIGN section 7) so history stays comparable,
+and the one record of a query's result that the runner writes and the comparator reads.
+
+Layout, per dataset folder ``<data_dir>/<dataset>/``::
+
+    .results-local/<engine>/<query>.json     one file per query, written as soon as it finishes
+    .results-local/<engine>/run.json         how the numbers were produced (dfbench's addition)
+    previous-local.json                      every query of the last complete run
+
+``.results-remote`` / ``previous-remote.json`` are the same for a distributed (real) worker.
+
+A query file is ``{"id", "dataset", "engine", "iterations": [...]}``; an iteration is
+``{"elapsed" (ms), "rowCount", "plan", "tasks"}`` plus ``statsQErrorP50`` / ``statsQErrorP95`` when the
+worker reports them and ``error`` for a failed iteration (then elapsed 0, rowCount 0, plan "",
+tasks 0). :class:`QueryResult` and :class:`Iteration` are that format: ``to_json`` writes it key
+for key, ``from_json`` reads it (numbers kept as written, so a file read and written again is the
+same file). Every file is written atomically (:mod:`dfbench.files`), so a reader never sees half a
+file, even when a run is interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dfbench.errors import ConfigError
+from dfbench.files import write_json_atomically
+
+RUN_MANIFEST = "run.json"
+_UNSAFE = re.compile(r"[^A-Za-z0-9._+-]+")
+
+
+def kind_name(remote: bool) -> str:
+    return "remote" if remote else "local"
+
+
+def engines_dir(data_dir: str | Path, dataset: str, *, remote: bool) -> Path:
+    """``<data_dir>/<dataset>/.results-{local,remote}``: one folder per engine inside."""
+    return Path(data_dir) / dataset / f".results-{kind_name(remote)}"
+
+
+def results_dir(data_dir: str | Path, dataset: str, engine: str, *, remote: bool) -> Path:
+    """``<data_dir>/<dataset>/.results-{local,remote}/<engine>``."""
+    return engines_dir(data_dir, dataset, remote=remote) / engine
+
+
+def previous_path(data_dir: str | Path, dataset: str, *, remote: bool) -> Path:
+    return Path(data_dir) / dataset / f"previous-{kind_name(remote)}.json"
+
+
+def safe_engine_name(name: str) -> str:
+    """An engine name usable as one folder name (``/`` and spaces become ``-``)."""
+    cleaned = _UNSAFE.sub("-", name.strip()).strip("-.")
+    return cleaned or "engine"
+
+
+# ---------------------------------------------------------------------------------------------
+# the records
+
+
+def _number(value: Any, what: str, source: Path) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"{source}: {what} must be a number, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class Iteration:
+    """One timed execution of a query: the worker's ``elapsed_ms`` and what it answered, or why
+    it failed (``error``; the other fields are then 0 and empty)."""
+
+    elapsed: float
+    row_count: int = 0
+    plan: str = ""
+    tasks: int = 0
+    stats_q_error_p50: float | None = None
+    stats_q_error_p95: float | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @classmethod
+    def failure(cls, error: str) -> Iteration:
+        return cls(elapsed=0, error=error)
+
+    @classmethod
+    def from_response(cls, response: Mapping[str, Any]) -> Iteration:
+        """The iteration of a worker's ``GET /?sql=`` answer."""
+        return cls(elapsed=float(response["elapsed_ms"]), row_count=int(response["count"]),
+                   plan=str(response.get("plan", "")), tasks=int(response.get("tasks", 0)),
+                   stats_q_error_p50=response.get("stats_q_error_p50"),
+                   stats_q_error_p95=response.get("stats_q_error_p95"))
+
+    def to_json(self) -> dict[str, Any]:
+        """The file's iteration object; optional keys appear only when they have a value."""
+        record: dict[str, Any] = {"elapsed": self.elapsed, "rowCount": self.row_count, "plan": self.plan,
+                                  "tasks": self.tasks}
+        if self.stats_q_error_p50 is not None:
+            record["statsQErrorP50"] = self.stats_q_error_p50
+        if self.stats_q_error_p95 is not None:
+            record["statsQErrorP95"] = self.stats_q_error_p95
+        if self.error is not None:
+            record["error"] = self.error
+        return record
+
+    @classmethod
+    def from_json(cls, raw: Any, *, source: Path, index: int) -> Iteration:
+        """Iteration ``index`` of the file ``source``; a ConfigError naming both when malformed.
+        Only ``elapsed`` is required: files of the seed's tooling may leave the rest out."""
+        if not isinstance(raw, dict) or "elapsed" not in raw:
+            raise ConfigError(f"{source}: iteration {index} has no \"elapsed\"")
+        optional = {key: _number(raw[key], key, source) if raw.get(key) is not None else None
+                    for key in ("statsQErrorP50", "statsQErrorP95")}
+        error = raw.get("error")
+        return cls(elapsed=_number(raw["elapsed"], "elapsed", source), row_count=int(raw.get("rowCount") or 0),
+                   plan=str(raw.get("plan") or ""), tasks=int(raw.get("tasks") or 0),
+                   stats_q_error_p50=optional["statsQErrorP50"], stats_q_error_p95=optional["statsQErrorP95"],
+                   error=None if error is None else str(error))
+
+
+@dataclass
+class QueryResult:
+    """One query of one engine's run on a dataset: its recorded iterations (the warm-up is not
+    among them). Statistics are over the successful iterations only."""
+
+    id: str
+    dataset: str
+    engine: str
+    iterations: list[Iteration] = field(default_factory=list)
+
+    @property
+    def successes(self) -> list[Iteration]:
+        return [iteration for iteration in self.iterations if iteration.ok]
+
+    @property
+    def timings(self) -> list[float]:
+        """Elapsed ms of the successful iterations."""
+        return [iteration.elapsed for iteration in self.successes]
+
+    @property
+    def failed(self) -> bool:
+        """At least one iteration failed: the meaning of the seed's tooling. The runner stops a
+        query at its first failure, so the failing iteration is then the last one."""
+        return any(not iteration.ok for iteration in self.iterations)
+
+    @property
+    def every_iteration_failed(self) -> bool:
+        """No successful iteration at all (none recorded included): what a comparison counts as
+        a failed query. A query with some failed iterations is compared on its successes."""
+        return not self.successes
+
+    @property
+    def failed_iterations(self) -> int:
+        return sum(1 for iteration in self.iterations if not iteration.ok)
+
+    @property
+    def first_error(self) -> str | None:
+        return next((iteration.error for iteration in self.iterations if iteration.error is not None), None)
+
+    @property
+    def rows(self) -> int | None:
+        ok = self.successes
+        return ok[0].row_count if ok else None
+
+    @property
+    def p50(self) -> float | None:
+        """The median of the successful times (ms), unrounded."""
+        times = self.timings
+        return statistics.median(times) if times else None
+
+    @property
+    def min(self) -> float | None:
+        times = self.timings
+        return min(times) if times else None
+
+    @property
+    def max(self) -> float | None:
+        times = self.timings
+        return max(times) if times else None
+
+    @property
+    def cv_percent(self) -> float | None:
+        """Coefficient of variation (sample standard deviation / mean) of the successful times."""
+        times = [float(time) for time in self.timings]
+        if len(times) < 2 or statistics.fmean(times) == 0:
+            return None
+        return statistics.stdev(times) / statistics.fmean(times) * 100
+
+    def to_json(self) -> dict[str, Any]:
+        """The query file's document."""
+        return {"id": self.id, "dataset": self.dataset, "engine": self.engine,
+                "iterations": [iteration.to_json() for iteration in self.iterations]}
+
+    @classmethod
+    def from_json(cls, data: Any, *, source: Path, dataset: str, engine: str) -> QueryResult:
+        """A query document read from ``source`` (a query file, or ``previous-*.json`` holding it);
+        ``dataset`` and ``engine`` fill in what the document leaves out, its file name the id."""
+        if not isinstance(data, dict) or not isinstance(data.get("iterations"), list):
+            raise ConfigError(f"{source} is not a benchmark result (no \"iterations\" list)")
+        iterations = [Iteration.from_json(raw, source=source, index=index)
+                      for index, raw in enumerate(data["iterations"])]
+        return cls(id=str(data.get("id") or source.stem), dataset=str(data.get("dataset", dataset)),
+                   engine=str(data.get("engine", engine)), iterations=iterations)
+
+
+@dataclass
+class QueryOutcome(QueryResult):
+    """A query of the run in progress: its result plus the runner's verdict (``status``: ``ok``,
+    ``failed: …`` or ``wrong rows: …``) and the warm-up, which ``run.json`` records."""
+
+    warmup: Iteration | None = None
+    expected_rows: int | None = None
+    status: str = "ok"
+
+    def summary(self) -> dict[str, Any]:
+        """The query's entry in ``run.json``."""
+        return {"status": self.status, "iterations": len(self.iterations), "p50_ms": self.p50,
+                "min_ms": self.min, "max_ms": self.max, "cv_percent": self.cv_percent, "rows": self.rows,
+                "expected_rows": self.expected_rows,
+                "warmup": None if self.warmup is None else {k: v for k, v in self.warmup.to_json().items()
+                                                            if k != "plan"}}
+
+
+# ---------------------------------------------------------------------------------------------
+# writing
+
+
+def write_query_result(folder: Path, result: QueryResult) -> Path:
+    path = folder / f"{result.id}.json"
+    write_json_atomically(path, result.to_json())
+    return path
+
+
+def write_previous(data_dir: str | Path, dataset: str, engine: str, start_time: float,
+                   results: Sequence[QueryResult], *, remote: bool) -> Path:
+    """``previous-{local,remote}.json``: the run's start (unix seconds) and every query document."""
+    path = previous_path(data_dir, dataset, remote=remote)
+    write_json_atomically(path, {"startTime": int(start_time), "dataset": dataset, "engine": engine,
+                                 "results": [result.to_json() for result in results]})
+    return path
+
+
+def write_run_manifest(folder: Path, manifest: Mapping[str, Any]) -> Path:
+    path = folder / RUN_MANIFEST
+    write_json_atomically(path, dict(manifest))
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
+# reading
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ConfigError(f"Cannot read result file {path}: {error}") from error
+
+
+def read_query_result(path: Path, *, dataset: str, engine: str) -> QueryResult:
+    """One query file; a one-line ConfigError naming the file when it is unreadable or malformed."""
+    return QueryResult.from_json(_read_json(path), source=path, dataset=dataset, engine=engine)
+
+
+def read_query_results(folder: Path, *, dataset: str, engine: str) -> list[QueryResult]:
+    """Every query file of one engine's results folder (``run.json`` describes the run, it is not
+    a query; dot files are temporary ones), in no particular order."""
+    return [read_query_result(path, dataset=dataset, engine=engine) for path in folder.glob("*.json")
+            if path.name != RUN_MANIFEST and not path.name.startswith(".")]
+
+
+def read_previous(data_dir: str | Path, dataset: str, *, remote: bool) -> tuple[str, list[QueryResult]] | None:
+    """The engine and the results of the last complete run (``previous-{local,remote}.json``), or
+    None when there is none (or it holds no query)."""
+    path = previous_path(data_dir, dataset, remote=remote)
+    if not path.is_file():
+        return None
+    data = _read_json(path)
+    engine = str(data.get("engine", "previous")) if isinstance(data, dict) else "previous"
+    documents = data.get("results") if isinstance(data, dict) else None
+    if not isinstance(documents, list) or not documents:
+        return None
+    return engine, [QueryResult.from_json(document, source=path, dataset=dataset, engine=engine)
+                    for document in documents]

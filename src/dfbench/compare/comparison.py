@@ -1,0 +1,243 @@
+"""Compare two benchmark runs (DESIGN section 7): load their result files, judge every query and
+the suite, and hold the verdicts as records that render themselves (:mod:`dfbench.compare.render`).
+
+Result files: ``<data_dir>/<dataset>/.results-<remote|local>/<engine>/<query>.json``
+(:mod:`dfbench.bench.results`).
+
+What is added to the seed's output, and why:
+
+* The seed's per-query lines flag any p50 ratio above 1.2. With five iterations and 10% noise
+  that flags a query of an unchanged build in about a third of the runs, and misses most 10%
+  regressions. dfbench keeps those lines byte for byte (people grep them), and adds a verdict
+  per query from a significance test gated by a minimum effect, and a suite verdict on the
+  geometric mean of the per-query ratios with a confidence interval (:mod:`dfbench.compare.stats`
+  says how and why).
+* The seed's TOTAL silently leaves out failed queries; dfbench's TOTAL says how many it left out.
+
+Verdicts per query: ``faster``, ``slower``, ``unchanged`` (both sides succeeded), ``failed`` (no
+successful iteration on the new side; ``newly_failed`` tells whether the base succeeded),
+``fixed`` (failed on base, succeeds now), ``missing`` (result file on one side only). A query
+with some failed iterations but at least one success counts as succeeded, on its successes: what
+"failed" means here is :attr:`QueryResult.every_iteration_failed`, not :attr:`QueryResult.failed`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dfbench.bench.results import QueryResult, engines_dir, read_previous, read_query_results
+from dfbench.compare.render import render_json, render_markdown, render_text
+from dfbench.compare.stats import Verdict, assess_queries, assess_suite
+from dfbench.errors import ConfigError
+
+RESULTS_KINDS = ("remote", "local")
+FORMATS = ("text", "markdown", "json")
+
+
+# --------------------------------------------------------------------------- result files
+
+
+def round_half_up(value: float) -> int:
+    # The seed is JavaScript (Math.round: halves go up); Python's round() goes to even.
+    return math.floor(value + 0.5)
+
+
+def query_sort_key(query_id: str) -> tuple[int, int, str]:
+    """q1, q2, …, q10 (by the first number in the id), ids without a number last."""
+    match = re.search(r"\d+", query_id)
+    return (0, int(match.group()), query_id) if match else (1, 0, query_id)
+
+
+def _is_remote(results: str) -> bool:
+    if results not in RESULTS_KINDS:
+        raise ConfigError(f"results must be one of {', '.join(RESULTS_KINDS)}, not {results!r}")
+    return results == "remote"
+
+
+def _by_id(results: list[QueryResult]) -> dict[str, QueryResult]:
+    return {result.id: result for result in sorted(results, key=lambda result: query_sort_key(result.id))}
+
+
+def load_results(data_dir: str | Path, dataset: str, engine: str,
+                 results: str = "remote") -> dict[str, QueryResult]:
+    """Every ``<query>.json`` of one engine's run, keyed by query id, in numeric query order."""
+    parent = engines_dir(data_dir, dataset, remote=_is_remote(results))
+    folder = parent / engine
+    if not folder.is_dir():
+        engines = sorted(entry.name for entry in parent.iterdir() if entry.is_dir()) if parent.is_dir() else []
+        if engines:
+            found = f"Engines with {results} results there: {', '.join(engines)}."
+        elif parent.is_dir():
+            found = f"{parent} holds no engine folders yet."
+        else:
+            other = "local" if results == "remote" else "remote"
+            found = (f"There are no {results} results for dataset {dataset!r} ({parent} does not "
+                     f"exist): run the benchmark first, or check --data-dir, --dataset and "
+                     f"--results (maybe {other}).")
+        raise ConfigError(f"No {results} results for engine {engine!r} ({folder} does not exist). {found}")
+    loaded = read_query_results(folder, dataset=dataset, engine=engine)
+    if not loaded:
+        raise ConfigError(f"{folder} holds no result files (<query>.json)")
+    return _by_id(loaded)
+
+
+def load_previous(data_dir: str | Path, dataset: str,
+                  results: str = "remote") -> tuple[str, dict[str, QueryResult]] | None:
+    """The last complete run recorded in ``previous-<results>.json`` (engine, results), or None.
+
+    It holds every query document of that run, so it survives the engine folder being
+    overwritten by a new run of the same engine."""
+    found = read_previous(data_dir, dataset, remote=_is_remote(results))
+    if found is None:
+        return None
+    engine, loaded = found
+    return engine, _by_id(loaded)
+
+
+# --------------------------------------------------------------------------- comparison
+
+
+@dataclass
+class QueryComparison:
+    id: str
+    verdict: Verdict
+    base: QueryResult | None
+    new: QueryResult | None
+    ratio: float | None = None  # geometric-mean ratio new/base of the successful iterations
+    p_value: float | None = None
+
+    @property
+    def base_p50_ms(self) -> int | None:
+        """The seed's p50 of the base side: median of the successful iterations, rounded half up
+        to whole ms; None when it has none."""
+        return _seed_p50(self.base)
+
+    @property
+    def new_p50_ms(self) -> int | None:
+        return _seed_p50(self.new)
+
+    @property
+    def newly_failed(self) -> bool:
+        return self.verdict == "failed" and self.base is not None and not self.base.every_iteration_failed
+
+    @property
+    def in_both(self) -> bool:
+        return self.base is not None and self.new is not None
+
+
+def _seed_p50(result: QueryResult | None) -> int | None:
+    if result is None or result.p50 is None:
+        return None
+    return round_half_up(result.p50)
+
+
+@dataclass
+class Suite:
+    verdict: Verdict
+    geomean_ratio: float | None
+    ci_low: float | None
+    ci_high: float | None
+    failed: int  # queries that failed on at least one side (left out of TOTAL and of the stats)
+    missing: int  # queries with a result file on one side only
+    queries: int  # queries in the statistics (succeeded on both sides)
+
+
+@dataclass
+class Comparison:
+    dataset: str
+    base: str
+    new: str
+    queries: list[QueryComparison]
+    suite: Suite
+    format: str = "text"
+    fail_on_regression: bool = False
+    _cache: dict[str, str] = field(default_factory=dict, repr=False)
+
+    @property
+    def regressed(self) -> bool:
+        """Suite slower, or a query that succeeded on base fails now."""
+        return self.suite.verdict == "slower" or any(query.newly_failed for query in self.queries)
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.fail_on_regression and self.regressed else 0
+
+    @property
+    def text(self) -> str:
+        return self.render("text")
+
+    @property
+    def output(self) -> str:
+        return self.render(self.format)
+
+    def render(self, format: str = "text") -> str:
+        if format not in FORMATS:
+            raise ConfigError(f"format must be one of {', '.join(FORMATS)}, not {format!r}")
+        if format not in self._cache:
+            self._cache[format] = {"text": render_text, "markdown": render_markdown,
+                                   "json": render_json}[format](self)
+        return self._cache[format]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dataset": self.dataset,
+            "base": self.base,
+            "new": self.new,
+            "queries": [{"id": query.id, "verdict": query.verdict, "base_p50_ms": query.base_p50_ms,
+                         "new_p50_ms": query.new_p50_ms, "ratio": query.ratio, "p_value": query.p_value}
+                        for query in self.queries],
+            "suite": {"verdict": self.suite.verdict, "geomean_ratio": self.suite.geomean_ratio,
+                      "ci_low": self.suite.ci_low, "ci_high": self.suite.ci_high,
+                      "failed": self.suite.failed, "missing": self.suite.missing},
+        }
+
+
+def compare_results(base: dict[str, QueryResult], new: dict[str, QueryResult], *, dataset: str,
+                    base_name: str, new_name: str) -> Comparison:
+    """The comparison of two loaded runs (no file access)."""
+    ids = sorted(set(base) | set(new), key=query_sort_key)
+    pairs = {query_id: (base[query_id].timings, new[query_id].timings) for query_id in ids
+             if query_id in base and query_id in new and not base[query_id].every_iteration_failed
+             and not new[query_id].every_iteration_failed}
+    stats = assess_queries(pairs)
+    queries = []
+    for query_id in ids:
+        old, now = base.get(query_id), new.get(query_id)
+        if old is None or now is None:
+            queries.append(QueryComparison(query_id, "missing", old, now))
+        elif now.every_iteration_failed:
+            queries.append(QueryComparison(query_id, "failed", old, now))
+        elif old.every_iteration_failed:
+            queries.append(QueryComparison(query_id, "fixed", old, now))
+        else:
+            stat = stats[query_id]
+            queries.append(QueryComparison(query_id, stat.verdict, old, now, math.exp(stat.log_ratio),
+                                           stat.p_value))
+    suite_stat = assess_suite([stats[query_id].log_ratio for query_id in pairs])
+    suite = Suite(
+        verdict=suite_stat.verdict,
+        geomean_ratio=suite_stat.geomean_ratio,
+        ci_low=suite_stat.ci_low,
+        ci_high=suite_stat.ci_high,
+        failed=sum(1 for query in queries if query.verdict in ("failed", "fixed")),
+        missing=sum(1 for query in queries if query.verdict == "missing"),
+        queries=suite_stat.queries,
+    )
+    return Comparison(dataset, base_name, new_name, queries, suite)
+
+
+def compare(*, dataset: str, base: str, new: str, data_dir: str | Path = "benchmarks/data",
+            results: str = "remote", format: str = "text", fail_on_regression: bool = False) -> Comparison:
+    """Compare engine ``new`` against engine ``base`` on ``dataset``; see the module docstring."""
+    if format not in FORMATS:
+        raise ConfigError(f"format must be one of {', '.join(FORMATS)}, not {format!r}")
+    comparison = compare_results(load_results(data_dir, dataset, base, results),
+                                 load_results(data_dir, dataset, new, results),
+                                 dataset=dataset, base_name=base, new_name=new)
+    comparison.format = format
+    comparison.fail_on_regression = fail_on_regression
+    return comparison

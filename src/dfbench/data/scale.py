@@ -1,0 +1,63 @@
+"""Scale factors and the dataset names that carry them (``tpch_sf10``), parsed in one place so
+that a name, a number, a manifest and a folder all give the same exact decimal."""
+
+from __future__ import annotations
+
+import json
+import re
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from dfbench.errors import ConfigError
+
+_DATASET_NAME = re.compile(r"^tpch_sf(?P<sf>\d+(?:\.\d+)?)$")
+
+
+def format_decimal(value: Decimal) -> str:
+    """A plain decimal literal both DuckDB and DataFusion parse (never ``1E-5``)."""
+    return format(value.normalize(), "f")
+
+
+def _to_decimal(value: Any) -> Decimal:
+    if isinstance(value, bool):
+        raise ConfigError(f"Invalid scale factor {value!r}: give a positive number such as 1, 10 or 0.1.")
+    try:
+        sf = Decimal(str(value))
+    except InvalidOperation:
+        raise ConfigError(f"Invalid scale factor {value!r}: give a positive number such as 1, 10 or 0.1.") from None
+    if not sf.is_finite() or sf <= 0:
+        raise ConfigError(f"Invalid scale factor {value!r}: it must be a positive number such as 1, 10 or 0.1.")
+    return sf
+
+
+def scale_factor_of(dataset_or_sf: Any) -> Decimal:
+    """The scale factor of a number, a dataset name (``tpch_sf10``), a dataset folder holding a
+    ``manifest.json``, or any object with a ``scale_factor`` (a manifest, a generated dataset)."""
+    value = dataset_or_sf
+    if hasattr(value, "manifest") and hasattr(value.manifest, "scale_factor"):
+        value = value.manifest.scale_factor
+    elif hasattr(value, "scale_factor"):
+        value = value.scale_factor
+    if isinstance(value, Path) or (isinstance(value, str) and ("/" in value or value.endswith(".json"))):
+        path = Path(value)
+        name = path.name if path.name != "manifest.json" else path.parent.name
+        manifest = path / "manifest.json" if path.is_dir() else path
+        if manifest.is_file():
+            return _to_decimal(json.loads(manifest.read_text())["scale_factor"])
+        value = name
+    if isinstance(value, str):
+        match = _DATASET_NAME.match(value.strip())
+        if match:
+            return _to_decimal(match["sf"])
+    return _to_decimal(value)
+
+
+
+def format_scale_factor(scale_factor: Any) -> str:
+    """1 → "1", 10.0 → "10", 0.1 → "0.1" (as the seed names its folders)."""
+    return format_decimal(scale_factor_of(scale_factor))
+
+
+def tpch_dataset_name(scale_factor: Any) -> str:
+    return f"tpch_sf{format_scale_factor(scale_factor)}"
