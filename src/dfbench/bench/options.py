@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dfbench.bench.settings import DISTRIBUTED_DEFAULTS, resolve_settings
-from dfbench.datasets import DEFAULT_DATA_DIR
+from dfbench.data import DEFAULT_DATA_DIR
 from dfbench.errors import ConfigError
 from dfbench.worker.client import QUERY_TIMEOUT_S
 

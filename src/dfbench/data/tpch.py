@@ -21,12 +21,12 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from dfbench.data.catalog import DEFAULT_DATA_DIR, LocalDataset, tpch_dataset_name
+from dfbench.data.catalog import DEFAULT_DATA_DIR, LocalDataset
 from dfbench.data.manifest import (CHECKSUM_CACHE, MANIFEST, ChecksumCache, Generator, Manifest, describe_files,
                                    is_complete, natural_key, read_manifest, tables_from)
 from dfbench.errors import ConfigError, DfbenchError
 from dfbench.files import write_atomically
-from dfbench.data.scale import format_decimal, scale_factor_of
+from dfbench.data.scale import format_decimal, scale_factor_of, tpch_dataset_name
 
 log = logging.getLogger("dfbench")
 
