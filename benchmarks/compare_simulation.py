@@ -12,7 +12,7 @@ Rules measured on the same simulated suites:
 
 * seed: a query is flagged when its p50 factor (rounded ms medians, as printed) exceeds 1.2
   (a ✅ or ❌ mark); its suite-level signal is the TOTAL line's ❌.
-* dfbench: the suite verdict (faster/slower) and the per-query verdicts of ``dfbench.compare``
+* dfbench: the suite verdict (faster/slower) and the per-query verdicts of ``dfbench.comparison``
   (the very functions the command uses, ``assess_queries`` and ``assess_suite``).
 
 Fixed seeds, so every run prints the same table. The result is written into BENCHMARKS.md between
@@ -33,9 +33,9 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from dfbench.compare.comparison import round_half_up
-from dfbench.compare.render import SEED_HIGHLIGHT, percent
-from dfbench.compare.stats import (QUERY_ALPHA, QUERY_MIN_EFFECT, SUITE_CONFIDENCE, SUITE_MIN_EFFECT, assess_queries,
+from dfbench.comparison.records import round_half_up
+from dfbench.comparison.render import SEED_HIGHLIGHT, percent
+from dfbench.comparison.stats import (QUERY_ALPHA, QUERY_MIN_EFFECT, SUITE_CONFIDENCE, SUITE_MIN_EFFECT, assess_queries,
                                    assess_suite)
 
 from report import write_section  # benchmarks/ is on sys.path: scripts run as files
@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         "across iterations, queries and the two runs (so the run-to-run variation is this iteration noise, "
         "with no extra per-run offset); true times log-uniform in 100 ms–10 s. A change multiplies the new "
         "side's true time of every query or of q1 only. Seed rule: a query is marked ✅/❌ when its rounded "
-        "p50 factor exceeds 1.2 (its only suite signal is TOTAL ❌). dfbench: the `dfbench.compare` verdicts "
+        "p50 factor exceeds 1.2 (its only suite signal is TOTAL ❌). dfbench: the `dfbench.comparison` verdicts "
         f"(per query: moderated t-test on log timings, p < {QUERY_ALPHA}, |ratio − 1| > "
         f"{percent(QUERY_MIN_EFFECT)}; suite: {percent(SUITE_CONFIDENCE)} t-interval of the geometric-mean "
         f"ratio over queries excludes 1 and |geomean − 1| > {percent(SUITE_MIN_EFFECT)}). Percentages are "

@@ -20,8 +20,8 @@ LAYERS = {
     "errors": 1.0, "waiting": 1.0, "models": 1.0, "files": 1.0, "sql": 1.0,
     "aws": 2.0,
     "config": 3.0,
-    "worker": 4.0, "data": 4.1, "bench": 4.2, "compare": 4.3, "transport": 4.4,
-    "provision": 5.0, "worker_deploy": 5.0, "runner": 5.0,
+    "worker": 4.0, "data": 4.1, "bench": 4.2, "comparison": 4.3, "transport": 4.4,
+    "cluster": 5.0, "worker_deploy": 5.0, "runner": 5.0,
     "cli": 6.0, "__init__": 6.0, "__main__": 6.0,
 }
 

@@ -1,4 +1,4 @@
-"""dfbench.compare: seed-compatible text, statistics, formats, command line."""
+"""dfbench.comparison: seed-compatible text, statistics, formats, command line."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from dfbench import cli as dfbench_cli
-from dfbench.compare import Comparison, compare, load_results
-from dfbench.compare.stats import t_critical, t_two_sided_p
+from dfbench.comparison import Comparison, compare, load_results, render
+from dfbench.comparison.stats import t_critical, t_two_sided_p
 from dfbench.errors import ConfigError
 
 DATASET = "tpch_sf1"
@@ -50,7 +50,7 @@ def run(data_dir: Path, **kwargs) -> Comparison:
 
 
 def lines_of(comparison: Comparison) -> list[str]:
-    return comparison.text.splitlines()
+    return render(comparison, "text").splitlines()
 
 
 # --------------------------------------------------------------------------- seed text
@@ -278,7 +278,7 @@ def test_partially_failed_iterations_count_as_success(tmp_path: Path) -> None:
     comparison = run(tmp_path)
     assert comparison.queries[0].verdict == "unchanged"
     assert comparison.suite.failed == 0
-    assert "new: 1 of 3 iterations failed" in comparison.text
+    assert "new: 1 of 3 iterations failed" in render(comparison, "text")
 
 
 # --------------------------------------------------------------------------- formats
@@ -289,7 +289,7 @@ def test_json_schema_and_values(tmp_path: Path) -> None:
     suite_of(tmp_path, "branch", queries=3, factor=2.0, noise=MIXED)
     write(tmp_path, "branch", "q2", errors=2)
     write(tmp_path, "main", "q9", [900])
-    data = json.loads(run(tmp_path, format="json").output)
+    data = json.loads(render(run(tmp_path, format="json")))
     assert set(data) == {"dataset", "base", "new", "queries", "suite"}
     assert (data["dataset"], data["base"], data["new"]) == (DATASET, "main", "branch")
     assert [query["id"] for query in data["queries"]] == ["q1", "q2", "q3", "q9"]
@@ -314,7 +314,7 @@ def test_markdown_table(tmp_path: Path) -> None:
     suite_of(tmp_path, "main", queries=2)
     suite_of(tmp_path, "branch", queries=2)
     write(tmp_path, "main", "q3", [300])
-    markdown = run(tmp_path, format="markdown").output
+    markdown = render(run(tmp_path, format="markdown"))
     lines = markdown.splitlines()
     header = lines.index("| Query | Base p50 (ms) | New p50 (ms) | Ratio | p-value | Verdict |")
     assert lines[header + 1] == "| --- | ---: | ---: | ---: | ---: | --- |"
@@ -360,7 +360,7 @@ def test_missing_results_folder(tmp_path: Path) -> None:
 def test_local_results_are_separate(tmp_path: Path) -> None:
     write(tmp_path, "main", "q1", [100], results="local")
     write(tmp_path, "branch", "q1", [300], results="local")
-    assert "new= 300 ms" in run(tmp_path, results="local").text
+    assert "new= 300 ms" in render(run(tmp_path, results="local"), "text")
     with pytest.raises(ConfigError):
         run(tmp_path, results="remote")
 

@@ -5,12 +5,12 @@ __version__ = "0.1.0"
 from dfbench.config import ClusterSpec  # noqa: E402
 from dfbench.errors import DfbenchError  # noqa: E402
 from dfbench.models import Change, Cluster, Instance, Plan, TeardownReport  # noqa: E402
-from dfbench.provision import plan, provision, status, teardown  # noqa: E402
+from dfbench.cluster import plan, provision, status, teardown  # noqa: E402
 from dfbench.data import generate_tpch, list_datasets, remote_tables, sync_dataset  # noqa: E402
 from dfbench.bench.queries import tpch_queries  # noqa: E402
 from dfbench.worker_deploy import DeployReport, deploy_worker, logs  # noqa: E402
 from dfbench.worker_deploy import exec_command as exec  # noqa: E402, A001 - the public name DESIGN gives it
-from dfbench.compare import compare  # noqa: E402
+from dfbench.comparison import compare  # noqa: E402
 from dfbench.runner import BenchmarkRun, bench_local, run_benchmark  # noqa: E402
 from dfbench.transport import ClusterConnection  # noqa: E402
 from dfbench.transport.shell import shell  # noqa: E402

@@ -15,11 +15,11 @@ from rich.status import Status
 from rich.table import Table
 
 from dfbench import __version__
-from dfbench.compare import FORMATS, RESULTS_KINDS, compare, compare_results, load_previous, load_results
+from dfbench.comparison import FORMATS, RESULTS_KINDS, compare, compare_results, load_previous, load_results, render
 from dfbench.config import make_spec, parse_tag
 from dfbench.errors import ClusterNotFound, ConfigError, DfbenchError
 from dfbench.models import Cluster, Plan, TeardownReport
-from dfbench.provision import plan, provision, status, teardown
+from dfbench.cluster import plan, provision, status, teardown
 from dfbench.transport.choice import VIAS
 from dfbench.worker_deploy import CommandOutput, DeployReport, deploy_worker, exec_command, logs
 
@@ -367,7 +367,7 @@ def _run_compare(args: argparse.Namespace) -> int:
     """Print the comparison; the exit code (1 only with --fail-on-regression and a regression)."""
     comparison = compare(dataset=args.dataset, base=args.base, new=args.new, data_dir=args.data_dir,
                          results=args.results, format=args.format, fail_on_regression=args.fail_on_regression)
-    print(comparison.output, end="")
+    print(render(comparison), end="")
     return comparison.exit_code
 
 
@@ -402,7 +402,7 @@ def _run_bench(args: argparse.Namespace) -> int:
     new = load_results(args.data_dir, dataset, run.engine, "remote" if run.remote else "local")
     result = compare_results(base, new, dataset=dataset, base_name=f"{base_engine} (previous run)",
                              new_name=run.engine)
-    out.print(result.text)
+    out.print(render(result, "text"))
     return status
 
 

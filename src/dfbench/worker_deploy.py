@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from dfbench.provision import status as cluster_status
+from dfbench.cluster import status as cluster_status
 from dfbench.aws import ssm
 from dfbench.aws.session import connect, default_region
 from dfbench.errors import ClusterNotFound, CommandFailed, ConfigError, WorkersDisagree, aws_errors

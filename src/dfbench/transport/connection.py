@@ -74,7 +74,7 @@ class ClusterConnection:
 
     @property
     def info_timeout_s(self) -> float:
-        from dfbench.runner import INFO_TIMEOUT_S
+        from dfbench.worker.client import INFO_TIMEOUT_S
 
         return _RELAY_INFO_TIMEOUT_S if self.kind == "relay" else INFO_TIMEOUT_S
 
@@ -138,7 +138,7 @@ class ClusterConnection:
         host keys from the console) and read each worker's /info through it. Fills ``opened``
         as transports open, so that the caller closes them whatever happens; returns each
         instance's /info (or why there is none) and the errors by instance."""
-        from dfbench.runner import WorkerClient
+        from dfbench.worker.client import WorkerClient
 
         aws = connect(region=self.cluster.region, profile=self.profile)
         infos: dict[str, dict[str, Any] | str] = {}

@@ -6,12 +6,10 @@ from __future__ import annotations
 import json
 import math
 import statistics
-from typing import TYPE_CHECKING
 
-from dfbench.compare.stats import QUERY_ALPHA, QUERY_MIN_EFFECT, SUITE_CONFIDENCE, SUITE_MIN_EFFECT
-
-if TYPE_CHECKING:
-    from dfbench.compare.comparison import Comparison, QueryComparison
+from dfbench.comparison.records import FORMATS, Comparison, QueryComparison
+from dfbench.comparison.stats import QUERY_ALPHA, QUERY_MIN_EFFECT, SUITE_CONFIDENCE, SUITE_MIN_EFFECT
+from dfbench.errors import ConfigError
 
 SEED_HIGHLIGHT = 1.2
 
@@ -153,3 +151,11 @@ def render_markdown(comparison: Comparison) -> str:
 
 def render_json(comparison: Comparison) -> str:
     return json.dumps(comparison.to_dict(), indent=2, ensure_ascii=False) + "\n"
+
+
+def render(comparison: Comparison, format: str | None = None) -> str:
+    """The comparison in ``format`` (text, markdown or json); by default the format it was made for."""
+    format = format or comparison.format
+    if format not in FORMATS:
+        raise ConfigError(f"format must be one of {', '.join(FORMATS)}, not {format!r}")
+    return {"text": render_text, "markdown": render_markdown, "json": render_json}[format](comparison)

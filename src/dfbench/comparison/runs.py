@@ -1,5 +1,5 @@
-"""Compare two benchmark runs (DESIGN section 7): load their result files, judge every query and
-the suite, and hold the verdicts as records that render themselves (:mod:`dfbench.compare.render`).
+"""Compare two benchmark runs (ARCHITECTURE.md §6): load their result files and judge every query
+and the suite, into the records of :mod:`dfbench.comparison.records`.
 
 Result files: ``<data_dir>/<dataset>/.results-<remote|local>/<engine>/<query>.json``
 (:mod:`dfbench.bench.results`).
@@ -10,7 +10,7 @@ What is added to the seed's output, and why:
   that flags a query of an unchanged build in about a third of the runs, and misses most 10%
   regressions. dfbench keeps those lines byte for byte (people grep them), and adds a verdict
   per query from a significance test gated by a minimum effect, and a suite verdict on the
-  geometric mean of the per-query ratios with a confidence interval (:mod:`dfbench.compare.stats`
+  geometric mean of the per-query ratios with a confidence interval (:mod:`dfbench.comparison.stats`
   says how and why).
 * The seed's TOTAL silently leaves out failed queries; dfbench's TOTAL says how many it left out.
 
@@ -24,32 +24,13 @@ with some failed iterations but at least one success counts as succeeded, on its
 from __future__ import annotations
 
 import math
-import re
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from dfbench.bench.results import QueryResult, engines_dir, read_previous, read_query_results
-from dfbench.compare.render import render_json, render_markdown, render_text
-from dfbench.compare.stats import Verdict, assess_queries, assess_suite
+from dfbench.comparison.records import (FORMATS, RESULTS_KINDS, Comparison, QueryComparison, Suite,
+                                        query_sort_key)
+from dfbench.comparison.stats import assess_queries, assess_suite
 from dfbench.errors import ConfigError
-
-RESULTS_KINDS = ("remote", "local")
-FORMATS = ("text", "markdown", "json")
-
-
-# --------------------------------------------------------------------------- result files
-
-
-def round_half_up(value: float) -> int:
-    # The seed is JavaScript (Math.round: halves go up); Python's round() goes to even.
-    return math.floor(value + 0.5)
-
-
-def query_sort_key(query_id: str) -> tuple[int, int, str]:
-    """q1, q2, …, q10 (by the first number in the id), ids without a number last."""
-    match = re.search(r"\d+", query_id)
-    return (0, int(match.group()), query_id) if match else (1, 0, query_id)
 
 
 def _is_remote(results: str) -> bool:
@@ -96,104 +77,6 @@ def load_previous(data_dir: str | Path, dataset: str,
         return None
     engine, loaded = found
     return engine, _by_id(loaded)
-
-
-# --------------------------------------------------------------------------- comparison
-
-
-@dataclass
-class QueryComparison:
-    id: str
-    verdict: Verdict
-    base: QueryResult | None
-    new: QueryResult | None
-    ratio: float | None = None  # geometric-mean ratio new/base of the successful iterations
-    p_value: float | None = None
-
-    @property
-    def base_p50_ms(self) -> int | None:
-        """The seed's p50 of the base side: median of the successful iterations, rounded half up
-        to whole ms; None when it has none."""
-        return _seed_p50(self.base)
-
-    @property
-    def new_p50_ms(self) -> int | None:
-        return _seed_p50(self.new)
-
-    @property
-    def newly_failed(self) -> bool:
-        return self.verdict == "failed" and self.base is not None and not self.base.every_iteration_failed
-
-    @property
-    def in_both(self) -> bool:
-        return self.base is not None and self.new is not None
-
-
-def _seed_p50(result: QueryResult | None) -> int | None:
-    if result is None or result.p50 is None:
-        return None
-    return round_half_up(result.p50)
-
-
-@dataclass
-class Suite:
-    verdict: Verdict
-    geomean_ratio: float | None
-    ci_low: float | None
-    ci_high: float | None
-    failed: int  # queries that failed on at least one side (left out of TOTAL and of the stats)
-    missing: int  # queries with a result file on one side only
-    queries: int  # queries in the statistics (succeeded on both sides)
-
-
-@dataclass
-class Comparison:
-    dataset: str
-    base: str
-    new: str
-    queries: list[QueryComparison]
-    suite: Suite
-    format: str = "text"
-    fail_on_regression: bool = False
-    _cache: dict[str, str] = field(default_factory=dict, repr=False)
-
-    @property
-    def regressed(self) -> bool:
-        """Suite slower, or a query that succeeded on base fails now."""
-        return self.suite.verdict == "slower" or any(query.newly_failed for query in self.queries)
-
-    @property
-    def exit_code(self) -> int:
-        return 1 if self.fail_on_regression and self.regressed else 0
-
-    @property
-    def text(self) -> str:
-        return self.render("text")
-
-    @property
-    def output(self) -> str:
-        return self.render(self.format)
-
-    def render(self, format: str = "text") -> str:
-        if format not in FORMATS:
-            raise ConfigError(f"format must be one of {', '.join(FORMATS)}, not {format!r}")
-        if format not in self._cache:
-            self._cache[format] = {"text": render_text, "markdown": render_markdown,
-                                   "json": render_json}[format](self)
-        return self._cache[format]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "dataset": self.dataset,
-            "base": self.base,
-            "new": self.new,
-            "queries": [{"id": query.id, "verdict": query.verdict, "base_p50_ms": query.base_p50_ms,
-                         "new_p50_ms": query.new_p50_ms, "ratio": query.ratio, "p_value": query.p_value}
-                        for query in self.queries],
-            "suite": {"verdict": self.suite.verdict, "geomean_ratio": self.suite.geomean_ratio,
-                      "ci_low": self.suite.ci_low, "ci_high": self.suite.ci_high,
-                      "failed": self.suite.failed, "missing": self.suite.missing},
-        }
 
 
 def compare_results(base: dict[str, QueryResult], new: dict[str, QueryResult], *, dataset: str,
