@@ -1,6 +1,6 @@
 """What the SSH transport adds to a request, measured against the same worker reached directly.
 
-Setup: ``python -m dfbench.localworker`` on 127.0.0.1 (a subprocess, as ``dfbench bench`` runs it)
+Setup: ``python -m dfbench.worker.local`` on 127.0.0.1 (a subprocess, as ``dfbench bench`` runs it)
 and Debian's OpenSSH server on another loopback port (``dfbench_testing.Sshd``), with
 :class:`dfbench.transport.ssh.SshTransport` forwarding a local port to the worker's through it.
 Requests are the runner's own (:class:`dfbench.worker.client.WorkerClient`: one urllib request, so one new

@@ -2,7 +2,7 @@
 the same query costs run in-process with DataFusion.
 
 Setup: one small parquet table ``t`` (200,000 rows, one file) in a temporary folder. The worker is
-``python -m dfbench.localworker`` on 127.0.0.1 (a subprocess, as ``dfbench bench`` runs it),
+``python -m dfbench.worker.local`` on 127.0.0.1 (a subprocess, as ``dfbench bench`` runs it),
 reached with the runner's own client (:class:`dfbench.worker.client.WorkerClient`, one urllib request
 per query, as a benchmark run sends them). In-process: a ``SessionContext()`` like the worker's,
 the table created with the same ``CREATE EXTERNAL TABLE`` statement, each query planned with
@@ -129,7 +129,7 @@ def section(samples: dict[str, dict[str, list[float]]], reps: int, seconds: floa
         f"{platform.python_version()}, datafusion {datafusion.__version__}.",
         "",
         f"One parquet table `t` ({ROWS:,} rows, one file, temporary folder). The worker is "
-        "`python -m dfbench.localworker` on 127.0.0.1 (a subprocess, as `dfbench bench` runs it), reached "
+        "`python -m dfbench.worker.local` on 127.0.0.1 (a subprocess, as `dfbench bench` runs it), reached "
         "with the runner's `WorkerClient` (one urllib request per query). In-process: a default "
         "`SessionContext` with the same `CREATE EXTERNAL TABLE`, each query planned and its result streamed "
         f"and counted as the worker does. {reps} interleaved pairs per query (order alternating within "

@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from dfbench.localworker import serve
+from dfbench.worker.local import serve
 from dfbench.sql import split_statements
 
 NOTES = ["plain", "a;b", "it's", "-- not a comment", "x"]
@@ -298,7 +298,7 @@ def _read_line(stream, timeout: float) -> str:
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_subprocess_port_zero_and_clean_shutdown(signum: int) -> None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "dfbench.localworker", "--host", "127.0.0.1", "--port", "0"],
+        [sys.executable, "-m", "dfbench.worker.local", "--host", "127.0.0.1", "--port", "0"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:

@@ -11,7 +11,7 @@ import pytest
 
 from dfbench.data import generate_tpch
 from dfbench.errors import DfbenchError, QueryFailed, WorkerUnreachable
-from dfbench.localworker import serve
+from dfbench.worker.local import serve
 from dfbench.bench.queries import Query, expected_rows
 from dfbench.bench.results import QueryOutcome
 from dfbench.bench.settings import DISTRIBUTED_DEFAULTS, resolve_settings

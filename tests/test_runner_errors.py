@@ -22,7 +22,7 @@ import pytest
 from dfbench import cli
 from dfbench.data import generate_tpch
 from dfbench.errors import ConfigError, WorkerUnreachable
-from dfbench.localworker import serve
+from dfbench.worker.local import serve
 from dfbench.bench.queries import Query
 from dfbench.bench.results import QueryOutcome
 from dfbench.runner import run_benchmark

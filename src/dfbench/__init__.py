@@ -1,46 +1,56 @@
-"""dfbench: provision, run and tear down distributed DataFusion benchmarks on AWS with boto3 alone."""
+"""dfbench: provision, run and tear down distributed DataFusion benchmarks on AWS with boto3 alone.
+
+The public API is re-exported here and loaded on first use: ``import dfbench`` (which the command
+line does before anything else) costs nothing until a name is used, so ``dfbench --help`` never
+pays for boto3, pydantic or DataFusion. docs/ARCHITECTURE.md §2 says where each name lives.
+"""
 
 __version__ = "0.1.0"
 
-from dfbench.config import ClusterSpec  # noqa: E402
-from dfbench.errors import DfbenchError  # noqa: E402
-from dfbench.models import Change, Cluster, Instance, Plan, TeardownReport  # noqa: E402
-from dfbench.cluster import plan, provision, status, teardown  # noqa: E402
-from dfbench.data import generate_tpch, list_datasets, remote_tables, sync_dataset  # noqa: E402
-from dfbench.bench.queries import tpch_queries  # noqa: E402
-from dfbench.worker_deploy import DeployReport, deploy_worker, logs  # noqa: E402
-from dfbench.worker_deploy import exec_command as exec  # noqa: E402, A001 - the public name DESIGN gives it
-from dfbench.comparison import compare  # noqa: E402
-from dfbench.runner import BenchmarkRun, bench_local, run_benchmark  # noqa: E402
-from dfbench.transport import ClusterConnection  # noqa: E402
-from dfbench.transport.shell import shell  # noqa: E402
+# Public name -> (module, name there). `exec` is the public name of worker_deploy.exec_command.
+_EXPORTS = {
+    "BenchmarkRun": ("dfbench.runner", "BenchmarkRun"),
+    "Change": ("dfbench.models", "Change"),
+    "Cluster": ("dfbench.models", "Cluster"),
+    "ClusterConnection": ("dfbench.transport.connection", "ClusterConnection"),
+    "ClusterSpec": ("dfbench.config", "ClusterSpec"),
+    "DeployReport": ("dfbench.worker_deploy", "DeployReport"),
+    "DfbenchError": ("dfbench.errors", "DfbenchError"),
+    "Instance": ("dfbench.models", "Instance"),
+    "Plan": ("dfbench.models", "Plan"),
+    "TeardownReport": ("dfbench.models", "TeardownReport"),
+    "bench_local": ("dfbench.runner", "bench_local"),
+    "compare": ("dfbench.comparison", "compare"),
+    "deploy_worker": ("dfbench.worker_deploy", "deploy_worker"),
+    "exec": ("dfbench.worker_deploy", "exec_command"),
+    "generate_tpch": ("dfbench.data", "generate_tpch"),
+    "list_datasets": ("dfbench.data", "list_datasets"),
+    "logs": ("dfbench.worker_deploy", "logs"),
+    "plan": ("dfbench.cluster", "plan"),
+    "provision": ("dfbench.cluster", "provision"),
+    "remote_tables": ("dfbench.data", "remote_tables"),
+    "run_benchmark": ("dfbench.runner", "run_benchmark"),
+    "shell": ("dfbench.transport.shell", "shell"),
+    "status": ("dfbench.cluster", "status"),
+    "sync_dataset": ("dfbench.data", "sync_dataset"),
+    "teardown": ("dfbench.cluster", "teardown"),
+    "tpch_queries": ("dfbench.bench.queries", "tpch_queries"),
+}
 
-__all__ = [
-    "BenchmarkRun",
-    "Change",
-    "Cluster",
-    "ClusterConnection",
-    "ClusterSpec",
-    "DeployReport",
-    "DfbenchError",
-    "Instance",
-    "Plan",
-    "TeardownReport",
-    "__version__",
-    "bench_local",
-    "compare",
-    "deploy_worker",
-    "exec",
-    "generate_tpch",
-    "list_datasets",
-    "logs",
-    "plan",
-    "provision",
-    "remote_tables",
-    "run_benchmark",
-    "shell",
-    "status",
-    "sync_dataset",
-    "teardown",
-    "tpch_queries",
-]
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> object:
+    try:
+        module, attribute = _EXPORTS[name]
+    except KeyError:
+        raise AttributeError(f"module 'dfbench' has no attribute {name!r}") from None
+    import importlib
+
+    value = getattr(importlib.import_module(module), attribute)
+    globals()[name] = value  # resolved once; later lookups do not come back here
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

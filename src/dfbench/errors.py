@@ -11,9 +11,6 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import botocore.exceptions
-from botocore.exceptions import ClientError
-
 
 class DfbenchError(Exception):
     """Root of every error dfbench raises deliberately."""
@@ -258,6 +255,8 @@ _QUOTAS = {
 
 def error_code(error: BaseException) -> str:
     """The AWS error code of a ClientError, or '' for anything else."""
+    from botocore.exceptions import ClientError  # loaded already wherever an AWS call failed
+
     if isinstance(error, ClientError):
         return str(error.response.get("Error", {}).get("Code", ""))
     return ""
@@ -296,7 +295,11 @@ def credentials_error(detail: str, profile: str | None = None) -> CredentialsErr
 
 def translate(error: Exception, profile: str | None = None) -> Exception:
     """Map a botocore failure to the DfbenchError a user should see; other errors pass through."""
-    if isinstance(error, ClientError):
+    # Imported here, not at the top: the exception tree is imported by every command, and
+    # botocore costs more than the whole of `dfbench --help`.
+    import botocore.exceptions
+
+    if isinstance(error, botocore.exceptions.ClientError):
         code = error_code(error)
         message = str(error.response.get("Error", {}).get("Message", ""))
         operation = error.operation_name

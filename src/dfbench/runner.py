@@ -191,7 +191,8 @@ def run_benchmark(**options: Any) -> BenchmarkRun:
 
     from rich.console import Console
 
-    from dfbench.transport import ClusterConnection, DirectTransport
+    from dfbench.transport.base import DirectTransport
+    from dfbench.transport.connection import ClusterConnection
 
     with ExitStack() as stack:
         connection: ClusterConnection | DirectTransport
@@ -424,7 +425,7 @@ def bench_local(*, scale_factor: Any = 1, partitions: int = 16, iterations: int 
     """TPC-H at ``scale_factor`` on a local worker subprocess, end to end.
 
     Generates the dataset when ``data_dir`` has no complete copy (an existing one is used whatever
-    its partitioning), starts ``python -m dfbench.localworker`` on a free loopback port, runs
+    its partitioning), starts ``python -m dfbench.worker.local`` on a free loopback port, runs
     :func:`run_benchmark` against it (results in ``.results-local``), stops the worker (SIGTERM)
     whatever happens, and returns the run. The engine defaults to ``datafusion-python-<version>``.
     """

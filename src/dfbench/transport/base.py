@@ -9,6 +9,11 @@ from typing import Protocol, Self
 
 from dfbench.errors import TransportError
 
+# The ways in a user can ask for (`--via`); :mod:`dfbench.transport.choice` says what each needs.
+VIAS = ("auto", "ssh", "ssm", "relay")
+# Where the worker answers HTTP on an instance.
+WORKER_PORT = 9000
+
 
 class Transport(Protocol):
     """The way to one worker. ``url`` is valid between ``__enter__`` and ``__exit__``."""

@@ -20,11 +20,9 @@ from pathlib import Path
 from dfbench.aws.session import Aws
 from dfbench.errors import ConfigError, aws_errors
 from dfbench.models import Cluster, Instance
-from dfbench.transport.base import Transport
+from dfbench.transport.base import VIAS, WORKER_PORT, Transport
 from dfbench.transport.known_hosts import DEFAULT_PATH, lookup
 
-VIAS = ("auto", "ssh", "ssm", "relay")
-WORKER_PORT = 9000
 # The states in which an instance's worker can answer.
 REACHABLE_STATES = ("running",)
 

@@ -21,7 +21,8 @@ from dfbench.errors import (ClusterUnhealthy, ConfigError, DfbenchError, HostKey
 from dfbench.worker.health import WorkerHealth, health_table, judge
 from dfbench.models import Cluster, Instance
 from dfbench.transport.base import Transport
-from dfbench.transport.choice import REACHABLE_STATES, WORKER_PORT, choose, open_transport, pick_instance
+from dfbench.transport.base import WORKER_PORT
+from dfbench.transport.choice import REACHABLE_STATES, choose, open_transport, pick_instance
 from dfbench.transport.known_hosts import DEFAULT_PATH
 
 log = logging.getLogger("dfbench")

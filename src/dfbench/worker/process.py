@@ -19,7 +19,7 @@ WORKER_START_TIMEOUT_S = 60.0
 
 
 class LocalWorkerProcess:
-    """``python -m dfbench.localworker --port 0`` on loopback, stopped with SIGTERM. ``args`` are
+    """``python -m dfbench.worker.local --port 0`` on loopback, stopped with SIGTERM. ``args`` are
     more of its options (``--worker-urls``, ``--commit``)."""
 
     def __init__(self, data_dir: str | Path | None = None, start_timeout_s: float = WORKER_START_TIMEOUT_S,
@@ -32,7 +32,7 @@ class LocalWorkerProcess:
         self._stderr = tempfile.TemporaryFile(mode="w+", prefix="dfbench-worker-")
 
     def start(self) -> str:
-        command = [sys.executable, "-m", "dfbench.localworker", "--host", "127.0.0.1", "--port", "0", "--quiet"]
+        command = [sys.executable, "-m", "dfbench.worker.local", "--host", "127.0.0.1", "--port", "0", "--quiet"]
         if self.data_dir is not None:
             command += ["--data-dir", str(self.data_dir)]
         command += self.args

@@ -1,6 +1,6 @@
 """The local worker: the real worker's HTTP contract (DESIGN section 5) on DataFusion from PyPI.
 
-Run it with ``python -m dfbench.localworker --host 127.0.0.1 --port 9000 [--data-dir DIR]``.
+Run it with ``python -m dfbench.worker.local --host 127.0.0.1 --port 9000 [--data-dir DIR]``.
 ``--port 0`` picks a free port; the line ``listening on http://HOST:PORT`` on stdout says which.
 
 Endpoints:
@@ -272,7 +272,7 @@ def serve(
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m dfbench.localworker",
+        prog="python -m dfbench.worker.local",
         description="A local DataFusion worker speaking the benchmark worker's HTTP contract.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")

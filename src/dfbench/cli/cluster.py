@@ -1,0 +1,94 @@
+"""The cluster commands: plan, provision, status and teardown, and their tables."""
+
+from __future__ import annotations
+
+import argparse
+
+from rich.table import Table
+
+from dfbench.cli.output import emit, out
+from dfbench.cluster import plan, provision, status, teardown
+from dfbench.config import make_spec
+from dfbench.errors import ClusterNotFound
+from dfbench.models import Cluster, Plan, TeardownReport
+
+
+def _spec(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    return make_spec(
+        name=args.cluster, region=args.region, instance_count=args.count, instance_type=args.instance_type,
+        ami=args.ami, volume_size_gib=args.volume_size, bucket=args.bucket, spot=args.spot or None,
+        ttl_hours=args.ttl_hours, ssh_ingress_cidrs=tuple(args.ssh_cidr) or None,
+        discovery_tag=args.discovery_tag, tags=dict(args.tag) or None,
+    )
+
+
+def _render_cluster(cluster: Cluster) -> None:
+    resources = Table(title=f"cluster {cluster.name} ({cluster.region}, account {cluster.account})",
+                      show_header=True, header_style="bold")
+    resources.add_column("resource")
+    resources.add_column("id")
+    for label, value in (("bucket", cluster.bucket), ("vpc", cluster.vpc_id), ("subnet", cluster.subnet_id),
+                         ("internet gateway", cluster.internet_gateway_id),
+                         ("route table", cluster.route_table_id), ("security group", cluster.security_group_id),
+                         ("role / instance profile", cluster.role_name), ("ami", cluster.ami_id)):
+        resources.add_row(label, value or "[red]missing[/]")
+    resources.add_row("ssh allowed from", ", ".join(cluster.ssh_ingress_cidrs) or "nowhere (--via ssm or relay)")
+    out.print(resources)
+    table = Table(show_header=True, header_style="bold")
+    for column in ("name", "instance", "type", "zone", "state", "private ip", "public ip"):
+        table.add_column(column)
+    for i in cluster.instances:
+        table.add_row(i.name, i.instance_id, i.instance_type + (" (spot)" if i.spot else ""), i.availability_zone,
+                      i.state, i.private_ip or "-", i.public_ip or "-")
+    out.print(table if cluster.instances else "no instances")
+
+
+def _render_plan(result: Plan) -> None:
+    if result.empty:
+        out.print(f"cluster {result.cluster} ({result.region}) matches the spec: no changes")
+        return
+    out.print(f"provision would make {len(result.changes)} change(s) to cluster {result.cluster} ({result.region}):")
+    colours = {"create": "green", "update": "yellow", "delete": "red", "replace": "magenta", "start": "cyan"}
+    for change in result.changes:
+        out.print(f"  [{colours[change.action]}]{change}[/]", markup=True)
+
+
+def _render_teardown(report: TeardownReport) -> None:
+    for item in report.deleted:
+        out.print(f"  [red]- deleted[/] {item}")
+    for item in report.left:
+        out.print(f"  [yellow]! left[/] {item}")
+    if report.clean:
+        out.print(f"cluster {report.cluster} ({report.region}): nothing left"
+                  + ("" if report.deleted else " (there was nothing to delete)"))
+    else:
+        out.print(f"[red]cluster {report.cluster}: {len(report.left)} resource(s) left; "
+                  "run teardown again, or delete them by hand[/]")
+
+
+def cluster_of(args: argparse.Namespace) -> Cluster | None:
+    if not args.cluster:
+        return None
+    cluster = status(args.cluster, region=args.region, profile=args.profile)
+    if cluster is None:
+        raise ClusterNotFound(args.cluster, args.region or "the default region")
+    return cluster
+
+
+def run_cluster_command(args: argparse.Namespace) -> int:
+    if args.command == "provision":
+        spec = _spec(args)
+        emit(args, provision(spec, profile=args.profile), _render_cluster)
+        return 0
+    if args.command == "plan":
+        emit(args, plan(_spec(args), profile=args.profile), _render_plan)
+        return 0
+    if args.command == "status":
+        cluster = status(args.cluster, region=args.region, profile=args.profile)
+        emit(args, cluster, lambda c: _render_cluster(c) if c else out.print(
+            f"no cluster named {args.cluster!r} in {args.region or 'the default region'}"))
+        return 0 if cluster else 1
+    report = teardown(args.cluster, region=args.region, profile=args.profile, delete_bucket=args.delete_bucket)
+    emit(args, report, _render_teardown)
+    return 0 if report.clean else 1
+

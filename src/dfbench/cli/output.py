@@ -1,0 +1,57 @@
+"""What every command prints through: the two consoles, progress lines from the library's log,
+JSON or a rendering, and sizes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from rich.console import Console
+from rich.status import Status
+
+from dfbench.models import Plan, TeardownReport
+
+# Piped output is read by scripts and logs: never truncate ids to an assumed 80 columns.
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class ProgressHandler(logging.Handler):
+    """Library log records as progress lines; waits update the spinner instead of scrolling."""
+
+    def __init__(self, spinner: Status) -> None:
+        super().__init__(logging.INFO)
+        self.spinner = spinner
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if getattr(record, "wait", False):
+            self.spinner.update(message)
+        elif record.levelno >= logging.WARNING:
+            err.print(f"[yellow]warning:[/] {message}")
+        else:
+            err.print(message)
+
+
+def emit(args: argparse.Namespace, result: Any, render: Callable[[Any], None]) -> None:
+    if args.json:
+        payload = result.model_dump(mode="json") if result is not None else None
+        if isinstance(result, Plan | TeardownReport):
+            payload["empty" if isinstance(result, Plan) else "clean"] = (
+                result.empty if isinstance(result, Plan) else result.clean)
+        print(json.dumps(payload, indent=2))
+    else:
+        render(result)
+
+
+def size_text(count: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if count < 1024 or unit == "GiB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024  # type: ignore[assignment]
+    raise AssertionError("unreachable")
+
