@@ -1,4 +1,4 @@
-"""Simulation: how often do the seed's compare rule and dfbench's verdicts cry wolf, and how often
+"""Simulation: how often do the CDK tooling's compare rule and dfbench's verdicts cry wolf, and how often
 do they catch a real change?
 
 Synthetic suites of 22 queries, 5 iterations per query on each side (base and new). Model: every
@@ -10,7 +10,7 @@ the true time of the new side (all queries, or query q1 only).
 
 Rules measured on the same simulated suites:
 
-* seed: a query is flagged when its p50 factor (rounded ms medians, as printed) exceeds 1.2
+* the CDK tooling: a query is flagged when its p50 factor (rounded ms medians, as printed) exceeds 1.2
   (a ✅ or ❌ mark); its suite-level signal is the TOTAL line's ❌.
 * dfbench: the suite verdict (faster/slower) and the per-query verdicts of ``dfbench.comparison``
   (the very functions the command uses, ``assess_queries`` and ``assess_suite``).
@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dfbench.comparison.records import round_half_up
-from dfbench.comparison.render import SEED_HIGHLIGHT, percent
+from dfbench.comparison.render import TOOLING_HIGHLIGHT, percent
 from dfbench.comparison.stats import (QUERY_ALPHA, QUERY_MIN_EFFECT, SUITE_CONFIDENCE, SUITE_MIN_EFFECT, assess_queries,
                                    assess_suite)
 
@@ -70,7 +70,7 @@ def true_times() -> list[float]:
     return [math.exp(rng.uniform(math.log(100), math.log(10_000))) for _ in range(QUERIES)]
 
 
-def seed_p50(timings: list[float]) -> int:
+def tooling_p50(timings: list[float]) -> int:
     return round_half_up(sorted(timings)[len(timings) // 2])
 
 
@@ -80,12 +80,12 @@ def run_cell(task: tuple[int, Scenario, float, int]) -> dict[str, float]:
     sigma = math.sqrt(math.log1p(cv * cv))
     base_times = true_times()
     ids = [f"q{number}" for number in range(1, QUERIES + 1)]
-    counts = dict.fromkeys(("seed_any", "seed_changed", "seed_total", "dfb_suite_alarm", "dfb_suite_hit",
+    counts = dict.fromkeys(("tooling_any", "tooling_changed", "tooling_total", "dfb_suite_alarm", "dfb_suite_hit",
                             "dfb_changed", "dfb_other_any"), 0)
     gauss = rng.gauss
     for _ in range(suites):
         pairs = {}
-        seed_flag = seed_changed = False
+        tooling_flag = tooling_changed = False
         total_prev = total_new = 0
         for position, (query_id, truth) in enumerate(zip(ids, base_times)):
             changed = scenario.scope == "all" or (scenario.scope == "one" and position == 0)
@@ -93,19 +93,19 @@ def run_cell(task: tuple[int, Scenario, float, int]) -> dict[str, float]:
             base = [truth * math.exp(gauss(0.0, sigma)) for _ in range(ITERATIONS)]
             new = [new_truth * math.exp(gauss(0.0, sigma)) for _ in range(ITERATIONS)]
             pairs[query_id] = (base, new)
-            prev_p50, new_p50 = seed_p50(base), seed_p50(new)
+            prev_p50, new_p50 = tooling_p50(base), tooling_p50(new)
             total_prev += prev_p50
             total_new += new_p50
             factor = max(prev_p50, new_p50) / min(prev_p50, new_p50)
-            if factor > SEED_HIGHLIGHT:
-                seed_flag = True
+            if factor > TOOLING_HIGHLIGHT:
+                tooling_flag = True
                 if changed and new_p50 > prev_p50:
-                    seed_changed = True
+                    tooling_changed = True
         stats = assess_queries(pairs, with_p=False)
         suite = assess_suite([stat.log_ratio for stat in stats.values()])
-        counts["seed_any"] += seed_flag
-        counts["seed_changed"] += seed_changed
-        counts["seed_total"] += total_new > total_prev * SEED_HIGHLIGHT
+        counts["tooling_any"] += tooling_flag
+        counts["tooling_changed"] += tooling_changed
+        counts["tooling_total"] += total_new > total_prev * TOOLING_HIGHLIGHT
         counts["dfb_suite_alarm"] += suite.verdict != "unchanged"
         counts["dfb_suite_hit"] += suite.verdict == "slower"
         counts["dfb_changed"] += stats["q1"].verdict == "slower"
@@ -138,19 +138,19 @@ def main(argv: list[str] | None = None) -> int:
         row = results[index]
         cell[(scenario.name, cv)] = row
         if scenario.scope == "none":
-            seed = f"any ✅/❌: **{pct(row['seed_any'])}**"
+            tooling = f"any ✅/❌: **{pct(row['tooling_any'])}**"
             dfb_suite = f"faster/slower: **{pct(row['dfb_suite_alarm'])}**"
             dfb_query = f"any query faster/slower: {pct(row['dfb_other_any'])}"
         elif scenario.scope == "all":
-            seed = f"TOTAL ❌: {pct(row['seed_total'])}; any ✅/❌: {pct(row['seed_any'])}"
+            tooling = f"TOTAL ❌: {pct(row['tooling_total'])}; any ✅/❌: {pct(row['tooling_any'])}"
             dfb_suite = f"slower: **{pct(row['dfb_suite_hit'])}**"
             dfb_query = f"q1 slower: {pct(row['dfb_changed'])}"
         else:
-            seed = f"q1 ❌: **{pct(row['seed_changed'])}**; any ✅/❌: {pct(row['seed_any'])}"
+            tooling = f"q1 ❌: **{pct(row['tooling_changed'])}**; any ✅/❌: {pct(row['tooling_any'])}"
             dfb_suite = f"slower: {pct(row['dfb_suite_hit'])}"
             dfb_query = (f"q1 slower: **{pct(row['dfb_changed'])}**; "
                          f"other query faster/slower: {pct(row['dfb_other_any'])}")
-        rows.append(f"| {scenario.name} | {cv:.0%} | {seed} | {dfb_suite} | {dfb_query} |")
+        rows.append(f"| {scenario.name} | {cv:.0%} | {tooling} | {dfb_suite} | {dfb_query} |")
 
     def goal(text: str, value: float, target: float, at_most: bool) -> str:
         met = value <= target if at_most else value >= target
@@ -164,16 +164,16 @@ def main(argv: list[str] | None = None) -> int:
         goal("q1 +20%, CV 5%: dfbench verdict of q1 slower",
              cell[("q1 +20%", 0.05)]["dfb_changed"], 0.90, False),
     ]
-    seed_notes = [
-        f"- seed rule, no change, CV 10%: some query marked ✅/❌ in {pct(cell[('no change', 0.10)]['seed_any'])} "
+    tooling_notes = [
+        f"- CDK tooling rule, no change, CV 10%: some query marked ✅/❌ in {pct(cell[('no change', 0.10)]['tooling_any'])} "
         "of suites (expected about 30%).",
-        f"- seed rule, q1 +10%, CV 5%: q1 marked ❌ in {pct(cell[('q1 +10%', 0.05)]['seed_changed'])} "
+        f"- CDK tooling rule, q1 +10%, CV 5%: q1 marked ❌ in {pct(cell[('q1 +10%', 0.05)]['tooling_changed'])} "
         "of suites (expected about 1%).",
     ]
     today = datetime.date.today().isoformat()
     section = "\n".join([
         START,
-        "## Compare: false alarms and detection (seed rule vs dfbench verdicts)",
+        "## Compare: false alarms and detection (the CDK tooling's rule vs dfbench verdicts)",
         "",
         f"Produced by `make bench-compare` (`.venv/bin/python benchmarks/compare_simulation.py`) on {today}, "
         f"all numbers from one run ({args.suites} simulated suites per row, fixed seeds, {seconds:.0f} s).",
@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         "query's true time × a lognormal factor with the given coefficient of variation (CV), independent "
         "across iterations, queries and the two runs (so the run-to-run variation is this iteration noise, "
         "with no extra per-run offset); true times log-uniform in 100 ms–10 s. A change multiplies the new "
-        "side's true time of every query or of q1 only. Seed rule: a query is marked ✅/❌ when its rounded "
+        "side's true time of every query or of q1 only. CDK tooling rule: a query is marked ✅/❌ when its rounded "
         "p50 factor exceeds 1.2 (its only suite signal is TOTAL ❌). dfbench: the `dfbench.comparison` verdicts "
         f"(per query: moderated t-test on log timings, p < {QUERY_ALPHA}, |ratio − 1| > "
         f"{percent(QUERY_MIN_EFFECT)}; suite: {percent(SUITE_CONFIDENCE)} t-interval of the geometric-mean "
@@ -191,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{100 * math.sqrt(0.05 * 0.95 / args.suites):.1f} points, near 90% about "
         f"{100 * math.sqrt(0.9 * 0.1 / args.suites):.1f} points.",
         "",
-        "| Scenario | CV | seed rule | dfbench suite verdict | dfbench per-query verdicts |",
+        "| Scenario | CV | CDK tooling rule | dfbench suite verdict | dfbench per-query verdicts |",
         "| --- | ---: | --- | --- | --- |",
         *rows,
         "",
@@ -199,9 +199,9 @@ def main(argv: list[str] | None = None) -> int:
         "",
         *goals,
         "",
-        "Seed rule on the same suites:",
+        "CDK tooling rule on the same suites:",
         "",
-        *seed_notes,
+        *tooling_notes,
         "",
         "Caveat: the model has no run-level effects (a slower cluster on one day, a query that hit a cold "
         "cache in one run). A common per-run offset moves every query alike and no statistic over the two "

@@ -1,4 +1,4 @@
-"""dfbench.comparison: seed-compatible text, statistics, formats, command line."""
+"""dfbench.comparison: CDK-tooling-compatible text, statistics, formats, command line."""
 
 from __future__ import annotations
 
@@ -53,10 +53,10 @@ def lines_of(comparison: Comparison) -> list[str]:
     return render(comparison, "text").splitlines()
 
 
-# --------------------------------------------------------------------------- seed text
+# --------------------------------------------------------------------------- the CDK tooling's text
 
 
-def test_seed_line_is_byte_exact(tmp_path: Path) -> None:
+def test_tooling_line_is_byte_exact(tmp_path: Path) -> None:
     write(tmp_path, "main", "q1", [230, 237, 240])
     write(tmp_path, "branch", "q1", [236, 236, 236])
     text = lines_of(run(tmp_path))
@@ -77,9 +77,9 @@ def test_p50_is_median_of_successes_rounded_half_up(tmp_path: Path) -> None:
     (121, 100, "diff=1.21 faster ✅"),
     (100, 120, "diff=1.20 slower ✖"),  # the mark needs a factor *above* 1.2
     (120, 100, "diff=1.20 faster ✔"),
-    (100, 100, "diff=1.00 slower ✖"),  # the seed calls a tie "slower"
+    (100, 100, "diff=1.00 slower ✖"),  # the CDK tooling calls a tie "slower"
 ])
-def test_seed_marks(tmp_path: Path, prev: int, new: int, expected: str) -> None:
+def test_tooling_marks(tmp_path: Path, prev: int, new: int, expected: str) -> None:
     write(tmp_path, "main", "q7", [prev])
     write(tmp_path, "branch", "q7", [new])
     assert lines_of(run(tmp_path))[1] == f"      q7: prev={prev:4d} ms, new={new:4d} ms, {expected}"
@@ -125,7 +125,7 @@ def test_total_sums_queries_in_both_and_names_what_it_leaves_out(tmp_path: Path)
     assert not any(line.strip().startswith("q5:") for line in lines[: lines.index(total)])
 
 
-def test_total_without_exclusions_is_the_seed_line(tmp_path: Path) -> None:
+def test_total_without_exclusions_is_the_tooling_line(tmp_path: Path) -> None:
     write(tmp_path, "main", "q1", [1000])
     write(tmp_path, "branch", "q1", [1300])
     write(tmp_path, "main", "q2", [200])
@@ -323,7 +323,7 @@ def test_markdown_table(tmp_path: Path) -> None:
     assert "**Suite: unchanged: geomean ratio 1.000" in markdown and "0 failed, 1 missing**" in markdown
 
 
-def test_text_has_statistics_after_seed_lines(tmp_path: Path) -> None:
+def test_text_has_statistics_after_tooling_lines(tmp_path: Path) -> None:
     suite_of(tmp_path, "main", queries=2)
     suite_of(tmp_path, "branch", queries=2, factor=2.0, noise=MIXED)
     lines = lines_of(run(tmp_path))

@@ -67,7 +67,7 @@ def _duck(folder: Path) -> duckdb.DuckDBPyConnection:
 # --- generation ----------------------------------------------------------------------------------
 
 
-def test_dataset_names_follow_the_seed() -> None:
+def test_dataset_names_follow_the_cdk_tooling() -> None:
     assert [tpch_dataset_name(sf) for sf in (1, 10, 0.1, "0.01", 1.0, 100)] == [
         "tpch_sf1", "tpch_sf10", "tpch_sf0.1", "tpch_sf0.01", "tpch_sf1", "tpch_sf100"]
 

@@ -1,4 +1,4 @@
-"""The local worker against real HTTP on loopback: the contract of DESIGN section 5."""
+"""The local worker against real HTTP on loopback: the contract of ARCHITECTURE.md §5."""
 
 from __future__ import annotations
 

@@ -51,7 +51,7 @@ def load(path: Path) -> dict:
     return json.loads(path.read_text())
 
 
-def test_run_writes_seed_compatible_files(worker_url: str, data_dir: Path) -> None:
+def test_run_writes_cdk_tooling_compatible_files(worker_url: str, data_dir: Path) -> None:
     result = run_benchmark(dataset=DATASET, url=worker_url, data_dir=data_dir, queries=["q1", "q3", "q6"],
                            iterations=2, progress=False)
 

@@ -1,4 +1,4 @@
-"""The ssh transport against a real OpenSSH server on loopback (DESIGN §8) forwarding to dfbench's
+"""The ssh transport against a real OpenSSH server on loopback (ARCHITECTURE.md §8) forwarding to dfbench's
 local worker; EC2 Instance Connect and the console host keys against moto, with AWS's real
 answers injected where moto's differ."""
 
@@ -434,7 +434,7 @@ def test_console_host_keys_absent(aws, recorder, inspector):
     """moto's console output is a fixed Xen boot log without cloud-init's block; so is a real
     instance's in its first minutes: no keys, after trying the live and the buffered output."""
     ec2 = connect(region="us-east-1").client("ec2")
-    # One of the AMIs moto knows (its AMI validation is on, DESIGN §8).
+    # One of the AMIs moto knows (its AMI validation is on, ARCHITECTURE.md §8).
     instance = inspector.client("ec2").run_instances(ImageId="ami-12c6146b", InstanceType="t3.micro", MinCount=1,
                                                      MaxCount=1)["Instances"][0]["InstanceId"]
     assert console_host_keys(ec2, instance) == []

@@ -24,8 +24,8 @@ from dfbench.worker.scripts import latest_record, worker_unit
 BUCKET = "dfbench-artifacts-test"
 PREFIX = ".dfbench/artifacts/worker"
 LATEST = f"{PREFIX}/latest"
-SEED_ARGS = "zigbuild -p datafusion-distributed-benchmarks --release --bin worker --target x86_64-unknown-linux-gnu"
-SEED_OUTPUT = "target/x86_64-unknown-linux-gnu/release/worker"
+TOOLING_ARGS = "zigbuild -p datafusion-distributed-benchmarks --release --bin worker --target x86_64-unknown-linux-gnu"
+TOOLING_OUTPUT = "target/x86_64-unknown-linux-gnu/release/worker"
 CROSS = "cargo zigbuild -p datafusion-distributed-benchmarks --release --bin worker --target x86_64-unknown-linux-gnu"
 MIB = 1024 * 1024
 ARTIFACT_WRITES = {"PutObject", "CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload"}
@@ -246,7 +246,7 @@ def cargo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Path
     log = tmp_path / "cargo.log"
     monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")  # shadows a real cargo
     monkeypatch.setenv("CARGO_LOG", str(log))
-    monkeypatch.setenv("FAKE_OUTPUT", SEED_OUTPUT)
+    monkeypatch.setenv("FAKE_OUTPUT", TOOLING_OUTPUT)
 
     def install(body: str, worker: Path | None = None) -> Path:
         monkeypatch.setenv("FAKE_WORKER", str(worker or write_elf(tmp_path / "built-worker")))
@@ -258,12 +258,12 @@ def cargo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Path
     return install
 
 
-def test_build_runs_the_seed_command_in_the_checkout_and_records_its_commit(checkout, cargo, capsys) -> None:
+def test_build_runs_the_cdk_tooling_command_in_the_checkout_and_records_its_commit(checkout, cargo, capsys) -> None:
     log = cargo(CARGO_BUILDS)
     before = datetime.now(UTC)
     build = build_worker(checkout)
-    binary = checkout / SEED_OUTPUT
-    assert log.read_text().splitlines() == [str(checkout), SEED_ARGS]
+    binary = checkout / TOOLING_OUTPUT
+    assert log.read_text().splitlines() == [str(checkout), TOOLING_ARGS]
     assert build.binary == binary and build.sha256 == sha256(binary) and build.size == binary.stat().st_size
     assert build.commit == git(checkout, "rev-parse", "HEAD") and len(build.commit) == 40
     assert build.branch == "bench"
@@ -286,7 +286,7 @@ def test_build_outside_git_records_no_commit(tmp_path, checkout, cargo) -> None:
     cargo(CARGO_BUILDS)
     build = build_worker(plain)
     assert (build.commit, build.branch, build.dirty) == (None, None, None)
-    assert build.sha256 == sha256(plain / SEED_OUTPUT)
+    assert build.sha256 == sha256(plain / TOOLING_OUTPUT)
 
 
 def test_build_command_and_output_are_configurable(checkout, cargo, monkeypatch) -> None:
@@ -322,7 +322,7 @@ def test_a_failing_build_reports_the_end_of_its_output(checkout, cargo) -> None:
     assert error.returncode == 101 and "exit code 101" in str(error)
     assert "cannot find value `peers`" in str(error) and "could not compile" in str(error)
     assert "crate-100 " in str(error) and "crate-1 " not in str(error)  # the tail, not all of it
-    assert not (checkout / SEED_OUTPUT).exists()
+    assert not (checkout / TOOLING_OUTPUT).exists()
 
 
 def test_missing_cargo_says_how_to_install_rust(tmp_path, checkout, monkeypatch) -> None:

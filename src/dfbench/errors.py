@@ -3,6 +3,31 @@ botocore failures are translated into it.
 
 The CLI prints ``str(error)`` for any ``DfbenchError`` and exits with ``error.exit_code``: the
 message is the whole user interface of a failure, so every subclass says what to do next.
+
+The tree (exit code 1 unless noted)::
+
+    DfbenchError
+    ├── ConfigError (2)          bad spec, argument or environment; before any AWS call
+    ├── CredentialsError (3)     missing, expired or rejected AWS credentials
+    ├── AwsError                 an AWS call failed in a way dfbench does not handle itself
+    │   ├── PermissionDenied     the identity lacks an IAM permission
+    │   └── QuotaError           an account quota; only an increase helps
+    ├── CapacityError            no zone had capacity for the instance type
+    ├── OwnershipError           a resource with dfbench's name that dfbench did not create
+    ├── WaitTimeout              a bounded wait ran out (waiting.py)
+    ├── ClusterNotFound          no cluster of that name in the region
+    ├── BuildFailed              cargo could not build the worker
+    ├── InstancesOffline         instances SSM cannot reach
+    ├── CommandFailed            an SSM command failed on some instances
+    ├── WorkersDisagree          workers report different commits or peers after a deploy
+    ├── WorkerUnreachable        a worker's HTTP API does not answer
+    ├── TransportError           a way in (ssh, ssm plugin, relay) could not be opened
+    │   └── HostKeyMismatch      an instance presented another host key than the pinned one
+    ├── ClusterUnhealthy         a worker's /info shows a problem; nothing was run
+    └── QueryFailed              a query's statement failed on the worker
+
+AWS error codes are mapped to these in one place, :func:`translate` (used through
+:func:`aws_errors`).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Run a benchmark against a worker speaking the HTTP contract of DESIGN section 5.
+"""Run a benchmark against a worker speaking the HTTP contract of ARCHITECTURE.md §5.
 
 ``run_benchmark(url=..., dataset=...)`` drives any worker reachable by URL (dfbench's local worker,
 a real worker through a VPN or a tunnel you opened); ``bench_local(...)`` does the whole local path:
@@ -9,7 +9,7 @@ For each query: a warm-up execution (not part of the timings; a failing warm-up 
 recorded failure), then ``iterations`` timed executions, more while ``min_time_s`` has not been
 spent. The time of an execution is the worker's ``elapsed_ms``. Statements around the timed one
 (TPC-H q15's ``create view`` / ``drop view``) go in requests of their own, so they are never timed.
-A failing iteration is recorded (DESIGN section 7's error iteration) and the run moves on to the
+A failing iteration is recorded (ARCHITECTURE.md §7's error iteration) and the run moves on to the
 next query. A request that gets no answer at all (the worker died, the tunnel closed) is such a
 failure too; the runner then checks ``/info`` once (5 s at most): a worker that answers gets its
 settings and tables again (a restarted one has a new session) and the run goes on; otherwise every

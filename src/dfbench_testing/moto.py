@@ -7,7 +7,7 @@ import logging
 import os
 import urllib.request
 
-# moto reads these when it is imported (DESIGN §8): real managed policies, AMI ids checked, and
+# moto reads these when it is imported (ARCHITECTURE.md §8): real managed policies, AMI ids checked, and
 # instance types checked against the real catalogue.
 MOTO_FLAGS = {
     "MOTO_IAM_LOAD_MANAGED_POLICIES": "true",

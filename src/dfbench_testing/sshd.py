@@ -16,7 +16,7 @@ from dfbench_testing.tools import system_tool
 
 
 class Sshd:
-    """A real OpenSSH server on 127.0.0.1 for the SSH transport's tests (DESIGN §8): its own
+    """A real OpenSSH server on 127.0.0.1 for the SSH transport's tests (ARCHITECTURE.md §8): its own
     config, host key, authorized_keys and pid file in ``folder``, run in the foreground as
     ``sshd -D -e -f <config>`` so its log goes to ``folder/sshd.log`` (``.log()``).
 

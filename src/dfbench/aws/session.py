@@ -113,7 +113,7 @@ DEFAULT_REGION = "us-east-1"
 
 def default_region(region: str | None = None) -> str:
     """The region to use: the one given, else AWS_REGION / AWS_DEFAULT_REGION, else us-east-1
-    (where the seed's benchmarks ran)."""
+    (where the CDK tooling's benchmarks ran)."""
     return region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
 
 

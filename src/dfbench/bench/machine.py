@@ -63,7 +63,7 @@ def default_engine_name(info: Mapping[str, Any] | None = None, cwd: str | Path |
     - dfbench's local worker (its ``/info`` has ``engine: "datafusion-python X"``):
       ``datafusion-python-X`` — what runs is DataFusion from PyPI, whatever checkout you stand in,
       so naming it after a branch would file its numbers next to the distributed engine's.
-    - a real worker: ``datafusion-distributed-<branch>``, the seed's convention, with the branch of
+    - a real worker: ``datafusion-distributed-<branch>``, the CDK tooling's convention, with the branch of
       the git checkout in the current directory (the worker's sources), or ``local`` outside one.
     """
     engine = str((info or {}).get("engine") or "")

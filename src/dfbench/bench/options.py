@@ -35,7 +35,7 @@ class RunOptions:
     - ``iterations`` timed executions per query (at least 1), more while ``min_time_s`` has not
       been spent; a ``warmup`` execution before them.
     - ``settings``: see :func:`~dfbench.bench.settings.resolve_settings`. Default: none for
-      dfbench's local worker, the seed's :data:`DISTRIBUTED_DEFAULTS` for a real worker.
+      dfbench's local worker, the CDK tooling's :data:`DISTRIBUTED_DEFAULTS` for a real worker.
     - ``location``: the folder (or ``s3://bucket``) holding ``<dataset>/<table>/``, as the worker
       sees it; by default the absolute path of ``data_dir`` (which must then hold the dataset), or
       the cluster's bucket.
@@ -85,7 +85,7 @@ class RunOptions:
 
     def settings_for(self, is_local_worker: bool) -> dict[str, str]:
         """The settings to send: those given, else none to dfbench's local worker (it would apply
-        ``datafusion.*``, changing what a local run measures) and the seed's defaults to a real one."""
+        ``datafusion.*``, changing what a local run measures) and the CDK tooling's defaults to a real one."""
         if self.resolved_settings is not None:
             return dict(self.resolved_settings)
         return {} if is_local_worker else dict(DISTRIBUTED_DEFAULTS)

@@ -1,4 +1,4 @@
-"""Result files of benchmark runs, in the seed's layout (DESIGN section 7) so history stays comparable,
+"""Result files of benchmark runs, in the CDK tooling's layout (ARCHITECTURE.md §7) so history stays comparable,
 and the one record of a query's result that the runner writes and the comparator reads.
 
 Layout, per dataset folder ``<data_dir>/<dataset>/``::
@@ -113,7 +113,7 @@ class Iteration:
     @classmethod
     def from_json(cls, raw: Any, *, source: Path, index: int) -> Iteration:
         """Iteration ``index`` of the file ``source``; a ConfigError naming both when malformed.
-        Only ``elapsed`` is required: files of the seed's tooling may leave the rest out."""
+        Only ``elapsed`` is required: files of the CDK tooling may leave the rest out."""
         if not isinstance(raw, dict) or "elapsed" not in raw:
             raise ConfigError(f"{source}: iteration {index} has no \"elapsed\"")
         optional = {key: _number(raw[key], key, source) if raw.get(key) is not None else None
@@ -146,7 +146,7 @@ class QueryResult:
 
     @property
     def failed(self) -> bool:
-        """At least one iteration failed: the meaning of the seed's tooling. The runner stops a
+        """At least one iteration failed: the meaning of the CDK tooling. The runner stops a
         query at its first failure, so the failing iteration is then the last one."""
         return any(not iteration.ok for iteration in self.iterations)
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from dfbench.errors import ConfigError
 
-# The seed's settings for the distributed engine (DESIGN section 5). Sent by default to a real
+# The CDK tooling's settings for the distributed engine (ARCHITECTURE.md §5). Sent by default to a real
 # worker; dfbench's local worker gets none unless asked (``settings="distributed"``): it records
 # ``distributed.*`` and applies ``datafusion.*``, which would change what a local run measures.
 DISTRIBUTED_DEFAULTS: dict[str, str] = {
@@ -44,7 +44,7 @@ def resolve_settings(settings: Mapping[str, Any] | Iterable[str] | str | None,
     """Settings as ``{key: value}``.
 
     ``None`` gives ``default``. A mapping is taken as is. A string or a list of strings holds preset
-    names (``distributed``: the seed's 14 defaults, ``none``) and ``key=value`` overrides, applied
+    names (``distributed``: the CDK tooling's 14 defaults, ``none``) and ``key=value`` overrides, applied
     in order: ``["distributed", "distributed.compression=zstd"]``.
     """
     if settings is None:

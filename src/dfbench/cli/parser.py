@@ -83,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     command.add_argument("--instance", help="position (0 = the coordinator, default), instance id or Name")
     command.add_argument("--via", default="auto", choices=VIAS, help="how (default auto: ssm plugin, else ssh "
                          "when the cluster allows it, else relay)")
-    command.add_argument("--port", type=int, default=0, help="local port (default: a free one; 9000 as the seed's "
+    command.add_argument("--port", type=int, default=0, help="local port (default: a free one; 9000 as the CDK tooling's "
                          "port-forward)")
     command = cluster_command("health", "reach every worker and check it: answers, knows every peer, same commit")
     command.add_argument("--via", default="auto", choices=VIAS, help="how to reach them (default auto)")
@@ -146,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--location", help="with --url: where the worker reads <dataset>/ from "
                        "(--cluster: s3://<its bucket>)")
     bench.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a setting (repeatable)")
-    bench.add_argument("--settings", metavar="PRESET", help="'distributed' for the seed's 14 defaults")
+    bench.add_argument("--settings", metavar="PRESET", help="'distributed' for the CDK tooling's 14 defaults")
     bench.add_argument("--min-time", type=float, default=0, help="repeat each query for at least this long (s)")
     bench.add_argument("--no-warmup", action="store_true", help="skip the warm-up run of each query")
     bench.add_argument("--data-dir", default="benchmarks/data", help="default benchmarks/data")

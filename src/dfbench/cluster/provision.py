@@ -433,7 +433,7 @@ def _checked(name: str, region: str | None) -> str:
 
 
 def write_outputs_file(cluster: Cluster, directory: Path = OUTPUTS_DIR) -> Path:
-    """The cluster record as JSON (the seed's .cdk-outputs.json), written atomically."""
+    """The cluster record as JSON (the CDK tooling's .cdk-outputs.json), written atomically."""
     path = directory / f"{cluster.name}.json"
     write_json_atomically(path, cluster.model_dump(mode="json"))
     return path

@@ -17,7 +17,7 @@ FORMATS = ("text", "markdown", "json")
 
 
 def round_half_up(value: float) -> int:
-    # The seed is JavaScript (Math.round: halves go up); Python's round() goes to even.
+    # The CDK tooling is JavaScript (Math.round: halves go up); Python's round() goes to even.
     return math.floor(value + 0.5)
 
 
@@ -38,13 +38,13 @@ class QueryComparison:
 
     @property
     def base_p50_ms(self) -> int | None:
-        """The seed's p50 of the base side: median of the successful iterations, rounded half up
+        """The CDK tooling's p50 of the base side: median of the successful iterations, rounded half up
         to whole ms; None when it has none."""
-        return _seed_p50(self.base)
+        return _tooling_p50(self.base)
 
     @property
     def new_p50_ms(self) -> int | None:
-        return _seed_p50(self.new)
+        return _tooling_p50(self.new)
 
     @property
     def newly_failed(self) -> bool:
@@ -55,7 +55,7 @@ class QueryComparison:
         return self.base is not None and self.new is not None
 
 
-def _seed_p50(result: QueryResult | None) -> int | None:
+def _tooling_p50(result: QueryResult | None) -> int | None:
     if result is None or result.p50 is None:
         return None
     return round_half_up(result.p50)

@@ -1,4 +1,4 @@
-"""A comparison as text, markdown or JSON. The text starts with the seed's lines, byte for byte
+"""A comparison as text, markdown or JSON. The text starts with the CDK tooling's lines, byte for byte
 (people grep them), then the statistics."""
 
 from __future__ import annotations
@@ -11,20 +11,20 @@ from dfbench.comparison.records import FORMATS, Comparison, QueryComparison
 from dfbench.comparison.stats import QUERY_ALPHA, QUERY_MIN_EFFECT, SUITE_CONFIDENCE, SUITE_MIN_EFFECT
 from dfbench.errors import ConfigError
 
-SEED_HIGHLIGHT = 1.2
+TOOLING_HIGHLIGHT = 1.2
 
 
 def _factor(prev: float, new: float) -> tuple[float, str, str]:
-    """The seed's diff: factor >= 1, faster/slower, and its mark."""
+    """The CDK tooling's diff: factor >= 1, faster/slower, and its mark."""
     if new < prev:
         factor = prev / new if new else math.inf
-        return factor, "faster", "✅" if factor > SEED_HIGHLIGHT else "✔"
+        return factor, "faster", "✅" if factor > TOOLING_HIGHLIGHT else "✔"
     factor = new / prev if prev else (1.0 if new == prev else math.inf)
-    return factor, "slower", "❌" if factor > SEED_HIGHLIGHT else "✖"
+    return factor, "slower", "❌" if factor > TOOLING_HIGHLIGHT else "✖"
 
 
-def seed_line(query: QueryComparison) -> str:
-    """The seed's line for a query present on both sides (failure lines right-aligned too)."""
+def tooling_line(query: QueryComparison) -> str:
+    """The CDK tooling's line for a query present on both sides (failure lines right-aligned too)."""
     assert query.base is not None and query.new is not None
     label = query.id.rjust(8)
     if query.base.every_iteration_failed and not query.new.every_iteration_failed:
@@ -48,11 +48,11 @@ def _qerror_line(label: str, prev: list[float], now: list[float]) -> str | None:
     return f"{label.rjust(8)}: prev={show(prev)}, new={show(now)}"
 
 
-def seed_lines(comparison: Comparison) -> list[str]:
+def tooling_lines(comparison: Comparison) -> list[str]:
     """Header, per-query lines, TOTAL (with dfbench's note of what it leaves out), QERR lines.
 
     QERR lines: the median over every successful iteration's statsQErrorP50 (P95) of the queries
-    that are in TOTAL, as the seed computes it, labelled right-aligned to 8 like TOTAL; printed only
+    that are in TOTAL, as the CDK tooling computes it, labelled right-aligned to 8 like TOTAL; printed only
     when some iteration carries the value, ``n/a`` for a side without any."""
     lines = [f"=== Comparing {comparison.dataset} results from engine '{comparison.base}' [prev] "
              f"with '{comparison.new}' [new] ==="]
@@ -61,7 +61,7 @@ def seed_lines(comparison: Comparison) -> list[str]:
     for query in comparison.queries:
         if not query.in_both:
             continue
-        lines.append(seed_line(query))
+        lines.append(tooling_line(query))
         if query.verdict in ("faster", "slower", "unchanged"):
             assert query.base is not None and query.new is not None
             assert query.base_p50_ms is not None and query.new_p50_ms is not None
@@ -118,7 +118,7 @@ def suite_sentence(comparison: Comparison) -> str:
 
 
 def render_text(comparison: Comparison) -> str:
-    lines = seed_lines(comparison)
+    lines = tooling_lines(comparison)
     lines += ["", f"Statistics (ratio = new/base geometric mean; per query: moderated t-test on log "
                   f"timings, p < {QUERY_ALPHA} and |ratio - 1| > {percent(QUERY_MIN_EFFECT)}; suite: "
                   f"{percent(SUITE_CONFIDENCE)} t-interval over queries, |geomean - 1| > {percent(SUITE_MIN_EFFECT)})",

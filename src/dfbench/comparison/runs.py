@@ -4,15 +4,15 @@ and the suite, into the records of :mod:`dfbench.comparison.records`.
 Result files: ``<data_dir>/<dataset>/.results-<remote|local>/<engine>/<query>.json``
 (:mod:`dfbench.bench.results`).
 
-What is added to the seed's output, and why:
+What is added to the CDK tooling's output, and why:
 
-* The seed's per-query lines flag any p50 ratio above 1.2. With five iterations and 10% noise
+* The CDK tooling's per-query lines flag any p50 ratio above 1.2. With five iterations and 10% noise
   that flags a query of an unchanged build in about a third of the runs, and misses most 10%
   regressions. dfbench keeps those lines byte for byte (people grep them), and adds a verdict
   per query from a significance test gated by a minimum effect, and a suite verdict on the
   geometric mean of the per-query ratios with a confidence interval (:mod:`dfbench.comparison.stats`
   says how and why).
-* The seed's TOTAL silently leaves out failed queries; dfbench's TOTAL says how many it left out.
+* The CDK tooling's TOTAL silently leaves out failed queries; dfbench's TOTAL says how many it left out.
 
 Verdicts per query: ``faster``, ``slower``, ``unchanged`` (both sides succeeded), ``failed`` (no
 successful iteration on the new side; ``newly_failed`` tells whether the base succeeded),

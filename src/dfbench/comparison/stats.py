@@ -14,7 +14,7 @@ normal.
   flagged by that outlier. Verdict ``slower``/``faster`` when p < ``QUERY_ALPHA`` *and* the ratio
   differs from 1 by more than ``QUERY_MIN_EFFECT``; otherwise ``unchanged``.
 * Suite: per-query log ratio = mean(log new) - mean(log base) (the mean of logs is the efficient
-  estimate under lognormal noise; the median, used by the seed's p50, wastes about 30% of the
+  estimate under lognormal noise; the median, used by the CDK tooling's p50, wastes about 30% of the
   information with five iterations). Geometric-mean ratio = exp(mean of those). Its confidence
   interval is a Student t-interval over the queries (k - 1 degrees of freedom). Why a t-interval
   and not a bootstrap: with ~22 queries a percentile bootstrap under-covers (its intervals are

@@ -1,7 +1,7 @@
 """Which datasets there are and where: dataset names, the complete local dataset a run or sync
 needs, the datasets of the data folder and of the bucket, and a remote dataset's tables.
 
-Layout (compatible with the seed's ``gen-tpch.sh`` / ``sync-bucket``)::
+Layout (compatible with the CDK tooling's ``gen-tpch.sh`` / ``sync-bucket``)::
 
     <data_dir>/tpch_sf<SF>/<table>/<n>.parquet      one folder per table, parquet files only
     <data_dir>/tpch_sf<SF>/manifest.json            written last: its presence means "complete"

@@ -55,7 +55,7 @@ def scale_factor_of(dataset_or_sf: Any) -> Decimal:
 
 
 def format_scale_factor(scale_factor: Any) -> str:
-    """1 → "1", 10.0 → "10", 0.1 → "0.1" (as the seed names its folders)."""
+    """1 → "1", 10.0 → "10", 0.1 → "0.1" (as the CDK tooling names its folders)."""
     return format_decimal(scale_factor_of(scale_factor))
 
 

@@ -1,6 +1,6 @@
 """TPC-H data generated with tpchgen-cli into ``<data_dir>/tpch_sf<SF>/<table>/<n>.parquet``.
 
-A dataset folder may also hold the seed-compatible results (``.results-remote/``,
+A dataset folder may also hold the CDK-tooling-compatible results (``.results-remote/``,
 ``previous-remote.json``, …): generation replaces only table folders and the manifest.
 """
 
@@ -184,7 +184,7 @@ def generate_tpch(scale_factor: Any, partitions: int = 16, data_dir: str | Path 
 
 def _normalise_layout(folder: Path) -> list[str]:
     """tpchgen writes ``<table>/<table>.<k>.parquet`` (or ``<table>.parquet`` without parts):
-    rename to ``<table>/<k>.parquet``, the layout the seed's datasets use."""
+    rename to ``<table>/<k>.parquet``, the layout the CDK tooling's datasets use."""
     rels = []
     for table_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
         for file in sorted(table_dir.iterdir()):

@@ -47,7 +47,7 @@ class DirectTransport:
 
 def local_listener(kind: str, port: int = 0) -> socket.socket:
     """A listening socket on 127.0.0.1:``port`` (0: any free port). A taken port is a
-    TransportError naming it: often the seed's own port-forward still running in another terminal."""
+    TransportError naming it: often the CDK tooling's own port-forward still running in another terminal."""
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     # Lets a fixed port be taken again while the last tunnel's connections linger in TIME_WAIT;
     # a second listener on a port in use is still refused (Linux, macOS).

@@ -1,6 +1,6 @@
-"""Which way in reaches a cluster's worker (DESIGN section 6), and that way opened to one instance.
+"""Which way in reaches a cluster's worker (ARCHITECTURE.md §6), and that way opened to one instance.
 
-The seed kept an SSM port-forward open in a second terminal, and stale tunnels were its most
+The CDK tooling kept an SSM port-forward open in a second terminal, and stale tunnels were its most
 common failure. Here every run opens its own way in, checks it, uses it and closes it:
 
 - ``direct``: a URL the caller can already reach (the local worker, a VPN).

@@ -44,7 +44,7 @@ class ClusterConnection:
     what is wrong where; a failure every transport shares (no plugin, port 22 closed) is raised
     as it is. ``check=False`` opens only the chosen instance's transport and judges nothing
     (``dfbench tunnel``). ``url`` is the coordinator's local URL while open, on ``local_port``
-    when one is given (9000 keeps scripts written for the seed's port-forward working)."""
+    when one is given (9000 keeps scripts written for the CDK tooling's port-forward working)."""
 
     def __init__(self, cluster: Cluster, *, via: str = "auto", instance: int | str | None = None,
                  check: bool = True, profile: str | None = None, worker_port: int = WORKER_PORT,

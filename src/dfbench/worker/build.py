@@ -21,7 +21,7 @@ from dfbench.models import Record
 log = logging.getLogger("dfbench")
 
 TARGET = "x86_64-unknown-linux-gnu"
-# The seed's build: zig as the linker gives a Linux x86-64 binary from macOS or ARM machines too.
+# The CDK tooling's build: zig as the linker gives a Linux x86-64 binary from macOS or ARM machines too.
 DEFAULT_BUILD_COMMAND = ["cargo", "zigbuild", "-p", "datafusion-distributed-benchmarks", "--release",
                          "--bin", "worker", "--target", TARGET]
 DEFAULT_OUTPUT = f"target/{TARGET}/release/worker"

@@ -1,4 +1,4 @@
-"""The worker's HTTP contract (DESIGN section 5) from the client side: ``GET /info`` and
+"""The worker's HTTP contract (ARCHITECTURE.md §5) from the client side: ``GET /info`` and
 ``GET /?sql=``, with the standard library only."""
 
 from __future__ import annotations

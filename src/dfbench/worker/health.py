@@ -1,4 +1,4 @@
-"""Is a cluster ready to benchmark? Judged from every worker's ``/info`` (DESIGN section 5).
+"""Is a cluster ready to benchmark? Judged from every worker's ``/info`` (ARCHITECTURE.md §5).
 
 A distributed run is only meaningful when every worker knows every other one (a worker missing a
 peer silently runs with fewer tasks) and all of them run the same build (a mixed cluster measures

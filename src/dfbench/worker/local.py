@@ -1,4 +1,4 @@
-"""The local worker: the real worker's HTTP contract (DESIGN section 5) on DataFusion from PyPI.
+"""The local worker: the real worker's HTTP contract (ARCHITECTURE.md §5) on DataFusion from PyPI.
 
 Run it with ``python -m dfbench.worker.local --host 127.0.0.1 --port 9000 [--data-dir DIR]``.
 ``--port 0`` picks a free port; the line ``listening on http://HOST:PORT`` on stdout says which.
