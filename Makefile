@@ -34,7 +34,7 @@ CLUSTER_ARGS = --cluster $(CLUSTER) --region $(REGION) \
 	$(if $(INSTANCE_TYPE),--instance-type $(INSTANCE_TYPE))
 
 .DEFAULT_GOAL := help
-.PHONY: help install system-tools test bench tunnel shell health compare bench-api-calls bench-sync bench-compare bench-overhead bench-deploy bench-transport bench-connect deploy logs data sync worker provision plan status teardown clean
+.PHONY: help install system-tools test bench tunnel shell health compare bench-api-calls bench-sync bench-compare bench-overhead bench-deploy bench-transport bench-connect bench-startup deploy logs data sync worker provision plan status teardown clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -57,7 +57,7 @@ help:
 	@echo "make deploy     BINARY=path | REPO=checkout [ARGS=\"--x 1\"] [FORCE=1];  make logs [LINES=200 SINCE=-1h]"
 	@echo "make worker     the local DataFusion worker on 127.0.0.1:9000"
 	@echo "make bench-api-calls | bench-sync | bench-compare | bench-overhead | bench-deploy | bench-transport"
-	@echo "     | bench-connect"
+	@echo "     | bench-connect | bench-startup"
 	@echo "                (each writes its section of BENCHMARKS.md)"
 
 # Two workers: the suite waits on moto and subprocesses as much as it computes.
@@ -149,6 +149,9 @@ bench-deploy: install
 
 bench-sync: install
 	$(BIN)/python benchmarks/sync_vs_awscli.py
+
+bench-startup: install
+	$(BIN)/python benchmarks/startup.py
 
 data: install
 	$(DFBENCH) data generate --sf $(SF) --partitions $(PARTITIONS)

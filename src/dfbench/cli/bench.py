@@ -6,8 +6,7 @@ import argparse
 
 from rich.markup import escape
 
-from dfbench.cli.cluster import cluster_of
-from dfbench.cli.output import err, out
+from dfbench.cli.output import cluster_of, err, out
 from dfbench.comparison import compare, compare_results, load_previous, load_results, render
 from dfbench.errors import ConfigError
 

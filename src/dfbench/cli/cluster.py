@@ -9,7 +9,6 @@ from rich.table import Table
 from dfbench.cli.output import emit, out
 from dfbench.cluster import plan, provision, status, teardown
 from dfbench.config import make_spec
-from dfbench.errors import ClusterNotFound
 from dfbench.models import Cluster, Plan, TeardownReport
 
 
@@ -64,15 +63,6 @@ def _render_teardown(report: TeardownReport) -> None:
     else:
         out.print(f"[red]cluster {report.cluster}: {len(report.left)} resource(s) left; "
                   "run teardown again, or delete them by hand[/]")
-
-
-def cluster_of(args: argparse.Namespace) -> Cluster | None:
-    if not args.cluster:
-        return None
-    cluster = status(args.cluster, region=args.region, profile=args.profile)
-    if cluster is None:
-        raise ClusterNotFound(args.cluster, args.region or "the default region")
-    return cluster
 
 
 def run_cluster_command(args: argparse.Namespace) -> int:

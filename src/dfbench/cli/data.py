@@ -7,8 +7,7 @@ import json
 
 from rich.table import Table
 
-from dfbench.cli.cluster import cluster_of
-from dfbench.cli.output import emit, out, size_text
+from dfbench.cli.output import cluster_of, emit, out, size_text
 
 
 def run_data(args: argparse.Namespace) -> int:

@@ -1,5 +1,5 @@
-"""What every command prints through: the two consoles, progress lines from the library's log,
-JSON or a rendering, and sizes."""
+"""What every command shares: the two consoles, progress lines from the library's log, JSON or a
+rendering, sizes, and the cluster a command names."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from typing import Any
 from rich.console import Console
 from rich.status import Status
 
-from dfbench.models import Plan, TeardownReport
+from dfbench.errors import ClusterNotFound
+from dfbench.models import Cluster, Plan, TeardownReport
 
 # Piped output is read by scripts and logs: never truncate ids to an assumed 80 columns.
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
@@ -55,3 +56,14 @@ def size_text(count: int) -> str:
         count /= 1024  # type: ignore[assignment]
     raise AssertionError("unreachable")
 
+
+def cluster_of(args: argparse.Namespace) -> Cluster | None:
+    """The cluster ``--cluster`` names, as it exists now; None without the option."""
+    if not args.cluster:
+        return None
+    from dfbench.cluster import status  # the whole provisioning layer: only when a cluster is named
+
+    cluster = status(args.cluster, region=args.region, profile=args.profile)
+    if cluster is None:
+        raise ClusterNotFound(args.cluster, args.region or "the default region")
+    return cluster

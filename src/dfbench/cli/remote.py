@@ -10,8 +10,7 @@ from collections.abc import Sequence
 from rich.markup import escape
 from rich.table import Table
 
-from dfbench.cli.cluster import cluster_of
-from dfbench.cli.output import err, out
+from dfbench.cli.output import cluster_of, err, out
 from dfbench.errors import ConfigError
 from dfbench.worker_deploy import CommandOutput, DeployReport, deploy_worker, exec_command, logs
 

@@ -17,7 +17,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field
 
 from dfbench.errors import DfbenchError, error_code
@@ -126,6 +125,10 @@ def is_complete(folder: Path, manifest: Manifest | None = None) -> bool:
 
 def _parquet_rows(path: Path) -> int:
     try:
+        # pyarrow only here: a sync of files already described never needs it, and it is the
+        # slowest import of a no-op `dfbench data sync`.
+        import pyarrow.parquet as pq
+
         return int(pq.read_metadata(path).num_rows)
     except Exception as error:  # noqa: BLE001 - any reader failure means the same to the user
         raise DfbenchError(f"{path} is not a readable parquet file ({error}); regenerate the dataset.") from None
