@@ -68,6 +68,8 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("--ttl-hours", type=float, help="instances terminate themselves after this long")
         command.add_argument("--ssh-cidr", action="append", default=[], metavar="CIDR",
                              help="allow SSH from this CIDR (repeatable); nothing is open by default")
+        command.add_argument("--allow-wide-ssh", action="store_true",
+                             help="accept an --ssh-cidr wider than /8 (such as 0.0.0.0/0: the whole internet)")
         command.add_argument("--discovery-tag", help="KEY=VALUE the workers find peers by "
                              "(default BenchmarkCluster=datafusion)")
         command.add_argument("--tag", action="append", default=[], type=_tag, metavar="KEY=VALUE",
@@ -166,6 +168,7 @@ def _spec(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         name=args.cluster, region=args.region, instance_count=args.count, instance_type=args.instance_type,
         ami=args.ami, volume_size_gib=args.volume_size, bucket=args.bucket, spot=args.spot or None,
         ttl_hours=args.ttl_hours, ssh_ingress_cidrs=tuple(args.ssh_cidr) or None,
+        allow_wide_ssh=args.allow_wide_ssh or None,
         discovery_tag=args.discovery_tag, tags=dict(args.tag) or None,
     )
 
