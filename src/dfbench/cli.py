@@ -41,6 +41,16 @@ def _tag(text: str) -> tuple[str, str]:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a TCP port (0-65535; 0 picks a free one)")
+    return port
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="dfbench", description="Distributed DataFusion benchmarks on AWS, with boto3 alone.")
     parser.add_argument("--version", action="version", version=f"dfbench {__version__}")
@@ -156,9 +166,15 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--data-dir", default="benchmarks/data", help="default benchmarks/data")
 
     worker = commands.add_parser("worker", help="run the local DataFusion worker (no AWS)")
-    worker.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    worker.add_argument("--port", type=int, default=9000, help="port (default 9000; 0 picks a free one)")
-    worker.add_argument("--data-dir", help="folder that relative LOCATION paths resolve against")
+    worker.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; anything but "
+                        "loopback needs --allow-remote)")
+    worker.add_argument("--port", type=_port, default=9000, help="port (default 9000; 0 picks a free one)")
+    worker.add_argument("--data-dir", help="the folder LOCATION paths may name (relative ones resolve against it); "
+                        "without it no local file is read")
+    worker.add_argument("--s3-bucket", action="append", default=[], metavar="NAME",
+                        help="a bucket LOCATION s3:// paths may name (repeatable)")
+    worker.add_argument("--allow-remote", action="store_true",
+                        help="let --host be an address other machines reach (prints a warning)")
     worker.add_argument("--quiet", action="store_true", help="do not log each request")
     return parser
 
@@ -477,6 +493,7 @@ def _run_worker(args: argparse.Namespace) -> int:
     return localworker.main(
         ["--host", args.host, "--port", str(args.port)]
         + (["--data-dir", args.data_dir] if args.data_dir else []) + (["--quiet"] if args.quiet else [])
+        + [f"--s3-bucket={bucket}" for bucket in args.s3_bucket] + (["--allow-remote"] if args.allow_remote else [])
     )
 
 
