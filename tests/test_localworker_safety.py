@@ -208,6 +208,9 @@ def test_host_is_required_from_http_1_1_and_may_be_missing_from_http_1_0(worker:
     assert worker.raw(b"GET /health HTTP/1.0\r\n\r\n").startswith(b"HTTP/1.1 200 ")
     two = f"GET /health HTTP/1.1\r\nHost: 127.0.0.1:{worker.port}\r\nHost: evil.example\r\n\r\n".encode()
     assert worker.raw(two).startswith(b"HTTP/1.1 400 ")
+    # The absolute form names its own host, which HTTP/1.1 puts before the Host header.
+    absolute = f"GET http://evil.example/health HTTP/1.1\r\nHost: 127.0.0.1:{worker.port}\r\n\r\n".encode()
+    assert worker.raw(absolute).startswith(b"HTTP/1.1 400 ")
 
 
 @pytest.mark.parametrize("header", [

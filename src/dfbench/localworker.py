@@ -339,6 +339,9 @@ class _Handler(BaseHTTPRequestHandler):
         if self.busy:
             return HTTPStatus.SERVICE_UNAVAILABLE, (f"the worker serves {self.server.max_connections} connections "
                                                     "already; close idle ones or retry")
+        if not self.path.startswith("/"):
+            # An absolute URL (a proxy's form) names its own host, which would override Host.
+            return HTTPStatus.BAD_REQUEST, "the request target must be a path, such as /info"
         hosts = self.headers.get_all("Host") or []
         if len(hosts) > 1:
             return HTTPStatus.BAD_REQUEST, "more than one Host header"
