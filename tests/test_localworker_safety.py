@@ -97,8 +97,8 @@ def test_copy_and_insert_are_refused_and_write_nothing(worker: Served, folders: 
                 f"COPY (SELECT 1 AS a) TO '{target}' STORED AS CSV",
                 f"EXPLAIN ANALYZE COPY (SELECT 1 AS a) TO '{target}'",
                 "COPY (SELECT 1 AS a) TO 's3://allowed-bucket/written/' STORED AS PARQUET",
-                f"CREATE EXTERNAL TABLE sink (a BIGINT) STORED AS CSV LOCATION '{folders['data']}/sink/'; "
-                "INSERT INTO sink VALUES (1)"):
+                (f"CREATE EXTERNAL TABLE sink (a BIGINT) STORED AS CSV LOCATION '{folders['data']}/sink/'; "
+                 "INSERT INTO sink VALUES (1)")):
         status, body = worker.sql(sql)
         assert status == 500 and "DML not supported" in body, (sql, body)
     assert not target.exists() and not (folders["data"] / "sink").exists()

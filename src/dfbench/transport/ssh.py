@@ -212,25 +212,24 @@ class _Forward:
         while data:
             with channel.lock:
                 # paramiko's condition on the channel's lock, notified by window adjustments and
-                # by the channel's close. This pump is the channel's only sender, so the window
-                # found open here is still open below.
+                # by the channel's close.
                 while channel.out_window_size == 0 and not channel.closed and not self._aborted:
                     channel.out_buffer_cv.wait(_POLL_S)
+                # Channel._wait_for_send_window's limits: the window and a packet's payload. This
+                # pump is the channel's only sender, so the window can only have grown by the time
+                # the packet is built.
+                size = min(len(data), channel.out_window_size, channel.out_max_packet_size - 64)
             if self._aborted:
                 return
-            size = 0
 
-            def build() -> paramiko.Message | None:
-                nonlocal size
+            def build(chunk: bytes = data[:size]) -> paramiko.Message | None:
                 if channel.closed:
                     return None
-                # Channel._wait_for_send_window's limits: the window and a packet's payload.
-                size = min(len(data), channel.out_window_size, channel.out_max_packet_size - 64)
-                channel.out_window_size -= size
+                channel.out_window_size -= len(chunk)
                 message = paramiko.Message()
                 message.add_byte(cMSG_CHANNEL_DATA)
                 message.add_int(channel.remote_chanid)
-                message.add_string(data[:size])
+                message.add_string(chunk)
                 return message
 
             if self._send_ordered(build) is None:
