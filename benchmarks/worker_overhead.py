@@ -95,7 +95,7 @@ def measure(reps: int) -> dict[str, dict[str, list[float]]]:
         ctx = SessionContext()  # as LocalWorker's session: defaults
         for statement in table_sql("t", str(table)).split(";\n"):
             ctx.sql(statement.rstrip(";")).collect()
-        with LocalWorkerProcess() as worker:
+        with LocalWorkerProcess(data_dir=tmp) as worker:
             assert worker.url is not None and worker.url.startswith("http://127.0.0.1:")
             client = WorkerClient(worker.url)
             client.query(table_sql("t", str(table)))

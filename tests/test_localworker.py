@@ -73,8 +73,9 @@ def _start(**kwargs) -> Iterator[Worker]:
 
 
 @pytest.fixture
-def worker() -> Iterator[Worker]:
-    yield from _start()
+def worker(tmp_path: Path) -> Iterator[Worker]:
+    """A worker whose data folder is the test's temporary folder, where ``sales`` writes."""
+    yield from _start(data_dir=tmp_path)
 
 
 @pytest.fixture

@@ -52,7 +52,7 @@ def cluster(aws: Any, tpch: Path, inspector: Any) -> dfbench.Cluster:
 def worker_for(cluster: dfbench.Cluster, *, peers: int | None = None, commit: str = COMMIT) -> LocalWorkerProcess:
     """The local worker as every instance's: its /info lists the first ``peers`` instances."""
     urls = ",".join(f"http://{i.private_ip}:9001" for i in cluster.instances[:peers])
-    return LocalWorkerProcess(args=["--worker-urls", urls, "--commit", commit])
+    return LocalWorkerProcess(args=["--worker-urls", urls, "--commit", commit, "--s3-bucket", cluster.bucket])
 
 
 def port_of(url: str) -> int:

@@ -31,8 +31,8 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def worker_url() -> Iterator[str]:
-    server, thread = serve("127.0.0.1", 0, quiet=True)
+def worker_url(data_dir: Path) -> Iterator[str]:
+    server, thread = serve("127.0.0.1", 0, quiet=True, data_dir=data_dir)
     url = server.worker.base_url
     assert url.startswith("http://127.0.0.1:") and thread.is_alive()
     yield url

@@ -92,8 +92,8 @@ class RecordingProxy:
 
 
 @pytest.fixture
-def worker_url() -> Iterator[str]:
-    server, thread = serve("127.0.0.1", 0, quiet=True)
+def worker_url(data_dir: Path) -> Iterator[str]:
+    server, thread = serve("127.0.0.1", 0, quiet=True, data_dir=data_dir)
     yield server.worker.base_url
     server.shutdown()
     server.server_close()
@@ -130,7 +130,7 @@ def assert_every_file_parses(folder: Path) -> None:
 
 
 def test_killed_worker_fails_the_remaining_queries_and_the_run_finishes(data_dir: Path, tmp_path: Path) -> None:
-    worker = LocalWorkerProcess()
+    worker = LocalWorkerProcess(data_dir=data_dir)
     url = worker.start()
     killed_at: list[float] = []
 
@@ -176,7 +176,7 @@ def test_killed_worker_fails_the_remaining_queries_and_the_run_finishes(data_dir
 
 
 def test_after_a_dead_worker_only_one_health_check_is_sent(data_dir: Path, tmp_path: Path) -> None:
-    worker = LocalWorkerProcess()
+    worker = LocalWorkerProcess(data_dir=data_dir)
     proxy = RecordingProxy(worker.start())
     sent_before_kill: list[int] = []
 
@@ -207,7 +207,7 @@ def test_a_worker_that_answers_again_gets_its_tables_back(data_dir: Path, tmp_pa
                                                           proxy: RecordingProxy) -> None:
     # After q1 the worker "restarts": a fresh one (no tables) takes over the URL, and the request
     # in flight when that happens gets no answer.
-    server, thread = serve("127.0.0.1", 0, quiet=True)
+    server, thread = serve("127.0.0.1", 0, quiet=True, data_dir=data_dir)
     restarted: list[int] = []
 
     def restart_after_first(outcome: QueryOutcome) -> None:

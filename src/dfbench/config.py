@@ -12,6 +12,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -33,6 +34,9 @@ _AMI = re.compile(r"^ami-[0-9a-f]{8}([0-9a-f]{9})?\Z")
 # https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\Z")
 _RESERVED_TAG_PREFIXES = ("aws:", "dfbench:")
+# An SSH CIDR wider than this (a shorter prefix: more than 16 million addresses) is a mistake
+# unless the user says otherwise (allow_wide_ssh): 0.0.0.0/0 opens port 22 to the internet.
+MIN_SSH_PREFIX = 8
 
 
 def validate_cluster_name(name: str) -> str:
@@ -70,6 +74,28 @@ def validate_bucket_name(name: str) -> str:
     return name
 
 
+def parse_ssh_cidr(cidr: str, *, allow_wide: bool = False) -> ipaddress.IPv4Network:
+    """An IPv4 CIDR to open SSH to, exactly as written: host bits set (``10.1.2.3/8``) are
+    refused rather than widened to the network, and a prefix shorter than /8 (``0.0.0.0/0``)
+    only with ``allow_wide``. A bare address is its /32."""
+    try:
+        network = ipaddress.ip_network(cidr)
+    except ValueError:
+        try:
+            widened = ipaddress.ip_network(cidr, strict=False)
+        except ValueError:
+            raise ValueError(f"{cidr!r} is not a CIDR such as 203.0.113.7/32") from None
+        address = cidr.partition("/")[0]
+        raise ValueError(f"{cidr!r} has host bits set: write {widened} for the whole network, or "
+                         f"{address}/{widened.max_prefixlen} for that one address") from None
+    if network.version != 4:
+        raise ValueError(f"{cidr!r}: only IPv4 CIDRs are supported (the VPC is IPv4)")
+    if network.prefixlen < MIN_SSH_PREFIX and not allow_wide:
+        raise ValueError(f"{cidr!r} opens SSH to {network.num_addresses:,} addresses; give your own address "
+                         "(such as 203.0.113.7/32), or allow_wide_ssh (--allow-wide-ssh) if you mean it")
+    return network
+
+
 def parse_tag(text: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
     if not sep or not key:
@@ -94,6 +120,8 @@ class ClusterSpec(BaseModel):
     )
     ttl_hours: Annotated[float, Field(gt=0, le=24 * 30)] | None = None
     spot: bool = False
+    # Declared before ssh_ingress_cidrs: its validator reads this value.
+    allow_wide_ssh: bool = False
     ssh_ingress_cidrs: tuple[str, ...] = ()
     discovery_tag: str = DEFAULT_DISCOVERY_TAG
     tags: dict[str, str] = Field(default_factory=dict)
@@ -134,17 +162,9 @@ class ClusterSpec(BaseModel):
 
     @field_validator("ssh_ingress_cidrs")
     @classmethod
-    def _cidrs(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        normalised = []
-        for cidr in value:
-            try:
-                network = ipaddress.ip_network(cidr, strict=False)
-            except ValueError:
-                raise ValueError(f"{cidr!r} is not a CIDR such as 203.0.113.7/32") from None
-            if network.version != 4:
-                raise ValueError(f"{cidr!r}: only IPv4 CIDRs are supported (the VPC is IPv4)")
-            normalised.append(str(network))
-        return tuple(sorted(set(normalised)))
+    def _cidrs(cls, value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        return tuple(sorted({str(parse_ssh_cidr(cidr, allow_wide=info.data.get("allow_wide_ssh", False)))
+                             for cidr in value}))
 
     @field_validator("discovery_tag")
     @classmethod

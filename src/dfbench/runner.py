@@ -434,7 +434,7 @@ def bench_local(*, scale_factor: Any = 1, partitions: int = 16, iterations: int 
         local_dataset(name, data_dir)
     except ConfigError:
         generate_tpch(scale_factor, partitions=partitions, data_dir=data_dir, progress=progress)
-    worker = LocalWorkerProcess()
+    worker = LocalWorkerProcess(data_dir=data_dir)  # the only folder it may read
     try:
         url = worker.start()
         return run_benchmark(dataset=name, engine=engine, iterations=iterations, queries=queries, warmup=warmup,

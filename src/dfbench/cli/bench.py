@@ -60,5 +60,6 @@ def run_worker(args: argparse.Namespace) -> int:
     return local.main(
         ["--host", args.host, "--port", str(args.port)]
         + (["--data-dir", args.data_dir] if args.data_dir else []) + (["--quiet"] if args.quiet else [])
+        + [f"--s3-bucket={bucket}" for bucket in args.s3_bucket] + (["--allow-remote"] if args.allow_remote else [])
     )
 

@@ -30,6 +30,16 @@ def _tag(text: str) -> tuple[str, str]:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a TCP port (0-65535; 0 picks a free one)")
+    return port
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="dfbench", description="Distributed DataFusion benchmarks on AWS, with boto3 alone.")
     parser.add_argument("--version", action="version", version=f"dfbench {__version__}")
@@ -57,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--ttl-hours", type=float, help="instances terminate themselves after this long")
         command.add_argument("--ssh-cidr", action="append", default=[], metavar="CIDR",
                              help="allow SSH from this CIDR (repeatable); nothing is open by default")
+        command.add_argument("--allow-wide-ssh", action="store_true",
+                             help="accept an --ssh-cidr wider than /8 (such as 0.0.0.0/0: the whole internet)")
         command.add_argument("--discovery-tag", help="KEY=VALUE the workers find peers by "
                              "(default BenchmarkCluster=datafusion)")
         command.add_argument("--tag", action="append", default=[], type=_tag, metavar="KEY=VALUE",
@@ -152,9 +164,15 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--data-dir", default="benchmarks/data", help="default benchmarks/data")
 
     worker = commands.add_parser("worker", help="run the local DataFusion worker (no AWS)")
-    worker.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    worker.add_argument("--port", type=int, default=9000, help="port (default 9000; 0 picks a free one)")
-    worker.add_argument("--data-dir", help="folder that relative LOCATION paths resolve against")
+    worker.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; anything but "
+                        "loopback needs --allow-remote)")
+    worker.add_argument("--port", type=_port, default=9000, help="port (default 9000; 0 picks a free one)")
+    worker.add_argument("--data-dir", help="the folder LOCATION paths may name (relative ones resolve against it); "
+                        "without it no local file is read")
+    worker.add_argument("--s3-bucket", action="append", default=[], metavar="NAME",
+                        help="a bucket LOCATION s3:// paths may name (repeatable)")
+    worker.add_argument("--allow-remote", action="store_true",
+                        help="let --host be an address other machines reach (prints a warning)")
     worker.add_argument("--quiet", action="store_true", help="do not log each request")
     return parser
 

@@ -1,6 +1,6 @@
 """The local worker: the real worker's HTTP contract (ARCHITECTURE.md §5) on DataFusion from PyPI.
 
-Run it with ``python -m dfbench.worker.local --host 127.0.0.1 --port 9000 [--data-dir DIR]``.
+Run it with ``python -m dfbench.worker.local --port 9000 [--data-dir DIR] [--s3-bucket NAME ...]``.
 ``--port 0`` picks a free port; the line ``listening on http://HOST:PORT`` on stdout says which.
 
 Endpoints:
@@ -19,18 +19,41 @@ Differences from the real (distributed) worker, by design:
   ``distributed`` namespace and would reject it. ``SET datafusion.*`` reaches DataFusion.
 - ``tasks`` is always 1: one process runs the whole plan, there are no distributed tasks.
 - ``stats_q_error_p50``/``p95`` are null: there are no distributed statistics to judge.
-- With ``--data-dir``, a relative ``LOCATION`` in ``CREATE EXTERNAL TABLE`` is resolved against
-  that folder (otherwise DataFusion resolves it against the current directory).
-- An ``s3://bucket/...`` ``LOCATION`` is read with boto3's credentials (profile, SSO, env keys) and
-  the standard ``AWS_ENDPOINT_URL(_S3)``, so the local worker can read a cluster's bucket, or an
-  emulator's.
+- A relative ``LOCATION`` in ``CREATE EXTERNAL TABLE`` is resolved against ``--data-dir`` (not the
+  current directory, as DataFusion would).
+- An ``s3://bucket/...`` ``LOCATION`` in a bucket named with ``--s3-bucket`` is read with boto3's
+  credentials (profile, SSO, env keys) and the standard ``AWS_ENDPOINT_URL(_S3)``, so the local
+  worker can read a cluster's bucket, or an emulator's.
 - ``--worker-urls`` and ``--commit`` set what ``/info`` reports, so that tests can stand one local
   worker in for every instance of a cluster (by default: its own URL, ``local-datafusion-<version>``).
+
+Safe by default, since any local program or web page can send it a GET:
+
+- SQL runs with DataFusion's SQL options that forbid DML (``INSERT``, ``COPY ... TO``): nothing is
+  ever written. DDL (external tables, views) and ``SET`` work.
+- ``LOCATION`` must be a path under ``--data-dir`` (resolved, symlinks followed) or ``s3://`` in a
+  bucket named with ``--s3-bucket``; anything else is refused (HTTP 400) before DataFusion reads
+  a byte. Without ``--data-dir`` it reads no local file at all.
+- A request whose ``Host`` is not a loopback name (``localhost``, ``127.0.0.1``, ``[::1]``) or the
+  bound address is refused (403): a DNS rebinding page sends its own name. The port is not
+  checked: every port forward (``ssh -L``, Session Manager, ``dfbench tunnel``, a test's proxy)
+  delivers the client's local port, and the name is what a rebinding page controls.
+- A request with an ``Origin`` header, or with ``Sec-Fetch-Site`` other than ``none`` (typed in
+  the address bar) or ``same-origin``, comes from a web page and is refused (403). Current
+  browsers send ``Sec-Fetch-Site`` with every request to a loopback address, ``<img src>``
+  included, which carries no ``Origin``; what an older browser could still trigger reads only the
+  folder and buckets above and writes nothing.
+- It binds loopback only, unless ``--allow-remote`` (which prints a warning; bound to every
+  interface, it then accepts any IP address as ``Host``, still no other name).
+- A connection silent for ``IDLE_TIMEOUT_S`` is closed, and at most ``MAX_CONNECTIONS`` are served
+  at once. One more is answered 503 at once rather than left waiting: a slot is held as long as its
+  client keeps the connection, so a wait would mostly be a wait for idle keep-alive connections.
 """
 
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import os
 import re
@@ -39,22 +62,41 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import Any, NoReturn
 from urllib.parse import parse_qs, urlsplit
 
 import datafusion
-from datafusion import SessionContext
+from datafusion import SessionContext, SQLOptions
+from datafusion.expr import CreateExternalTable
+from datafusion.plan import LogicalPlan
 
+from dfbench.errors import ConfigError
 from dfbench.sql import split_statements
+
+# A keep-alive connection silent this long is closed (its thread and slot freed).
+IDLE_TIMEOUT_S = 30.0
+# Connections served at once (a thread each); more are answered 503.
+MAX_CONNECTIONS = 64
+# Connections being answered 503 at once; beyond that a connection is closed unanswered (a flood).
+_MAX_REFUSALS = 8
+_LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "[::1]"})
+# Fetch metadata a browser sends with every request to a loopback address: only a URL typed in
+# the address bar (none) or a page of the worker's own (same-origin; it serves none) may pass.
+_BROWSER_SITES_ALLOWED = frozenset({"none", "same-origin"})
+_HOST_HEADER = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[^\[\]:/@\s]+)(?::(\d{1,5}))?")
 
 
 class RequestError(Exception):
     """The request itself is malformed (HTTP 400), as opposed to a failing statement (500)."""
+
+
+class LocationRefused(RequestError):
+    """A ``LOCATION`` outside what this worker may read (HTTP 400)."""
 
 
 @dataclass(frozen=True)
@@ -76,6 +118,10 @@ _EXTERNAL_LOCATION = re.compile(
     r"^(CREATE\s+(?:UNBOUNDED\s+)?EXTERNAL\s+TABLE\b.*?\bLOCATION\s+)'((?:[^']|'')*)'",
     re.IGNORECASE | re.DOTALL,
 )
+# What DataFusion (the url crate) takes for a URL rather than a path: a scheme and a colon.
+_URL_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
+# Where ListingTableUrl starts a glob pattern.
+_GLOB = re.compile(r"[*?\[]")
 
 
 def _unquote(value: str) -> str:
@@ -85,19 +131,47 @@ def _unquote(value: str) -> str:
     return value
 
 
+def _plain(location: str) -> bool:
+    """No spaces around it and no control character in it. The url crate drops leading and
+    trailing spaces and controls and every tab and newline before parsing, so " file:///x" would
+    be read as a file URL while looking like a relative path."""
+    return location == location.strip() and location.isprintable()
+
+
+def _within(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def _external_locations(plan: LogicalPlan) -> Iterator[str]:
+    """Every ``LOCATION`` of the ``CREATE EXTERNAL TABLE`` nodes of a plan (an EXPLAIN's included)."""
+    variant = plan.to_variant()
+    if isinstance(variant, CreateExternalTable):
+        yield from variant.locations()
+    for child in plan.inputs():
+        yield from _external_locations(child)
+
+
 class LocalWorker:
     """One DataFusion session for the process lifetime, driven by SQL text."""
 
     def __init__(self, data_dir: str | os.PathLike[str] | None = None, base_url: str = "",
-                 worker_urls: Sequence[str] | None = None, commit: str | None = None) -> None:
+                 worker_urls: Sequence[str] | None = None, commit: str | None = None,
+                 s3_buckets: Sequence[str] = ()) -> None:
         self.base_url = base_url
         self.worker_urls = list(worker_urls) if worker_urls is not None else None
         self.commit = commit
-        self._buckets: set[str] = set()
-        self.data_dir = os.path.abspath(data_dir) if data_dir is not None else None
+        # The only buckets a LOCATION may name; each gets an object store at its first use.
+        self.s3_buckets = frozenset(s3_buckets)
+        self._registered: set[str] = set()
+        # Resolved once (symlinks followed): locations are compared with the real folder.
+        self.data_dir = os.path.realpath(data_dir) if data_dir is not None else None
         self.started = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         self.version = datafusion.__version__
         self._ctx = SessionContext()
+        # Queries and SET only: DDL and DML are refused while planning, before anything runs.
+        self._queries = SQLOptions().with_allow_ddl(False).with_allow_dml(False)
+        # What a request may do: DDL too (once its locations are checked), never DML or COPY.
+        self._no_writes = SQLOptions().with_allow_dml(False)
         self._settings: dict[str, str] = {}
         # The handler threads share this one session. Registering tables and changing settings
         # mutate SessionContext state, and a request's statements must apply as one unit (a SET or
@@ -121,8 +195,8 @@ class LocalWorker:
     def run(self, sql: str) -> QueryResult:
         """Plan every statement in order, execute and time only the last.
 
-        Raises RequestError when there is no statement, and DataFusion's exception (its message
-        is the error text) when a statement fails.
+        Raises RequestError when there is no statement or a LOCATION is refused, and DataFusion's
+        exception (its message is the error text) when a statement fails.
         """
         statements = split_statements(sql)
         if not statements:
@@ -138,7 +212,21 @@ class LocalWorker:
         if match:
             self._settings[match.group(1).lower()] = _unquote(match.group(2))
             return None
-        return self._ctx.sql(self._resolve_location(statement))
+        statement = self._resolve_location(statement)
+        try:
+            return self._ctx.sql_with_options(statement, self._queries)
+        except Exception as refused:  # noqa: BLE001 - DataFusion raises plain exceptions
+            # Not a query: DDL (refused above before it ran) or a bad statement. EXPLAIN plans it
+            # without running it, so every LOCATION is known before a table is created (creating
+            # one reads its files). The locations come from DataFusion's own parse, whatever the
+            # quoting (E'\x2f...' escapes included), not from a pattern over the text.
+            try:
+                explained = self._ctx.sql_with_options(f"EXPLAIN {statement}", self._no_writes)
+            except Exception:  # noqa: BLE001
+                raise refused from None  # the statement's own error (DML refused, parse error, ...)
+        for location in _external_locations(explained.logical_plan()):
+            self._allow(location)
+        return self._ctx.sql_with_options(statement, self._no_writes)
 
     def _execute(self, statement: str) -> QueryResult:
         start = time.perf_counter()
@@ -158,21 +246,57 @@ class LocalWorker:
         return QueryResult(plan=plan, count=count, elapsed_ms=elapsed_ms)
 
     def _resolve_location(self, statement: str) -> str:
+        """A relative LOCATION, written as a plain string, is read under the data folder (not the
+        current directory, as DataFusion would). What may be read is decided by ``_allow``."""
         match = _EXTERNAL_LOCATION.match(statement)
-        if not match:
+        if not match or self.data_dir is None:
             return statement
         location = match.group(2).replace("''", "'")
-        if location.startswith("s3://"):
-            self._register_bucket(urlsplit(location).netloc)
-            return statement
-        if self.data_dir is None or "://" in location or os.path.isabs(location):
+        if location.startswith("/") or _URL_SCHEME.match(location) or not _plain(location):
             return statement
         resolved = os.path.join(self.data_dir, location).replace("'", "''")
         return f"{match.group(1)}'{resolved}'{statement[match.end():]}"
 
+    def _allow(self, location: str) -> None:
+        """Raise LocationRefused unless ``location`` is under the data folder or in an allowed
+        bucket, judged as DataFusion will read it (ListingTableUrl::parse)."""
+        if not _plain(location):
+            raise LocationRefused(f"LOCATION {location!r}: spaces around it or control characters in it")
+        if not location.startswith("/") and _URL_SCHEME.match(location):
+            self._allow_url(location)
+        else:
+            self._allow_path(location)
+
+    def _allow_url(self, location: str) -> None:
+        parts = urlsplit(location)
+        if parts.scheme.lower() != "s3" or not location[len(parts.scheme) + 1:].startswith("//"):
+            raise LocationRefused(f"LOCATION {location!r}: only local paths and s3://BUCKET/... are read")
+        if parts.netloc not in self.s3_buckets:
+            allowed = ", ".join(sorted(self.s3_buckets)) or "none"
+            raise LocationRefused(f"LOCATION {location!r}: bucket {parts.netloc!r} is not one this worker reads "
+                                  f"(--s3-bucket: {allowed})")
+        self._register_bucket(parts.netloc)
+
+    def _allow_path(self, location: str) -> None:
+        if self.data_dir is None:
+            raise LocationRefused(f"LOCATION {location!r}: this worker reads no local files "
+                                  "(start it with --data-dir FOLDER)")
+        # DataFusion reads a relative path against the current directory, and a glob below the
+        # folder before its first glob character.
+        path = os.path.join(os.getcwd(), location)
+        glob = _GLOB.search(path)
+        folder = path if glob is None else path[:path.rfind("/", 0, glob.start()) + 1]
+        pattern = "" if glob is None else path[len(folder):]
+        # Both readings of ".." must stay inside: the url crate drops "a/.." as text (normpath),
+        # the file system after following symlinks (realpath).
+        inside = (_within(os.path.normpath(folder), self.data_dir) and _within(os.path.realpath(folder), self.data_dir)
+                  and ".." not in pattern.split("/"))
+        if not inside:
+            raise LocationRefused(f"LOCATION {location!r} is outside this worker's data folder {self.data_dir}")
+
     def _register_bucket(self, bucket: str) -> None:
         """DataFusion reads s3:// only through an object store registered for the bucket."""
-        if bucket in self._buckets:
+        if bucket in self._registered:
             return
         import boto3
         from datafusion.object_store import AmazonS3
@@ -187,12 +311,51 @@ class LocalWorker:
                          session_token=frozen.token if frozen else None,
                          endpoint=endpoint, allow_http=bool(endpoint and endpoint.startswith("http://")))
         self._ctx.register_object_store("s3://", store, bucket)
-        self._buckets.add(bucket)
+        self._registered.add(bucket)
 
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # every response carries Content-Length, so keep-alive works
     server: _Server
+
+    def __init__(self, request: socket.socket, client_address: Any, server: _Server, *, busy: bool) -> None:
+        self.busy = busy  # over MAX_CONNECTIONS: answer 503 and close
+        # StreamRequestHandler.setup applies it to the socket: every read and write times out.
+        self.timeout = server.idle_timeout_s
+        super().__init__(request, client_address, server)
+
+    def parse_request(self) -> bool:
+        """The request line and headers, then the refusals that apply to every path and method."""
+        if not super().parse_request():
+            return False
+        refusal = self._refusal()
+        if refusal is None:
+            return True
+        self.close_connection = True
+        self._send(*refusal)
+        return False
+
+    def _refusal(self) -> tuple[HTTPStatus, str] | None:
+        if self.busy:
+            return HTTPStatus.SERVICE_UNAVAILABLE, (f"the worker serves {self.server.max_connections} connections "
+                                                    "already; close idle ones or retry")
+        if not self.path.startswith("/"):
+            # An absolute URL (a proxy's form) names its own host, which would override Host.
+            return HTTPStatus.BAD_REQUEST, "the request target must be a path, such as /info"
+        hosts = self.headers.get_all("Host") or []
+        if len(hosts) > 1:
+            return HTTPStatus.BAD_REQUEST, "more than one Host header"
+        if not hosts and self.request_version != "HTTP/1.0":
+            return HTTPStatus.BAD_REQUEST, "missing Host header (HTTP/1.1 requires one)"
+        if hosts and not self.server.host_allowed(hosts[0]):
+            return HTTPStatus.FORBIDDEN, (f"Host {hosts[0]!r} is not this worker's: use http://127.0.0.1:PORT "
+                                          "or http://localhost:PORT")
+        if self.headers.get("Origin") is not None:
+            return HTTPStatus.FORBIDDEN, "requests from web pages (with an Origin header) are refused"
+        site = self.headers.get("Sec-Fetch-Site")
+        if site is not None and site.strip().lower() not in _BROWSER_SITES_ALLOWED:
+            return HTTPStatus.FORBIDDEN, f"requests from web pages (Sec-Fetch-Site: {site}) are refused"
+        return None
 
     def do_GET(self) -> None:  # noqa: N802 - the http.server naming
         url = urlsplit(self.path)
@@ -225,6 +388,12 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", kind)
         self.send_header("Content-Length", str(len(data)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        else:
+            # Clients that read it (Node's fetch does) close an idle connection before we do, so
+            # none sends a request on a connection we are closing.
+            self.send_header("Keep-Alive", f"timeout={int(self.server.idle_timeout_s)}")
         self.end_headers()
         self.wfile.write(data)
 
@@ -233,10 +402,83 @@ class _Handler(BaseHTTPRequestHandler):
             super().log_message(format, *args)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    worker: LocalWorker
-    quiet: bool
+class _Server(HTTPServer):
+    """One thread per connection, as ThreadingHTTPServer, but at most ``max_connections`` served."""
+
+    # Connections wait here for accept() while the serving thread starts the previous ones.
+    request_queue_size = 64
+
+    def __init__(self, address: tuple[str, int], *, quiet: bool, allow_remote: bool, idle_timeout_s: float,
+                 max_connections: int) -> None:
+        super().__init__(address, _Handler)  # type: ignore[arg-type] # _Handler takes busy= too
+        self.quiet = quiet
+        self.idle_timeout_s = idle_timeout_s
+        self.max_connections = max_connections
+        self._slots = threading.BoundedSemaphore(max_connections)
+        self._refusals = threading.BoundedSemaphore(_MAX_REFUSALS)
+        bound = ipaddress.ip_address(address[0]) if _is_ip(address[0]) else None
+        self._remote = allow_remote and not _is_loopback(address[0])
+        self._bound = bound
+        self.worker: LocalWorker
+
+    def host_allowed(self, header: str) -> bool:
+        """A loopback name or the bound address, at any port; with --allow-remote bound to every
+        interface (or to a name), any IP address. Never another DNS name: that is what a DNS
+        rebinding page sends."""
+        match = _HOST_HEADER.fullmatch(header.strip())
+        if match is None:
+            return False
+        name = match.group(1).lower()
+        if name in _LOOPBACK_NAMES:
+            return True
+        if not _is_ip(name.strip("[]")):
+            return False
+        address = ipaddress.ip_address(name.strip("[]"))
+        if address == self._bound:
+            return True
+        return self._remote and (self._bound is None or self._bound.is_unspecified)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if self._slots.acquire(blocking=False):
+            busy = False
+        elif self._refusals.acquire(blocking=False):
+            busy = True
+        else:
+            self.shutdown_request(request)
+            return
+        threading.Thread(target=self._serve_connection, args=(request, client_address, busy),
+                         name="localworker-connection", daemon=True).start()
+
+    def _serve_connection(self, request: Any, client_address: Any, busy: bool) -> None:
+        """ThreadingMixIn.process_request_thread, with the slot given back at the end."""
+        try:
+            _Handler(request, client_address, self, busy=busy)
+        except Exception:  # noqa: BLE001 - socketserver's own policy: report and go on
+            self.handle_error(request, client_address)
+        finally:
+            self.shutdown_request(request)
+            (self._refusals if busy else self._slots).release()
+
+
+class _Server6(_Server):
+    address_family = socket.AF_INET6
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_loopback(host: str) -> bool:
+    """Whether every address ``host`` stands for is a loopback one (``localhost`` is)."""
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except socket.gaierror:
+        return False
+    return bool(infos) and all(ipaddress.ip_address(info[4][0].split("%")[0]).is_loopback for info in infos)
 
 
 def _url(host: str, port: int) -> str:
@@ -251,18 +493,38 @@ def serve(
     quiet: bool = False,
     worker_urls: Sequence[str] | None = None,
     commit: str | None = None,
-) -> tuple[ThreadingHTTPServer, threading.Thread]:
+    s3_buckets: Sequence[str] = (),
+    allow_remote: bool = False,
+    idle_timeout_s: float = IDLE_TIMEOUT_S,
+    max_connections: int = MAX_CONNECTIONS,
+) -> tuple[_Server, threading.Thread]:
     """Bind, start serving in a daemon thread, return both. ``server.worker.base_url`` is the URL.
 
-    Stop with ``server.shutdown(); server.server_close()``.
+    ConfigError for a non-loopback ``host`` without ``allow_remote``, a port out of range, or a
+    bucket name that is not one. Stop with ``server.shutdown(); server.server_close()``.
     """
-    server_class = _Server
-    if ":" in host:
-        server_class = type("_Server6", (_Server,), {"address_family": socket.AF_INET6})
-    server = server_class((host, port), _Handler)
-    server.quiet = quiet
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"port {port} is not a TCP port (0-65535; 0 picks a free one)")
+    if not _is_loopback(host):
+        if not allow_remote:
+            raise ConfigError(f"--host {host} is reachable from other machines; the worker binds loopback "
+                              "(127.0.0.1, localhost, ::1) unless given --allow-remote")
+        print(f"WARNING: the local worker on {host}:{port} is reachable from other machines: anyone who reaches "
+              "it runs SQL that reads every file under --data-dir and every --s3-bucket, with your AWS "
+              "credentials. Stop it (Ctrl-C) unless that network is yours alone.", file=sys.stderr, flush=True)
+    if s3_buckets:
+        from dfbench.config import validate_bucket_name
+
+        for bucket in s3_buckets:
+            try:
+                validate_bucket_name(bucket)
+            except ValueError as error:
+                raise ConfigError(f"--s3-bucket: {error}") from None
+    server_class = _Server6 if ":" in host else _Server
+    server = server_class((host, port), quiet=quiet, allow_remote=allow_remote, idle_timeout_s=idle_timeout_s,
+                          max_connections=max_connections)
     server.worker = LocalWorker(data_dir=data_dir, base_url=_url(host, server.server_address[1]),
-                                worker_urls=worker_urls, commit=commit)
+                                worker_urls=worker_urls, commit=commit, s3_buckets=s3_buckets)
     thread = threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="localworker", daemon=True
     )
@@ -270,20 +532,54 @@ def serve(
     return server, thread
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # One line, not usage plus error: the message names the argument.
+        raise ConfigError(f"{message} (see --help)")
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a TCP port (0-65535; 0 picks a free one)")
+    return port
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    """The worker until SIGTERM or SIGINT; 2 with one line on stderr for bad arguments."""
+    parser = _Parser(
         prog="python -m dfbench.worker.local",
         description="A local DataFusion worker speaking the benchmark worker's HTTP contract.",
     )
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=9000, help="port (default 9000; 0 picks a free one)")
-    parser.add_argument("--data-dir", help="folder that relative LOCATION paths resolve against")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; "
+                        "anything but loopback needs --allow-remote)")
+    parser.add_argument("--port", type=_port, default=9000, help="port (default 9000; 0 picks a free one)")
+    parser.add_argument("--data-dir", help="the folder LOCATION paths may name (relative ones resolve "
+                        "against it); without it no local file is read")
+    parser.add_argument("--s3-bucket", action="append", default=[], metavar="NAME",
+                        help="a bucket LOCATION s3:// paths may name (repeatable)")
+    parser.add_argument("--allow-remote", action="store_true",
+                        help="let --host be an address other machines reach (prints a warning)")
     parser.add_argument("--quiet", action="store_true", help="do not log each request to stderr")
     parser.add_argument("--worker-urls", help="comma-separated peer URLs /info reports (default: its own URL)")
     parser.add_argument("--commit", help="the git_commit_hash /info reports")
-    args = parser.parse_args(argv)
-    if args.data_dir is not None and not os.path.isdir(args.data_dir):
-        parser.error(f"--data-dir {args.data_dir!r} is not a directory")
+    try:
+        args = parser.parse_args(argv)
+        if args.data_dir is not None and not os.path.isdir(args.data_dir):
+            raise ConfigError(f"--data-dir {args.data_dir!r} is not a directory")
+        server, thread = serve(args.host, args.port, data_dir=args.data_dir, quiet=args.quiet,
+                               worker_urls=None if args.worker_urls is None else
+                               [u for u in args.worker_urls.split(",") if u.strip()],
+                               commit=args.commit, s3_buckets=args.s3_bucket, allow_remote=args.allow_remote)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
+    except OSError as error:
+        print(f"error: cannot listen on {args.host}:{args.port}: {error.strerror or error}", file=sys.stderr)
+        return 1
 
     stop = threading.Event()
 
@@ -292,14 +588,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    try:
-        server, thread = serve(args.host, args.port, data_dir=args.data_dir, quiet=args.quiet,
-                               worker_urls=None if args.worker_urls is None else
-                               [u for u in args.worker_urls.split(",") if u.strip()],
-                               commit=args.commit)
-    except OSError as error:
-        print(f"cannot listen on {args.host}:{args.port}: {error}", file=sys.stderr)
-        return 1
     print(f"listening on {server.worker.base_url}", flush=True)
     # The main thread only waits, so the signal handler runs promptly; shutdown() must not be
     # called from the serving thread itself.
