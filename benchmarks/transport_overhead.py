@@ -37,7 +37,8 @@ from pathlib import Path
 import paramiko
 
 from dfbench_testing import Sshd
-from dfbench.transport.ssh import EphemeralKey, SshTransport
+from dfbench.transport.keys import EphemeralKey
+from dfbench.transport.ssh import SshTransport
 from dfbench.worker.client import WorkerClient
 from dfbench.worker.process import LocalWorkerProcess
 

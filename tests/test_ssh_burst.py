@@ -17,9 +17,10 @@ from typing import Any
 
 import pytest
 
-from dfbench.runner import LocalWorkerProcess
-from dfbench.testing import Sshd
-from dfbench.transport.ssh import EphemeralKey, SshTransport
+from dfbench.worker.process import LocalWorkerProcess
+from dfbench_testing import Sshd
+from dfbench.transport.keys import EphemeralKey
+from dfbench.transport.ssh import SshTransport
 
 THREADS = 8
 PER_THREAD = 250

@@ -32,7 +32,8 @@ from dfbench.errors import (
     WorkerUnreachable,
 )
 from dfbench_testing import Sshd, cloud_init_console, console_response, hooked, system_tool
-from dfbench.transport.ssh import EphemeralKey, SshTransport, fingerprint
+from dfbench.transport.keys import EphemeralKey, fingerprint
+from dfbench.transport.ssh import SshTransport
 from dfbench.worker.client import WorkerClient
 from dfbench.worker.process import LocalWorkerProcess
 

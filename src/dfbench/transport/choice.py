@@ -93,7 +93,8 @@ def open_transport(cluster: Cluster, instance: Instance, kind: str, *, aws: Aws,
 
 def _ssh_transport(instance: Instance, *, aws: Aws, profile: str | None, worker_port: int, ssh_port: int,
                    ssh_user: str, known_hosts: Path, local_port: int) -> Transport:
-    from dfbench.transport.ssh import EphemeralKey, SshTransport
+    from dfbench.transport.keys import EphemeralKey
+    from dfbench.transport.ssh import SshTransport
 
     host = ssh_address(instance)
     key = EphemeralKey.generate()

@@ -55,7 +55,7 @@ def shell(cluster: Cluster, *, instance: int | str | None = None, via: str = "au
 
 def _ssh(aws: Aws, target: Instance, *, command: Sequence[str], ssh_port: int, ssh_user: str, known_hosts: Path,
          profile: str | None) -> int:
-    from dfbench.transport.ssh import EphemeralKey
+    from dfbench.transport.keys import EphemeralKey
 
     ssh = shutil.which("ssh")
     if ssh is None:
