@@ -67,7 +67,7 @@ PYTEST_WORKERS ?= 2
 # scripts dfbench runs on instances). Installed from Debian's apt when missing and allowed (root,
 # or password-less sudo); otherwise the tests that need them say so and skip, unless
 # DFBENCH_REQUIRE_SYSTEM_TOOLS=1 (CI).
-SYSTEM_TOOLS := /usr/sbin/sshd:openssh-server shellcheck:shellcheck
+SYSTEM_TOOLS := /usr/sbin/sshd:openssh-server shellcheck:shellcheck ip:iproute2
 
 system-tools:
 	@missing=""; for pair in $(SYSTEM_TOOLS); do \
