@@ -63,8 +63,9 @@ help:
 # Two workers: the suite waits on moto and subprocesses as much as it computes.
 PYTEST_WORKERS ?= 2
 
-# System tools the tests run for real: sshd (the SSH transport's far end) and shellcheck (the
-# scripts dfbench runs on instances). Installed from Debian's apt when missing and allowed (root,
+# System tools the tests run for real: sshd (the SSH transport's far end), shellcheck (the
+# scripts dfbench runs on instances) and ip (loopback in a test's own network namespace).
+# Installed from Debian's apt when missing and allowed (root,
 # or password-less sudo); otherwise the tests that need them say so and skip, unless
 # DFBENCH_REQUIRE_SYSTEM_TOOLS=1 (CI).
 SYSTEM_TOOLS := /usr/sbin/sshd:openssh-server shellcheck:shellcheck ip:iproute2
