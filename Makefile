@@ -99,7 +99,7 @@ bench: install
 		$(if $(REMOTE),--cluster $(CLUSTER) --region $(REGION) --via $(VIA) --dataset $(DATASET) \
 			$(if $(PROFILE),--profile $(PROFILE)))
 
-# The way to one worker, held open until Ctrl-C (the CDK tooling's terminal A); a shell on an instance.
+# The way to one worker, held open until Ctrl-C (the CDK tooling's second terminal); a shell on an instance.
 tunnel: install
 	$(DFBENCH) tunnel --cluster $(CLUSTER) --region $(REGION) --via $(VIA) --instance $(INSTANCE) --port $(PORT) \
 		$(if $(PROFILE),--profile $(PROFILE))
