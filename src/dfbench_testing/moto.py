@@ -49,7 +49,9 @@ class MotoServer:
 
     def reset(self) -> None:
         request = urllib.request.Request(f"{self.url}/moto-api/reset", method="POST")
-        urllib.request.urlopen(request, timeout=10).read()
+        # A reset drops every emulated resource of the previous test at once: seconds on a busy
+        # two-core machine, where a 10 s bound failed whole runs that had nothing wrong.
+        urllib.request.urlopen(request, timeout=60).read()
 
     def stop(self) -> None:
         self._server.stop()

@@ -29,7 +29,7 @@ class RunOptions:
     - ``url`` or ``cluster`` (exactly one): the worker at a URL, or a provisioned cluster
       (``dfbench.status(...)``) reached ``via`` auto, ssh, ssm or relay (see :mod:`dfbench.transport`),
       with ``profile`` for AWS and ``transport_options`` as
-      :class:`~dfbench.transport.ClusterConnection`'s keyword arguments.
+      :class:`~dfbench.transport.connection.ClusterConnection`'s keyword arguments.
     - ``queries``: ids (``["q1", "q3"]`` or ``"q1,q3"``) and/or :class:`Query` objects (custom SQL);
       all 22 TPC-H queries by default.
     - ``iterations`` timed executions per query (at least 1), more while ``min_time_s`` has not
