@@ -292,7 +292,7 @@ def test_module_entry_point_refuses_a_bad_port_in_one_line() -> None:
                           text=True, timeout=60, check=False)
     assert done.returncode == 2 and done.stdout == ""
     assert [line for line in done.stderr.splitlines() if line.strip()] == [
-        "error: argument --port: 70000 is not a TCP port (0-65535; 0 picks a free one) (see --help)"]
+        "error: port 70000 is not a TCP port (0-65535; 0 picks a free one)"]
 
 
 # --- connections: idle ones time out, surplus ones get 503 ---------------------------------------

@@ -57,9 +57,4 @@ def run_bench(args: argparse.Namespace) -> int:
 def run_worker(args: argparse.Namespace) -> int:
     from dfbench.worker import local
 
-    return local.main(
-        ["--host", args.host, "--port", str(args.port)]
-        + (["--data-dir", args.data_dir] if args.data_dir else []) + (["--quiet"] if args.quiet else [])
-        + [f"--s3-bucket={bucket}" for bucket in args.s3_bucket] + (["--allow-remote"] if args.allow_remote else [])
-    )
-
+    return local.main(args.arguments, prog="dfbench worker")

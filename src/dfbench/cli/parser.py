@@ -163,16 +163,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--no-warmup", action="store_true", help="skip the warm-up run of each query")
     bench.add_argument("--data-dir", default="benchmarks/data", help="default benchmarks/data")
 
-    worker = commands.add_parser("worker", help="run the local DataFusion worker (no AWS)")
-    worker.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; anything but "
-                        "loopback needs --allow-remote)")
-    worker.add_argument("--port", type=_port, default=9000, help="port (default 9000; 0 picks a free one)")
-    worker.add_argument("--data-dir", help="the folder LOCATION paths may name (relative ones resolve against it); "
-                        "without it no local file is read")
-    worker.add_argument("--s3-bucket", action="append", default=[], metavar="NAME",
-                        help="a bucket LOCATION s3:// paths may name (repeatable)")
-    worker.add_argument("--allow-remote", action="store_true",
-                        help="let --host be an address other machines reach (prints a warning)")
-    worker.add_argument("--quiet", action="store_true", help="do not log each request")
+    # Everything after `worker` goes to the local worker's own parser (`dfbench worker --help`
+    # prints its options), so they are defined once, where they are used.
+    # (prefix_chars="+" keeps this parser from taking them for its own options.)
+    worker = commands.add_parser("worker", help="run the local DataFusion worker (no AWS); dfbench worker --help",
+                                 add_help=False, prefix_chars="+")
+    worker.add_argument("arguments", nargs="*")
     return parser
 

@@ -293,25 +293,16 @@ class _Parser(argparse.ArgumentParser):
         raise ConfigError(f"{message} (see --help)")
 
 
-def _port(text: str) -> int:
-    try:
-        port = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"{port} is not a TCP port (0-65535; 0 picks a free one)")
-    return port
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """The worker until SIGTERM or SIGINT; 2 with one line on stderr for bad arguments."""
+def main(argv: Sequence[str] | None = None, *, prog: str = "python -m dfbench.worker.local") -> int:
+    """The worker until SIGTERM or SIGINT; 2 with one line on stderr for bad arguments. ``dfbench
+    worker`` is this, with its own ``prog``."""
     parser = _Parser(
-        prog="python -m dfbench.worker.local",
+        prog=prog,
         description="A local DataFusion worker speaking the benchmark worker's HTTP contract.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; "
                         "anything but loopback needs --allow-remote)")
-    parser.add_argument("--port", type=_port, default=9000, help="port (default 9000; 0 picks a free one)")
+    parser.add_argument("--port", type=int, default=9000, help="port (default 9000; 0 picks a free one)")
     parser.add_argument("--data-dir", help="the folder LOCATION paths may name (relative ones resolve "
                         "against it); without it no local file is read")
     parser.add_argument("--s3-bucket", action="append", default=[], metavar="NAME",
