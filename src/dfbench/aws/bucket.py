@@ -30,10 +30,6 @@ _BLOCK_ALL = {
 }
 
 
-def default_bucket_name(account: str, region: str) -> str:
-    return f"datafusion-distributed-benchmarks-{account}-{region}"
-
-
 @dataclass(frozen=True)
 class BucketState:
     name: str

@@ -111,6 +111,12 @@ class Aws:
 DEFAULT_REGION = "us-east-1"
 
 
+def default_bucket_name(account: str, region: str) -> str:
+    """The bucket a cluster uses unless told otherwise: one per account and region, named as the
+    CDK tooling named it. (Here, not in aws/bucket.py, so that finding it loads no resource code.)"""
+    return f"datafusion-distributed-benchmarks-{account}-{region}"
+
+
 def default_region(region: str | None = None) -> str:
     """The region to use: the one given, else AWS_REGION / AWS_DEFAULT_REGION, else us-east-1
     (where the CDK tooling's benchmarks ran)."""

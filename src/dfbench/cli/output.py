@@ -8,13 +8,15 @@ import json
 import logging
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.status import Status
 
 from dfbench.errors import ClusterNotFound
-from dfbench.models import Cluster, Plan, TeardownReport
+
+if TYPE_CHECKING:  # pydantic models cost a tenth of a second to build: loaded only when used
+    from dfbench.models import Cluster
 
 # Piped output is read by scripts and logs: never truncate ids to an assumed 80 columns.
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
@@ -39,6 +41,8 @@ class ProgressHandler(logging.Handler):
 
 
 def emit(args: argparse.Namespace, result: Any, render: Callable[[Any], None]) -> None:
+    from dfbench.models import Plan, TeardownReport
+
     if args.json:
         payload = result.model_dump(mode="json") if result is not None else None
         if isinstance(result, Plan | TeardownReport):

@@ -19,7 +19,7 @@ from dfbench.aws import bucket as buckets
 from dfbench.aws import iam
 from dfbench.aws import instances as ec2_instances
 from dfbench.aws import network
-from dfbench.aws.session import Aws, connect, default_region
+from dfbench.aws.session import Aws, connect, default_bucket_name, default_region
 from dfbench.aws.tags import BUCKET_KEY, TTL_KEY, cluster_tags, ensure_ec2_tags
 from dfbench.config import ClusterSpec, validate_cluster_name, validate_region
 from dfbench.errors import (
@@ -83,7 +83,7 @@ def _observe(aws: Aws, spec: ClusterSpec, bucket: str) -> _Observed:
 
 def _converge(aws: Aws, spec: ClusterSpec, changes: ChangeSet) -> Cluster | None:
     account = aws.account()  # credential preflight: before anything else
-    bucket = spec.bucket or buckets.default_bucket_name(account, spec.region)
+    bucket = spec.bucket or default_bucket_name(account, spec.region)
     partition = aws.session.get_partition_for_region(spec.region)
     seen = _observe(aws, spec, bucket)
     tags = cluster_tags(spec.name, spec.tags)
@@ -333,7 +333,7 @@ def teardown(
         instance_profile = _owned(lambda: iam.find_instance_profile(iam_client, role_name))
         bucket = (bucket or (net.vpc.tags.get(BUCKET_KEY) if net.vpc else None)
                   or (role.tags.get(BUCKET_KEY) if role else None)
-                  or os.environ.get("BENCHMARK_BUCKET") or buckets.default_bucket_name(account, region))
+                  or os.environ.get("BENCHMARK_BUCKET") or default_bucket_name(account, region))
         bucket_state = buckets.find_bucket(s3, bucket) if delete_bucket else None
         before = _inventory(net, instances, role, instance_profile, bucket_state)
 

@@ -14,9 +14,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dfbench.aws.bucket import default_bucket_name
 from dfbench.aws.objects import StoredObject, list_objects
-from dfbench.aws.session import Aws, connect, default_region
+from dfbench.aws.session import Aws, connect, default_bucket_name, default_region
 from dfbench.data.manifest import MANIFEST, DataRecord, Manifest, is_complete, read_manifest, read_remote_manifest
 from dfbench.errors import ConfigError, aws_errors
 
