@@ -9,7 +9,10 @@ Layout, per dataset folder ``<data_dir>/<dataset>/``::
 
 ``.results-remote`` / ``previous-remote.json`` are the same for a distributed (real) worker.
 
-A query file is ``{"id", "dataset", "engine", "iterations": [...]}``; an iteration is
+A query file is ``{"id", "dataset", "engine", "iterations": [...]}`` plus dfbench's optional
+``runId`` (the run that wrote it: a folder holding files of several runs is named by compare) and
+``sqlSha256`` (sha256 of the query's SQL text, so compare can tell when the sides ran different
+SQL); the CDK tooling's reader (zod's default object schema) drops keys it does not know. An iteration is
 ``{"elapsed" (ms), "rowCount", "plan", "tasks"}`` plus ``statsQErrorP50`` / ``statsQErrorP95`` when the
 worker reports them and ``error`` for a failed iteration (then elapsed 0, rowCount 0, plan "",
 tasks 0). :class:`QueryResult` and :class:`Iteration` are that format: ``to_json`` writes it key
@@ -84,11 +87,13 @@ class Iteration:
 
     @property
     def ok(self) -> bool:
-        return self.error is None
+        # The CDK tooling tests `iter.error` for truth: an empty error string is a success there.
+        return not self.error
 
     @classmethod
     def failure(cls, error: str) -> Iteration:
-        return cls(elapsed=0, error=error)
+        # Never an empty error: the tooling (and ``ok``) would read it as a success.
+        return cls(elapsed=0, error=error or "failed (no message)")
 
     @classmethod
     def from_response(cls, response: Mapping[str, Any]) -> Iteration:
@@ -134,6 +139,8 @@ class QueryResult:
     dataset: str
     engine: str
     iterations: list[Iteration] = field(default_factory=list)
+    run_id: str | None = None
+    sql_sha256: str | None = None
 
     @property
     def successes(self) -> list[Iteration]:
@@ -146,15 +153,10 @@ class QueryResult:
 
     @property
     def failed(self) -> bool:
-        """At least one iteration failed: the meaning of the CDK tooling. The runner stops a
-        query at its first failure, so the failing iteration is then the last one."""
+        """At least one iteration failed: the meaning of the CDK tooling, and the one compare uses
+        (such a query gets a failure line and stays out of TOTAL and the statistics). The runner
+        stops a query at its first failure, so the failing iteration is then the last one."""
         return any(not iteration.ok for iteration in self.iterations)
-
-    @property
-    def every_iteration_failed(self) -> bool:
-        """No successful iteration at all (none recorded included): what a comparison counts as
-        a failed query. A query with some failed iterations is compared on its successes."""
-        return not self.successes
 
     @property
     def failed_iterations(self) -> int:
@@ -194,9 +196,14 @@ class QueryResult:
         return statistics.stdev(times) / statistics.fmean(times) * 100
 
     def to_json(self) -> dict[str, Any]:
-        """The query file's document."""
-        return {"id": self.id, "dataset": self.dataset, "engine": self.engine,
-                "iterations": [iteration.to_json() for iteration in self.iterations]}
+        """The query file's document; ``runId`` and ``sqlSha256`` only when known."""
+        document: dict[str, Any] = {"id": self.id, "dataset": self.dataset, "engine": self.engine}
+        if self.run_id is not None:
+            document["runId"] = self.run_id
+        if self.sql_sha256 is not None:
+            document["sqlSha256"] = self.sql_sha256
+        document["iterations"] = [iteration.to_json() for iteration in self.iterations]
+        return document
 
     @classmethod
     def from_json(cls, data: Any, *, source: Path, dataset: str, engine: str) -> QueryResult:
@@ -206,8 +213,10 @@ class QueryResult:
             raise ConfigError(f"{source} is not a benchmark result (no \"iterations\" list)")
         iterations = [Iteration.from_json(raw, source=source, index=index)
                       for index, raw in enumerate(data["iterations"])]
+        optional = {key: None if data.get(key) is None else str(data[key]) for key in ("runId", "sqlSha256")}
         return cls(id=str(data.get("id") or source.stem), dataset=str(data.get("dataset", dataset)),
-                   engine=str(data.get("engine", engine)), iterations=iterations)
+                   engine=str(data.get("engine", engine)), iterations=iterations, run_id=optional["runId"],
+                   sql_sha256=optional["sqlSha256"])
 
 
 @dataclass
