@@ -230,7 +230,7 @@ def test_sql_differs_named_for_that_query_only(tmp_path: Path) -> None:
     assert f"q1: SQL differs: base sha256 {'a' * 64}, new sha256 {'b' * 64}" in lines
     assert not any("SQL differs" in line for line in lines if not line.startswith("q1:"))
     assert json.loads(render(comparison, "json"))["sql_differs"] == ["q1"]
-    assert f"- q1: SQL differs" in render(comparison, "markdown")
+    assert "- q1: SQL differs" in render(comparison, "markdown")
 
 
 def test_mixed_runs_in_one_engine_folder_are_named(tmp_path: Path) -> None:

@@ -21,6 +21,9 @@ against the known answers; a mismatch marks the query ``wrong rows`` without fai
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import ExitStack
@@ -58,6 +61,8 @@ class BenchmarkRun:
     settings: dict[str, str] = field(default_factory=dict)
     worker_info: dict[str, Any] = field(default_factory=dict)
     queries: list[QueryOutcome] = field(default_factory=list)
+    run_id: str = ""  # written into every query file of the run and into run.json
+    partial: bool = False  # query ids were selected: older files stay, previous-* merged
     interrupted: bool = False
     worker_lost: str | None = None  # why the queries after a dead worker were not sent
 
@@ -184,7 +189,9 @@ def run_benchmark(**options: Any) -> BenchmarkRun:
     are recorded as failed, ``run.worker_lost`` says why, and ``run.json`` has ``status: "worker
     lost"`` (no ``previous-*.json``: such a run is no baseline). On KeyboardInterrupt the finished
     queries' files stay, ``run.json`` says ``interrupted`` and the interrupt is re-raised;
-    ``previous-*.json`` is written only by a complete run.
+    ``previous-*.json`` is written only by a complete run. A run of selected ids (``queries="q3"``)
+    rewrites those queries' files only and merges them into ``previous-*.json``; every file names
+    its run (``runId``), and compare names an engine folder (or a previous run) that mixes runs.
     """
     checked = RunOptions(**options)
     target = _resolve(checked)
@@ -256,10 +263,16 @@ def _run(connection: Any, options: RunOptions, target: _Target, *, info_timeout_
     is_local_worker = str(info.get("engine", "")).startswith("datafusion-python")
     resolved = options.settings_for(is_local_worker)
     engine_name = results.safe_engine_name(options.engine) if options.engine else default_engine_name(info)
+    # Remote means "not dfbench's local worker": a `--url` to a real worker is filed, compared and
+    # given the default iterations as a cluster run is (ARCHITECTURE.md §7).
     remote = cluster is not None or not is_local_worker
+    options = dataclasses.replace(options, iterations=options.iterations_for(remote))
     folder = results.results_dir(options.data_dir, dataset, engine_name, remote=remote)
+    start_time = time.time()
+    run_id = f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime(start_time))}-{secrets.token_hex(3)}"
     run = BenchmarkRun(dataset=dataset, engine=engine_name, url=client.url, remote=remote, results_dir=folder,
-                       start_time=time.time(), settings=resolved, worker_info=info)
+                       start_time=start_time, settings=resolved, worker_info=info, run_id=run_id,
+                       partial=options.selects_ids)
 
     from rich.console import Console
 
@@ -268,7 +281,7 @@ def _run(connection: Any, options: RunOptions, target: _Target, *, info_timeout_
 
     def manifest(status: str, error: str | None = None) -> dict[str, Any]:
         data: dict[str, Any] = {
-            "dfbench_version": _version(), "status": status, "interrupted": run.interrupted,
+            "dfbench_version": _version(), "run_id": run.run_id, "partial": run.partial, "status": status, "interrupted": run.interrupted,
             "start_time": run.start_time, "end_time": run.end_time, "dataset": dataset,
             "scale_factor": target.scale_factor, "engine": engine_name, "iterations": options.iterations,
             "min_time_s": options.min_time_s, "warmup": options.warmup, "settings": resolved, "url": client.url,
@@ -329,7 +342,8 @@ def _run(connection: Any, options: RunOptions, target: _Target, *, info_timeout_
                       + (f", ≥{options.min_time_s:g}s each" if options.min_time_s else ""))
         for query in target.queries:
             expected = expected_rows(query.id, target.scale_factor)
-            outcome = QueryOutcome(id=query.id, dataset=dataset, engine=engine_name, expected_rows=expected)
+            outcome = QueryOutcome(id=query.id, dataset=dataset, engine=engine_name, expected_rows=expected,
+                                   run_id=run.run_id, sql_sha256=hashlib.sha256(query.sql.encode()).hexdigest())
             if lost:
                 outcome.status = "failed: worker unreachable"
                 outcome.iterations.append(Iteration.failure(f"worker unreachable: not run, {lost['error']}"))
@@ -356,9 +370,9 @@ def _run(connection: Any, options: RunOptions, target: _Target, *, info_timeout_
     finally:
         run.end_time = time.time()
         results.write_run_manifest(folder, manifest(status, error_text or lost.get("error")))
-        if status == "complete":
+        if status == "complete":  # a partial run merges its queries in (ARCHITECTURE.md §7)
             results.write_previous(options.data_dir, dataset, engine_name, run.start_time, run.queries,
-                                   remote=remote)
+                                   remote=remote, merge=run.partial)
     return run
 
 
@@ -416,7 +430,7 @@ def _run_query(outcome: QueryOutcome, runner: _Runner, options: RunOptions) -> N
 # the local path: data, a worker subprocess, the run
 
 
-def bench_local(*, scale_factor: Any = 1, partitions: int = 16, iterations: int = 3,
+def bench_local(*, scale_factor: Any = 1, partitions: int = 16, iterations: int | None = None,
                 queries: Sequence[str | Query] | str | None = None, engine: str | None = None,
                 data_dir: str | Path = DEFAULT_DATA_DIR,
                 settings: Mapping[str, Any] | Iterable[str] | str | None = None, warmup: bool = True,

@@ -5,7 +5,7 @@ Layout, per dataset folder ``<data_dir>/<dataset>/``::
 
     .results-local/<engine>/<query>.json     one file per query, written as soon as it finishes
     .results-local/<engine>/run.json         how the numbers were produced (dfbench's addition)
-    previous-local.json                      every query of the last complete run
+    previous-local.json                      every query of the last complete run (a partial run's merged in)
 
 ``.results-remote`` / ``previous-remote.json`` are the same for a distributed (real) worker.
 
@@ -248,11 +248,21 @@ def write_query_result(folder: Path, result: QueryResult) -> Path:
 
 
 def write_previous(data_dir: str | Path, dataset: str, engine: str, start_time: float,
-                   results: Sequence[QueryResult], *, remote: bool) -> Path:
-    """``previous-{local,remote}.json``: the run's start (unix seconds) and every query document."""
+                   results: Sequence[QueryResult], *, remote: bool, merge: bool = False) -> Path:
+    """``previous-{local,remote}.json``: the run's start (unix seconds) and every query document.
+
+    ``merge`` (a partial run, ``--queries q3``): the file keeps the queries of its earlier runs
+    that this run did not run, and replaces those it did; each document names its run
+    (``runId``), so a comparison with it names the mixture."""
+    ran = {result.id for result in results}
+    kept: list[QueryResult] = []
+    if merge:
+        found = read_previous(data_dir, dataset, remote=remote)
+        kept = [result for result in found[1] if result.id not in ran] if found is not None else []
+    documents = [result.to_json() for result in [*kept, *results]]
     path = previous_path(data_dir, dataset, remote=remote)
     write_json_atomically(path, {"startTime": int(start_time), "dataset": dataset, "engine": engine,
-                                 "results": [result.to_json() for result in results]})
+                                 "results": documents})
     return path
 
 

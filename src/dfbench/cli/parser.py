@@ -144,7 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 "or a worker URL, then compare with the previous run")
     bench.add_argument("--sf", default="1", help="scale factor of the local dataset (default 1)")
     bench.add_argument("--partitions", type=int, default=16, help="files per table when generating (default 16)")
-    bench.add_argument("--iterations", type=int, default=3, help="timed iterations per query (default 3)")
+    bench.add_argument("--iterations", type=int,
+                       help="timed iterations per query (default 3 on dfbench's local worker, 5 on a remote one)")
     bench.add_argument("--queries", help="comma-separated ids, e.g. q1,q3 (default: all 22)")
     bench.add_argument("--engine", help="name the results are filed under")
     bench.add_argument("--cluster", help="a provisioned cluster: reached, checked and benchmarked on its bucket's data")
