@@ -405,7 +405,7 @@ def test_json_schema_and_values(tmp_path: Path) -> None:
                   "ratio": None, "p_value": None, "newly_failed": False, "base_rows": 4, "new_rows": None,
                   "rows_differ": False, "sql_differs": False}
     suite = data["suite"]
-    assert set(suite) == {"verdict", "geomean_ratio", "ci_low", "ci_high", "failed", "missing"}
+    assert set(suite) == {"verdict", "geomean_ratio", "ci_low", "ci_high", "failed", "missing", "detectable_change"}
     assert (suite["failed"], suite["missing"]) == (1, 1)
     assert suite["geomean_ratio"] == pytest.approx(2.0, rel=0.02)
     assert suite["ci_low"] < suite["geomean_ratio"] < suite["ci_high"]
@@ -431,7 +431,34 @@ def test_text_has_statistics_after_tooling_lines(tmp_path: Path) -> None:
     total = next(i for i, line in enumerate(lines) if "TOTAL" in line)
     assert lines[total + 1] == ""
     assert lines[total + 2].startswith("Statistics")
-    assert lines[-1].startswith("   SUITE: slower: geomean ratio 2.0")
+    assert lines[-2].startswith("   SUITE: slower: geomean ratio 2.0")
+    assert lines[-1].startswith("          smallest uniform change this comparison could detect: ±")
+
+
+def test_detectable_change_follows_the_noise(tmp_path: Path) -> None:
+    """The smallest detectable uniform change is the interval's half-width: larger with more noise,
+    never below the suite's minimum effect; JSON carries the same number."""
+    suite_of(tmp_path / "quiet", "main")
+    suite_of(tmp_path / "quiet", "branch", noise=MIXED)
+    loud = [(0.7, 1.3, 1.0, 0.85, 1.15), (1.2, 0.8, 1.0, 0.9, 1.1)]
+    suite_of(tmp_path / "loud", "main", noise=tuple(loud))
+    suite_of(tmp_path / "loud", "branch", noise=tuple(reversed(loud)))
+    quiet, noisy = run(tmp_path / "quiet"), run(tmp_path / "loud")
+    assert quiet.suite.detectable == pytest.approx(0.025)
+    assert noisy.suite.detectable > 0.05
+    assert json.loads(render(noisy, "json"))["suite"]["detectable_change"] == noisy.suite.detectable
+    assert f"±{100 * noisy.suite.detectable:.1f}%" in render(noisy, "text")
+    assert f"±{100 * noisy.suite.detectable:.1f}%" in render(noisy, "markdown")
+
+
+def test_two_queries_with_one_lucky_spread_are_judged_on_their_noise(tmp_path: Path) -> None:
+    """Two very noisy queries that by chance moved alike: the spread across two queries (one degree
+    of freedom) is tiny, their iteration noise is not; the suite stays unchanged."""
+    write(tmp_path, "main", "q1", [30, 45, 36, 25, 40])
+    write(tmp_path, "branch", "q1", [35, 52, 42, 29, 46])
+    write(tmp_path, "main", "q2", [9, 14, 11, 8, 12])
+    write(tmp_path, "branch", "q2", [10.5, 16, 12.8, 9.3, 14])
+    assert run(tmp_path).suite.verdict == "unchanged"
 
 
 def test_unknown_format_is_a_config_error(tmp_path: Path) -> None:

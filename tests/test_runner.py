@@ -244,7 +244,7 @@ def test_bench_url_of_the_local_worker_is_filed_and_compared_as_local(
     command = ["bench", "--url", worker_url, "--location", str(data_dir), "--dataset", DATASET, "--queries", "q6",
                "--iterations", "1", "--engine", "e", "--data-dir", str(tmp_path)]
     assert main(command) == 0
-    assert "no previous local run" in capsys.readouterr().out
+    assert "no previous run to compare with (local)" in capsys.readouterr().out
     assert main(command) == 0
     second = capsys.readouterr().out
     assert "=== Comparing tpch_sf0.01 results from engine 'e' [prev] with 'e' [new] ===" in second

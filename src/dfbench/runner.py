@@ -102,7 +102,7 @@ def _first_line(text: str, limit: int = 120) -> str:
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
-def _version() -> str:
+def dfbench_version() -> str:
     try:
         from importlib.metadata import version
 
@@ -113,7 +113,7 @@ def _version() -> str:
         return __version__
 
 
-class _Runner:
+class QueryRunner:
     def __init__(self, client: WorkerClient, query: Query) -> None:
         self.client = client
         self.query = query
@@ -164,7 +164,7 @@ class _Runner:
 
 
 @dataclass(frozen=True)
-class _Target:
+class Target:
     """What the options resolve to before any request: where the worker finds the tables, which
     tables, the scale factor (None when unknown) and the queries."""
 
@@ -194,7 +194,7 @@ def run_benchmark(**options: Any) -> BenchmarkRun:
     its run (``runId``), and compare names an engine folder (or a previous run) that mixes runs.
     """
     checked = RunOptions(**options)
-    target = _resolve(checked)
+    target = resolve_target(checked)
 
     from rich.console import Console
 
@@ -217,7 +217,7 @@ def run_benchmark(**options: Any) -> BenchmarkRun:
         return _run(connection, checked, target, info_timeout_s=info_timeout_s)
 
 
-def _resolve(options: RunOptions) -> _Target:
+def resolve_target(options: RunOptions) -> Target:
     """The dataset and the queries, checked before the worker is contacted: a typo costs no
     request, and no query runs before an error that would stop the run anyway."""
     dataset, data_dir, cluster, location = options.dataset, options.data_dir, options.cluster, options.location
@@ -250,11 +250,11 @@ def _resolve(options: RunOptions) -> _Target:
             scale_factor = float(scale_factor_of(dataset))
         except ConfigError:
             scale_factor = None
-    return _Target(location=location, tables=tables, scale_factor=scale_factor,
+    return Target(location=location, tables=tables, scale_factor=scale_factor,
                    queries=select_queries(dataset, options.queries, scale_factor))
 
 
-def _run(connection: Any, options: RunOptions, target: _Target, *, info_timeout_s: float) -> BenchmarkRun:
+def _run(connection: Any, options: RunOptions, target: Target, *, info_timeout_s: float) -> BenchmarkRun:
     """The run itself, on a worker reached through ``connection`` (a DirectTransport, or an open
     ClusterConnection to ``options.cluster``)."""
     dataset, cluster, location = options.dataset, options.cluster, target.location
@@ -281,7 +281,8 @@ def _run(connection: Any, options: RunOptions, target: _Target, *, info_timeout_
 
     def manifest(status: str, error: str | None = None) -> dict[str, Any]:
         data: dict[str, Any] = {
-            "dfbench_version": _version(), "run_id": run.run_id, "partial": run.partial, "status": status, "interrupted": run.interrupted,
+            "dfbench_version": dfbench_version(), "run_id": run.run_id, "partial": run.partial, "status": status,
+            "interrupted": run.interrupted,
             "start_time": run.start_time, "end_time": run.end_time, "dataset": dataset,
             "scale_factor": target.scale_factor, "engine": engine_name, "iterations": options.iterations,
             "min_time_s": options.min_time_s, "warmup": options.warmup, "settings": resolved, "url": client.url,
@@ -297,17 +298,7 @@ def _run(connection: Any, options: RunOptions, target: _Target, *, info_timeout_
         return data
 
     def prepare() -> None:
-        """Settings and tables: the worker's session state, lost when it restarts."""
-        if resolved:
-            try:
-                client.query(settings_sql(resolved))
-            except QueryFailed as error:
-                raise DfbenchError(f"The worker rejected the settings: {error.text}") from None
-        for table in target.tables:
-            try:
-                client.query(table_sql(table, f"{location.rstrip('/')}/{dataset}/{table}/"))
-            except QueryFailed as error:
-                raise DfbenchError(f"Could not create table {table} on the worker: {error.text}") from None
+        prepare_worker(client, resolved, target, dataset)
 
     def recheck(query_id: str, failure: WorkerUnreachable) -> None:
         """After a request got no answer: one /info (INFO_TIMEOUT_S at most). A worker that answers
@@ -348,7 +339,7 @@ def _run(connection: Any, options: RunOptions, target: _Target, *, info_timeout_
                 outcome.status = "failed: worker unreachable"
                 outcome.iterations.append(Iteration.failure(f"worker unreachable: not run, {lost['error']}"))
             else:
-                query_runner = _Runner(client, query)
+                query_runner = QueryRunner(client, query)
                 _run_query(outcome, query_runner, options)
             run.queries.append(outcome)
             results.write_query_result(folder, outcome)
@@ -376,6 +367,20 @@ def _run(connection: Any, options: RunOptions, target: _Target, *, info_timeout_
     return run
 
 
+def prepare_worker(client: WorkerClient, settings: Mapping[str, str], target: Target, dataset: str) -> None:
+    """Settings and tables: the worker's session state, lost when it restarts."""
+    if settings:
+        try:
+            client.query(settings_sql(settings))
+        except QueryFailed as error:
+            raise DfbenchError(f"The worker rejected the settings: {error.text}") from None
+    for table in target.tables:
+        try:
+            client.query(table_sql(table, f"{target.location.rstrip('/')}/{dataset}/{table}/"))
+        except QueryFailed as error:
+            raise DfbenchError(f"Could not create table {table} on the worker: {error.text}") from None
+
+
 def _cluster_record(cluster: Cluster, connection: Any) -> dict[str, Any]:
     """What produced a remote run's numbers: the hardware and the workers' health."""
     return {"name": cluster.name, "region": cluster.region, "ami_id": cluster.ami_id,
@@ -401,7 +406,7 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:,.1f} ms"
 
 
-def _run_query(outcome: QueryOutcome, runner: _Runner, options: RunOptions) -> None:
+def _run_query(outcome: QueryOutcome, runner: QueryRunner, options: RunOptions) -> None:
     """The warm-up and the timed iterations of one query into ``outcome``, and its status."""
     if options.warmup:
         outcome.warmup = runner.execute()

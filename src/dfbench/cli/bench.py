@@ -46,7 +46,7 @@ def run_bench(args: argparse.Namespace) -> int:
     kind = "remote" if run.remote else "local"
     previous = previous_by_kind[kind]
     if previous is None:
-        out.print(f"no previous {kind} run to compare with: the next complete run will be compared with this one")
+        out.print(f"no previous run to compare with ({kind}): the next complete run will be compared with this one")
         return status
     base_engine, base = previous
     new = load_results(args.data_dir, dataset, run.engine, kind)
@@ -55,6 +55,23 @@ def run_bench(args: argparse.Namespace) -> int:
     # Plain print: rich would wrap the tooling's lines at the terminal's width (and read markup in them).
     print(render(result, "text"), end="")
     return status
+
+
+def run_ab(args: argparse.Namespace) -> int:
+    """Interleaved A/B of two running workers; prints the comparison (exit 1 only with
+    --fail-on-regression and a regression)."""
+    if args.cluster:
+        raise ConfigError("dfbench ab --cluster (deploying two worker binaries alternately) is not yet "
+                          "supported: start the two workers and give their URLs as BASE and NEW.")
+    from dfbench.ab import run_ab as interleave
+
+    run = interleave(base_url=args.base, new_url=args.new, dataset=args.dataset, rounds=args.rounds,
+                     queries=args.queries, base_name=args.base_name, new_name=args.new_name, data_dir=args.data_dir,
+                     location=args.location, settings=([args.settings] if args.settings else []) + args.set or None,
+                     warmup=not args.no_warmup)
+    run.comparison.fail_on_regression = args.fail_on_regression
+    print(render(run.comparison, args.format), end="")
+    return run.comparison.exit_code
 
 
 def run_worker(args: argparse.Namespace) -> int:

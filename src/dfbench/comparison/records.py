@@ -98,6 +98,7 @@ class Suite:
     failed: int  # queries that failed on at least one side (left out of TOTAL and of the stats)
     missing: int  # queries with a result file on one side only
     queries: int  # queries in the statistics (succeeded on both sides)
+    detectable: float | None = None  # smallest uniform change (fraction) this comparison would have called
 
 
 @dataclass
@@ -139,7 +140,8 @@ class Comparison:
                         for query in self.queries],
             "suite": {"verdict": self.suite.verdict, "geomean_ratio": self.suite.geomean_ratio,
                       "ci_low": self.suite.ci_low, "ci_high": self.suite.ci_high,
-                      "failed": self.suite.failed, "missing": self.suite.missing},
+                      "failed": self.suite.failed, "missing": self.suite.missing,
+                      "detectable_change": self.suite.detectable},
             "left_out_of_total": {"failed": self.ids(lambda q: q.verdict in ("failed", "fixed")),
                                   "missing": self.ids(lambda q: q.verdict == "missing")},
             "rows_differ": self.ids(lambda q: q.rows_differ),

@@ -162,6 +162,15 @@ def suite_sentence(comparison: Comparison) -> str:
     return f"{suite.verdict}: {core}; {suite.failed} failed, {suite.missing} missing"
 
 
+def detectable_sentence(comparison: Comparison) -> str | None:
+    """One line: the smallest uniform change this comparison could have detected, given its noise."""
+    detectable = comparison.suite.detectable
+    if detectable is None:
+        return None
+    return (f"smallest uniform change this comparison could detect: ±{100 * detectable:.1f}% "
+            f"(its {percent(SUITE_CONFIDENCE)} interval's half-width, at least the {percent(SUITE_MIN_EFFECT)} minimum)")
+
+
 def render_text(comparison: Comparison) -> str:
     lines = tooling_lines(comparison) + check_lines(comparison)
     lines += ["", f"Statistics (ratio = new/base geometric mean; per query: moderated t-test on log "
@@ -178,6 +187,9 @@ def render_text(comparison: Comparison) -> str:
         lines.append(f"{query.id:>8}  {_ms(query.base_p50_ms):>10}  {_ms(query.new_p50_ms):>10}  "
                      f"{_fmt(query.ratio):>6}  {_p(query.p_value):>8}  {query.verdict}{note}")
     lines.append(f"{'SUITE'.rjust(8)}: {suite_sentence(comparison)}")
+    detectable = detectable_sentence(comparison)
+    if detectable is not None:
+        lines.append(f"{'':8}  {detectable}")
     return "\n".join(lines) + "\n"
 
 
@@ -194,6 +206,9 @@ def render_markdown(comparison: Comparison) -> str:
     if checks:
         lines += [""] + [f"- {line}" for line in checks]
     lines += ["", f"**Suite: {suite_sentence(comparison)}**"]
+    detectable = detectable_sentence(comparison)
+    if detectable is not None:
+        lines += ["", detectable[0].upper() + detectable[1:] + "."]
     return "\n".join(lines) + "\n"
 
 

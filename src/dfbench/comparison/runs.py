@@ -103,7 +103,8 @@ def compare_results(base: dict[str, QueryResult], new: dict[str, QueryResult], *
             stat = stats[query_id]
             queries.append(QueryComparison(query_id, stat.verdict, old, now, math.exp(stat.log_ratio),
                                            stat.p_value))
-    suite_stat = assess_suite([stats[query_id].log_ratio for query_id in pairs])
+    suite_stat = assess_suite([stats[query_id].log_ratio for query_id in pairs],
+                              noise_variances=[stats[query_id].se ** 2 for query_id in pairs])
     suite = Suite(
         verdict=suite_stat.verdict,
         geomean_ratio=suite_stat.geomean_ratio,
@@ -112,6 +113,7 @@ def compare_results(base: dict[str, QueryResult], new: dict[str, QueryResult], *
         failed=sum(1 for query in queries if query.verdict in ("failed", "fixed")),
         missing=sum(1 for query in queries if query.verdict == "missing"),
         queries=suite_stat.queries,
+        detectable=suite_stat.detectable,
     )
     mixed = {side: runs for side, runs in (("base", runs_of(list(base.values()))),
                                            ("new", runs_of(list(new.values())))) if len(runs) > 1}
