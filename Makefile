@@ -39,7 +39,7 @@ CLUSTER_ARGS = --cluster $(CLUSTER) --region $(REGION) \
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,plot]'
 	touch $@
 
 install: $(BIN)/.installed

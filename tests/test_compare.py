@@ -393,17 +393,18 @@ def test_json_schema_and_values(tmp_path: Path) -> None:
     assert [query["id"] for query in data["queries"]] == ["q1", "q2", "q3", "q9"]
     for query in data["queries"]:
         assert set(query) == {"id", "verdict", "base_p50_ms", "new_p50_ms", "ratio", "p_value", "newly_failed",
-                              "base_rows", "new_rows", "rows_differ", "sql_differs"}
+                              "base_rows", "new_rows", "rows_differ", "sql_differs", "ci_low", "ci_high"}
     q1, q2, q3, q9 = data["queries"]
     assert q1["verdict"] == "slower" and (q1["base_p50_ms"], q1["new_p50_ms"]) == (100, 200)
     assert q1["ratio"] == pytest.approx(2.0, rel=0.02) and q1["p_value"] < 0.001
+    assert 1.0 < q1["ci_low"] < q1["ratio"] < q1["ci_high"]
     assert q2 == {"id": "q2", "verdict": "failed", "base_p50_ms": 200, "new_p50_ms": None,
                   "ratio": None, "p_value": None, "newly_failed": True, "base_rows": 4, "new_rows": None,
-                  "rows_differ": False, "sql_differs": False}
+                  "rows_differ": False, "sql_differs": False, "ci_low": None, "ci_high": None}
     assert q3["verdict"] == "slower"
     assert q9 == {"id": "q9", "verdict": "missing", "base_p50_ms": 900, "new_p50_ms": None,
                   "ratio": None, "p_value": None, "newly_failed": False, "base_rows": 4, "new_rows": None,
-                  "rows_differ": False, "sql_differs": False}
+                  "rows_differ": False, "sql_differs": False, "ci_low": None, "ci_high": None}
     suite = data["suite"]
     assert set(suite) == {"verdict", "geomean_ratio", "ci_low", "ci_high", "failed", "missing", "detectable_change"}
     assert (suite["failed"], suite["missing"]) == (1, 1)
@@ -538,3 +539,49 @@ def test_cli_exit_codes_and_output(tmp_path: Path, capsys: pytest.CaptureFixture
     assert cli(base + ["--fail-on-regression", "main", "branch"]) == 1
     assert "      q1: prev= 100 ms, new= 150 ms, diff=1.50 slower ❌" in capsys.readouterr().out
     assert cli(base + ["--fail-on-regression", "branch", "main"]) == 0  # the other way round: faster
+
+
+# --------------------------------------------------------------------------- the picture
+
+
+@pytest.mark.parametrize("name", ["ratios.png", "ratios.svg"])
+def test_plot_file_and_html_report(tmp_path: Path, name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    import xml.etree.ElementTree as ElementTree
+
+    suite_of(tmp_path, "main", queries=4)
+    suite_of(tmp_path, "branch", queries=4, factor=1.3, noise=MIXED)
+    picture = tmp_path / "out" / name
+    assert dfbench_cli.main(["compare", "--dataset", DATASET, "--data-dir", str(tmp_path), "--plot", str(picture),
+                             "main", "branch"]) == 0
+    assert capsys.readouterr().out.startswith("=== Comparing")  # stdout stays the comparison
+    data = picture.read_bytes()
+    if name.endswith(".png"):
+        assert data.startswith(b"\x89PNG\r\n\x1a\n") and b"IEND" in data[-12:]
+    else:
+        assert ElementTree.fromstring(data).tag == "{http://www.w3.org/2000/svg}svg"
+    report = picture.with_suffix(".html").read_text(encoding="utf-8")
+    assert f'<img src="{name}"' in report and "Suite: slower" in report and "<td>q4</td>" in report
+
+
+def test_plot_needs_png_or_svg(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    suite_of(tmp_path, "main", queries=2)
+    suite_of(tmp_path, "branch", queries=2)
+    assert dfbench_cli.main(["compare", "--dataset", DATASET, "--data-dir", str(tmp_path), "--plot",
+                             str(tmp_path / "x.jpg"), "main", "branch"]) == 2
+    assert "give a file ending in .png or .svg" in capsys.readouterr().err
+    assert not (tmp_path / "x.jpg").exists()
+
+
+def test_plot_without_matplotlib_names_the_extra(tmp_path: Path) -> None:
+    """A Python where matplotlib cannot be imported (None in sys.modules makes import fail)."""
+    import subprocess
+    import sys
+
+    suite_of(tmp_path, "main", queries=2)
+    suite_of(tmp_path, "branch", queries=2)
+    code = ("import sys; sys.modules['matplotlib'] = None; from dfbench.cli import main; "
+            f"sys.exit(main(['compare', '--dataset', {DATASET!r}, '--data-dir', {str(tmp_path)!r}, "
+            f"'--plot', {str(tmp_path / 'p.png')!r}, 'main', 'branch']))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "pip install 'dfbench[plot]'" in result.stderr and "Traceback" not in result.stderr

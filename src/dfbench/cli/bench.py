@@ -16,6 +16,11 @@ def run_compare(args: argparse.Namespace) -> int:
     comparison = compare(dataset=args.dataset, base=args.base, new=args.new, data_dir=args.data_dir,
                          results=args.results, format=args.format, fail_on_regression=args.fail_on_regression)
     print(render(comparison), end="")
+    if args.plot:
+        from dfbench.comparison.plot import write_plot
+
+        picture, report = write_plot(comparison, args.plot)
+        err.print(f"wrote {escape(str(picture))} and {escape(str(report))}", markup=True)
     return comparison.exit_code
 
 

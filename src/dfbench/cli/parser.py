@@ -137,6 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
     command.add_argument("--format", choices=FORMATS, default="text", help="output format (default: text)")
     command.add_argument("--fail-on-regression", action="store_true",
                          help="exit 1 when the suite is slower, a query newly fails or rows differ")
+    command.add_argument("--plot", metavar="FILE", help="also draw the ratios into FILE (.png or .svg) and write "
+                         "FILE's .html report beside it (needs pip install 'dfbench[plot]')")
     command.add_argument("base", metavar="BASE", help="engine of the baseline run, e.g. datafusion-distributed-main")
     command.add_argument("new", metavar="NEW", help="engine of the run to judge")
 

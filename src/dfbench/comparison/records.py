@@ -36,6 +36,8 @@ class QueryComparison:
     new: QueryResult | None
     ratio: float | None = None  # geometric-mean ratio new/base of the successful iterations
     p_value: float | None = None
+    ci_low: float | None = None  # the ratio's 95% interval from the (moderated) iteration noise
+    ci_high: float | None = None
 
     @property
     def base_p50_ms(self) -> int | None:
@@ -133,7 +135,7 @@ class Comparison:
             "new": self.new,
             "queries": [{"id": query.id, "verdict": query.verdict, "base_p50_ms": query.base_p50_ms,
                          "new_p50_ms": query.new_p50_ms, "ratio": query.ratio, "p_value": query.p_value,
-                         "newly_failed": query.newly_failed,
+                         "ci_low": query.ci_low, "ci_high": query.ci_high, "newly_failed": query.newly_failed,
                          "base_rows": None if query.base is None else query.base.rows,
                          "new_rows": None if query.new is None else query.new.rows,
                          "rows_differ": query.rows_differ, "sql_differs": query.sql_differs}

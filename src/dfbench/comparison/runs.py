@@ -33,7 +33,9 @@ from pathlib import Path
 from dfbench.bench.results import QueryResult, engines_dir, read_previous, read_query_results
 from dfbench.comparison.records import (FORMATS, RESULTS_KINDS, Comparison, QueryComparison, Suite,
                                         query_sort_key, runs_of)
-from dfbench.comparison.stats import assess_queries, assess_suite
+from dfbench.comparison.stats import assess_queries, assess_suite, t_critical
+
+QUERY_INTERVAL_ALPHA = 0.05  # the per-query interval shown (JSON, plot): 95%
 from dfbench.errors import ConfigError
 
 
@@ -101,8 +103,10 @@ def compare_results(base: dict[str, QueryResult], new: dict[str, QueryResult], *
             queries.append(QueryComparison(query_id, "fixed", old, now))
         else:
             stat = stats[query_id]
-            queries.append(QueryComparison(query_id, stat.verdict, old, now, math.exp(stat.log_ratio),
-                                           stat.p_value))
+            half = t_critical(stat.df, QUERY_INTERVAL_ALPHA) * stat.se if stat.df and math.isfinite(stat.se) else None
+            queries.append(QueryComparison(query_id, stat.verdict, old, now, math.exp(stat.log_ratio), stat.p_value,
+                                           None if half is None else math.exp(stat.log_ratio - half),
+                                           None if half is None else math.exp(stat.log_ratio + half)))
     suite_stat = assess_suite([stats[query_id].log_ratio for query_id in pairs],
                               noise_variances=[stats[query_id].se ** 2 for query_id in pairs])
     suite = Suite(
