@@ -122,7 +122,9 @@ def test_tooling_text_for_every_case(tmp_path: Path) -> None:
     the successful elapsed); TOTAL sums representativeTime() (undefined when any iteration errored)
     of the queries in both, prints `prev=${total}` unpadded and diff with toFixed(2); QERR lines
     (printQErrorComparison) give the median of statsQErrorP50/P95 over the iterations of the
-    queries in TOTAL, `n/a` for a side without any. dfbench's own line follows the tooling's."""
+    queries in TOTAL, `n/a` for a side without any. (Its bin/compare.ts prints the same header and
+    per-query lines, by the same BenchResult.compare, for two engines.) dfbench's own line follows
+    the tooling's."""
     write_with(tmp_path, "main", "q1", [ok(100, qerr=(1.5, 4.0)), ok(110, qerr=(1.25, 2.0))])
     write_with(tmp_path, "branch", "q1", [ok(90), ok(100)])                      # success: 105 -> 95
     write_with(tmp_path, "main", "q2", [ok(200), ok(200)])
