@@ -16,8 +16,6 @@ this A/B's results only, whatever older files the engine folders hold.
 
 from __future__ import annotations
 
-import hashlib
-import secrets
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,7 +103,7 @@ def run_ab(*, base_url: str, new_url: str, dataset: str, rounds: int = DEFAULT_R
                           "compare two builds of the same engine.")
     remote = not sides["base"].is_local_worker
     start_time = time.time()
-    run_id = f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime(start_time))}-{secrets.token_hex(3)}"
+    run_id = results.new_run_id(start_time)
     for side in sides.values():
         side.settings = options.settings_for(side.is_local_worker)
         prepare_worker(side.client, side.settings, target, dataset)
@@ -113,7 +111,7 @@ def run_ab(*, base_url: str, new_url: str, dataset: str, rounds: int = DEFAULT_R
             side.runners[query.id] = QueryRunner(side.client, query)
             side.outcomes[query.id] = QueryOutcome(
                 id=query.id, dataset=dataset, engine=side.engine, run_id=f"{run_id}-{side.role}",
-                sql_sha256=hashlib.sha256(query.sql.encode()).hexdigest())
+                sql_sha256=results.sql_sha256(query.sql))
 
     from rich.console import Console
 

@@ -22,8 +22,6 @@ against the known answers; a mismatch marks the query ``wrong rows`` without fai
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import ExitStack
@@ -251,7 +249,7 @@ def resolve_target(options: RunOptions) -> Target:
         except ConfigError:
             scale_factor = None
     return Target(location=location, tables=tables, scale_factor=scale_factor,
-                   queries=select_queries(dataset, options.queries, scale_factor))
+                  queries=select_queries(dataset, options.queries, scale_factor))
 
 
 def _run(connection: Any, options: RunOptions, target: Target, *, info_timeout_s: float) -> BenchmarkRun:
@@ -269,9 +267,9 @@ def _run(connection: Any, options: RunOptions, target: Target, *, info_timeout_s
     options = dataclasses.replace(options, iterations=options.iterations_for(remote))
     folder = results.results_dir(options.data_dir, dataset, engine_name, remote=remote)
     start_time = time.time()
-    run_id = f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime(start_time))}-{secrets.token_hex(3)}"
     run = BenchmarkRun(dataset=dataset, engine=engine_name, url=client.url, remote=remote, results_dir=folder,
-                       start_time=start_time, settings=resolved, worker_info=info, run_id=run_id,
+                       start_time=start_time, settings=resolved, worker_info=info,
+                       run_id=results.new_run_id(start_time),
                        partial=options.selects_ids)
 
     from rich.console import Console
@@ -334,7 +332,7 @@ def _run(connection: Any, options: RunOptions, target: Target, *, info_timeout_s
         for query in target.queries:
             expected = expected_rows(query.id, target.scale_factor)
             outcome = QueryOutcome(id=query.id, dataset=dataset, engine=engine_name, expected_rows=expected,
-                                   run_id=run.run_id, sql_sha256=hashlib.sha256(query.sql.encode()).hexdigest())
+                                   run_id=run.run_id, sql_sha256=results.sql_sha256(query.sql))
             if lost:
                 outcome.status = "failed: worker unreachable"
                 outcome.iterations.append(Iteration.failure(f"worker unreachable: not run, {lost['error']}"))

@@ -23,9 +23,12 @@ file, even when a run is interrupted.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
+import secrets
 import statistics
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +57,17 @@ def results_dir(data_dir: str | Path, dataset: str, engine: str, *, remote: bool
 
 def previous_path(data_dir: str | Path, dataset: str, *, remote: bool) -> Path:
     return Path(data_dir) / dataset / f"previous-{kind_name(remote)}.json"
+
+
+def new_run_id(start_time: float) -> str:
+    """The id a run writes into each of its files: its UTC start and a random suffix (two runs
+    started in the same second stay apart)."""
+    return f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime(start_time))}-{secrets.token_hex(3)}"
+
+
+def sql_sha256(sql: str) -> str:
+    """What ``sqlSha256`` records: the sha256 of the query's SQL text as sent."""
+    return hashlib.sha256(sql.encode()).hexdigest()
 
 
 def safe_engine_name(name: str) -> str:
