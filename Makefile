@@ -13,7 +13,7 @@ SF ?= 1
 PARTITIONS ?= 16
 DATASET ?= tpch_sf$(SF)
 BUCKET ?=
-ITERATIONS ?= 3
+ITERATIONS ?=
 QUERIES ?=
 ENGINE ?=
 URL ?=
@@ -39,13 +39,13 @@ CLUSTER_ARGS = --cluster $(CLUSTER) --region $(REGION) \
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,plot]'
 	touch $@
 
 install: $(BIN)/.installed
 
 help:
-	@echo "make bench      TPC-H on this machine (SF=1 ITERATIONS=3 QUERIES=q1,q3 ENGINE=name URL=worker-url)"
+	@echo "make bench      TPC-H on this machine (SF=1 ITERATIONS=3, 5 remote; QUERIES=q1,q3 ENGINE=name URL=worker-url)"
 	@echo "                REMOTE=1 DATASET=tpch_sf10 [VIA=auto|ssh|ssm|relay]: on the cluster"
 	@echo "make tunnel     the way to a worker, held open [INSTANCE=0 VIA=auto PORT=9000];  make shell [INSTANCE=0]"
 	@echo "make health     every worker reachable, every peer known, one commit [VIA=auto]"
@@ -93,7 +93,7 @@ test: install system-tools
 # REMOTE=1: on the cluster instead (status → transport → health → tables on s3://<bucket>/ → run →
 # .results-remote → comparison), e.g. make bench REMOTE=1 DATASET=tpch_sf10 VIA=ssh.
 bench: install
-	$(DFBENCH) bench --sf $(SF) --partitions $(PARTITIONS) --iterations $(ITERATIONS) \
+	$(DFBENCH) bench --sf $(SF) --partitions $(PARTITIONS) $(if $(ITERATIONS),--iterations $(ITERATIONS)) \
 		$(if $(QUERIES),--queries $(QUERIES)) $(if $(ENGINE),--engine $(ENGINE)) \
 		$(if $(URL),--url $(URL) --dataset $(DATASET)) \
 		$(if $(REMOTE),--cluster $(CLUSTER) --region $(REGION) --via $(VIA) --dataset $(DATASET) \

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import socket
 from collections.abc import Iterator
@@ -12,7 +13,7 @@ import pytest
 from dfbench.data import generate_tpch
 from dfbench.errors import DfbenchError, QueryFailed, WorkerUnreachable
 from dfbench.worker.local import serve
-from dfbench.bench.queries import Query, expected_rows
+from dfbench.bench.queries import Query, expected_rows, select_queries
 from dfbench.bench.results import QueryOutcome
 from dfbench.bench.settings import DISTRIBUTED_DEFAULTS, resolve_settings
 from dfbench.runner import bench_local, run_benchmark
@@ -62,7 +63,10 @@ def test_run_writes_cdk_tooling_compatible_files(worker_url: str, data_dir: Path
     assert sorted(p.name for p in folder.iterdir()) == ["q1.json", "q3.json", "q6.json", "run.json"]
     for query_id, rows in (("q1", 4), ("q3", 10), ("q6", 1)):
         document = load(folder / f"{query_id}.json")
-        assert set(document) == {"id", "dataset", "engine", "iterations"}
+        assert set(document) == {"id", "dataset", "engine", "runId", "sqlSha256", "iterations"}
+        assert document["runId"] == result.run_id
+        assert document["sqlSha256"] == hashlib.sha256(next(q for q in select_queries(DATASET, query_id, 0.01)).sql
+                                                       .encode()).hexdigest()
         assert (document["id"], document["dataset"], document["engine"]) == (query_id, DATASET, engine)
         assert len(document["iterations"]) == 2  # the warm-up is not among them
         for iteration in document["iterations"]:
@@ -78,6 +82,7 @@ def test_run_writes_cdk_tooling_compatible_files(worker_url: str, data_dir: Path
 
     manifest = load(folder / "run.json")
     assert manifest["status"] == "complete" and manifest["interrupted"] is False
+    assert manifest["run_id"] == result.run_id and manifest["partial"] is True
     assert manifest["settings"] == {}  # nothing is sent to the local worker by default
     assert manifest["url"] == worker_url and manifest["worker_info"]["engine"].startswith("datafusion-python")
     assert manifest["machine"]["cpu_count"] >= 1 and manifest["machine"]["memory_bytes"] > 0
@@ -202,3 +207,46 @@ def test_expected_rows() -> None:
     assert expected_rows("q16", 1) == 18314 and expected_rows("q16", 10) is None
     assert expected_rows("q2", 0.1) is None and expected_rows("q2", 10) == 100
     assert expected_rows("qbad", 1) is None
+
+
+def test_partial_run_keeps_older_files_merges_previous_and_compare_names_the_mixture(
+        worker_url: str, data_dir: Path, tmp_path: Path) -> None:
+    from dfbench.comparison import compare_results, load_previous, load_results, render
+
+    first = run(worker_url, data_dir, tmp_path, queries="q1,q6", iterations=1, engine="e")
+    second = run(worker_url, data_dir, tmp_path, queries="q6", iterations=1, engine="e")
+    folder = tmp_path / DATASET / ".results-local" / "e"
+    assert sorted(p.name for p in folder.iterdir()) == ["q1.json", "q6.json", "run.json"]  # nothing removed
+    assert [load(folder / f"{q}.json")["runId"] for q in ("q1", "q6")] == [first.run_id, second.run_id]
+    previous = load(tmp_path / DATASET / "previous-local.json")
+    assert [(d["id"], d["runId"]) for d in previous["results"]] == [("q1", first.run_id), ("q6", second.run_id)]
+    engine, base = load_previous(tmp_path, DATASET, "local")
+    comparison = compare_results(base, load_results(tmp_path, DATASET, "e", "local"), dataset=DATASET,
+                                 base_name=engine, new_name="e")
+    mixed = f"results from 2 runs mixed: run {first.run_id}: q1; run {second.run_id}: q6"
+    assert f"e (new): {mixed}" in render(comparison, "text").splitlines()
+
+
+def test_local_default_is_three_iterations_remote_five(worker_url: str, data_dir: Path, tmp_path: Path) -> None:
+    from dfbench.bench.options import RunOptions
+
+    result = run(worker_url, data_dir, tmp_path, queries="q6", engine="e")
+    assert len(result.outcome("q6").iterations) == 3
+    options = RunOptions(dataset=DATASET, url=worker_url)
+    assert (options.iterations_for(remote=True), options.iterations_for(remote=False)) == (5, 3)
+    assert RunOptions(dataset=DATASET, url=worker_url, iterations=2).iterations_for(remote=True) == 2
+
+
+def test_bench_url_of_the_local_worker_is_filed_and_compared_as_local(
+        worker_url: str, data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from dfbench.cli import main
+
+    command = ["bench", "--url", worker_url, "--location", str(data_dir), "--dataset", DATASET, "--queries", "q6",
+               "--iterations", "1", "--engine", "e", "--data-dir", str(tmp_path)]
+    assert main(command) == 0
+    assert "no previous run to compare with (local)" in capsys.readouterr().out
+    assert main(command) == 0
+    second = capsys.readouterr().out
+    assert "=== Comparing tpch_sf0.01 results from engine 'e' [prev] with 'e' [new] ===" in second
+    assert (tmp_path / DATASET / ".results-local" / "e" / "q6.json").is_file()
+    assert not (tmp_path / DATASET / ".results-remote").exists()

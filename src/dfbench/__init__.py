@@ -29,6 +29,7 @@ _EXPORTS = {
     "plan": ("dfbench.cluster", "plan"),
     "provision": ("dfbench.cluster", "provision"),
     "remote_tables": ("dfbench.data", "remote_tables"),
+    "run_ab": ("dfbench.ab", "run_ab"),
     "run_benchmark": ("dfbench.runner", "run_benchmark"),
     "shell": ("dfbench.transport.shell", "shell"),
     "status": ("dfbench.cluster", "status"),

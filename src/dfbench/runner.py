@@ -21,6 +21,7 @@ against the known answers; a mismatch marks the query ``wrong rows`` without fai
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import ExitStack
@@ -58,6 +59,8 @@ class BenchmarkRun:
     settings: dict[str, str] = field(default_factory=dict)
     worker_info: dict[str, Any] = field(default_factory=dict)
     queries: list[QueryOutcome] = field(default_factory=list)
+    run_id: str = ""  # written into every query file of the run and into run.json
+    partial: bool = False  # query ids were selected: older files stay, previous-* merged
     interrupted: bool = False
     worker_lost: str | None = None  # why the queries after a dead worker were not sent
 
@@ -97,7 +100,7 @@ def _first_line(text: str, limit: int = 120) -> str:
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
-def _version() -> str:
+def dfbench_version() -> str:
     try:
         from importlib.metadata import version
 
@@ -108,7 +111,7 @@ def _version() -> str:
         return __version__
 
 
-class _Runner:
+class QueryRunner:
     def __init__(self, client: WorkerClient, query: Query) -> None:
         self.client = client
         self.query = query
@@ -159,7 +162,7 @@ class _Runner:
 
 
 @dataclass(frozen=True)
-class _Target:
+class Target:
     """What the options resolve to before any request: where the worker finds the tables, which
     tables, the scale factor (None when unknown) and the queries."""
 
@@ -184,10 +187,12 @@ def run_benchmark(**options: Any) -> BenchmarkRun:
     are recorded as failed, ``run.worker_lost`` says why, and ``run.json`` has ``status: "worker
     lost"`` (no ``previous-*.json``: such a run is no baseline). On KeyboardInterrupt the finished
     queries' files stay, ``run.json`` says ``interrupted`` and the interrupt is re-raised;
-    ``previous-*.json`` is written only by a complete run.
+    ``previous-*.json`` is written only by a complete run. A run of selected ids (``queries="q3"``)
+    rewrites those queries' files only and merges them into ``previous-*.json``; every file names
+    its run (``runId``), and compare names an engine folder (or a previous run) that mixes runs.
     """
     checked = RunOptions(**options)
-    target = _resolve(checked)
+    target = resolve_target(checked)
 
     from rich.console import Console
 
@@ -210,7 +215,7 @@ def run_benchmark(**options: Any) -> BenchmarkRun:
         return _run(connection, checked, target, info_timeout_s=info_timeout_s)
 
 
-def _resolve(options: RunOptions) -> _Target:
+def resolve_target(options: RunOptions) -> Target:
     """The dataset and the queries, checked before the worker is contacted: a typo costs no
     request, and no query runs before an error that would stop the run anyway."""
     dataset, data_dir, cluster, location = options.dataset, options.data_dir, options.cluster, options.location
@@ -243,11 +248,11 @@ def _resolve(options: RunOptions) -> _Target:
             scale_factor = float(scale_factor_of(dataset))
         except ConfigError:
             scale_factor = None
-    return _Target(location=location, tables=tables, scale_factor=scale_factor,
-                   queries=select_queries(dataset, options.queries, scale_factor))
+    return Target(location=location, tables=tables, scale_factor=scale_factor,
+                  queries=select_queries(dataset, options.queries, scale_factor))
 
 
-def _run(connection: Any, options: RunOptions, target: _Target, *, info_timeout_s: float) -> BenchmarkRun:
+def _run(connection: Any, options: RunOptions, target: Target, *, info_timeout_s: float) -> BenchmarkRun:
     """The run itself, on a worker reached through ``connection`` (a DirectTransport, or an open
     ClusterConnection to ``options.cluster``)."""
     dataset, cluster, location = options.dataset, options.cluster, target.location
@@ -256,10 +261,16 @@ def _run(connection: Any, options: RunOptions, target: _Target, *, info_timeout_
     is_local_worker = str(info.get("engine", "")).startswith("datafusion-python")
     resolved = options.settings_for(is_local_worker)
     engine_name = results.safe_engine_name(options.engine) if options.engine else default_engine_name(info)
+    # Remote means "not dfbench's local worker": a `--url` to a real worker is filed, compared and
+    # given the default iterations as a cluster run is (ARCHITECTURE.md §7).
     remote = cluster is not None or not is_local_worker
+    options = dataclasses.replace(options, iterations=options.iterations_for(remote))
     folder = results.results_dir(options.data_dir, dataset, engine_name, remote=remote)
+    start_time = time.time()
     run = BenchmarkRun(dataset=dataset, engine=engine_name, url=client.url, remote=remote, results_dir=folder,
-                       start_time=time.time(), settings=resolved, worker_info=info)
+                       start_time=start_time, settings=resolved, worker_info=info,
+                       run_id=results.new_run_id(start_time),
+                       partial=options.selects_ids)
 
     from rich.console import Console
 
@@ -268,7 +279,8 @@ def _run(connection: Any, options: RunOptions, target: _Target, *, info_timeout_
 
     def manifest(status: str, error: str | None = None) -> dict[str, Any]:
         data: dict[str, Any] = {
-            "dfbench_version": _version(), "status": status, "interrupted": run.interrupted,
+            "dfbench_version": dfbench_version(), "run_id": run.run_id, "partial": run.partial, "status": status,
+            "interrupted": run.interrupted,
             "start_time": run.start_time, "end_time": run.end_time, "dataset": dataset,
             "scale_factor": target.scale_factor, "engine": engine_name, "iterations": options.iterations,
             "min_time_s": options.min_time_s, "warmup": options.warmup, "settings": resolved, "url": client.url,
@@ -284,17 +296,7 @@ def _run(connection: Any, options: RunOptions, target: _Target, *, info_timeout_
         return data
 
     def prepare() -> None:
-        """Settings and tables: the worker's session state, lost when it restarts."""
-        if resolved:
-            try:
-                client.query(settings_sql(resolved))
-            except QueryFailed as error:
-                raise DfbenchError(f"The worker rejected the settings: {error.text}") from None
-        for table in target.tables:
-            try:
-                client.query(table_sql(table, f"{location.rstrip('/')}/{dataset}/{table}/"))
-            except QueryFailed as error:
-                raise DfbenchError(f"Could not create table {table} on the worker: {error.text}") from None
+        prepare_worker(client, resolved, target, dataset)
 
     def recheck(query_id: str, failure: WorkerUnreachable) -> None:
         """After a request got no answer: one /info (INFO_TIMEOUT_S at most). A worker that answers
@@ -329,12 +331,13 @@ def _run(connection: Any, options: RunOptions, target: _Target, *, info_timeout_
                       + (f", ≥{options.min_time_s:g}s each" if options.min_time_s else ""))
         for query in target.queries:
             expected = expected_rows(query.id, target.scale_factor)
-            outcome = QueryOutcome(id=query.id, dataset=dataset, engine=engine_name, expected_rows=expected)
+            outcome = QueryOutcome(id=query.id, dataset=dataset, engine=engine_name, expected_rows=expected,
+                                   run_id=run.run_id, sql_sha256=results.sql_sha256(query.sql))
             if lost:
                 outcome.status = "failed: worker unreachable"
                 outcome.iterations.append(Iteration.failure(f"worker unreachable: not run, {lost['error']}"))
             else:
-                query_runner = _Runner(client, query)
+                query_runner = QueryRunner(client, query)
                 _run_query(outcome, query_runner, options)
             run.queries.append(outcome)
             results.write_query_result(folder, outcome)
@@ -356,10 +359,24 @@ def _run(connection: Any, options: RunOptions, target: _Target, *, info_timeout_
     finally:
         run.end_time = time.time()
         results.write_run_manifest(folder, manifest(status, error_text or lost.get("error")))
-        if status == "complete":
+        if status == "complete":  # a partial run merges its queries in (ARCHITECTURE.md §7)
             results.write_previous(options.data_dir, dataset, engine_name, run.start_time, run.queries,
-                                   remote=remote)
+                                   remote=remote, merge=run.partial)
     return run
+
+
+def prepare_worker(client: WorkerClient, settings: Mapping[str, str], target: Target, dataset: str) -> None:
+    """Settings and tables: the worker's session state, lost when it restarts."""
+    if settings:
+        try:
+            client.query(settings_sql(settings))
+        except QueryFailed as error:
+            raise DfbenchError(f"The worker rejected the settings: {error.text}") from None
+    for table in target.tables:
+        try:
+            client.query(table_sql(table, f"{target.location.rstrip('/')}/{dataset}/{table}/"))
+        except QueryFailed as error:
+            raise DfbenchError(f"Could not create table {table} on the worker: {error.text}") from None
 
 
 def _cluster_record(cluster: Cluster, connection: Any) -> dict[str, Any]:
@@ -387,7 +404,7 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:,.1f} ms"
 
 
-def _run_query(outcome: QueryOutcome, runner: _Runner, options: RunOptions) -> None:
+def _run_query(outcome: QueryOutcome, runner: QueryRunner, options: RunOptions) -> None:
     """The warm-up and the timed iterations of one query into ``outcome``, and its status."""
     if options.warmup:
         outcome.warmup = runner.execute()
@@ -416,7 +433,7 @@ def _run_query(outcome: QueryOutcome, runner: _Runner, options: RunOptions) -> N
 # the local path: data, a worker subprocess, the run
 
 
-def bench_local(*, scale_factor: Any = 1, partitions: int = 16, iterations: int = 3,
+def bench_local(*, scale_factor: Any = 1, partitions: int = 16, iterations: int | None = None,
                 queries: Sequence[str | Query] | str | None = None, engine: str | None = None,
                 data_dir: str | Path = DEFAULT_DATA_DIR,
                 settings: Mapping[str, Any] | Iterable[str] | str | None = None, warmup: bool = True,

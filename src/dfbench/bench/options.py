@@ -21,6 +21,9 @@ if TYPE_CHECKING:
     from dfbench.bench.results import QueryOutcome
     from dfbench.models import Cluster
 
+REMOTE_ITERATIONS = 5
+LOCAL_ITERATIONS = 3
+
 
 @dataclass(frozen=True, kw_only=True)
 class RunOptions:
@@ -33,7 +36,8 @@ class RunOptions:
     - ``queries``: ids (``["q1", "q3"]`` or ``"q1,q3"``) and/or :class:`Query` objects (custom SQL);
       all 22 TPC-H queries by default.
     - ``iterations`` timed executions per query (at least 1), more while ``min_time_s`` has not
-      been spent; a ``warmup`` execution before them.
+      been spent; a ``warmup`` execution before them. By default 5 for a remote run (what the CDK
+      tooling ran) and 3 for dfbench's local worker (:meth:`iterations_for`).
     - ``settings``: see :func:`~dfbench.bench.settings.resolve_settings`. Default: none for
       dfbench's local worker, the CDK tooling's :data:`DISTRIBUTED_DEFAULTS` for a real worker.
     - ``location``: the folder (or ``s3://bucket``) holding ``<dataset>/<table>/``, as the worker
@@ -49,7 +53,7 @@ class RunOptions:
 
     dataset: str
     engine: str | None = None
-    iterations: int = 5
+    iterations: int | None = None
     queries: Sequence[str | Query] | str | None = None
     warmup: bool = True
     settings: Mapping[str, Any] | Iterable[str] | str | None = None
@@ -74,7 +78,8 @@ class RunOptions:
         if self.cluster is None and self.url is None:
             raise ConfigError("No worker: pass cluster= (a provisioned cluster) or url= (e.g. "
                               "http://127.0.0.1:9000 for `dfbench worker`).")
-        if isinstance(self.iterations, bool) or not isinstance(self.iterations, int) or self.iterations < 1:
+        if self.iterations is not None and (isinstance(self.iterations, bool) or not isinstance(self.iterations, int)
+                                            or self.iterations < 1):
             raise ConfigError(f"iterations must be a whole number of at least 1 (got {self.iterations!r}).")
         if self.min_time_s < 0:
             raise ConfigError(f"min_time_s must not be negative (got {self.min_time_s!r}).")
@@ -82,6 +87,18 @@ class RunOptions:
         object.__setattr__(self, "data_dir", Path(self.data_dir))
         object.__setattr__(self, "resolved_settings",
                            None if self.settings is None else resolve_settings(self.settings))
+
+    @property
+    def selects_ids(self) -> bool:
+        """Query ids were chosen (``--queries q3``): a partial run, merged into ``previous-*``."""
+        queries = self.queries
+        return isinstance(queries, str) or (queries is not None and any(isinstance(q, str) for q in queries))
+
+    def iterations_for(self, remote: bool) -> int:
+        """The iterations given, else 5 for a remote run (the CDK tooling's) and 3 for a local one."""
+        if self.iterations is not None:
+            return self.iterations
+        return REMOTE_ITERATIONS if remote else LOCAL_ITERATIONS
 
     def settings_for(self, is_local_worker: bool) -> dict[str, str]:
         """The settings to send: those given, else none to dfbench's local worker (it would apply

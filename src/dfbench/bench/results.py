@@ -5,11 +5,14 @@ Layout, per dataset folder ``<data_dir>/<dataset>/``::
 
     .results-local/<engine>/<query>.json     one file per query, written as soon as it finishes
     .results-local/<engine>/run.json         how the numbers were produced (dfbench's addition)
-    previous-local.json                      every query of the last complete run
+    previous-local.json                      every query of the last complete run (a partial run's merged in)
 
 ``.results-remote`` / ``previous-remote.json`` are the same for a distributed (real) worker.
 
-A query file is ``{"id", "dataset", "engine", "iterations": [...]}``; an iteration is
+A query file is ``{"id", "dataset", "engine", "iterations": [...]}`` plus dfbench's optional
+``runId`` (the run that wrote it: a folder holding files of several runs is named by compare) and
+``sqlSha256`` (sha256 of the query's SQL text, so compare can tell when the sides ran different
+SQL); the CDK tooling's reader (zod's default object schema) drops keys it does not know. An iteration is
 ``{"elapsed" (ms), "rowCount", "plan", "tasks"}`` plus ``statsQErrorP50`` / ``statsQErrorP95`` when the
 worker reports them and ``error`` for a failed iteration (then elapsed 0, rowCount 0, plan "",
 tasks 0). :class:`QueryResult` and :class:`Iteration` are that format: ``to_json`` writes it key
@@ -20,9 +23,12 @@ file, even when a run is interrupted.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
+import secrets
 import statistics
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +57,17 @@ def results_dir(data_dir: str | Path, dataset: str, engine: str, *, remote: bool
 
 def previous_path(data_dir: str | Path, dataset: str, *, remote: bool) -> Path:
     return Path(data_dir) / dataset / f"previous-{kind_name(remote)}.json"
+
+
+def new_run_id(start_time: float) -> str:
+    """The id a run writes into each of its files: its UTC start and a random suffix (two runs
+    started in the same second stay apart)."""
+    return f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime(start_time))}-{secrets.token_hex(3)}"
+
+
+def sql_sha256(sql: str) -> str:
+    """What ``sqlSha256`` records: the sha256 of the query's SQL text as sent."""
+    return hashlib.sha256(sql.encode()).hexdigest()
 
 
 def safe_engine_name(name: str) -> str:
@@ -84,11 +101,13 @@ class Iteration:
 
     @property
     def ok(self) -> bool:
-        return self.error is None
+        # The CDK tooling tests `iter.error` for truth: an empty error string is a success there.
+        return not self.error
 
     @classmethod
     def failure(cls, error: str) -> Iteration:
-        return cls(elapsed=0, error=error)
+        # Never an empty error: the tooling (and ``ok``) would read it as a success.
+        return cls(elapsed=0, error=error or "failed (no message)")
 
     @classmethod
     def from_response(cls, response: Mapping[str, Any]) -> Iteration:
@@ -134,6 +153,8 @@ class QueryResult:
     dataset: str
     engine: str
     iterations: list[Iteration] = field(default_factory=list)
+    run_id: str | None = None
+    sql_sha256: str | None = None
 
     @property
     def successes(self) -> list[Iteration]:
@@ -146,15 +167,10 @@ class QueryResult:
 
     @property
     def failed(self) -> bool:
-        """At least one iteration failed: the meaning of the CDK tooling. The runner stops a
-        query at its first failure, so the failing iteration is then the last one."""
+        """At least one iteration failed: the meaning of the CDK tooling, and the one compare uses
+        (such a query gets a failure line and stays out of TOTAL and the statistics). The runner
+        stops a query at its first failure, so the failing iteration is then the last one."""
         return any(not iteration.ok for iteration in self.iterations)
-
-    @property
-    def every_iteration_failed(self) -> bool:
-        """No successful iteration at all (none recorded included): what a comparison counts as
-        a failed query. A query with some failed iterations is compared on its successes."""
-        return not self.successes
 
     @property
     def failed_iterations(self) -> int:
@@ -194,9 +210,14 @@ class QueryResult:
         return statistics.stdev(times) / statistics.fmean(times) * 100
 
     def to_json(self) -> dict[str, Any]:
-        """The query file's document."""
-        return {"id": self.id, "dataset": self.dataset, "engine": self.engine,
-                "iterations": [iteration.to_json() for iteration in self.iterations]}
+        """The query file's document; ``runId`` and ``sqlSha256`` only when known."""
+        document: dict[str, Any] = {"id": self.id, "dataset": self.dataset, "engine": self.engine}
+        if self.run_id is not None:
+            document["runId"] = self.run_id
+        if self.sql_sha256 is not None:
+            document["sqlSha256"] = self.sql_sha256
+        document["iterations"] = [iteration.to_json() for iteration in self.iterations]
+        return document
 
     @classmethod
     def from_json(cls, data: Any, *, source: Path, dataset: str, engine: str) -> QueryResult:
@@ -206,8 +227,10 @@ class QueryResult:
             raise ConfigError(f"{source} is not a benchmark result (no \"iterations\" list)")
         iterations = [Iteration.from_json(raw, source=source, index=index)
                       for index, raw in enumerate(data["iterations"])]
+        optional = {key: None if data.get(key) is None else str(data[key]) for key in ("runId", "sqlSha256")}
         return cls(id=str(data.get("id") or source.stem), dataset=str(data.get("dataset", dataset)),
-                   engine=str(data.get("engine", engine)), iterations=iterations)
+                   engine=str(data.get("engine", engine)), iterations=iterations, run_id=optional["runId"],
+                   sql_sha256=optional["sqlSha256"])
 
 
 @dataclass
@@ -239,11 +262,21 @@ def write_query_result(folder: Path, result: QueryResult) -> Path:
 
 
 def write_previous(data_dir: str | Path, dataset: str, engine: str, start_time: float,
-                   results: Sequence[QueryResult], *, remote: bool) -> Path:
-    """``previous-{local,remote}.json``: the run's start (unix seconds) and every query document."""
+                   results: Sequence[QueryResult], *, remote: bool, merge: bool = False) -> Path:
+    """``previous-{local,remote}.json``: the run's start (unix seconds) and every query document.
+
+    ``merge`` (a partial run, ``--queries q3``): the file keeps the queries of its earlier runs
+    that this run did not run, and replaces those it did; each document names its run
+    (``runId``), so a comparison with it names the mixture."""
+    ran = {result.id for result in results}
+    kept: list[QueryResult] = []
+    if merge:
+        found = read_previous(data_dir, dataset, remote=remote)
+        kept = [result for result in found[1] if result.id not in ran] if found is not None else []
+    documents = [result.to_json() for result in [*kept, *results]]
     path = previous_path(data_dir, dataset, remote=remote)
     write_json_atomically(path, {"startTime": int(start_time), "dataset": dataset, "engine": engine,
-                                 "results": [result.to_json() for result in results]})
+                                 "results": documents})
     return path
 
 

@@ -16,6 +16,11 @@ def run_compare(args: argparse.Namespace) -> int:
     comparison = compare(dataset=args.dataset, base=args.base, new=args.new, data_dir=args.data_dir,
                          results=args.results, format=args.format, fail_on_regression=args.fail_on_regression)
     print(render(comparison), end="")
+    if args.plot:
+        from dfbench.comparison.plot import write_plot
+
+        picture, report = write_plot(comparison, args.plot)
+        err.print(f"wrote {escape(str(picture))} and {escape(str(report))}", markup=True)
     return comparison.exit_code
 
 
@@ -26,9 +31,9 @@ def run_bench(args: argparse.Namespace) -> int:
     if args.cluster and args.url:
         raise ConfigError("Give --cluster or --url, not both.")
     dataset = args.dataset or tpch_dataset_name(args.sf)
-    kind = "remote" if args.url or args.cluster else "local"
-    # Read before running: a new run of the same engine overwrites the previous run's files.
-    previous = load_previous(args.data_dir, dataset, kind)
+    # Read before running: a new run of the same engine overwrites the previous run's files. Both
+    # kinds: whether a --url worker is remote is known once it answers (the runner decides).
+    previous_by_kind = {kind: load_previous(args.data_dir, dataset, kind) for kind in ("local", "remote")}
     options = dict(iterations=args.iterations, queries=args.queries, engine=args.engine,
                    settings=([args.settings] if args.settings else []) + args.set or None,
                    warmup=not args.no_warmup, min_time_s=args.min_time, data_dir=args.data_dir)
@@ -43,15 +48,35 @@ def run_bench(args: argparse.Namespace) -> int:
     if run.worker_lost:
         err.print(f"[red]error:[/] worker unreachable: {escape(run.worker_lost)}", markup=True)
     status = 1 if run.worker_lost else 0
+    kind = "remote" if run.remote else "local"
+    previous = previous_by_kind[kind]
     if previous is None:
-        out.print("no previous run to compare with: the next run will be compared with this one")
+        out.print(f"no previous run to compare with ({kind}): the next complete run will be compared with this one")
         return status
     base_engine, base = previous
-    new = load_results(args.data_dir, dataset, run.engine, "remote" if run.remote else "local")
-    result = compare_results(base, new, dataset=dataset, base_name=f"{base_engine} (previous run)",
-                             new_name=run.engine)
-    out.print(render(result, "text"))
+    new = load_results(args.data_dir, dataset, run.engine, kind)
+    # The header names the engines as the CDK tooling's compareWithPrevious does.
+    result = compare_results(base, new, dataset=dataset, base_name=base_engine, new_name=run.engine)
+    # Plain print: rich would wrap the tooling's lines at the terminal's width (and read markup in them).
+    print(render(result, "text"), end="")
     return status
+
+
+def run_ab(args: argparse.Namespace) -> int:
+    """Interleaved A/B of two running workers; prints the comparison (exit 1 only with
+    --fail-on-regression and a regression)."""
+    if args.cluster:
+        raise ConfigError("dfbench ab --cluster (deploying two worker binaries alternately) is not yet "
+                          "supported: start the two workers and give their URLs as BASE and NEW.")
+    from dfbench.ab import run_ab as interleave
+
+    run = interleave(base_url=args.base, new_url=args.new, dataset=args.dataset, rounds=args.rounds,
+                     queries=args.queries, base_name=args.base_name, new_name=args.new_name, data_dir=args.data_dir,
+                     location=args.location, settings=([args.settings] if args.settings else []) + args.set or None,
+                     warmup=not args.no_warmup)
+    run.comparison.fail_on_regression = args.fail_on_regression
+    print(render(run.comparison, args.format), end="")
+    return run.comparison.exit_code
 
 
 def run_worker(args: argparse.Namespace) -> int:

@@ -31,6 +31,7 @@ _COMMANDS = {
     "data": ("dfbench.cli.data", "run_data", True),
     "bench": ("dfbench.cli.bench", "run_bench", True),
     "compare": ("dfbench.cli.bench", "run_compare", True),
+    "ab": ("dfbench.cli.bench", "run_ab", True),
     "worker": ("dfbench.cli.bench", "run_worker", True),
 }
 

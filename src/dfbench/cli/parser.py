@@ -136,7 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="compare cluster (remote) or local-worker (local) runs (default: remote)")
     command.add_argument("--format", default="text", help="text, markdown or json (default: text)")
     command.add_argument("--fail-on-regression", action="store_true",
-                         help="exit 1 when the suite is slower or a query newly fails")
+                         help="exit 1 when the suite is slower, a query newly fails or rows differ")
+    command.add_argument("--plot", metavar="FILE", help="also draw the ratios into FILE (.png or .svg) and write "
+                         "FILE's .html report beside it (needs pip install 'dfbench[plot]')")
     command.add_argument("base", metavar="BASE", help="engine of the baseline run, e.g. datafusion-distributed-main")
     command.add_argument("new", metavar="NEW", help="engine of the run to judge")
 
@@ -144,7 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 "or a worker URL, then compare with the previous run")
     bench.add_argument("--sf", default="1", help="scale factor of the local dataset (default 1)")
     bench.add_argument("--partitions", type=int, default=16, help="files per table when generating (default 16)")
-    bench.add_argument("--iterations", type=int, default=3, help="timed iterations per query (default 3)")
+    bench.add_argument("--iterations", type=int,
+                       help="timed iterations per query (default 3 on dfbench's local worker, 5 on a remote one)")
     bench.add_argument("--queries", help="comma-separated ids, e.g. q1,q3 (default: all 22)")
     bench.add_argument("--engine", help="name the results are filed under")
     bench.add_argument("--cluster", help="a provisioned cluster: reached, checked and benchmarked on its bucket's data")
@@ -162,6 +165,27 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--min-time", type=float, default=0, help="repeat each query for at least this long (s)")
     bench.add_argument("--no-warmup", action="store_true", help="skip the warm-up run of each query")
     bench.add_argument("--data-dir", default="benchmarks/data", help="default benchmarks/data")
+
+    description = ("interleaved A/B of two running workers: rounds in ABBA order, one iteration per query per side "
+                   "per round, both sides filed as engines, then compared")
+    ab = commands.add_parser("ab", help="interleaved A/B of two running workers (BASE and NEW are URLs)",
+                             description=description)
+    ab.add_argument("base", metavar="BASE", help="the baseline worker's URL, e.g. http://127.0.0.1:9000")
+    ab.add_argument("new", metavar="NEW", help="the worker to judge, e.g. http://127.0.0.1:9001")
+    ab.add_argument("--dataset", required=True, help="dataset name, e.g. tpch_sf1")
+    ab.add_argument("--rounds", type=int, default=5, help="rounds, each side once per query per round (default 5)")
+    ab.add_argument("--queries", help="comma-separated ids, e.g. q1,q3 (default: all)")
+    ab.add_argument("--base-name", help="engine the base side is filed under (default: from its /info)")
+    ab.add_argument("--new-name", help="engine the new side is filed under (default: from its /info)")
+    ab.add_argument("--location", help="where the workers read <dataset>/ from (default: --data-dir)")
+    ab.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a setting (repeatable)")
+    ab.add_argument("--settings", metavar="PRESET", help="'distributed' for the CDK tooling's 14 defaults")
+    ab.add_argument("--no-warmup", action="store_true", help="skip the warm-up run of each query on each side")
+    ab.add_argument("--format", default="text", help="the comparison as text, markdown or json (default: text)")
+    ab.add_argument("--fail-on-regression", action="store_true",
+                    help="exit 1 when the suite is slower, a query newly fails or rows differ")
+    ab.add_argument("--cluster", help="deploy two worker binaries alternately on a cluster (not yet)")
+    ab.add_argument("--data-dir", default="benchmarks/data", help="default benchmarks/data")
 
     # Everything after `worker` goes to the local worker's own parser (`dfbench worker --help`
     # prints its options), so they are defined once, where they are used.

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from dfbench.bench.results import QueryResult
@@ -35,6 +36,8 @@ class QueryComparison:
     new: QueryResult | None
     ratio: float | None = None  # geometric-mean ratio new/base of the successful iterations
     p_value: float | None = None
+    ci_low: float | None = None  # the ratio's 95% interval from the (moderated) iteration noise
+    ci_high: float | None = None
 
     @property
     def base_p50_ms(self) -> int | None:
@@ -48,17 +51,44 @@ class QueryComparison:
 
     @property
     def newly_failed(self) -> bool:
-        return self.verdict == "failed" and self.base is not None and not self.base.every_iteration_failed
+        """Succeeded on base (every iteration), fails now (some iteration): the tooling's
+        "Previously succeeded, but now failed"."""
+        return self.in_both and self.new.failed and not self.base.failed  # type: ignore[union-attr]
 
     @property
     def in_both(self) -> bool:
         return self.base is not None and self.new is not None
+
+    @property
+    def rows_differ(self) -> bool:
+        """Both sides answered, with different row counts: a correctness difference, not speed."""
+        if not self.in_both:
+            return False
+        base_rows, new_rows = self.base.rows, self.new.rows  # type: ignore[union-attr]
+        return base_rows is not None and new_rows is not None and base_rows != new_rows
+
+    @property
+    def sql_differs(self) -> bool:
+        """Both files record the sha256 of the SQL they ran, and they differ."""
+        if not self.in_both:
+            return False
+        base_sha, new_sha = self.base.sql_sha256, self.new.sql_sha256  # type: ignore[union-attr]
+        return base_sha is not None and new_sha is not None and base_sha != new_sha
 
 
 def _tooling_p50(result: QueryResult | None) -> int | None:
     if result is None or result.p50 is None:
         return None
     return round_half_up(result.p50)
+
+
+def runs_of(results: list[QueryResult]) -> dict[str, list[str]]:
+    """Query ids by the run that wrote them (``unrecorded`` for files without ``runId``), in
+    query order; more than one key means the engine folder mixes runs."""
+    runs: dict[str, list[str]] = {}
+    for result in sorted(results, key=lambda result: query_sort_key(result.id)):
+        runs.setdefault(result.run_id or "unrecorded", []).append(result.id)
+    return runs
 
 
 @dataclass
@@ -70,6 +100,7 @@ class Suite:
     failed: int  # queries that failed on at least one side (left out of TOTAL and of the stats)
     missing: int  # queries with a result file on one side only
     queries: int  # queries in the statistics (succeeded on both sides)
+    detectable: float | None = None  # smallest uniform change (fraction) this comparison would have called
 
 
 @dataclass
@@ -81,11 +112,17 @@ class Comparison:
     suite: Suite
     format: str = "text"  # what render() gives by default: the format compare() was asked for
     fail_on_regression: bool = False
+    # side ("base"/"new") -> run id -> query ids, only for a side whose queries come from several runs
+    mixed_runs: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+
+    def ids(self, condition: Callable[[QueryComparison], bool]) -> list[str]:
+        return [query.id for query in self.queries if condition(query)]
 
     @property
     def regressed(self) -> bool:
-        """Suite slower, or a query that succeeded on base fails now."""
-        return self.suite.verdict == "slower" or any(query.newly_failed for query in self.queries)
+        """Suite slower, a query that succeeded on base fails now, or a query's rows differ."""
+        return self.suite.verdict == "slower" or any(query.newly_failed or query.rows_differ
+                                                     for query in self.queries)
 
     @property
     def exit_code(self) -> int:
@@ -97,9 +134,20 @@ class Comparison:
             "base": self.base,
             "new": self.new,
             "queries": [{"id": query.id, "verdict": query.verdict, "base_p50_ms": query.base_p50_ms,
-                         "new_p50_ms": query.new_p50_ms, "ratio": query.ratio, "p_value": query.p_value}
+                         "new_p50_ms": query.new_p50_ms, "ratio": query.ratio, "p_value": query.p_value,
+                         "ci_low": query.ci_low, "ci_high": query.ci_high, "newly_failed": query.newly_failed,
+                         "base_rows": None if query.base is None else query.base.rows,
+                         "new_rows": None if query.new is None else query.new.rows,
+                         "rows_differ": query.rows_differ, "sql_differs": query.sql_differs}
                         for query in self.queries],
             "suite": {"verdict": self.suite.verdict, "geomean_ratio": self.suite.geomean_ratio,
                       "ci_low": self.suite.ci_low, "ci_high": self.suite.ci_high,
-                      "failed": self.suite.failed, "missing": self.suite.missing},
+                      "failed": self.suite.failed, "missing": self.suite.missing,
+                      "detectable_change": self.suite.detectable},
+            "left_out_of_total": {"failed": self.ids(lambda q: q.verdict in ("failed", "fixed")),
+                                  "missing": self.ids(lambda q: q.verdict == "missing")},
+            "rows_differ": self.ids(lambda q: q.rows_differ),
+            "sql_differs": self.ids(lambda q: q.sql_differs),
+            "mixed_runs": self.mixed_runs,
+            "regressed": self.regressed,
         }

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import statistics
+from decimal import ROUND_HALF_UP, Decimal
 
 from dfbench.comparison.records import FORMATS, Comparison, QueryComparison
 from dfbench.comparison.stats import QUERY_ALPHA, QUERY_MIN_EFFECT, SUITE_CONFIDENCE, SUITE_MIN_EFFECT
@@ -14,34 +15,54 @@ from dfbench.errors import ConfigError
 TOOLING_HIGHLIGHT = 1.2
 
 
-def _factor(prev: float, new: float) -> tuple[float, str, str]:
-    """The CDK tooling's diff: factor >= 1, faster/slower, and its mark."""
+def js_fixed(value: float, digits: int = 2) -> str:
+    """JavaScript's ``Number.prototype.toFixed``: NaN and Infinity spelled as JavaScript does, and
+    an exact half rounded up (ECMA-262 picks the larger n; Python's format rounds half to even:
+    0.125 -> "0.13" there, "0.12" here)."""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    return str(Decimal(value).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP))
+
+
+def _divide(numerator: float, denominator: float) -> float:
+    """JavaScript's division: x/0 is Infinity, 0/0 NaN."""
+    if denominator == 0:
+        return math.nan if numerator == 0 else math.copysign(math.inf, numerator)
+    return numerator / denominator
+
+
+def _factor(prev: float, new: float) -> tuple[str, str, str]:
+    """The CDK tooling's diff: factor (as toFixed(2) prints it), faster/slower, and its mark; a tie
+    is "slower", 0 ms on both sides NaN (@results.ts BenchResult.compare, BenchmarkRun.compare)."""
     if new < prev:
-        factor = prev / new if new else math.inf
-        return factor, "faster", "✅" if factor > TOOLING_HIGHLIGHT else "✔"
-    factor = new / prev if prev else (1.0 if new == prev else math.inf)
-    return factor, "slower", "❌" if factor > TOOLING_HIGHLIGHT else "✖"
+        factor = _divide(prev, new)
+        return js_fixed(factor), "faster", "✅" if factor > TOOLING_HIGHLIGHT else "✔"
+    factor = _divide(new, prev)
+    return js_fixed(factor), "slower", "❌" if factor > TOOLING_HIGHLIGHT else "✖"
 
 
 def tooling_line(query: QueryComparison) -> str:
-    """The CDK tooling's line for a query present on both sides (failure lines right-aligned too)."""
+    """The CDK tooling's line for a query present on both sides. Failure lines carry the bare id,
+    timing lines the id right-aligned to 8, as @results.ts BenchResult.compare prints them."""
     assert query.base is not None and query.new is not None
-    label = query.id.rjust(8)
-    if query.base.every_iteration_failed and not query.new.every_iteration_failed:
-        return f"{label}: Previously failed, but now succeeded 🟠"
-    if query.new.every_iteration_failed:
-        if query.base.every_iteration_failed:
-            return f"{label}: Previously failed, and now also failed ❌"
-        return f"{label}: Previously succeeded, but now failed ❌"
+    if query.base.failed and not query.new.failed:
+        return f"{query.id}: Previously failed, but now succeeded 🟠"
+    if not query.base.failed and query.new.failed:
+        return f"{query.id}: Previously succeeded, but now failed ❌"
+    if query.base.failed and query.new.failed:
+        return f"{query.id}: Previously failed, and now also failed ❌"
     prev, now = query.base_p50_ms, query.new_p50_ms
     assert prev is not None and now is not None
     factor, tag, mark = _factor(prev, now)
-    return f"{label}: prev={prev:4d} ms, new={now:4d} ms, diff={factor:.2f} {tag} {mark}"
+    return f"{query.id.rjust(8)}: prev={prev:4d} ms, new={now:4d} ms, diff={factor} {tag} {mark}"
 
 
 def _qerror_line(label: str, prev: list[float], now: list[float]) -> str | None:
+    """@results.ts printQErrorComparison: nothing when neither side has a value."""
     def show(values: list[float]) -> str:
-        return f"{statistics.median(values):.2f}x" if values else "n/a"
+        return f"{js_fixed(statistics.median(values))}x" if values else "n/a"
 
     if not prev and not now:
         return None
@@ -49,11 +70,10 @@ def _qerror_line(label: str, prev: list[float], now: list[float]) -> str | None:
 
 
 def tooling_lines(comparison: Comparison) -> list[str]:
-    """Header, per-query lines, TOTAL (with dfbench's note of what it leaves out), QERR lines.
-
-    QERR lines: the median over every successful iteration's statsQErrorP50 (P95) of the queries
-    that are in TOTAL, as the CDK tooling computes it, labelled right-aligned to 8 like TOTAL; printed only
-    when some iteration carries the value, ``n/a`` for a side without any."""
+    """What the CDK tooling's BenchmarkRun.compare prints (@results.ts): the header, one line per
+    query of the new side that the base side has too (a query on one side only gets no line),
+    TOTAL over the queries that failed on neither side (the sum of their p50s), then the QERR
+    lines: the median of every statsQErrorP50 (P95) of the queries in TOTAL."""
     lines = [f"=== Comparing {comparison.dataset} results from engine '{comparison.base}' [prev] "
              f"with '{comparison.new}' [new] ==="]
     total_prev = total_new = 0
@@ -61,28 +81,53 @@ def tooling_lines(comparison: Comparison) -> list[str]:
     for query in comparison.queries:
         if not query.in_both:
             continue
-        lines.append(tooling_line(query))
-        if query.verdict in ("faster", "slower", "unchanged"):
-            assert query.base is not None and query.new is not None
+        assert query.base is not None and query.new is not None
+        if not query.base.failed and not query.new.failed:
             assert query.base_p50_ms is not None and query.new_p50_ms is not None
             total_prev += query.base_p50_ms
             total_new += query.new_p50_ms
             for side, result in (("prev", query.base), ("new", query.new)):
-                for iteration in result.successes:
+                for iteration in result.iterations:
                     if iteration.stats_q_error_p50 is not None:
                         qerr[f"p50 {side}"].append(iteration.stats_q_error_p50)
                     if iteration.stats_q_error_p95 is not None:
                         qerr[f"p95 {side}"].append(iteration.stats_q_error_p95)
+        lines.append(tooling_line(query))
     factor, tag, mark = _factor(total_prev, total_new)
-    total = f"{'TOTAL'.rjust(8)}: prev={total_prev} ms, new={total_new} ms, diff={factor:.2f} {tag} {mark}"
-    failed, missing = comparison.suite.failed, comparison.suite.missing
-    if failed or missing:
-        total += f" ({failed} failed, {missing} missing: not in total)"
-    lines.append(total)
+    lines.append(f"{'TOTAL'.rjust(8)}: prev={total_prev} ms, new={total_new} ms, diff={factor} {tag} {mark}")
     for label, key in (("QERR P50", "p50"), ("QERR P95", "p95")):
         line = _qerror_line(label, qerr[f"{key} prev"], qerr[f"{key} new"])
         if line is not None:
             lines.append(line)
+    return lines
+
+
+def _side_of_missing(query: QueryComparison) -> str:
+    return f"{query.id} (only on the {'base' if query.new is None else 'new'} side)"
+
+
+def check_lines(comparison: Comparison) -> list[str]:
+    """dfbench's own lines after the tooling's: what TOTAL left out, and the correctness facts
+    (rows, SQL, mixed runs) that a timing cannot show."""
+    lines = []
+    failed = comparison.ids(lambda query: query.verdict in ("failed", "fixed"))
+    missing = [_side_of_missing(query) for query in comparison.queries if query.verdict == "missing"]
+    if failed or missing:
+        parts = [f"{len(failed)} failed" + (f" ({', '.join(failed)})" if failed else ""),
+                 f"{len(missing)} missing" + (f" ({', '.join(missing)})" if missing else "")]
+        lines.append(f"not in TOTAL: {', '.join(parts)}")
+    for query in comparison.queries:
+        if query.rows_differ:
+            assert query.base is not None and query.new is not None
+            lines.append(f"{query.id}: rows differ: base {query.base.rows}, new {query.new.rows}")
+        if query.sql_differs:
+            assert query.base is not None and query.new is not None
+            lines.append(f"{query.id}: SQL differs: base sha256 {query.base.sql_sha256}, "
+                         f"new sha256 {query.new.sql_sha256}")
+    for side, runs in comparison.mixed_runs.items():
+        engine = comparison.base if side == "base" else comparison.new
+        described = "; ".join(f"run {run}: {', '.join(ids)}" for run, ids in runs.items())
+        lines.append(f"{engine} ({side}): results from {len(runs)} runs mixed: {described}")
     return lines
 
 
@@ -117,8 +162,17 @@ def suite_sentence(comparison: Comparison) -> str:
     return f"{suite.verdict}: {core}; {suite.failed} failed, {suite.missing} missing"
 
 
+def detectable_sentence(comparison: Comparison) -> str | None:
+    """One line: the smallest uniform change this comparison could have detected, given its noise."""
+    detectable = comparison.suite.detectable
+    if detectable is None:
+        return None
+    return (f"smallest uniform change this comparison could detect: ±{100 * detectable:.1f}% "
+            f"(its {percent(SUITE_CONFIDENCE)} interval's half-width, at least the {percent(SUITE_MIN_EFFECT)} minimum)")
+
+
 def render_text(comparison: Comparison) -> str:
-    lines = tooling_lines(comparison)
+    lines = tooling_lines(comparison) + check_lines(comparison)
     lines += ["", f"Statistics (ratio = new/base geometric mean; per query: moderated t-test on log "
                   f"timings, p < {QUERY_ALPHA} and |ratio - 1| > {percent(QUERY_MIN_EFFECT)}; suite: "
                   f"{percent(SUITE_CONFIDENCE)} t-interval over queries, |geomean - 1| > {percent(SUITE_MIN_EFFECT)})",
@@ -126,13 +180,16 @@ def render_text(comparison: Comparison) -> str:
     for query in comparison.queries:
         note = ""
         for side, result in (("base", query.base), ("new", query.new)):
-            if result is not None and not result.every_iteration_failed and result.failed_iterations:
+            if result is not None and result.failed_iterations:
                 note += f" ({side}: {result.failed_iterations} of {len(result.iterations)} iterations failed)"
         if query.verdict == "missing":
             note += " (no result on the " + ("new" if query.new is None else "base") + " side)"
         lines.append(f"{query.id:>8}  {_ms(query.base_p50_ms):>10}  {_ms(query.new_p50_ms):>10}  "
                      f"{_fmt(query.ratio):>6}  {_p(query.p_value):>8}  {query.verdict}{note}")
     lines.append(f"{'SUITE'.rjust(8)}: {suite_sentence(comparison)}")
+    detectable = detectable_sentence(comparison)
+    if detectable is not None:
+        lines.append(f"{'':8}  {detectable}")
     return "\n".join(lines) + "\n"
 
 
@@ -145,7 +202,13 @@ def render_markdown(comparison: Comparison) -> str:
         new_ms = "-" if query.new_p50_ms is None else str(query.new_p50_ms)
         lines.append(f"| {query.id} | {base_ms} | {new_ms} | {_fmt(query.ratio)} | "
                      f"{_p(query.p_value)} | {query.verdict} |")
+    checks = check_lines(comparison)
+    if checks:
+        lines += [""] + [f"- {line}" for line in checks]
     lines += ["", f"**Suite: {suite_sentence(comparison)}**"]
+    detectable = detectable_sentence(comparison)
+    if detectable is not None:
+        lines += ["", detectable[0].upper() + detectable[1:] + "."]
     return "\n".join(lines) + "\n"
 
 

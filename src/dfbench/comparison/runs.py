@@ -12,13 +12,17 @@ What is added to the CDK tooling's output, and why:
   per query from a significance test gated by a minimum effect, and a suite verdict on the
   geometric mean of the per-query ratios with a confidence interval (:mod:`dfbench.comparison.stats`
   says how and why).
-* The CDK tooling's TOTAL silently leaves out failed queries; dfbench's TOTAL says how many it left out.
+* The CDK tooling's TOTAL silently leaves out failed and missing queries; dfbench's own line after
+  the tooling's says which it left out.
+* Correctness apart from speed: a query whose row counts differ between the sides, or whose
+  recorded SQL hashes (``sqlSha256``) differ, is named; so is a side whose query files come from
+  several runs (``runId``: a partial run keeps the engine folder's older files).
 
-Verdicts per query: ``faster``, ``slower``, ``unchanged`` (both sides succeeded), ``failed`` (no
-successful iteration on the new side; ``newly_failed`` tells whether the base succeeded),
-``fixed`` (failed on base, succeeds now), ``missing`` (result file on one side only). A query
-with some failed iterations but at least one success counts as succeeded, on its successes: what
-"failed" means here is :attr:`QueryResult.every_iteration_failed`, not :attr:`QueryResult.failed`.
+Verdicts per query: ``faster``, ``slower``, ``unchanged`` (both sides succeeded), ``failed`` (some
+iteration failed on the new side; ``newly_failed`` tells whether the base succeeded), ``fixed``
+(failed on base, succeeds now), ``missing`` (result file on one side only). "Failed" has one
+meaning, the tooling's: :attr:`QueryResult.failed`, any iteration failed. Such a query gets the
+tooling's failure line and stays out of TOTAL and of the statistics.
 """
 
 from __future__ import annotations
@@ -28,8 +32,10 @@ from pathlib import Path
 
 from dfbench.bench.results import QueryResult, engines_dir, read_previous, read_query_results
 from dfbench.comparison.records import (FORMATS, RESULTS_KINDS, Comparison, QueryComparison, Suite,
-                                        query_sort_key)
-from dfbench.comparison.stats import assess_queries, assess_suite
+                                        query_sort_key, runs_of)
+from dfbench.comparison.stats import assess_queries, assess_suite, t_critical
+
+QUERY_INTERVAL_ALPHA = 0.05  # the per-query interval shown (JSON, plot): 95%
 from dfbench.errors import ConfigError
 
 
@@ -84,23 +90,25 @@ def compare_results(base: dict[str, QueryResult], new: dict[str, QueryResult], *
     """The comparison of two loaded runs (no file access)."""
     ids = sorted(set(base) | set(new), key=query_sort_key)
     pairs = {query_id: (base[query_id].timings, new[query_id].timings) for query_id in ids
-             if query_id in base and query_id in new and not base[query_id].every_iteration_failed
-             and not new[query_id].every_iteration_failed}
+             if query_id in base and query_id in new and not base[query_id].failed and not new[query_id].failed}
     stats = assess_queries(pairs)
     queries = []
     for query_id in ids:
         old, now = base.get(query_id), new.get(query_id)
         if old is None or now is None:
             queries.append(QueryComparison(query_id, "missing", old, now))
-        elif now.every_iteration_failed:
+        elif now.failed:
             queries.append(QueryComparison(query_id, "failed", old, now))
-        elif old.every_iteration_failed:
+        elif old.failed:
             queries.append(QueryComparison(query_id, "fixed", old, now))
         else:
             stat = stats[query_id]
-            queries.append(QueryComparison(query_id, stat.verdict, old, now, math.exp(stat.log_ratio),
-                                           stat.p_value))
-    suite_stat = assess_suite([stats[query_id].log_ratio for query_id in pairs])
+            half = t_critical(stat.df, QUERY_INTERVAL_ALPHA) * stat.se if stat.df and math.isfinite(stat.se) else None
+            queries.append(QueryComparison(query_id, stat.verdict, old, now, math.exp(stat.log_ratio), stat.p_value,
+                                           None if half is None else math.exp(stat.log_ratio - half),
+                                           None if half is None else math.exp(stat.log_ratio + half)))
+    suite_stat = assess_suite([stats[query_id].log_ratio for query_id in pairs],
+                              noise_variances=[stats[query_id].se ** 2 for query_id in pairs])
     suite = Suite(
         verdict=suite_stat.verdict,
         geomean_ratio=suite_stat.geomean_ratio,
@@ -109,8 +117,11 @@ def compare_results(base: dict[str, QueryResult], new: dict[str, QueryResult], *
         failed=sum(1 for query in queries if query.verdict in ("failed", "fixed")),
         missing=sum(1 for query in queries if query.verdict == "missing"),
         queries=suite_stat.queries,
+        detectable=suite_stat.detectable,
     )
-    return Comparison(dataset, base_name, new_name, queries, suite)
+    mixed = {side: runs for side, runs in (("base", runs_of(list(base.values()))),
+                                           ("new", runs_of(list(new.values())))) if len(runs) > 1}
+    return Comparison(dataset, base_name, new_name, queries, suite, mixed_runs=mixed)
 
 
 def compare(*, dataset: str, base: str, new: str, data_dir: str | Path = "benchmarks/data",

@@ -26,12 +26,21 @@ normal.
   Verdict ``slower``/``faster`` when the interval excludes 1 *and* the geometric mean differs from
   1 by more than ``SUITE_MIN_EFFECT``.
 
+  The interval's variance is moderated as the per-query test's is: the spread across queries,
+  averaged with the mean squared standard error of the queries' log ratios (their iteration
+  noise) weighted as ``SUITE_PRIOR_DF`` degrees of freedom. With two or three queries the spread
+  alone has one or two degrees of freedom and is now and then tiny by luck (two noisy queries that
+  moved alike became "slower"); the iteration noise keeps such a suite honest.
+
 Tuning (``benchmarks/compare_simulation.py``, results in BENCHMARKS.md; 22 queries, 5 iterations):
 a 95% interval alone gives 5% false alarms by construction, right at the goal of at most 5% for
-an unchanged build; a 96% interval plus a 2.5% minimum effect keeps false alarms near 3.5% at 10%
-noise while still catching a uniform 5% regression in about 91% of suites. ``QUERY_ALPHA`` 0.005
-(rather than 0.01) halves the share of unchanged suites in which some query is flagged (about 5%
-instead of 12% over 22 queries) and still catches a 20% regression of one query at 5% noise in 99%.
+an unchanged build; a 96% interval plus a 2.5% minimum effect keeps false alarms near 3.5-4% at 10%
+noise while catching a uniform 5% regression in about 93% of suites (the moderation's extra
+degrees of freedom took it from about 91%). ``QUERY_ALPHA`` 0.005 (rather than 0.01) halves the
+share of unchanged suites in which some query is flagged (about 5% instead of 12% over 22 queries)
+and still catches a 20% regression of one query at 5% noise in 99%. None of this separates a
+per-run offset common to all queries from a change (sequential runs under a 3% drift alarm in
+about half the unchanged suites); interleaved rounds (``dfbench ab``) do, at the same power.
 """
 
 from __future__ import annotations
@@ -46,6 +55,7 @@ QUERY_MIN_EFFECT = 0.05
 PRIOR_DF = 8
 SUITE_CONFIDENCE = 0.96
 SUITE_MIN_EFFECT = 0.025
+SUITE_PRIOR_DF = 4
 
 Verdict = Literal["faster", "slower", "unchanged", "failed", "fixed", "missing"]
 
@@ -131,6 +141,7 @@ class QueryStat:
     df: int
     verdict: Verdict
     p_value: float | None = None
+    se: float = math.nan  # standard error of log_ratio from the (moderated) iteration noise
 
 
 @dataclass
@@ -140,6 +151,7 @@ class SuiteStat:
     geomean_ratio: float | None
     ci_low: float | None
     ci_high: float | None
+    detectable: float | None = None  # smallest uniform change (as a fraction) this suite would call
 
 
 def _log_summary(timings: list[float]) -> tuple[int, float, float]:
@@ -171,7 +183,7 @@ def assess_queries(pairs: dict[str, tuple[list[float], list[float]]], *, with_p:
         prior_var = (total_ss - ss) / other_df if other_df > 0 else 0.0
         df = weight + own_df
         if df == 0:  # one iteration per side and nothing to borrow: no test possible
-            stats[query_id] = QueryStat(diff, math.nan, 0, "unchanged", None)
+            stats[query_id] = QueryStat(diff, math.nan, 0, "unchanged", None, math.nan)
             continue
         own_var = ss / own_df if own_df else 0.0
         variance = (weight * prior_var + own_df * own_var) / df
@@ -184,21 +196,35 @@ def assess_queries(pairs: dict[str, tuple[list[float], list[float]]], *, with_p:
         verdict: Verdict = "unchanged"
         if significant and abs(diff) > gate:
             verdict = "slower" if diff > 0 else "faster"
-        stats[query_id] = QueryStat(diff, t, df, verdict, t_two_sided_p(t, df) if with_p else None)
+        stats[query_id] = QueryStat(diff, t, df, verdict, t_two_sided_p(t, df) if with_p else None, se)
     return stats
 
 
-def assess_suite(log_ratios: list[float], *, confidence: float = SUITE_CONFIDENCE,
-                 min_effect: float = SUITE_MIN_EFFECT) -> SuiteStat:
-    """t-interval on the mean per-query log ratio (see the module docstring for why)."""
+def assess_suite(log_ratios: list[float], *, noise_variances: list[float] | None = None,
+                 confidence: float = SUITE_CONFIDENCE, min_effect: float = SUITE_MIN_EFFECT,
+                 prior_df: int = SUITE_PRIOR_DF) -> SuiteStat:
+    """t-interval on the mean per-query log ratio (see the module docstring for why).
+
+    ``noise_variances`` (each query's squared standard error from its iterations) moderate the
+    spread across queries as the per-query test moderates its variance: the variance used is the
+    across-query one averaged with their mean, weighted as if that were worth ``prior_df`` degrees
+    of freedom. Two or three queries then get an interval from their iteration noise rather than
+    from a spread with one or two degrees of freedom (which is by luck sometimes tiny).
+
+    ``detectable``: the smallest uniform change the suite would call slower or faster given its
+    own noise: the interval's half-width, and never less than ``min_effect``."""
     k = len(log_ratios)
+    noise = [value for value in (noise_variances or []) if math.isfinite(value)]
+    weight = prior_df if noise else 0
     if k == 0:
         return SuiteStat("unchanged", 0, None, None, None)
     mean = sum(log_ratios) / k
-    if k == 1:
-        return SuiteStat("unchanged", 1, math.exp(mean), None, None)
-    sd = math.sqrt(sum((value - mean) ** 2 for value in log_ratios) / (k - 1))
-    half = t_critical(k - 1, 1.0 - confidence) * sd / math.sqrt(k)
+    df = k - 1 + weight
+    if df == 0:
+        return SuiteStat("unchanged", k, math.exp(mean), None, None)
+    spread = sum((value - mean) ** 2 for value in log_ratios)
+    variance = (spread + weight * (sum(noise) / len(noise) if noise else 0.0)) / df
+    half = t_critical(df, 1.0 - confidence) * math.sqrt(variance / k)
     low, high = mean - half, mean + half
     gate = math.log1p(min_effect)
     verdict: Verdict = "unchanged"
@@ -206,4 +232,4 @@ def assess_suite(log_ratios: list[float], *, confidence: float = SUITE_CONFIDENC
         verdict = "slower"
     elif high < 0 and mean < -gate:
         verdict = "faster"
-    return SuiteStat(verdict, k, math.exp(mean), math.exp(low), math.exp(high))
+    return SuiteStat(verdict, k, math.exp(mean), math.exp(low), math.exp(high), math.expm1(max(half, gate)))
