@@ -140,12 +140,14 @@ def build_parser() -> argparse.ArgumentParser:
     command.add_argument("base", metavar="BASE", help="engine of the baseline run, e.g. datafusion-distributed-main")
     command.add_argument("new", metavar="NEW", help="engine of the run to judge")
 
-    bench = commands.add_parser("bench", help="run TPC-H on the local worker (default), a cluster (--cluster) "
+    bench = commands.add_parser("bench", help="run a dataset's queries on the local worker (default), a cluster (--cluster) "
                                 "or a worker URL, then compare with the previous run")
     bench.add_argument("--sf", default="1", help="scale factor of the local dataset (default 1)")
     bench.add_argument("--partitions", type=int, default=16, help="files per table when generating (default 16)")
     bench.add_argument("--iterations", type=int, default=3, help="timed iterations per query (default 3)")
-    bench.add_argument("--queries", help="comma-separated ids, e.g. q1,q3 (default: all 22)")
+    bench.add_argument("--queries", help="comma-separated ids, e.g. q1,q3 (default: all of the set)")
+    bench.add_argument("--queries-dir", metavar="DIR", help="a folder of qN.sql files to run instead of the set "
+                       "the dataset's name selects (tpch_*, tpcds_*, clickbench_*)")
     bench.add_argument("--engine", help="name the results are filed under")
     bench.add_argument("--cluster", help="a provisioned cluster: reached, checked and benchmarked on its bucket's data")
     bench.add_argument("--via", default="auto", choices=VIAS, help="with --cluster: how to reach it (default auto)")
@@ -154,7 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--region", help="with --cluster: AWS region (default: AWS_REGION, else us-east-1)")
     bench.add_argument("--profile", help="with --cluster: AWS profile")
     bench.add_argument("--url", help="a running worker instead of a local one")
-    bench.add_argument("--dataset", help="dataset name with --url or --cluster (default tpch_sf<SF>)")
+    bench.add_argument("--dataset", help="dataset name, e.g. tpcds_sf1 or clickbench_0-10 (default tpch_sf<SF>; "
+                       "locally it must be in --data-dir)")
     bench.add_argument("--location", help="with --url: where the worker reads <dataset>/ from "
                        "(--cluster: s3://<its bucket>)")
     bench.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a setting (repeatable)")

@@ -3,7 +3,7 @@ datasets locally and in the bucket (catalog), scale factors and dataset names (s
 
 from dfbench.data.catalog import (DEFAULT_DATA_DIR, DatasetInfo, LocalDataset, RemoteTable, list_datasets,
                                   local_dataset, remote_tables)
-from dfbench.data.scale import format_scale_factor, scale_factor_of, tpch_dataset_name
+from dfbench.data.scale import benchmark_of, format_scale_factor, scale_factor_of, tpch_dataset_name
 from dfbench.data.manifest import CHECKSUM_CACHE, MANIFEST, DatasetFile, Manifest, TableInfo, is_complete, read_manifest
 from dfbench.data.sync import SyncReport, sync_dataset
 from dfbench.data.tpch import TPCH_FIXED_ROWS, TPCH_ROWS_PER_SF, TPCH_TABLES, generate_tpch
@@ -22,6 +22,7 @@ __all__ = [
     "RemoteTable",
     "SyncReport",
     "TableInfo",
+    "benchmark_of",
     "format_scale_factor",
     "generate_tpch",
     "is_complete",

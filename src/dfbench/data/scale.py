@@ -1,5 +1,7 @@
-"""Scale factors and the dataset names that carry them (``tpch_sf10``), parsed in one place so
-that a name, a number, a manifest and a folder all give the same exact decimal."""
+"""Scale factors and the dataset names that carry them (``tpch_sf10``, ``tpcds_sf1``), parsed in one
+place so that a name, a number, a manifest and a folder all give the same exact decimal; and the
+benchmark a dataset's name says (``clickbench_0-100`` → clickbench), as the CDK tooling chose its
+query set by the name's prefix."""
 
 from __future__ import annotations
 
@@ -11,7 +13,8 @@ from typing import Any
 
 from dfbench.errors import ConfigError
 
-_DATASET_NAME = re.compile(r"^tpch_sf(?P<sf>\d+(?:\.\d+)?)$")
+_DATASET_NAME = re.compile(r"^(?P<benchmark>tpch|tpcds)_sf(?P<sf>\d+(?:\.\d+)?)$")
+_PARTITIONED_NAME = re.compile(r"^(?P<benchmark>clickbench)_(?P<start>\d+)-(?P<end>\d+)$")
 
 
 def format_decimal(value: Decimal) -> str:
@@ -61,3 +64,10 @@ def format_scale_factor(scale_factor: Any) -> str:
 
 def tpch_dataset_name(scale_factor: Any) -> str:
     return f"tpch_sf{format_scale_factor(scale_factor)}"
+
+
+def benchmark_of(dataset: str) -> str | None:
+    """``tpch`` for ``tpch_sf10``, ``tpcds`` for ``tpcds_sf1``, ``clickbench`` for
+    ``clickbench_0-100``; None for a name of no known benchmark."""
+    match = _DATASET_NAME.match(dataset.strip()) or _PARTITIONED_NAME.match(dataset.strip())
+    return match["benchmark"] if match else None
