@@ -14,8 +14,9 @@ def run_data(args: argparse.Namespace) -> int:
     from dfbench import data
 
     if args.data_command == "generate":
-        result = data.generate_tpch(args.sf, partitions=args.partitions, data_dir=args.data_dir,
-                                    compression=args.compression, force=args.force)
+        generator = data.generate_tpcds if args.benchmark == "tpcds" else data.generate_tpch
+        result = generator(args.sf, partitions=args.partitions, data_dir=args.data_dir,
+                           compression=args.compression, force=args.force)
         if result.generated:
             out.print(f"generated {result.path}: {len(result.manifest.files)} files, "
                       f"{size_text(result.manifest.total_bytes)}")

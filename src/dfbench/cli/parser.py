@@ -108,9 +108,13 @@ def build_parser() -> argparse.ArgumentParser:
     command.add_argument("--lines", type=int, default=200, help="last N lines (default 200)")
     command.add_argument("--since", help="from this time on, as journalctl takes it (-1h, '2026-01-31 12:00', today)")
 
-    data = commands.add_parser("data", help="TPC-H datasets: generate, sync to the bucket, list")
+    data = commands.add_parser("data", help="datasets (TPC-H, TPC-DS, ClickBench): generate, sync to the bucket, "
+                               "list")
     data_commands = data.add_subparsers(dest="data_command", required=True, parser_class=Parser)
-    generate = data_commands.add_parser("generate", help="generate TPC-H parquet data with tpchgen-cli")
+    generate = data_commands.add_parser("generate", help="generate TPC-H (tpchgen-cli) or TPC-DS (tpcgen-cli) "
+                                        "parquet data")
+    generate.add_argument("--benchmark", choices=("tpch", "tpcds"), default="tpch",
+                          help="tpch (default) → tpch_sf<SF>, tpcds → tpcds_sf<SF>")
     generate.add_argument("--sf", required=True, help="scale factor, e.g. 1, 0.1, 10")
     generate.add_argument("--partitions", type=int, default=16, help="files per table (default 16)")
     generate.add_argument("--compression", default="SNAPPY", help="parquet compression (default SNAPPY)")

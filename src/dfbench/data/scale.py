@@ -62,8 +62,13 @@ def format_scale_factor(scale_factor: Any) -> str:
     return format_decimal(scale_factor_of(scale_factor))
 
 
+def dataset_name(benchmark: str, scale_factor: Any) -> str:
+    """``tpch_sf10``, ``tpcds_sf0.1``: a generated dataset's folder name."""
+    return f"{benchmark}_sf{format_scale_factor(scale_factor)}"
+
+
 def tpch_dataset_name(scale_factor: Any) -> str:
-    return f"tpch_sf{format_scale_factor(scale_factor)}"
+    return dataset_name("tpch", scale_factor)
 
 
 def benchmark_of(dataset: str) -> str | None:
