@@ -23,6 +23,12 @@ def run_data(args: argparse.Namespace) -> int:
         else:
             out.print(f"{result.path} is complete: nothing to do")
         return 0
+    if args.data_command == "clickbench":
+        result = data.download_clickbench(args.partitions, args.data_dir, url=args.url or data.CLICKBENCH_URL,
+                                          workers=args.workers)
+        out.print(f"{'downloaded' if result.generated else 'complete, nothing to do:'} {result.path}: "
+                  f"{len(result.manifest.files)} files, {size_text(result.manifest.total_bytes)}")
+        return 0
     if args.data_command == "sync":
         report = data.sync_dataset(args.dataset, bucket=args.bucket, cluster=cluster_of(args),
                                    data_dir=args.data_dir, delete=args.delete, region=args.region,

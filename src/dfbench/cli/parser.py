@@ -119,11 +119,17 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--partitions", type=int, default=16, help="files per table (default 16)")
     generate.add_argument("--compression", default="SNAPPY", help="parquet compression (default SNAPPY)")
     generate.add_argument("--force", action="store_true", help="regenerate even when complete")
+    download = data_commands.add_parser("clickbench", help="download ClickBench's partitioned hits files")
+    download.add_argument("--partitions", default="0-100", metavar="START-END",
+                          help="partitions START … END-1 of the 100 → clickbench_<START>-<END> (default 0-100)")
+    download.add_argument("--url", default=None, help="folder URL holding hits_<n>.parquet (default: ClickHouse's "
+                          "public athena_partitioned set, as upstream's prepare-clickbench uses)")
+    download.add_argument("--workers", type=int, default=4, help="parallel downloads (default 4)")
     sync = data_commands.add_parser("sync", help="upload a dataset to the bucket, skipping unchanged files")
     sync.add_argument("dataset", help="dataset folder name, e.g. tpch_sf10")
     sync.add_argument("--delete", action="store_true", help="delete remote files that are gone locally")
     listing = data_commands.add_parser("list", help="local datasets, and the bucket's with --bucket/--cluster")
-    for command in (generate, sync, listing):
+    for command in (generate, download, sync, listing):
         command.add_argument("--data-dir", default="benchmarks/data", help="default benchmarks/data")
     for command in (sync, listing):
         command.add_argument("--bucket", help="S3 bucket (default: the cluster's)")

@@ -1,0 +1,110 @@
+"""ClickBench: partitions downloaded from a loopback stand-in for the public host (resumable,
+verified against Content-Length, sha256 in the manifest, written last), listed, and queried on
+the real local worker."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from dfbench import cli
+from dfbench.data import MANIFEST, download_clickbench, list_datasets
+from dfbench.errors import DfbenchError
+from dfbench.runner import bench_local
+from dfbench_testing.clickbench import HITS_COLUMNS, hits_server, write_hits_partition
+
+ROWS = 300
+QUERIES = {
+    "q0": "SELECT COUNT(*) FROM hits;",
+    "q1": 'SELECT "RegionID", COUNT(DISTINCT "UserID") AS u FROM hits GROUP BY "RegionID" ORDER BY u DESC, "RegionID";',
+    "q2": 'SELECT MIN("EventDate"), MAX("EventDate") FROM hits WHERE "AdvEngineID" <> 0;',
+}
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("public")
+    for n in range(4):
+        write_hits_partition(folder / f"hits_{n}.parquet", n, ROWS)
+    return folder
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = cli.main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_download_verifies_records_sha256_and_resumes_nothing_when_complete(source: Path, tmp_path: Path,
+                                                                           capsys) -> None:
+    with hits_server(source) as (url, handler):
+        code, out, _ = _run(capsys, "data", "clickbench", "--partitions", "1-4", "--url", url,
+                            "--data-dir", str(tmp_path))
+        assert code == 0 and "clickbench_1-4" in out
+        folder = tmp_path / "clickbench_1-4"
+        assert sorted(p.name for p in (folder / "hits").iterdir()) == ["1.parquet", "2.parquet", "3.parquet"]
+        for n in (1, 2, 3):
+            assert (folder / "hits" / f"{n}.parquet").read_bytes() == (source / f"hits_{n}.parquet").read_bytes()
+        manifest = json.loads((folder / MANIFEST).read_text())
+        assert manifest["benchmark"] == "clickbench" and manifest["partitions"] == 3
+        assert manifest["scale_factor"] is None and manifest["generator"] == {"name": "download", "version": url}
+        for item in manifest["tables"]["hits"]["files"]:
+            assert item["sha256"] == hashlib.sha256((folder / item["path"]).read_bytes()).hexdigest()
+        assert manifest["tables"]["hits"]["rows"] == 3 * ROWS
+        assert sorted(n for method, n, _ in handler.requests if method == "GET") == [
+            "hits_1.parquet", "hits_2.parquet", "hits_3.parquet"]
+        handler.requests.clear()
+        again = download_clickbench("1-4", tmp_path, url=url, progress=False)
+        assert not again.generated and all(method == "HEAD" for method, _, _ in handler.requests)
+    listed = {d.name: d for d in list_datasets(tmp_path)}
+    assert listed["clickbench_1-4"].complete and listed["clickbench_1-4"].files == 3
+
+
+def test_a_broken_download_leaves_no_manifest_and_the_next_run_continues_it(source: Path, tmp_path: Path) -> None:
+    with hits_server(source) as (url, handler):
+        handler.cut.add("hits_0.parquet")
+        with pytest.raises(DfbenchError, match="run it again to resume|announced"):
+            download_clickbench("0-2", tmp_path, url=url, workers=1, progress=False)
+        folder = tmp_path / "clickbench_0-2"
+        assert not (folder / MANIFEST).exists()
+        part = folder / "hits" / "0.parquet.part"
+        kept = part.stat().st_size
+        assert 0 < kept < (source / "hits_0.parquet").stat().st_size
+        handler.requests.clear()
+        done = download_clickbench("0-2", tmp_path, url=url, workers=1, progress=False)
+        ranges = [r for method, n, r in handler.requests if method == "GET" and n == "hits_0.parquet"]
+        assert ranges == [f"bytes={kept}-"]  # continued, not started over
+    assert done.generated and not part.exists()
+    assert (folder / "hits" / "0.parquet").read_bytes() == (source / "hits_0.parquet").read_bytes()
+    assert (folder / MANIFEST).is_file()
+
+
+@pytest.mark.parametrize("partitions", ["3-3", "0-101", "x", "-1-2"])
+def test_bad_partitions_are_one_line_exit_2(partitions: str, tmp_path: Path, capsys) -> None:
+    code, out, err = _run(capsys, "data", "clickbench", f"--partitions={partitions}", "--url", "http://127.0.0.1:9/",
+                          "--data-dir", str(tmp_path))
+    assert code == 2 and out == "" and "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "START-END" in lines[0]
+    assert not any(tmp_path.iterdir())
+
+
+def test_queries_run_on_the_local_worker_with_duckdbs_rows(source: Path, tmp_path: Path) -> None:
+    assert len(HITS_COLUMNS) == 105
+    with hits_server(source) as (url, _):
+        download_clickbench("0-2", tmp_path, url=url, progress=False)
+    queries = tmp_path / "queries"
+    queries.mkdir()
+    for query_id, sql in QUERIES.items():
+        (queries / f"{query_id}.sql").write_text(sql)
+    run = bench_local(dataset="clickbench_0-2", queries_dir=queries, iterations=1, data_dir=tmp_path,
+                      progress=False)
+    con = duckdb.connect()
+    con.execute(f"create view hits as select * from read_parquet('{tmp_path / 'clickbench_0-2' / 'hits'}/*.parquet')")
+    expected = {q: len(con.execute(sql).fetchall()) for q, sql in QUERIES.items()}
+    assert [(q.id, q.status) for q in run.queries] == [("q0", "ok"), ("q1", "ok"), ("q2", "ok")]
+    assert {q.id: q.rows for q in run.queries} == expected
