@@ -12,7 +12,7 @@ import duckdb
 import pytest
 
 from dfbench import cli
-from dfbench.data import MANIFEST, download_clickbench, list_datasets
+from dfbench.data import MANIFEST, download_clickbench, list_datasets, remote_tables, sync_dataset
 from dfbench.errors import DfbenchError
 from dfbench.runner import bench_local
 from dfbench_testing.clickbench import HITS_COLUMNS, hits_server, write_hits_partition
@@ -108,3 +108,17 @@ def test_queries_run_on_the_local_worker_with_duckdbs_rows(source: Path, tmp_pat
     expected = {q: len(con.execute(sql).fetchall()) for q, sql in QUERIES.items()}
     assert [(q.id, q.status) for q in run.queries] == [("q0", "ok"), ("q1", "ok"), ("q2", "ok")]
     assert {q.id: q.rows for q in run.queries} == expected
+
+
+def test_sync_and_the_bucket_listing_treat_clickbench_like_tpch(source: Path, tmp_path: Path, aws,
+                                                                 inspector) -> None:
+    with hits_server(source) as (url, _):
+        download_clickbench("0-2", tmp_path, url=url, progress=False)
+    inspector.client("s3").create_bucket(Bucket="dfbench-clickbench-test")
+    report = sync_dataset("clickbench_0-2", bucket="dfbench-clickbench-test", data_dir=tmp_path, progress=False)
+    assert report.uploaded_files == 2
+    listed = {d.name: d for d in list_datasets(tmp_path, bucket="dfbench-clickbench-test")
+              if d.location.startswith("s3://")}
+    assert listed["clickbench_0-2"].complete and listed["clickbench_0-2"].files == 2
+    tables = remote_tables("dfbench-clickbench-test", "clickbench_0-2")
+    assert [(t.name, t.files, t.rows) for t in tables] == [("hits", 2, 2 * ROWS)]

@@ -11,7 +11,8 @@ import duckdb
 import pytest
 
 from dfbench import cli
-from dfbench.data import MANIFEST, TPCDS_TABLES, benchmark_of, generate_tpcds, list_datasets, scale_factor_of
+from dfbench.data import (MANIFEST, TPCDS_TABLES, benchmark_of, generate_tpcds, list_datasets, make_command,
+                          scale_factor_of)
 from dfbench.errors import ConfigError
 from dfbench.runner import bench_local
 
@@ -71,6 +72,9 @@ def test_names_say_the_benchmark_and_the_listing_its_scale_factor(data_dir: Path
     assert [benchmark_of(n) for n in ("tpch_sf10", "tpcds_sf0.1", "clickbench_0-100", "hits", "tpcds_1")] == [
         "tpch", "tpcds", "clickbench", None, None]
     assert scale_factor_of("tpcds_sf0.1") == scale_factor_of("tpch_sf0.1")
+    assert [make_command(n) for n in ("tpch_sf10", "tpcds_sf0.10", "clickbench_0-100", "hits")] == [
+        "dfbench data generate --sf 10", "dfbench data generate --benchmark tpcds --sf 0.1",
+        "dfbench data clickbench --partitions 0-100", None]
     listed = {d.name: d for d in list_datasets(data_dir)}
     assert listed[NAME].complete and listed[NAME].scale_factor == SF
 
@@ -90,6 +94,9 @@ def test_a_queries_dir_runs_on_the_local_worker_with_duckdbs_rows(data_dir: Path
     assert all(n > 0 for n in expected.values())
 
 
-def test_a_tpcds_dataset_without_a_bundled_set_asks_for_a_queries_dir(data_dir: Path) -> None:
+def test_a_tpcds_dataset_without_a_bundled_set_asks_for_a_queries_dir(data_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="--queries-dir"):
         bench_local(dataset=NAME, iterations=1, data_dir=data_dir, progress=False)
+    (tmp_path / "q1.sql").write_text("select 1;")
+    with pytest.raises(ConfigError, match="`dfbench data generate --benchmark tpcds --sf 1 --data-dir "):
+        bench_local(dataset="tpcds_sf1", queries_dir=tmp_path, data_dir=tmp_path, progress=False)

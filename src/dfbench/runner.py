@@ -34,8 +34,8 @@ from dfbench.bench.options import RunOptions
 from dfbench.bench.queries import Query, expected_rows, select_queries
 from dfbench.bench.results import Iteration, QueryOutcome
 from dfbench.bench.settings import settings_sql, table_sql
-from dfbench.data import (DEFAULT_DATA_DIR, TPCH_TABLES, LocalDataset, benchmark_of, generate_tpch, local_dataset,
-                          read_manifest, scale_factor_of, tpch_dataset_name)
+from dfbench.data import (DEFAULT_DATA_DIR, TPCH_TABLES, LocalDataset, benchmark_of, format_scale_factor, generate_tpch,
+                          local_dataset, make_command, read_manifest, scale_factor_of, tpch_dataset_name)
 from dfbench.errors import ConfigError, DfbenchError, QueryFailed, WorkerUnreachable
 from dfbench.worker.client import INFO_TIMEOUT_S, WorkerClient
 from dfbench.worker.process import LocalWorkerProcess
@@ -376,15 +376,15 @@ def _cluster_record(cluster: Cluster, connection: Any) -> dict[str, Any]:
 
 
 def _missing_dataset(dataset: str, data_dir: Path) -> str:
-    try:
-        sf = format(scale_factor_of(dataset).normalize(), "f")
-    except ConfigError:
-        return (f"No dataset {dataset!r} in {data_dir}: TPC-H datasets are named tpch_sf<SF> and made with "
-                "`dfbench data generate --sf <SF>` (or `make data SF=<SF>`); for data only the worker sees, "
-                "pass its --location.")
+    command = make_command(dataset)
+    if command is None:
+        return (f"No dataset {dataset!r} in {data_dir}: datasets are named tpch_sf<SF>, tpcds_sf<SF> (made with "
+                "`dfbench data generate`) or clickbench_<START>-<END> (`dfbench data clickbench`); for data only "
+                "the worker sees, pass its --location.")
     option = "" if data_dir == Path(DEFAULT_DATA_DIR) else f" --data-dir {data_dir}"
-    return (f"No dataset {dataset!r} in {data_dir}: generate it with `dfbench data generate --sf {sf}{option}` "
-            f"(or `make data SF={sf}`), or pass --location if only the worker has it.")
+    make = f" (or `make data SF={format_scale_factor(dataset)}`)" if benchmark_of(dataset) == "tpch" else ""
+    return (f"No dataset {dataset!r} in {data_dir}: make it with `{command}{option}`{make}, or pass --location if "
+            "only the worker has it.")
 
 
 def _ms(value: float | None) -> str:

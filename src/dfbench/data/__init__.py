@@ -3,7 +3,7 @@ datasets locally and in the bucket (catalog), scale factors and dataset names (s
 
 from dfbench.data.catalog import (DEFAULT_DATA_DIR, DatasetInfo, LocalDataset, RemoteTable, list_datasets,
                                   local_dataset, remote_tables)
-from dfbench.data.scale import benchmark_of, dataset_name, format_scale_factor, scale_factor_of, tpch_dataset_name
+from dfbench.data.scale import benchmark_of, dataset_name, format_scale_factor, make_command, scale_factor_of, tpch_dataset_name
 from dfbench.data.clickbench import CLICKBENCH_URL, download_clickbench
 from dfbench.data.manifest import CHECKSUM_CACHE, MANIFEST, DatasetFile, Manifest, TableInfo, is_complete, read_manifest
 from dfbench.data.sync import SyncReport, sync_dataset
@@ -35,6 +35,7 @@ __all__ = [
     "is_complete",
     "list_datasets",
     "local_dataset",
+    "make_command",
     "read_manifest",
     "remote_tables",
     "scale_factor_of",

@@ -76,3 +76,14 @@ def benchmark_of(dataset: str) -> str | None:
     ``clickbench_0-100``; None for a name of no known benchmark."""
     match = _DATASET_NAME.match(dataset.strip()) or _PARTITIONED_NAME.match(dataset.strip())
     return match["benchmark"] if match else None
+
+
+def make_command(dataset: str) -> str | None:
+    """The dfbench command that makes a dataset of this name, or None for a name of no benchmark."""
+    name = dataset.strip()
+    match = _DATASET_NAME.match(name)
+    if match:
+        option = " --benchmark tpcds" if match["benchmark"] == "tpcds" else ""
+        return f"dfbench data generate{option} --sf {format_scale_factor(match['sf'])}"
+    match = _PARTITIONED_NAME.match(name)
+    return f"dfbench data clickbench --partitions {match['start']}-{match['end']}" if match else None
