@@ -172,9 +172,9 @@ class _Target:
 
 
 def run_benchmark(**options: Any) -> BenchmarkRun:
-    """Benchmark ``dataset``'s queries (see :func:`~dfbench.bench.queries.select_queries`) on the worker at ``url``, or on ``cluster``; the
-    keyword arguments are :class:`~dfbench.bench.options.RunOptions`' fields, and the module
-    docstring says how a run goes.
+    """Benchmark ``dataset``'s queries (see :func:`~dfbench.bench.queries.select_queries`) on the
+    worker at ``url``, or on ``cluster``; the keyword arguments are
+    :class:`~dfbench.bench.options.RunOptions`' fields, and the module docstring says how a run goes.
 
     For a cluster dfbench opens its own way in, checks that every worker knows every peer and
     runs the same commit, creates the tables on ``s3://<bucket>/<dataset>/`` (synced with

@@ -150,8 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
     command.add_argument("base", metavar="BASE", help="engine of the baseline run, e.g. datafusion-distributed-main")
     command.add_argument("new", metavar="NEW", help="engine of the run to judge")
 
-    bench = commands.add_parser("bench", help="run a dataset's queries on the local worker (default), a cluster (--cluster) "
-                                "or a worker URL, then compare with the previous run")
+    bench = commands.add_parser("bench", help="run a dataset's queries on the local worker (default), a cluster "
+                                "(--cluster) or a worker URL, then compare with the previous run")
     bench.add_argument("--sf", default="1", help="scale factor of the local dataset (default 1)")
     bench.add_argument("--partitions", type=int, default=16, help="files per table when generating (default 16)")
     bench.add_argument("--iterations", type=int, default=3, help="timed iterations per query (default 3)")

@@ -180,8 +180,8 @@ def generate(spec: GeneratorSpec, scale_factor: Any, partitions: int = 16, data_
             check = bar.add_task("checksums", total=size)
             described = describe_files(partial, rels, cache, threads=threads,
                                        advance=lambda n: bar.advance(check, n))
-        manifest = Manifest(dataset=name, benchmark=spec.benchmark, scale_factor=float(sf), partitions=partitions, compression=compression,
-                            generator=Generator(name=spec.binary, version=version),
+        manifest = Manifest(dataset=name, benchmark=spec.benchmark, scale_factor=float(sf), partitions=partitions,
+                            compression=compression, generator=Generator(name=spec.binary, version=version),
                             created_at=datetime.now(UTC).isoformat(timespec="seconds"),
                             tables=tables_from(described.values()))
         _install(partial, final, manifest, cache)
