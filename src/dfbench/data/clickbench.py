@@ -2,10 +2,13 @@
 ``<data_dir>/clickbench_<START>-<END>/hits/<n>.parquet`` (END exclusive, as the datafusion-distributed
 repository's gen-clickbench names its folders: ``0-100`` is partitions 0 … 99).
 
-Resumable: a finished partition is one whose size equals the server's Content-Length (it is not
-fetched again); an interrupted one is a ``.part`` file continued with a Range request (RFC 9110
-§14.2) when the server answers 206, started over otherwise. The manifest, with every file's
-sha256, is written last: its presence means the dataset is complete.
+Each file is checked against the server's Content-Length, then ``EventDate`` is rewritten from
+the published days-since-epoch integer to a date (Date32), as the repository's gen-clickbench
+does, so that its queries' comparisons with date literals (``"EventDate" >= '2013-07-01'``)
+type-check; ``<n>.parquet`` appears only then (renamed into place), so it marks a finished
+partition, which is not fetched again. An interrupted download is a ``.part`` file continued with
+a Range request (RFC 9110 §14.2) when the server answers 206, started over otherwise. The
+manifest, with every file's sha256, is written last: its presence means the dataset is complete.
 """
 
 from __future__ import annotations
@@ -92,7 +95,38 @@ def _download(url: str, target: Path, size: int, advance: Callable[[int], None])
     got = part.stat().st_size
     if got != size:
         raise DfbenchError(f"{url}: got {got} bytes, the server announced {size}; run the download again to resume.")
-    os.replace(part, target)
+    _rewrite_event_date(part, target)
+    part.unlink()
+
+
+def _rewrite_event_date(source: Path, target: Path) -> None:
+    """``source`` with ``EventDate`` as Date32, written to ``target`` (atomically), a row group at a
+    time so that a partition never has to fit in memory."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    temporary = target.with_name(f".{target.name}.rewrite")
+    try:
+        reader = pq.ParquetFile(source)
+        schema = reader.schema_arrow
+        index = schema.get_field_index("EventDate")
+        if index < 0:
+            raise DfbenchError(f"{source.name} has no EventDate column: not a ClickBench hits partition.")
+        if not pa.types.is_date32(schema.field(index).type):
+            schema = schema.set(index, pa.field("EventDate", pa.date32(), schema.field(index).nullable))
+        with pq.ParquetWriter(temporary, schema, compression="snappy") as writer:
+            for group in range(reader.num_row_groups):
+                table = reader.read_row_group(group)
+                column = table.column(index)
+                if not pa.types.is_date32(column.type):
+                    # Days since 1970-01-01 (ClickBench's EventDate): int32 is Date32's storage.
+                    column = column.cast(pa.int32()).cast(pa.date32())
+                writer.write_table(table.set_column(index, "EventDate", column))
+    except (OSError, pa.ArrowException) as error:
+        temporary.unlink(missing_ok=True)
+        raise DfbenchError(f"{source.name} is not a readable parquet file ({error}); delete it and download again.") \
+            from None
+    os.replace(temporary, target)
 
 
 def download_clickbench(partitions: str, data_dir: str | Path = DEFAULT_DATA_DIR, *, url: str = CLICKBENCH_URL,
@@ -111,11 +145,12 @@ def download_clickbench(partitions: str, data_dir: str | Path = DEFAULT_DATA_DIR
     folder = Path(data_dir) / name
     (folder / TABLE).mkdir(parents=True, exist_ok=True)
     numbers = list(range(start, end))
-    with ThreadPoolExecutor(max_workers=min(workers, len(numbers))) as pool:
-        sizes = dict(zip(numbers, pool.map(lambda n: _length(f"{base}hits_{n}.parquet"), numbers), strict=True))
-    wanted = [n for n in numbers if not _finished(folder / TABLE / f"{n}.parquet", sizes[n])]
+    wanted = [n for n in numbers if not (folder / TABLE / f"{n}.parquet").exists()]
+    sizes: dict[int, int] = {}
     if wanted:
         (folder / MANIFEST).unlink(missing_ok=True)  # the dataset is changing: not complete until the end
+        with ThreadPoolExecutor(max_workers=min(workers, len(wanted))) as pool:
+            sizes = dict(zip(wanted, pool.map(lambda n: _length(f"{base}hits_{n}.parquet"), wanted), strict=True))
     with progress_bar(progress) as bar:
         task = bar.add_task(f"download {name} ({len(wanted)} of {len(numbers)} partitions)",
                             total=sum(sizes[n] for n in wanted))
@@ -126,7 +161,7 @@ def download_clickbench(partitions: str, data_dir: str | Path = DEFAULT_DATA_DIR
                 future.result()
         rels = [f"{TABLE}/{n}.parquet" for n in numbers]
         cache = ChecksumCache(folder)
-        check = bar.add_task("checksums", total=sum(sizes.values()))
+        check = bar.add_task("checksums", total=sum((folder / rel).stat().st_size for rel in rels))
         described = describe_files(folder, rels, cache, threads=workers, advance=lambda k: bar.advance(check, k))
     cache.save()
     manifest = Manifest(dataset=name, benchmark="clickbench", scale_factor=None, partitions=len(numbers),
@@ -136,10 +171,3 @@ def download_clickbench(partitions: str, data_dir: str | Path = DEFAULT_DATA_DIR
     write_atomically(folder / MANIFEST, manifest.dump())
     log.info("downloaded %s: %d files, %d bytes", folder, len(manifest.files), manifest.total_bytes)
     return LocalDataset(name=name, path=folder, manifest=manifest, generated=bool(wanted))
-
-
-def _finished(path: Path, size: int) -> bool:
-    try:
-        return path.stat().st_size == size
-    except FileNotFoundError:
-        return False
