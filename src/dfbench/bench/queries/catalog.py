@@ -180,11 +180,15 @@ def select_queries(dataset: str, queries: Sequence[str | Query] | str | None,
             found = queries_from_dir(queries_dir, only=ids)
         else:
             benchmark = benchmark_of(dataset)
+            if benchmark is None:
+                raise ConfigError(
+                    f"Dataset {dataset!r} has no bundled query set: name it tpch_sf<SF> (e.g. tpch_sf10), or "
+                    "pass --queries-dir (queries_dir=) with a folder of qN.sql files.")
             if benchmark not in BUNDLED_SETS:
                 raise ConfigError(
-                    f"Dataset {dataset!r} has no bundled query set: name it "
-                    f"{' or '.join(f'{b}_…' for b in BUNDLED_SETS)} (e.g. tpch_sf10), or pass --queries-dir "
-                    "(queries_dir=) with a folder of qN.sql files.")
+                    f"dfbench bundles no {benchmark} queries for {dataset!r}: pass --queries-dir (queries_dir=) "
+                    f"with a folder of qN.sql files, e.g. a datafusion-distributed checkout's "
+                    f"testdata/{benchmark}/queries.")
             found = bundled_queries(benchmark, only=ids)
         by_id = {q.id: q for q in found}
     if queries is None:
