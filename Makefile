@@ -95,6 +95,7 @@ test: install system-tools
 bench: install
 	$(DFBENCH) bench --sf $(SF) --partitions $(PARTITIONS) $(if $(ITERATIONS),--iterations $(ITERATIONS)) \
 		$(if $(QUERIES),--queries $(QUERIES)) $(if $(ENGINE),--engine $(ENGINE)) \
+		$(if $(QUERIES_DIR),--queries-dir $(QUERIES_DIR)) \
 		$(if $(URL),--url $(URL) --dataset $(DATASET)) \
 		$(if $(REMOTE),--cluster $(CLUSTER) --region $(REGION) --via $(VIA) --dataset $(DATASET) \
 			$(if $(PROFILE),--profile $(PROFILE)))

@@ -45,6 +45,10 @@ INVALID = {
     "bad-bucket": (["provision", "--bucket", "192.168.1.1"], "bucket"),
     "bad-ami": (["provision", "--ami", "ami-nope"], "ami"),
     "unknown-subcommand": (["frobnicate"], "frobnicate"),
+    "missing-queries-dir": (["bench", "--url", "http://127.0.0.1:9", "--dataset", "tpch_sf1", "--location", "/d",
+                             "--queries-dir", "/no/such/queries"], "not a directory"),
+    "dataset-without-query-set": (["bench", "--url", "http://127.0.0.1:9", "--dataset", "hits", "--location", "/d"],
+                                  "--queries-dir"),
     "no-subcommand": ([], "command"),
     "unknown-option": (["status", "--bogus"], "--bogus"),
     # User text that looks like rich markup is printed as text, not interpreted (or crashed on).

@@ -421,7 +421,7 @@ def test_the_cdk_client_runs_against_the_local_worker(aws: Any, inspector: Any, 
                     "      SET datafusion.optimizer.repartition_file_min_size=10485760;\n    ")
         socket_before = fetch.connection.sock
         queries = {query.id: "\n".join(line for line in query.sql.splitlines() if not line.startswith("--"))
-                   for query in tpch_queries(DATASET, only=["q1", "q15"])}
+                   for query in tpch_queries(only=["q1", "q15"])}
         for _ in range(2):  # a warm-up and an iteration
             assert fetch.query(queries["q1"])["count"] == 4
             # executeQuery: q15 (it has "create view") goes as its three statements, one request each.

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from dfbench.data import generate_tpch
-from dfbench.errors import DfbenchError, QueryFailed, WorkerUnreachable
+from dfbench.errors import ConfigError, DfbenchError, QueryFailed, WorkerUnreachable
 from dfbench.worker.local import serve
 from dfbench.bench.queries import Query, expected_rows, select_queries
 from dfbench.bench.results import QueryOutcome
@@ -61,7 +61,7 @@ def test_run_writes_cdk_tooling_compatible_files(worker_url: str, data_dir: Path
     folder = data_dir / DATASET / ".results-local" / engine
     assert result.results_dir == folder
     assert sorted(p.name for p in folder.iterdir()) == ["q1.json", "q3.json", "q6.json", "run.json"]
-    for query_id, rows in (("q1", 4), ("q3", 10), ("q6", 1)):
+    for query_id, rows in (("q1", 4), ("q3", 138), ("q6", 1)):
         document = load(folder / f"{query_id}.json")
         assert set(document) == {"id", "dataset", "engine", "runId", "sqlSha256", "iterations"}
         assert document["runId"] == result.run_id
@@ -202,10 +202,12 @@ def test_bench_local_end_to_end(tmp_path: Path) -> None:
         WorkerClient(result.url).info()
 
 
-def test_expected_rows() -> None:
-    assert expected_rows("q1", 0.01) == 4 and expected_rows("q22", 100) == 7
-    assert expected_rows("q16", 1) == 18314 and expected_rows("q16", 10) is None
-    assert expected_rows("q2", 0.1) is None and expected_rows("q2", 10) == 100
+def test_expected_rows_are_the_repository_sets() -> None:
+    # The datafusion-distributed repository's TPC-H set at SF1 (no LIMITs, Q11 at 0.0001).
+    assert [expected_rows(q, 1) for q in ("q2", "q3", "q10", "q21", "q11", "q18")] == [460, 11620, 37967, 411,
+                                                                                       1048, 57]
+    assert expected_rows("q1", 0.01) == 4 and expected_rows("q22", 100) == 7 and expected_rows("q9", 10) == 175
+    assert expected_rows("q3", 0.1) == 1216 and expected_rows("q3", 10) is None and expected_rows("q2", 0.2) is None
     assert expected_rows("qbad", 1) is None
 
 
@@ -250,3 +252,41 @@ def test_bench_url_of_the_local_worker_is_filed_and_compared_as_local(
     assert "=== Comparing tpch_sf0.01 results from engine 'e' [prev] with 'e' [new] ===" in second
     assert (tmp_path / DATASET / ".results-local" / "e" / "q6.json").is_file()
     assert not (tmp_path / DATASET / ".results-remote").exists()
+
+
+def test_queries_dir_runs_any_folder_without_tpch_row_checks(worker_url: str, data_dir: Path,
+                                                              tmp_path: Path) -> None:
+    folder = tmp_path / "queries"
+    folder.mkdir()
+    (folder / "q3.sql").write_text("-- not TPC-H's q3: known TPC-H row counts must not apply\nselect * from region;\n")
+    (folder / "q10.sql").write_text("select count(*) from nation;")
+    (folder / "README.md").write_text("not a query")
+    (folder / "q2.sql.bak").write_text("select 1;")
+    result = run(worker_url, data_dir, tmp_path / "results", queries_dir=folder, iterations=1)
+    assert [(q.id, q.rows, q.status) for q in result.queries] == [("q3", 5, "ok"), ("q10", 1, "ok")]
+    only = run(worker_url, data_dir, tmp_path / "only", queries_dir=str(folder), queries="10", iterations=1)
+    assert [q.id for q in only.queries] == ["q10"]
+
+
+@pytest.mark.parametrize(("make", "message"), [
+    (lambda root: root / "missing", "is not a directory"),
+    (lambda root: root, "holds no qN.sql file"),
+    (lambda root: (root / "q1.sql").write_text("select 1;") and root / "q1.sql", "is not a directory"),
+])
+def test_queries_dir_is_checked_before_the_worker_is_contacted(tmp_path: Path, make, message: str) -> None:
+    folder = make(tmp_path)
+    with pytest.raises(ConfigError, match=message):
+        # Port 9 on loopback: nothing answers there, and nothing is asked before the check.
+        run_benchmark(dataset=DATASET, url="http://127.0.0.1:9", location=str(tmp_path), data_dir=tmp_path,
+                      queries_dir=folder, progress=False)
+
+
+def test_unknown_id_in_a_queries_dir_names_the_folder_and_its_range(tmp_path: Path) -> None:
+    for n in (0, 42):
+        (tmp_path / f"q{n}.sql").write_text("select 1;")
+    with pytest.raises(ConfigError, match=r"Unknown .* query q7: choose among q0 … q42"):
+        run_benchmark(dataset="clickbench_0-1", url="http://127.0.0.1:9", location=str(tmp_path), data_dir=tmp_path,
+                      queries_dir=tmp_path, queries="q7", progress=False)
+    with pytest.raises(ConfigError, match="has no bundled query set"):
+        run_benchmark(dataset="hits", url="http://127.0.0.1:9", location=str(tmp_path), data_dir=tmp_path,
+                      progress=False)

@@ -34,7 +34,8 @@ class RunOptions:
       with ``profile`` for AWS and ``transport_options`` as
       :class:`~dfbench.transport.connection.ClusterConnection`'s keyword arguments.
     - ``queries``: ids (``["q1", "q3"]`` or ``"q1,q3"``) and/or :class:`Query` objects (custom SQL);
-      all 22 TPC-H queries by default.
+      by default all of the set the dataset's name selects (``tpch_sf10``: the 22 TPC-H queries).
+    - ``queries_dir``: a folder of ``qN.sql`` files to take the queries from instead (any dataset).
     - ``iterations`` timed executions per query (at least 1), more while ``min_time_s`` has not
       been spent; a ``warmup`` execution before them. By default 5 for a remote run (what the CDK
       tooling ran) and 3 for dfbench's local worker (:meth:`iterations_for`).
@@ -55,6 +56,7 @@ class RunOptions:
     engine: str | None = None
     iterations: int | None = None
     queries: Sequence[str | Query] | str | None = None
+    queries_dir: Path | None = None
     warmup: bool = True
     settings: Mapping[str, Any] | Iterable[str] | str | None = None
     min_time_s: float = 0
@@ -85,6 +87,8 @@ class RunOptions:
             raise ConfigError(f"min_time_s must not be negative (got {self.min_time_s!r}).")
         # A frozen record: the normalized values are set once, here.
         object.__setattr__(self, "data_dir", Path(self.data_dir))
+        if self.queries_dir is not None:
+            object.__setattr__(self, "queries_dir", Path(self.queries_dir))
         object.__setattr__(self, "resolved_settings",
                            None if self.settings is None else resolve_settings(self.settings))
 

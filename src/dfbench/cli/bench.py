@@ -34,7 +34,7 @@ def run_bench(args: argparse.Namespace) -> int:
     # Read before running: a new run of the same engine overwrites the previous run's files. Both
     # kinds: whether a --url worker is remote is known once it answers (the runner decides).
     previous_by_kind = {kind: load_previous(args.data_dir, dataset, kind) for kind in ("local", "remote")}
-    options = dict(iterations=args.iterations, queries=args.queries, engine=args.engine,
+    options = dict(iterations=args.iterations, queries=args.queries, queries_dir=args.queries_dir, engine=args.engine,
                    settings=([args.settings] if args.settings else []) + args.set or None,
                    warmup=not args.no_warmup, min_time_s=args.min_time, data_dir=args.data_dir)
     if args.cluster:
@@ -43,7 +43,7 @@ def run_bench(args: argparse.Namespace) -> int:
     elif args.url:
         run = runner.run_benchmark(dataset=dataset, url=args.url, location=args.location, **options)
     else:
-        run = runner.bench_local(scale_factor=args.sf, partitions=args.partitions, **options)
+        run = runner.bench_local(scale_factor=args.sf, partitions=args.partitions, dataset=args.dataset, **options)
     out.print(run.table())
     if run.worker_lost:
         err.print(f"[red]error:[/] worker unreachable: {escape(run.worker_lost)}", markup=True)

@@ -14,13 +14,20 @@ def run_data(args: argparse.Namespace) -> int:
     from dfbench import data
 
     if args.data_command == "generate":
-        result = data.generate_tpch(args.sf, partitions=args.partitions, data_dir=args.data_dir,
-                                    compression=args.compression, force=args.force)
+        generator = data.generate_tpcds if args.benchmark == "tpcds" else data.generate_tpch
+        result = generator(args.sf, partitions=args.partitions, data_dir=args.data_dir,
+                           compression=args.compression, force=args.force)
         if result.generated:
             out.print(f"generated {result.path}: {len(result.manifest.files)} files, "
                       f"{size_text(result.manifest.total_bytes)}")
         else:
             out.print(f"{result.path} is complete: nothing to do")
+        return 0
+    if args.data_command == "clickbench":
+        result = data.download_clickbench(args.partitions, args.data_dir, url=args.url or data.CLICKBENCH_URL,
+                                          workers=args.workers)
+        out.print(f"{'downloaded' if result.generated else 'complete, nothing to do:'} {result.path}: "
+                  f"{len(result.manifest.files)} files, {size_text(result.manifest.total_bytes)}")
         return 0
     if args.data_command == "sync":
         report = data.sync_dataset(args.dataset, bucket=args.bucket, cluster=cluster_of(args),

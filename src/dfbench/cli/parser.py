@@ -108,18 +108,28 @@ def build_parser() -> argparse.ArgumentParser:
     command.add_argument("--lines", type=int, default=200, help="last N lines (default 200)")
     command.add_argument("--since", help="from this time on, as journalctl takes it (-1h, '2026-01-31 12:00', today)")
 
-    data = commands.add_parser("data", help="TPC-H datasets: generate, sync to the bucket, list")
+    data = commands.add_parser("data", help="datasets (TPC-H, TPC-DS, ClickBench): generate, sync to the bucket, "
+                               "list")
     data_commands = data.add_subparsers(dest="data_command", required=True, parser_class=Parser)
-    generate = data_commands.add_parser("generate", help="generate TPC-H parquet data with tpchgen-cli")
+    generate = data_commands.add_parser("generate", help="generate TPC-H (tpchgen-cli) or TPC-DS (tpcgen-cli) "
+                                        "parquet data")
+    generate.add_argument("--benchmark", choices=("tpch", "tpcds"), default="tpch",
+                          help="tpch (default) → tpch_sf<SF>, tpcds → tpcds_sf<SF>")
     generate.add_argument("--sf", required=True, help="scale factor, e.g. 1, 0.1, 10")
     generate.add_argument("--partitions", type=int, default=16, help="files per table (default 16)")
     generate.add_argument("--compression", default="SNAPPY", help="parquet compression (default SNAPPY)")
     generate.add_argument("--force", action="store_true", help="regenerate even when complete")
+    download = data_commands.add_parser("clickbench", help="download ClickBench's partitioned hits files")
+    download.add_argument("--partitions", default="0-100", metavar="START-END",
+                          help="partitions START … END-1 of the 100 → clickbench_<START>-<END> (default 0-100)")
+    download.add_argument("--url", default=None, help="folder URL holding hits_<n>.parquet (default: ClickHouse's "
+                          "public athena_partitioned set, as upstream's prepare-clickbench uses)")
+    download.add_argument("--workers", type=int, default=4, help="parallel downloads (default 4)")
     sync = data_commands.add_parser("sync", help="upload a dataset to the bucket, skipping unchanged files")
     sync.add_argument("dataset", help="dataset folder name, e.g. tpch_sf10")
     sync.add_argument("--delete", action="store_true", help="delete remote files that are gone locally")
     listing = data_commands.add_parser("list", help="local datasets, and the bucket's with --bucket/--cluster")
-    for command in (generate, sync, listing):
+    for command in (generate, download, sync, listing):
         command.add_argument("--data-dir", default="benchmarks/data", help="default benchmarks/data")
     for command in (sync, listing):
         command.add_argument("--bucket", help="S3 bucket (default: the cluster's)")
@@ -142,13 +152,15 @@ def build_parser() -> argparse.ArgumentParser:
     command.add_argument("base", metavar="BASE", help="engine of the baseline run, e.g. datafusion-distributed-main")
     command.add_argument("new", metavar="NEW", help="engine of the run to judge")
 
-    bench = commands.add_parser("bench", help="run TPC-H on the local worker (default), a cluster (--cluster) "
-                                "or a worker URL, then compare with the previous run")
+    bench = commands.add_parser("bench", help="run a dataset's queries on the local worker (default), a cluster "
+                                "(--cluster) or a worker URL, then compare with the previous run")
     bench.add_argument("--sf", default="1", help="scale factor of the local dataset (default 1)")
     bench.add_argument("--partitions", type=int, default=16, help="files per table when generating (default 16)")
     bench.add_argument("--iterations", type=int,
                        help="timed iterations per query (default 3 on dfbench's local worker, 5 on a remote one)")
-    bench.add_argument("--queries", help="comma-separated ids, e.g. q1,q3 (default: all 22)")
+    bench.add_argument("--queries", help="comma-separated ids, e.g. q1,q3 (default: all of the set)")
+    bench.add_argument("--queries-dir", metavar="DIR", help="a folder of qN.sql files to run instead of the set "
+                       "the dataset's name selects (tpch_*, tpcds_*, clickbench_*)")
     bench.add_argument("--engine", help="name the results are filed under")
     bench.add_argument("--cluster", help="a provisioned cluster: reached, checked and benchmarked on its bucket's data")
     bench.add_argument("--via", default="auto", choices=VIAS, help="with --cluster: how to reach it (default auto)")
@@ -157,7 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--region", help="with --cluster: AWS region (default: AWS_REGION, else us-east-1)")
     bench.add_argument("--profile", help="with --cluster: AWS profile")
     bench.add_argument("--url", help="a running worker instead of a local one")
-    bench.add_argument("--dataset", help="dataset name with --url or --cluster (default tpch_sf<SF>)")
+    bench.add_argument("--dataset", help="dataset name, e.g. tpcds_sf1 or clickbench_0-10 (default tpch_sf<SF>; "
+                       "locally it must be in --data-dir)")
     bench.add_argument("--location", help="with --url: where the worker reads <dataset>/ from "
                        "(--cluster: s3://<its bucket>)")
     bench.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a setting (repeatable)")

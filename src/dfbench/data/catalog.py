@@ -1,11 +1,12 @@
 """Which datasets there are and where: dataset names, the complete local dataset a run or sync
 needs, the datasets of the data folder and of the bucket, and a remote dataset's tables.
 
-Layout (compatible with the CDK tooling's ``gen-tpch.sh`` / ``sync-bucket``)::
+Layout (compatible with the CDK tooling's ``gen-tpch.sh`` / ``sync-bucket``), the same for every
+benchmark's dataset (``tpch_sf10``, ``tpcds_sf1``, ``clickbench_0-100``)::
 
-    <data_dir>/tpch_sf<SF>/<table>/<n>.parquet      one folder per table, parquet files only
-    <data_dir>/tpch_sf<SF>/manifest.json            written last: its presence means "complete"
-    s3://<bucket>/tpch_sf<SF>/...                   the same tree; manifest.json uploaded last
+    <data_dir>/<dataset>/<table>/<n>.parquet        one folder per table, parquet files only
+    <data_dir>/<dataset>/manifest.json              written last: its presence means "complete"
+    s3://<bucket>/<dataset>/...                     the same tree; manifest.json uploaded last
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING
 from dfbench.aws.objects import StoredObject, list_objects
 from dfbench.aws.session import Aws, connect, default_bucket_name, default_region
 from dfbench.data.manifest import MANIFEST, DataRecord, Manifest, is_complete, read_manifest, read_remote_manifest
+from dfbench.data.scale import make_command
 from dfbench.errors import ConfigError, aws_errors
 
 if TYPE_CHECKING:
@@ -53,8 +55,8 @@ def local_dataset(dataset: str, data_dir: str | Path = DEFAULT_DATA_DIR) -> Loca
     """A complete local dataset, or a ConfigError saying how to get one."""
     folder = Path(data_dir) / dataset
     if not folder.is_dir():
-        raise ConfigError(f"No dataset {dataset!r} in {data_dir}: generate it first, e.g. "
-                          f"`dfbench data generate --sf 10` (dfbench.generate_tpch(scale_factor=10)).")
+        command = make_command(dataset) or "dfbench data generate --sf 10"
+        raise ConfigError(f"No dataset {dataset!r} in {data_dir}: make it first, e.g. `{command}`.")
     manifest = read_manifest(folder)
     if manifest is None:
         raise ConfigError(f"{folder} has no {MANIFEST}: its generation was interrupted or another tool made it. "

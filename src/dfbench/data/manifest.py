@@ -60,7 +60,7 @@ class Manifest(DataRecord):
     format: int = MANIFEST_FORMAT
     dataset: str
     benchmark: str = "tpch"
-    scale_factor: float
+    scale_factor: float | None  # None for a downloaded dataset (ClickBench), which has none
     partitions: int
     compression: str | None = None
     generator: Generator

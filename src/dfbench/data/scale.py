@@ -1,5 +1,7 @@
-"""Scale factors and the dataset names that carry them (``tpch_sf10``), parsed in one place so
-that a name, a number, a manifest and a folder all give the same exact decimal."""
+"""Scale factors and the dataset names that carry them (``tpch_sf10``, ``tpcds_sf1``), parsed in one
+place so that a name, a number, a manifest and a folder all give the same exact decimal; and the
+benchmark a dataset's name says (``clickbench_0-100`` → clickbench), as the CDK tooling chose its
+query set by the name's prefix."""
 
 from __future__ import annotations
 
@@ -11,7 +13,8 @@ from typing import Any
 
 from dfbench.errors import ConfigError
 
-_DATASET_NAME = re.compile(r"^tpch_sf(?P<sf>\d+(?:\.\d+)?)$")
+_DATASET_NAME = re.compile(r"^(?P<benchmark>tpch|tpcds)_sf(?P<sf>\d+(?:\.\d+)?)$")
+_PARTITIONED_NAME = re.compile(r"^(?P<benchmark>clickbench)_(?P<start>\d+)-(?P<end>\d+)$")
 
 
 def format_decimal(value: Decimal) -> str:
@@ -59,5 +62,28 @@ def format_scale_factor(scale_factor: Any) -> str:
     return format_decimal(scale_factor_of(scale_factor))
 
 
+def dataset_name(benchmark: str, scale_factor: Any) -> str:
+    """``tpch_sf10``, ``tpcds_sf0.1``: a generated dataset's folder name."""
+    return f"{benchmark}_sf{format_scale_factor(scale_factor)}"
+
+
 def tpch_dataset_name(scale_factor: Any) -> str:
-    return f"tpch_sf{format_scale_factor(scale_factor)}"
+    return dataset_name("tpch", scale_factor)
+
+
+def benchmark_of(dataset: str) -> str | None:
+    """``tpch`` for ``tpch_sf10``, ``tpcds`` for ``tpcds_sf1``, ``clickbench`` for
+    ``clickbench_0-100``; None for a name of no known benchmark."""
+    match = _DATASET_NAME.match(dataset.strip()) or _PARTITIONED_NAME.match(dataset.strip())
+    return match["benchmark"] if match else None
+
+
+def make_command(dataset: str) -> str | None:
+    """The dfbench command that makes a dataset of this name, or None for a name of no benchmark."""
+    name = dataset.strip()
+    match = _DATASET_NAME.match(name)
+    if match:
+        option = " --benchmark tpcds" if match["benchmark"] == "tpcds" else ""
+        return f"dfbench data generate{option} --sf {format_scale_factor(match['sf'])}"
+    match = _PARTITIONED_NAME.match(name)
+    return f"dfbench data clickbench --partitions {match['start']}-{match['end']}" if match else None

@@ -1,5 +1,8 @@
-"""Benchmark queries shipped as package data (``tpch/*.sql``), ready to send to a worker."""
+"""Benchmark queries shipped as package data (``<benchmark>/qN.sql``) or read from a folder, ready
+to send to a worker."""
 
-from dfbench.bench.queries.catalog import (TPCH_QUERY_COUNT, Query, expected_rows, select_queries, tpch_queries)
+from dfbench.bench.queries.catalog import (BUNDLED_SETS, TPCH_QUERY_COUNT, Query, bundled_queries, expected_rows,
+                                           queries_from_dir, select_queries, tpch_queries)
 
-__all__ = ["TPCH_QUERY_COUNT", "Query", "expected_rows", "select_queries", "tpch_queries"]
+__all__ = ["BUNDLED_SETS", "TPCH_QUERY_COUNT", "Query", "bundled_queries", "expected_rows", "queries_from_dir",
+           "select_queries", "tpch_queries"]

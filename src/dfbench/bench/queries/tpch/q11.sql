@@ -1,4 +1,4 @@
--- TPC-H Q11: important stock identification (NATION = GERMANY, FRACTION = 0.0001 / scale factor)
+-- TPC-H Q11: important stock identification (NATION = GERMANY, FRACTION = 0.0001 at every scale factor, as the datafusion-distributed repository runs it)
 select
     ps_partkey,
     sum(ps_supplycost * ps_availqty) as value
@@ -15,7 +15,7 @@ group by
 having
     sum(ps_supplycost * ps_availqty) > (
         select
-            sum(ps_supplycost * ps_availqty) * {q11_fraction}
+            sum(ps_supplycost * ps_availqty) * 0.0001
         from
             partsupp,
             supplier,

@@ -31,5 +31,4 @@ group by
     o_totalprice
 order by
     o_totalprice desc,
-    o_orderdate
-limit 100;
+    o_orderdate;

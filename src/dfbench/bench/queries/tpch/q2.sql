@@ -41,5 +41,4 @@ order by
     s_acctbal desc,
     n_name,
     s_name,
-    p_partkey
-limit 100;
+    p_partkey;

@@ -37,5 +37,4 @@ group by
     s_name
 order by
     numwait desc,
-    s_name
-limit 100;
+    s_name;

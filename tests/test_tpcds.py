@@ -1,0 +1,102 @@
+"""TPC-DS: generated with tpcgen-cli like TPC-H (layout, manifest, checksums, resumable), named
+tpcds_sf<SF>, listed, and benchmarked on the real local worker from a folder of qN.sql files."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from dfbench import cli
+from dfbench.data import (MANIFEST, TPCDS_TABLES, benchmark_of, generate_tpcds, list_datasets, make_command,
+                          scale_factor_of)
+from dfbench.errors import ConfigError
+from dfbench.runner import bench_local
+
+SF = 0.01
+PARTS = 2
+NAME = "tpcds_sf0.01"
+# Queries over TPC-DS's schema, written for this test: a star join, a window, a subquery.
+QUERIES = {
+    "q1": "select d_year, count(*) as n, sum(ss_net_paid) as paid from store_sales join date_dim "
+          "on ss_sold_date_sk = d_date_sk group by d_year order by d_year;",
+    "q2": "select i_category, i_item_id, rank() over (partition by i_category order by i_current_price desc) as r "
+          "from item where i_category is not null;",
+    "q10": "select c_customer_id from customer where c_current_addr_sk in "
+           "(select ca_address_sk from customer_address where ca_state = 'TX') order by c_customer_id;",
+}
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("data")
+    code = cli.main(["data", "generate", "--benchmark", "tpcds", "--sf", str(SF), "--partitions", str(PARTS),
+                     "--data-dir", str(folder)])
+    assert code == 0
+    return folder
+
+
+def test_generation_writes_the_24_tables_and_a_checksummed_manifest(data_dir: Path) -> None:
+    folder = data_dir / NAME
+    assert sorted(p.name for p in folder.iterdir() if p.is_dir()) == sorted(TPCDS_TABLES)
+    assert len(TPCDS_TABLES) == 24 and "dbgen_version" not in TPCDS_TABLES
+    assert all(p.stem.isdigit() for p in folder.glob("*/*.parquet"))
+    on_disk = json.loads((folder / MANIFEST).read_text())
+    assert on_disk["dataset"] == NAME and on_disk["scale_factor"] == SF and on_disk["partitions"] == PARTS
+    assert on_disk["generator"]["name"] == "tpcgen-cli"
+    files = [f for table in on_disk["tables"].values() for f in table["files"]]
+    assert sorted(f["path"] for f in files) == sorted(str(p.relative_to(folder)) for p in folder.glob("*/*.parquet"))
+    for item in files:
+        data = (folder / item["path"]).read_bytes()
+        assert item["size"] == len(data) and item["sha256"] == hashlib.sha256(data).hexdigest()
+    con = duckdb.connect()
+    for table, info in on_disk["tables"].items():
+        assert con.execute(f"select count(*) from read_parquet('{folder / table}/*.parquet')").fetchone()[0] \
+            == info["rows"]
+    assert on_disk["tables"]["store_sales"]["rows"] > 0 and on_disk["tables"]["date_dim"]["rows"] == 73049
+
+
+def test_second_generation_does_nothing_and_other_settings_are_refused(data_dir: Path) -> None:
+    folder = data_dir / NAME
+    before = {p: p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
+    assert not generate_tpcds(SF, partitions=PARTS, data_dir=data_dir, progress=False).generated
+    assert {p: p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()} == before
+    with pytest.raises(ConfigError, match="TPC-DS SF 0.01 with 2 partitions"):
+        generate_tpcds(SF, partitions=PARTS + 1, data_dir=data_dir, progress=False)
+
+
+def test_names_say_the_benchmark_and_the_listing_its_scale_factor(data_dir: Path) -> None:
+    assert [benchmark_of(n) for n in ("tpch_sf10", "tpcds_sf0.1", "clickbench_0-100", "hits", "tpcds_1")] == [
+        "tpch", "tpcds", "clickbench", None, None]
+    assert scale_factor_of("tpcds_sf0.1") == scale_factor_of("tpch_sf0.1")
+    assert [make_command(n) for n in ("tpch_sf10", "tpcds_sf0.10", "clickbench_0-100", "hits")] == [
+        "dfbench data generate --sf 10", "dfbench data generate --benchmark tpcds --sf 0.1",
+        "dfbench data clickbench --partitions 0-100", None]
+    listed = {d.name: d for d in list_datasets(data_dir)}
+    assert listed[NAME].complete and listed[NAME].scale_factor == SF
+
+
+def test_a_queries_dir_runs_on_the_local_worker_with_duckdbs_rows(data_dir: Path, tmp_path: Path) -> None:
+    queries = tmp_path / "queries"
+    queries.mkdir()
+    for query_id, sql in QUERIES.items():
+        (queries / f"{query_id}.sql").write_text(sql)
+    run = bench_local(dataset=NAME, queries_dir=queries, iterations=1, data_dir=data_dir, progress=False)
+    con = duckdb.connect()
+    for table in TPCDS_TABLES:
+        con.execute(f"create view {table} as select * from read_parquet('{data_dir / NAME / table}/*.parquet')")
+    expected = {q: len(con.execute(sql).fetchall()) for q, sql in QUERIES.items()}
+    assert [q.id for q in run.queries] == ["q1", "q2", "q10"]
+    assert {q.id: q.rows for q in run.queries} == expected and all(q.status == "ok" for q in run.queries)
+    assert all(n > 0 for n in expected.values())
+
+
+def test_a_tpcds_dataset_without_a_bundled_set_asks_for_a_queries_dir(data_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="--queries-dir"):
+        bench_local(dataset=NAME, iterations=1, data_dir=data_dir, progress=False)
+    (tmp_path / "q1.sql").write_text("select 1;")
+    with pytest.raises(ConfigError, match="`dfbench data generate --benchmark tpcds --sf 1 --data-dir "):
+        bench_local(dataset="tpcds_sf1", queries_dir=tmp_path, data_dir=tmp_path, progress=False)
