@@ -19,6 +19,8 @@ from dfbench.aws.objects import StoredObject, list_objects
 from dfbench.aws.session import Aws, connect, default_region
 from dfbench.data.manifest import MANIFEST, DataRecord, Manifest, is_complete, read_manifest, read_remote_manifest
 from dfbench.errors import ConfigError, aws_errors
+from dfbench.files import checked_dataset_name
+from dfbench.sql import quoted_identifier
 
 if TYPE_CHECKING:
     from dfbench.models import Cluster
@@ -52,14 +54,15 @@ class DatasetInfo(DataRecord):
 
 def local_dataset(dataset: str, data_dir: str | Path = DEFAULT_DATA_DIR) -> LocalDataset:
     """A complete local dataset, or a ConfigError saying how to get one."""
-    folder = Path(data_dir) / dataset
+    folder = Path(data_dir) / checked_dataset_name(dataset)
     if not folder.is_dir():
         raise ConfigError(f"No dataset {dataset!r} in {data_dir}: generate it first, e.g. "
                           f"`dfbench data generate --sf 10` (dfbench.generate_tpch(scale_factor=10)).")
     manifest = read_manifest(folder)
     if manifest is None:
-        raise ConfigError(f"{folder} has no {MANIFEST}: its generation was interrupted or another tool made it. "
-                          "Run the generation again (it replaces the tables and keeps results).")
+        raise ConfigError(f"{folder} has no valid {MANIFEST} (see any warning above): its generation was interrupted "
+                          "or another tool made it. Run the generation again (it replaces the tables and keeps "
+                          "results).")
     if not is_complete(folder, manifest):
         raise ConfigError(f"{folder} does not match its {MANIFEST} (files missing or resized): "
                           "generate it again with force=True.")
@@ -93,7 +96,7 @@ def remote_tables(bucket: str | None, dataset: str, *, cluster: Cluster | None =
     with aws_errors(profile):
         s3 = aws.client("s3")
         bucket = data_bucket(aws, bucket, cluster)
-        prefix = f"{dataset}/"
+        prefix = f"{checked_dataset_name(dataset)}/"
         objects = list_objects(s3, bucket, prefix)
         manifest = read_remote_manifest(s3, bucket, prefix + MANIFEST) if prefix + MANIFEST in objects else None
     if manifest is not None:
@@ -104,6 +107,8 @@ def remote_tables(bucket: str | None, dataset: str, *, cluster: Cluster | None =
         parts = key[len(prefix):].split("/")
         if len(parts) == 2 and parts[1].endswith(".parquet"):
             grouped.setdefault(parts[0], []).append(item)
+    for name in grouped:
+        quoted_identifier(name)  # the names become SQL identifiers: a crafted key stops here
     if not grouped:
         raise ConfigError(f"No dataset {dataset!r} in s3://{bucket}/: sync it first with "
                           f"`dfbench data sync {dataset}`.")
