@@ -7,6 +7,8 @@ command's ``--help``) answers at once; each command's module is loaded only to r
 from __future__ import annotations
 
 import argparse
+import os
+from pathlib import Path
 from typing import NoReturn
 
 from dfbench import __version__
@@ -28,6 +30,30 @@ def _tag(text: str) -> tuple[str, str]:
         return parse_tag(text)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _folder(text: str, *, write: bool) -> str:
+    """A data folder that is one, or can become one: refused here, in one line, when it names a
+    file or a folder this user cannot read (or, for ``write``, write)."""
+    path = Path(text)
+    try:
+        existing = next((p for p in (path, *path.parents) if p.exists()), Path("."))
+    except PermissionError:  # a folder on the way cannot be searched: stat itself is refused
+        raise argparse.ArgumentTypeError(f"cannot reach the folder {path} (permissions): give one you can") from None
+    if not existing.is_dir():
+        raise argparse.ArgumentTypeError(f"{existing} is a file, not a folder: give a folder (it may not exist yet)")
+    need, what = (os.R_OK | os.W_OK | os.X_OK, "read and write") if write else (os.R_OK | os.X_OK, "read")
+    if (existing == path or write) and not os.access(existing, need):
+        raise argparse.ArgumentTypeError(f"cannot {what} the folder {existing} (permissions): give one you can")
+    return text
+
+
+def _data_dir(text: str) -> str:
+    return _folder(text, write=False)
+
+
+def _writable_data_dir(text: str) -> str:
+    return _folder(text, write=True)
 
 
 def _port(text: str) -> int:
@@ -95,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     command.add_argument("--instance", help="position (0 = the coordinator, default), instance id or Name")
     command.add_argument("--via", default="auto", choices=VIAS, help="how (default auto: ssm plugin, else ssh "
                          "when the cluster allows it, else relay)")
-    command.add_argument("--port", type=int, default=0, help="local port (default: a free one; 9000 as the CDK tooling's "
+    command.add_argument("--port", type=_port, default=0, help="local port (default: a free one; 9000 as the CDK tooling's "
                          "port-forward)")
     command = cluster_command("health", "reach every worker and check it: answers, knows every peer, same commit")
     command.add_argument("--via", default="auto", choices=VIAS, help="how to reach them (default auto)")
@@ -119,8 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument("dataset", help="dataset folder name, e.g. tpch_sf10")
     sync.add_argument("--delete", action="store_true", help="delete remote files that are gone locally")
     listing = data_commands.add_parser("list", help="local datasets, and the bucket's with --bucket/--cluster")
-    for command in (generate, sync, listing):
-        command.add_argument("--data-dir", default="benchmarks/data", help="default benchmarks/data")
+    for command, folder in ((generate, _writable_data_dir), (sync, _data_dir), (listing, _data_dir)):
+        command.add_argument("--data-dir", default="benchmarks/data", type=folder, help="default benchmarks/data")
     for command in (sync, listing):
         command.add_argument("--bucket", help="S3 bucket (default: the cluster's)")
         command.add_argument("--cluster", help="cluster whose bucket to use")
@@ -131,7 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     description = "compare two runs of a dataset: BASE (e.g. main) vs NEW"
     command = commands.add_parser("compare", help=description, description=description)
     command.add_argument("--dataset", required=True, help="dataset name, e.g. tpch_sf10")
-    command.add_argument("--data-dir", default="benchmarks/data", help="data folder (default: benchmarks/data)")
+    command.add_argument("--data-dir", default="benchmarks/data", type=_data_dir,
+                         help="data folder (default: benchmarks/data)")
     command.add_argument("--results", choices=RESULTS_KINDS, default="remote",
                          help="compare cluster (remote) or local-worker (local) runs (default: remote)")
     command.add_argument("--format", choices=FORMATS, default="text", help="output format (default: text)")
@@ -161,7 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--settings", metavar="PRESET", help="'distributed' for the CDK tooling's 14 defaults")
     bench.add_argument("--min-time", type=float, default=0, help="repeat each query for at least this long (s)")
     bench.add_argument("--no-warmup", action="store_true", help="skip the warm-up run of each query")
-    bench.add_argument("--data-dir", default="benchmarks/data", help="default benchmarks/data")
+    bench.add_argument("--data-dir", default="benchmarks/data", type=_writable_data_dir,
+                       help="default benchmarks/data (results are written there)")
 
     worker = commands.add_parser("worker", help="run the local DataFusion worker (no AWS)")
     worker.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; anything but "
