@@ -123,12 +123,18 @@ def build_parser() -> argparse.ArgumentParser:
                          "when the cluster allows it, else relay)")
     command.add_argument("--port", type=_port, default=0, help="local port (default: a free one; 9000 as the CDK tooling's "
                          "port-forward)")
+    command.add_argument("--trust-first-key", action="store_true",
+                         help="over ssh, with no host key on the instance's console yet: accept the key it presents, unverified (pinned afterwards)")
     command = cluster_command("health", "reach every worker and check it: answers, knows every peer, same commit")
     command.add_argument("--via", default="auto", choices=VIAS, help="how to reach them (default auto)")
+    command.add_argument("--trust-first-key", action="store_true",
+                         help="over ssh, with no host key on the instance's console yet: accept the key it presents, unverified (pinned afterwards)")
     command = cluster_command("shell", "a shell on an instance (Session Manager, else SSH): dfbench shell [-- CMD]")
     command.add_argument("--instance", help="position (default 0), instance id or Name")
     command.add_argument("--via", default="auto", choices=("auto", "ssm", "ssh"),
                          help="default auto: Session Manager when its plugin is installed, else ssh")
+    command.add_argument("--trust-first-key", action="store_true",
+                         help="over ssh, with no host key on the instance's console yet: accept the key it presents, unverified (pinned afterwards)")
     command.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD", help="a command instead of a shell (ssh)")
     command = cluster_command("logs", "worker.service's journal on every instance")
     command.add_argument("--lines", type=int, default=200, help="last N lines (default 200)")
@@ -176,6 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--engine", help="name the results are filed under")
     bench.add_argument("--cluster", help="a provisioned cluster: reached, checked and benchmarked on its bucket's data")
     bench.add_argument("--via", default="auto", choices=VIAS, help="with --cluster: how to reach it (default auto)")
+    bench.add_argument("--trust-first-key", action="store_true",
+                       help="with --cluster over ssh, with no host key on the console yet: accept the key presented")
     bench.add_argument("--no-check", action="store_true",
                        help="with --cluster: skip checking every worker's /info (peers, one commit) first")
     bench.add_argument("--region", help="with --cluster: AWS region (default: AWS_REGION, else us-east-1)")
