@@ -212,6 +212,9 @@ def deploy_worker(
     """Install the worker on every instance of ``cluster`` (a Cluster, or a name looked up in
     ``region``) and run it as ``worker.service`` with ``args`` and ``env``.
 
+    ``env`` values are not secret: they travel in the SSM command's parameters and stay readable
+    in ``worker.service`` and in the bucket's ``latest`` record.
+
     ``binary`` is the cross-compiled worker, or ``build_dir`` a datafusion-distributed checkout
     to build it in. The binary is published to the cluster's bucket by sha256 (uploaded only when
     absent), then ONE SendCommand installs it everywhere: instances that run that sha already

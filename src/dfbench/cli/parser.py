@@ -112,7 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     command.add_argument("--arg", action="append", default=[], metavar="X",
                          help="a worker argument after --bucket (repeatable; --arg=--flag for one starting with -)")
     command.add_argument("--env", action="append", default=[], type=_tag, metavar="K=V",
-                         help="an environment variable of the worker (repeatable)")
+                         help="an environment variable of the worker (repeatable). NOT for secrets: the value is "
+                         "readable in the SSM command's parameters, in worker.service and in the bucket's "
+                         ".dfbench/artifacts/worker/latest")
     command.add_argument("--force-restart", action="store_true", help="reinstall and restart where this build runs")
     command.add_argument("--no-verify", action="store_true", help="skip checking every worker's /info afterwards")
     command = cluster_command("exec", "run a shell command on every instance: dfbench exec -- CMD ...")
