@@ -52,7 +52,6 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-
 # One path segment that stays where it is put, as a folder name or an S3 key part: no "/", no
 # leading "." (so no "..", no hidden file) and no "..".
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")

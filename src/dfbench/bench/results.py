@@ -137,7 +137,8 @@ class Iteration:
                     for key in ("statsQErrorP50", "statsQErrorP95")}
         return cls(elapsed=_number(raw["elapsed"], "elapsed", source),
                    row_count=_count(raw.get("rowCount"), "rowCount", source),
-                   plan=_text(raw.get("plan"), "plan", source, "") or "", tasks=_count(raw.get("tasks"), "tasks", source),
+                   plan=_text(raw.get("plan"), "plan", source, "") or "",
+                   tasks=_count(raw.get("tasks"), "tasks", source),
                    stats_q_error_p50=optional["statsQErrorP50"], stats_q_error_p95=optional["statsQErrorP95"],
                    error=_text(raw.get("error"), "error", source, None))
 

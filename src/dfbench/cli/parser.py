@@ -23,6 +23,11 @@ class Parser(argparse.ArgumentParser):
         raise ConfigError(f"{self.prog}: {message} (see `{self.prog} --help`)")
 
 
+# The one way past the host-key check of a first SSH contact (transport/choice.py console_pins).
+_TRUST_FIRST_KEY = ("over ssh, with no host key on the instance's console yet: accept the key it presents, "
+                    "unverified (pinned afterwards)")
+
+
 def _tag(text: str) -> tuple[str, str]:
     from dfbench.config import parse_tag  # pydantic: loaded only when a tag is given
 
@@ -123,20 +128,20 @@ def build_parser() -> argparse.ArgumentParser:
     command.add_argument("--instance", help="position (0 = the coordinator, default), instance id or Name")
     command.add_argument("--via", default="auto", choices=VIAS, help="how (default auto: ssm plugin, else ssh "
                          "when the cluster allows it, else relay)")
-    command.add_argument("--port", type=_port, default=0, help="local port (default: a free one; 9000 as the CDK tooling's "
-                         "port-forward)")
+    command.add_argument("--port", type=_port, default=0,
+                         help="local port (default: a free one; 9000 as the CDK tooling's port-forward)")
     command.add_argument("--trust-first-key", action="store_true",
-                         help="over ssh, with no host key on the instance's console yet: accept the key it presents, unverified (pinned afterwards)")
+                         help=_TRUST_FIRST_KEY)
     command = cluster_command("health", "reach every worker and check it: answers, knows every peer, same commit")
     command.add_argument("--via", default="auto", choices=VIAS, help="how to reach them (default auto)")
     command.add_argument("--trust-first-key", action="store_true",
-                         help="over ssh, with no host key on the instance's console yet: accept the key it presents, unverified (pinned afterwards)")
+                         help=_TRUST_FIRST_KEY)
     command = cluster_command("shell", "a shell on an instance (Session Manager, else SSH): dfbench shell [-- CMD]")
     command.add_argument("--instance", help="position (default 0), instance id or Name")
     command.add_argument("--via", default="auto", choices=("auto", "ssm", "ssh"),
                          help="default auto: Session Manager when its plugin is installed, else ssh")
     command.add_argument("--trust-first-key", action="store_true",
-                         help="over ssh, with no host key on the instance's console yet: accept the key it presents, unverified (pinned afterwards)")
+                         help=_TRUST_FIRST_KEY)
     command.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD", help="a command instead of a shell (ssh)")
     command = cluster_command("logs", "worker.service's journal on every instance")
     command.add_argument("--lines", type=int, default=200, help="last N lines (default 200)")

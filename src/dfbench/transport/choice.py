@@ -25,8 +25,9 @@ from dfbench.transport.known_hosts import default_path, lookup
 
 # The states in which an instance's worker can answer.
 REACHABLE_STATES = ("running",)
-# EC2 posts an instance's console output a few minutes after boot (GetConsoleOutput's reference:
-# "a short while after boot"); cloud-init prints the host keys near the end of the first boot.
+# How long to wait for the host keys on the console: EC2 posts the buffered console output with a
+# delay of minutes after boot (see console_host_keys), and cloud-init prints the keys late in the
+# first boot.
 CONSOLE_KEYS_TIMEOUT_S = 600
 
 
