@@ -97,8 +97,9 @@ def main() -> int:
         key = EphemeralKey.generate()
         sshd.authorize(key.public_line)
         known_hosts = Path(folder) / "known_hosts"
+        # A loopback sshd has no console to read its host key from: trusted on first use, as asked.
         options = dict(host="127.0.0.1", port=sshd.port, user=sshd.user, pkey=key.pkey, known_hosts=known_hosts,
-                       remote_port=int(worker.url.rsplit(":", 1)[1]))
+                       remote_port=int(worker.url.rsplit(":", 1)[1]), trust_on_first_use=True)
         opens = []
         for _ in range(OPENS):
             transport = SshTransport(**options)  # type: ignore[arg-type]

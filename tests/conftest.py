@@ -52,3 +52,10 @@ def inspector(aws: MotoServer):
     """Plain boto3 clients, outside dfbench's client factory, to check what really exists."""
     session = boto3.Session(region_name="us-east-1")
     return session
+
+
+@pytest.fixture(autouse=True)
+def _own_state_folder(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test's XDG_STATE_HOME is a folder of its own: dfbench's SSH pins default to the
+    user's state folder, and no test may read or write the real one."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))

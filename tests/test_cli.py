@@ -199,3 +199,12 @@ def test_teardown_that_cannot_delete_the_vpc_fails(
     assert 1 < refusal.hits < 10_000
     # The VPC is really still there.
     assert [v["VpcId"] for v in ec2.describe_vpcs(VpcIds=[vpc_id])["Vpcs"]] == [vpc_id]
+
+
+def test_deploy_help_says_env_values_are_not_secret(capsys: pytest.CaptureFixture[str]) -> None:
+    """--env values travel in SSM command parameters and stay in the unit and the bucket's latest
+    record: the option says so where a user picks it."""
+    with pytest.raises(SystemExit):
+        cli.main(["deploy", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "NOT for secrets" in help_text and "SSM command's parameters" in help_text

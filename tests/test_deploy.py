@@ -20,7 +20,7 @@ from dfbench.errors import ClusterNotFound, CommandFailed, ConfigError, WorkersD
 from dfbench_testing import FakeSsm, Recorder, Run, worker_binary
 from dfbench.worker.artifacts import artifact_key
 from dfbench.worker.build import check_binary
-from dfbench.worker.scripts import INSTALLED_MARKER, install_script
+from dfbench.worker.scripts import INSTALLED_MARKER, LATEST_KEY, install_script, latest_record, worker_unit
 from dfbench.worker_deploy import deploy_worker, exec_command, logs
 
 COMMIT = "4f0c2a9e1b7d"
@@ -284,3 +284,47 @@ def test_cli_refuses_a_macos_binary_before_any_aws_call(aws, recorder, tmp_path,
     err = capsys.readouterr().err
     assert "macOS" in err and "x86_64-unknown-linux-gnu" in err and "Traceback" not in err
     assert recorder.calls == []
+
+
+# --- the boot pointer ----------------------------------------------------------------------------
+
+
+def _latest(inspector: Any, bucket: str) -> str | None:
+    try:
+        return inspector.client("s3").get_object(Bucket=bucket, Key=LATEST_KEY)["Body"].read().decode()
+    except inspector.client("s3").exceptions.NoSuchKey:
+        return None
+
+
+def test_latest_is_pointed_only_after_every_instance_installed_and_answered(
+        cluster, fake, inspector, binary, tmp_path) -> None:
+    """What `latest` names is what replacement and scale-out instances install at boot, as root:
+    a build that failed anywhere must not become it."""
+    everyone = ids(cluster)
+    first, broken, third = everyone
+    good_sha = check_binary(binary)
+    fake.script(ping=online(everyone), polls=[every(everyone, installed(good_sha))],
+                then=[[every(everyone, info(cluster))]])
+    assert deploy_worker("d", binary=binary, env={"RUST_LOG": "info"}).ok
+    good = latest_record(good_sha, worker_unit(bucket=cluster.bucket, region="us-east-1", env={"RUST_LOG": "info"}))
+    assert _latest(inspector, cluster.bucket) == good
+
+    bad = worker_binary(tmp_path / "bad")
+    bad.write_bytes(bad.read_bytes() + b"broken build")
+    bad_sha = check_binary(bad)
+    fake.script(ping=online(everyone), polls=[{first: installed(bad_sha), broken: Run("Failed", 4, "", "panicked\n"),
+                                               third: installed(bad_sha)}])
+    assert not deploy_worker("d", binary=bad).ok
+    assert _latest(inspector, cluster.bucket) == good
+
+    # Installed everywhere, but the workers' /info does not check out: still not the boot image.
+    fake.script(ping=online(everyone), polls=[every(everyone, installed(bad_sha))],
+                then=[[{first: info(cluster), broken: info(cluster, commit="0123abcd"), third: info(cluster)}]])
+    assert deploy_worker("d", binary=bad).verified is False
+    assert _latest(inspector, cluster.bucket) == good
+
+    fake.script(ping=online(everyone), polls=[every(everyone, installed(bad_sha))],
+                then=[[every(everyone, info(cluster))]])
+    assert deploy_worker("d", binary=bad).ok
+    assert _latest(inspector, cluster.bucket) == latest_record(
+        bad_sha, worker_unit(bucket=cluster.bucket, region="us-east-1"))

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import itertools
-from pathlib import Path
 
 import pytest
 
 import dfbench
 from dfbench import ClusterSpec
+from dfbench.transport import known_hosts
 from dfbench_testing import Interrupt, hooked
 
 
@@ -184,7 +184,8 @@ def test_a_new_ttl_is_said_to_reach_only_new_instances(aws, recorder, caplog):
 def test_teardown_drops_the_ssh_pins_of_the_instances_it_terminated(aws):
     cluster = dfbench.provision(ClusterSpec(name="pinned", instance_count=2))
     other = "i-0123456789abcdef0"
-    pins = Path(".dfbench") / "known_hosts"  # the test runs in its own folder
+    pins = known_hosts.default_path()  # under the test's own XDG_STATE_HOME (conftest)
+    pins.parent.mkdir(parents=True)
     pins.write_text("".join(f"{i.instance_id} ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIK{n}\n"
                             for n, i in enumerate(cluster.instances)) + f"{other} ssh-ed25519 AAAAC3Nza\n")
     assert dfbench.teardown("pinned").clean

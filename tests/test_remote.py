@@ -330,7 +330,9 @@ def test_auto_falls_back_to_the_relay_when_ssh_cannot_connect(cluster: dfbench.C
     with worker_for(cluster) as worker, agent_for(faults, inspector, cluster, worker.url):
         run = dfbench.run_benchmark(dataset=DATASET, cluster=on_loopback(cluster), queries="q6", iterations=1,
                                     data_dir=tpch, engine="fallback", progress=False,
-                                    transport_options={"ssh_port": closed, "known_hosts": tmp_path / "known_hosts"})
+                                    # No console here: the connection itself is what fails.
+                                    transport_options={"ssh_port": closed, "known_hosts": tmp_path / "known_hosts",
+                                                       "trust_on_first_use": True})
     assert run.ok and run.outcome("q6").rows == 1
     manifest = json.loads((run.results_dir / "run.json").read_text())
     assert manifest["cluster"]["transport"] == "relay" and manifest["reached_by"].startswith("relay")
@@ -366,3 +368,54 @@ def test_dfbench_health_shows_every_worker_and_fails_on_an_unhealthy_one(
         assert main(["health", "--cluster", "e2e", "--via", "relay"]) == 1
     error = capsys.readouterr().err
     assert "not ready to benchmark" in error and "peer list lacks" in error and "Traceback" not in error
+
+
+# --- host keys: from the console, polled; never trusted on first use unless asked ---------------
+
+
+def test_console_host_keys_are_polled_until_ec2_posts_them(cluster: dfbench.Cluster, sshd: Sshd, recorder: Recorder,
+                                                           caplog: pytest.LogCaptureFixture) -> None:
+    """EC2 answers an empty console for minutes after boot: dfbench waits for the keys (saying so)
+    instead of connecting to whatever answers at the address."""
+    side = InstanceSide(sshd, blank_reads=5)
+    with hooked(side.hook), worker_for(cluster) as worker, caplog.at_level("INFO", logger="dfbench"):
+        with dfbench.ClusterConnection(on_loopback(cluster), via="ssh", check=False, ssh_port=sshd.port,
+                                       ssh_user=sshd.user, worker_port=port_of(worker.url)) as connection:
+            assert WorkerClient(connection.url).info()["git_commit_hash"] == COMMIT
+    assert side.reads > 5
+    assert "waiting for the SSH host keys of" in caplog.text and "first use" not in caplog.text
+    first = cluster.instances[0].instance_id
+    # The shared pins file under the user's state folder, the user's alone.
+    pins = Path(os.environ["XDG_STATE_HOME"]) / "dfbench" / "known_hosts"
+    assert pins.read_text() == f"{first} {sshd.host_public_key}\n"
+    assert (pins.stat().st_mode & 0o777, pins.parent.stat().st_mode & 0o777) == (0o600, 0o700)
+
+
+def test_no_console_key_is_one_clear_error_unless_first_use_is_trusted(
+        cluster: dfbench.Cluster, sshd: Sshd, caplog: pytest.LogCaptureFixture, tmp_path: Path) -> None:
+    known_hosts = tmp_path / "known_hosts"
+    options = {"ssh_port": sshd.port, "ssh_user": sshd.user, "known_hosts": known_hosts, "check": False}
+    with hooked(InstanceSide(sshd, blank_reads=None).hook), worker_for(cluster) as worker:
+        options["worker_port"] = port_of(worker.url)
+        with pytest.raises(TransportError, match="No SSH host key of .* --trust-first-key") as refused:
+            dfbench.ClusterConnection(on_loopback(cluster), via="ssh", **options).__enter__()
+        assert "\n" not in str(refused.value)
+        assert "Accepted publickey" not in sshd.log() and not known_hosts.exists()
+
+        with caplog.at_level("WARNING", logger="dfbench"), \
+                dfbench.ClusterConnection(on_loopback(cluster), via="ssh", trust_on_first_use=True,
+                                          **options) as connection:
+            assert WorkerClient(connection.url).info()["git_commit_hash"] == COMMIT
+    assert "on first use" in caplog.text
+    assert known_hosts.read_text() == f"{cluster.instances[0].instance_id} {sshd.host_public_key}\n"
+
+
+def test_the_pins_file_is_the_user_s_whatever_the_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dfbench.transport.known_hosts import default_path
+
+    monkeypatch.delenv("XDG_STATE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    assert default_path() == tmp_path / "home" / ".local" / "state" / "dfbench" / "known_hosts"
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    assert default_path() == tmp_path / "state" / "dfbench" / "known_hosts"

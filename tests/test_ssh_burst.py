@@ -50,7 +50,8 @@ def worker() -> Iterator[int]:
 
 def forward(sshd: Sshd, key: EphemeralKey, tmp_path: Path, remote_port: int) -> SshTransport:
     return SshTransport(host="127.0.0.1", port=sshd.port, user=sshd.user, pkey=key.pkey,
-                        known_hosts=tmp_path / "known_hosts", remote_port=remote_port, connect_timeout_s=5)
+                        known_hosts=tmp_path / "known_hosts", remote_port=remote_port, connect_timeout_s=5,
+                        trust_on_first_use=True)
 
 
 def in_threads(work: Callable[[], None], threads: int = THREADS, each: int = PER_THREAD) -> list[str]:

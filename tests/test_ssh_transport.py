@@ -77,6 +77,7 @@ class Pushes:
 
 def ssh(sshd: Sshd, key: EphemeralKey, known_hosts: Path, remote_port: int, **options: Any) -> SshTransport:
     options.setdefault("authorize", Pushes(sshd, key))
+    options.setdefault("trust_on_first_use", True)  # no console here; the refusal has a test of its own
     return SshTransport(host="127.0.0.1", port=sshd.port, user=sshd.user, pkey=key.pkey, known_hosts=known_hosts,
                         remote_port=remote_port, connect_timeout_s=5, **options)
 
@@ -503,3 +504,11 @@ def test_a_chosen_local_port_is_used_and_a_taken_one_is_named(sshd, key, known_h
         assert taken.value.kind == "ssh"
         # The failed second transport left the first one working.
         assert WorkerClient(transport.url).info()["errors"] == []
+
+
+def test_an_unpinned_key_is_refused_unless_first_use_is_trusted(sshd, key, known_hosts, worker):
+    transport = ssh(sshd, key, known_hosts, worker, host_key_alias=INSTANCE_ID, trust_on_first_use=False)
+    with pytest.raises(TransportError, match="refusing the unverified key .* trust_on_first_use=True"):
+        transport.__enter__()
+    assert "Accepted publickey" not in sshd.log()
+    assert not known_hosts.exists()

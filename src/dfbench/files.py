@@ -11,8 +11,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
+
+from dfbench.errors import ConfigError
 
 _HASH_CHUNK = 8 * 1024 * 1024
 
@@ -48,3 +51,20 @@ def sha256_file(path: Path) -> str:
             digest.update(chunk)
     return digest.hexdigest()
 
+
+# One path segment that stays where it is put, as a folder name or an S3 key part: no "/", no
+# leading "." (so no "..", no hidden file) and no "..".
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def is_safe_name(name: object) -> bool:
+    return isinstance(name, str) and bool(_SAFE_NAME.match(name)) and ".." not in name
+
+
+def checked_dataset_name(name: str) -> str:
+    """``name`` when it can be a folder of the data folder and a prefix of the bucket without
+    leaving them; a ConfigError otherwise (``../x``, ``/etc``, ``a/b``, ``x..y``)."""
+    if not is_safe_name(name):
+        raise ConfigError(f"Invalid dataset name {name!r}: use letters, digits, '.', '_' and '-' "
+                          "(starting with a letter or digit, no '/' and no '..'), e.g. tpch_sf10.")
+    return name

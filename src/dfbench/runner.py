@@ -38,6 +38,7 @@ from dfbench.bench.settings import settings_sql, table_sql
 from dfbench.data import (DEFAULT_DATA_DIR, TPCH_TABLES, LocalDataset, benchmark_of, format_scale_factor, generate_tpch,
                           local_dataset, make_command, read_manifest, scale_factor_of, tpch_dataset_name)
 from dfbench.errors import ConfigError, DfbenchError, QueryFailed, WorkerUnreachable
+from dfbench.sql import quoted_identifier
 from dfbench.worker.client import INFO_TIMEOUT_S, WorkerClient
 from dfbench.worker.process import LocalWorkerProcess
 
@@ -244,6 +245,8 @@ def resolve_target(options: RunOptions) -> Target:
             local_data = LocalDataset(name=dataset, path=data_dir / dataset, manifest=manifest, generated=False)
     tables = (remote_tables if remote_tables is not None else
               list(local_data.manifest.tables) if local_data is not None else list(TPCH_TABLES))
+    for table in tables:
+        quoted_identifier(table)  # a bucket listing's names too: all checked before any SQL is sent
     scale_factor = local_data.manifest.scale_factor if local_data is not None else None
     if scale_factor is None:
         try:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import re
+
+from dfbench.errors import ConfigError
+
 
 def split_statements(sql: str) -> list[str]:
     """Split on ``;`` outside quotes and comments; comments are dropped, blank statements skipped.
@@ -37,3 +41,18 @@ def split_statements(sql: str) -> list[str]:
             i += 1
     statements.append("".join(current))
     return [statement.strip() for statement in statements if statement.strip()]
+
+
+# The names dfbench puts into SQL itself (table names from a manifest, a bucket listing or the
+# TPC-H list): lower case so the unquoted names in the queries resolve to them (DataFusion folds
+# unquoted identifiers to lower case), and nothing that could close the quotes around them.
+IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+
+def quoted_identifier(name: str) -> str:
+    """``name`` double-quoted for SQL, once checked against :data:`IDENTIFIER`; a ConfigError
+    otherwise, so a crafted manifest cannot add statements."""
+    if not isinstance(name, str) or not IDENTIFIER.match(name):
+        raise ConfigError(f"Invalid table name {name!r}: table names are lower-case letters, digits and _ "
+                          "(not starting with a digit); rename the table folder.")
+    return f'"{name}"'

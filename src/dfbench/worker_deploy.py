@@ -22,7 +22,7 @@ from dfbench.aws.session import connect, default_region
 from dfbench.errors import ClusterNotFound, CommandFailed, ConfigError, WorkersDisagree, aws_errors
 from dfbench.models import Cluster, Instance, Record
 from dfbench.worker import health
-from dfbench.worker.artifacts import publish_worker
+from dfbench.worker.artifacts import point_latest, upload_worker
 from dfbench.worker.build import Build, build_worker, check_binary
 from dfbench.worker.scripts import INSTALLED_MARKER, install_script, worker_unit
 
@@ -212,11 +212,16 @@ def deploy_worker(
     """Install the worker on every instance of ``cluster`` (a Cluster, or a name looked up in
     ``region``) and run it as ``worker.service`` with ``args`` and ``env``.
 
+    ``env`` values are not secret: they travel in the SSM command's parameters and stay readable
+    in ``worker.service`` and in the bucket's ``latest`` record.
+
     ``binary`` is the cross-compiled worker, or ``build_dir`` a datafusion-distributed checkout
     to build it in. The binary is published to the cluster's bucket by sha256 (uploaded only when
     absent), then ONE SendCommand installs it everywhere: instances that run that sha already
     restart nothing unless ``force_restart``. With ``verify``, a second command reads every
-    worker's /info: one commit everywhere, and each worker knows every instance.
+    worker's /info: one commit everywhere, and each worker knows every instance. Only when all of
+    that succeeded is ``.dfbench/artifacts/worker/latest`` (what instances booting later install)
+    pointed at the new binary; after a failure it still names the previous one.
 
     Failures on instances do not raise: the report says where (``report.ok``, ``report.failed``),
     and ``report.raise_for_failures()`` turns them into an error. Everything that can be checked
@@ -232,9 +237,8 @@ def deploy_worker(
     build = build_worker(build_dir) if build_dir is not None else None
     source = build.binary if build is not None else binary
     assert source is not None  # one of the two, checked above
-    # publish_worker checks the binary before its first S3 call.
-    artifact = publish_worker(source, bucket=found.bucket, region=found.region, profile=profile, args=args, env=env,
-                              progress=progress)
+    # upload_worker checks the binary before its first S3 call.
+    artifact = upload_worker(source, bucket=found.bucket, region=found.region, profile=profile, progress=progress)
     sha = artifact.sha256
     script = install_script(bucket=found.bucket, sha256=sha, region=found.region, args=args, env=env,
                             force=force_restart)
@@ -262,6 +266,10 @@ def deploy_worker(
     report = DeployReport(cluster=found.name, region=found.region, sha256=sha, uploaded=artifact.uploaded,
                           artifact_url=artifact.url, build=build, command_id=invocations[0].command_id,
                           results=results, verified=verified, problems=problems)
+    if report.ok:
+        # Only now: instances booting later (replacements, scale-out) install what `latest` names,
+        # as root, so a build that failed to install or to answer stays out of it.
+        point_latest(sha, bucket=found.bucket, region=found.region, profile=profile, args=args, env=env)
     log.info("worker %s: %d installed, %d already running, %d failed%s", sha[:12],
              sum(r.installed == "installed" for r in results), sum(r.installed == "already" for r in results),
              len(report.failed), "" if verified is None else "; verified" if verified else "; NOT verified")

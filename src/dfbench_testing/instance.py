@@ -40,10 +40,15 @@ def cloud_init_console(host_key_lines: list[str]) -> str:
 class InstanceSide:
     """What an instance does for SSH that moto does not: cloud-init's console output holding the
     host key of ``sshd`` (GetConsoleOutput, any instance), and EC2 Instance Connect's agent
-    letting a pushed key into ``sshd`` (the SendSSHPublicKey request still reaches moto)."""
+    letting a pushed key into ``sshd`` (the SendSSHPublicKey request still reaches moto).
 
-    def __init__(self, sshd: Any) -> None:
+    EC2 posts console output some minutes after boot and answers an empty ``Output`` until then:
+    the first ``blank_reads`` GetConsoleOutput calls get that (None: every one)."""
+
+    def __init__(self, sshd: Any, blank_reads: int | None = 0) -> None:
         self.sshd = sshd
+        self.blank_reads = blank_reads
+        self.reads = 0
 
     def hook(self, client: BaseClient) -> None:
         client.meta.events.register_first("before-send.ec2.GetConsoleOutput", self._console)
@@ -52,6 +57,9 @@ class InstanceSide:
     def _console(self, request: Any, **_: Any) -> AWSResponse:
         body = request.body.decode() if isinstance(request.body, bytes) else str(request.body or "")
         [instance_id] = parse_qs(body)["InstanceId"]
+        self.reads += 1
+        if self.blank_reads is None or self.reads <= self.blank_reads:
+            return console_response(instance_id, "")
         return console_response(instance_id, cloud_init_console([f"{self.sshd.host_public_key} root@ip-10-0-0-7"]))
 
     def _push(self, request: Any, **_: Any) -> None:

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from dfbench.errors import ConfigError
-from dfbench.files import write_json_atomically
+from dfbench.files import checked_dataset_name, write_json_atomically
 
 RUN_MANIFEST = "run.json"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+-]+")
@@ -47,7 +47,7 @@ def kind_name(remote: bool) -> str:
 
 def engines_dir(data_dir: str | Path, dataset: str, *, remote: bool) -> Path:
     """``<data_dir>/<dataset>/.results-{local,remote}``: one folder per engine inside."""
-    return Path(data_dir) / dataset / f".results-{kind_name(remote)}"
+    return Path(data_dir) / checked_dataset_name(dataset) / f".results-{kind_name(remote)}"
 
 
 def results_dir(data_dir: str | Path, dataset: str, engine: str, *, remote: bool) -> Path:
@@ -56,7 +56,7 @@ def results_dir(data_dir: str | Path, dataset: str, engine: str, *, remote: bool
 
 
 def previous_path(data_dir: str | Path, dataset: str, *, remote: bool) -> Path:
-    return Path(data_dir) / dataset / f"previous-{kind_name(remote)}.json"
+    return Path(data_dir) / checked_dataset_name(dataset) / f"previous-{kind_name(remote)}.json"
 
 
 def new_run_id(start_time: float) -> str:
@@ -83,6 +83,23 @@ def safe_engine_name(name: str) -> str:
 def _number(value: Any, what: str, source: Path) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ConfigError(f"{source}: {what} must be a number, got {value!r}")
+    return value
+
+
+def _count(value: Any, what: str, source: Path) -> int:
+    """A whole number a result file may leave out (None or absent: 0)."""
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(f"{source}: {what} must be a whole number, got {value!r}")
+    return value
+
+
+def _text(value: Any, what: str, source: Path, default: str | None) -> str | None:
+    if value is None:
+        return default
+    if not isinstance(value, str):
+        raise ConfigError(f"{source}: {what} must be a string, got {value!r}")
     return value
 
 
@@ -137,11 +154,12 @@ class Iteration:
             raise ConfigError(f"{source}: iteration {index} has no \"elapsed\"")
         optional = {key: _number(raw[key], key, source) if raw.get(key) is not None else None
                     for key in ("statsQErrorP50", "statsQErrorP95")}
-        error = raw.get("error")
-        return cls(elapsed=_number(raw["elapsed"], "elapsed", source), row_count=int(raw.get("rowCount") or 0),
-                   plan=str(raw.get("plan") or ""), tasks=int(raw.get("tasks") or 0),
+        return cls(elapsed=_number(raw["elapsed"], "elapsed", source),
+                   row_count=_count(raw.get("rowCount"), "rowCount", source),
+                   plan=_text(raw.get("plan"), "plan", source, "") or "",
+                   tasks=_count(raw.get("tasks"), "tasks", source),
                    stats_q_error_p50=optional["statsQErrorP50"], stats_q_error_p95=optional["statsQErrorP95"],
-                   error=None if error is None else str(error))
+                   error=_text(raw.get("error"), "error", source, None))
 
 
 @dataclass
@@ -227,10 +245,11 @@ class QueryResult:
             raise ConfigError(f"{source} is not a benchmark result (no \"iterations\" list)")
         iterations = [Iteration.from_json(raw, source=source, index=index)
                       for index, raw in enumerate(data["iterations"])]
-        optional = {key: None if data.get(key) is None else str(data[key]) for key in ("runId", "sqlSha256")}
-        return cls(id=str(data.get("id") or source.stem), dataset=str(data.get("dataset", dataset)),
-                   engine=str(data.get("engine", engine)), iterations=iterations, run_id=optional["runId"],
-                   sql_sha256=optional["sqlSha256"])
+        optional = {key: _text(data.get(key), key, source, None) for key in ("runId", "sqlSha256")}
+        return cls(id=_text(data.get("id"), "id", source, None) or source.stem,
+                   dataset=_text(data.get("dataset"), "dataset", source, dataset) or dataset,
+                   engine=_text(data.get("engine"), "engine", source, engine) or engine, iterations=iterations,
+                   run_id=optional["runId"], sql_sha256=optional["sqlSha256"])
 
 
 @dataclass
@@ -316,7 +335,7 @@ def read_previous(data_dir: str | Path, dataset: str, *, remote: bool) -> tuple[
     if not path.is_file():
         return None
     data = _read_json(path)
-    engine = str(data.get("engine", "previous")) if isinstance(data, dict) else "previous"
+    engine = (_text(data.get("engine"), "engine", path, None) if isinstance(data, dict) else None) or "previous"
     documents = data.get("results") if isinstance(data, dict) else None
     if not isinstance(documents, list) or not documents:
         return None

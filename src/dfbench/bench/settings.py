@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from dfbench.errors import ConfigError
+from dfbench.sql import quoted_identifier
 
 # The CDK tooling's settings for the distributed engine (ARCHITECTURE.md §5). Sent by default to a real
 # worker; dfbench's local worker gets none unless asked (``settings="distributed"``): it records
@@ -85,7 +86,10 @@ def settings_sql(settings: Mapping[str, str]) -> str:
 
 
 def table_sql(table: str, location: str) -> str:
+    """Re-create ``table`` on the parquet files at ``location``; the name is checked and quoted
+    (it comes from a manifest or a bucket listing, which anyone with write access can craft)."""
+    name = quoted_identifier(table)
     location = location.rstrip("/") + "/"
-    return (f"DROP TABLE IF EXISTS {table};\n"
-            f"CREATE EXTERNAL TABLE IF NOT EXISTS {table} STORED AS PARQUET "
+    return (f"DROP TABLE IF EXISTS {name};\n"
+            f"CREATE EXTERNAL TABLE IF NOT EXISTS {name} STORED AS PARQUET "
             f"LOCATION '{location.replace(chr(39), chr(39) * 2)}';")

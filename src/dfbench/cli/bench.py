@@ -39,7 +39,9 @@ def run_bench(args: argparse.Namespace) -> int:
                    warmup=not args.no_warmup, min_time_s=args.min_time, data_dir=args.data_dir)
     if args.cluster:
         run = runner.run_benchmark(dataset=dataset, cluster=cluster_of(args), via=args.via, profile=args.profile,
-                                   location=args.location, transport_options={"check": not args.no_check}, **options)
+                                   location=args.location, transport_options={"check": not args.no_check,
+                                                                     "trust_on_first_use": args.trust_first_key},
+                                   **options)
     elif args.url:
         run = runner.run_benchmark(dataset=dataset, url=args.url, location=args.location, **options)
     else:

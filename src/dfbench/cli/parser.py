@@ -8,6 +8,8 @@ library, which lists what it accepts."""
 from __future__ import annotations
 
 import argparse
+import os
+from pathlib import Path
 from typing import NoReturn
 
 from dfbench import __version__
@@ -21,6 +23,11 @@ class Parser(argparse.ArgumentParser):
         raise ConfigError(f"{self.prog}: {message} (see `{self.prog} --help`)")
 
 
+# The one way past the host-key check of a first SSH contact (transport/choice.py console_pins).
+_TRUST_FIRST_KEY = ("over ssh, with no host key on the instance's console yet: accept the key it presents, "
+                    "unverified (pinned afterwards)")
+
+
 def _tag(text: str) -> tuple[str, str]:
     from dfbench.config import parse_tag  # pydantic: loaded only when a tag is given
 
@@ -28,6 +35,30 @@ def _tag(text: str) -> tuple[str, str]:
         return parse_tag(text)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _folder(text: str, *, write: bool) -> str:
+    """A data folder that is one, or can become one: refused here, in one line, when it names a
+    file or a folder this user cannot read (or, for ``write``, write)."""
+    path = Path(text)
+    try:
+        existing = next((p for p in (path, *path.parents) if p.exists()), Path("."))
+    except PermissionError:  # a folder on the way cannot be searched: stat itself is refused
+        raise argparse.ArgumentTypeError(f"cannot reach the folder {path} (permissions): give one you can") from None
+    if not existing.is_dir():
+        raise argparse.ArgumentTypeError(f"{existing} is a file, not a folder: give a folder (it may not exist yet)")
+    need, what = (os.R_OK | os.W_OK | os.X_OK, "read and write") if write else (os.R_OK | os.X_OK, "read")
+    if (existing == path or write) and not os.access(existing, need):
+        raise argparse.ArgumentTypeError(f"cannot {what} the folder {existing} (permissions): give one you can")
+    return text
+
+
+def _data_dir(text: str) -> str:
+    return _folder(text, write=False)
+
+
+def _writable_data_dir(text: str) -> str:
+    return _folder(text, write=True)
 
 
 def _port(text: str) -> int:
@@ -86,7 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     command.add_argument("--arg", action="append", default=[], metavar="X",
                          help="a worker argument after --bucket (repeatable; --arg=--flag for one starting with -)")
     command.add_argument("--env", action="append", default=[], type=_tag, metavar="K=V",
-                         help="an environment variable of the worker (repeatable)")
+                         help="an environment variable of the worker (repeatable). NOT for secrets: the value is "
+                         "readable in the SSM command's parameters, in worker.service and in the bucket's "
+                         ".dfbench/artifacts/worker/latest")
     command.add_argument("--force-restart", action="store_true", help="reinstall and restart where this build runs")
     command.add_argument("--no-verify", action="store_true", help="skip checking every worker's /info afterwards")
     command = cluster_command("exec", "run a shell command on every instance: dfbench exec -- CMD ...")
@@ -95,14 +128,20 @@ def build_parser() -> argparse.ArgumentParser:
     command.add_argument("--instance", help="position (0 = the coordinator, default), instance id or Name")
     command.add_argument("--via", default="auto", choices=VIAS, help="how (default auto: ssm plugin, else ssh "
                          "when the cluster allows it, else relay)")
-    command.add_argument("--port", type=int, default=0, help="local port (default: a free one; 9000 as the CDK tooling's "
-                         "port-forward)")
+    command.add_argument("--port", type=_port, default=0,
+                         help="local port (default: a free one; 9000 as the CDK tooling's port-forward)")
+    command.add_argument("--trust-first-key", action="store_true",
+                         help=_TRUST_FIRST_KEY)
     command = cluster_command("health", "reach every worker and check it: answers, knows every peer, same commit")
     command.add_argument("--via", default="auto", choices=VIAS, help="how to reach them (default auto)")
+    command.add_argument("--trust-first-key", action="store_true",
+                         help=_TRUST_FIRST_KEY)
     command = cluster_command("shell", "a shell on an instance (Session Manager, else SSH): dfbench shell [-- CMD]")
     command.add_argument("--instance", help="position (default 0), instance id or Name")
     command.add_argument("--via", default="auto", choices=("auto", "ssm", "ssh"),
                          help="default auto: Session Manager when its plugin is installed, else ssh")
+    command.add_argument("--trust-first-key", action="store_true",
+                         help=_TRUST_FIRST_KEY)
     command.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD", help="a command instead of a shell (ssh)")
     command = cluster_command("logs", "worker.service's journal on every instance")
     command.add_argument("--lines", type=int, default=200, help="last N lines (default 200)")
@@ -129,8 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument("dataset", help="dataset folder name, e.g. tpch_sf10")
     sync.add_argument("--delete", action="store_true", help="delete remote files that are gone locally")
     listing = data_commands.add_parser("list", help="local datasets, and the bucket's with --bucket/--cluster")
-    for command in (generate, download, sync, listing):
-        command.add_argument("--data-dir", default="benchmarks/data", help="default benchmarks/data")
+    for command, folder in ((generate, _writable_data_dir), (download, _writable_data_dir), (sync, _data_dir),
+                            (listing, _data_dir)):
+        command.add_argument("--data-dir", default="benchmarks/data", type=folder, help="default benchmarks/data")
     for command in (sync, listing):
         command.add_argument("--bucket", help="S3 bucket (default: the cluster's)")
         command.add_argument("--cluster", help="cluster whose bucket to use")
@@ -141,7 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
     description = "compare two runs of a dataset: BASE (e.g. main) vs NEW"
     command = commands.add_parser("compare", help=description, description=description)
     command.add_argument("--dataset", required=True, help="dataset name, e.g. tpch_sf10")
-    command.add_argument("--data-dir", default="benchmarks/data", help="data folder (default: benchmarks/data)")
+    command.add_argument("--data-dir", default="benchmarks/data", type=_data_dir,
+                         help="data folder (default: benchmarks/data)")
     command.add_argument("--results", default="remote",
                          help="compare cluster (remote) or local-worker (local) runs (default: remote)")
     command.add_argument("--format", default="text", help="text, markdown or json (default: text)")
@@ -164,6 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--engine", help="name the results are filed under")
     bench.add_argument("--cluster", help="a provisioned cluster: reached, checked and benchmarked on its bucket's data")
     bench.add_argument("--via", default="auto", choices=VIAS, help="with --cluster: how to reach it (default auto)")
+    bench.add_argument("--trust-first-key", action="store_true",
+                       help="with --cluster over ssh, with no host key on the console yet: accept the key presented")
     bench.add_argument("--no-check", action="store_true",
                        help="with --cluster: skip checking every worker's /info (peers, one commit) first")
     bench.add_argument("--region", help="with --cluster: AWS region (default: AWS_REGION, else us-east-1)")
@@ -177,7 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--settings", metavar="PRESET", help="'distributed' for the CDK tooling's 14 defaults")
     bench.add_argument("--min-time", type=float, default=0, help="repeat each query for at least this long (s)")
     bench.add_argument("--no-warmup", action="store_true", help="skip the warm-up run of each query")
-    bench.add_argument("--data-dir", default="benchmarks/data", help="default benchmarks/data")
+    bench.add_argument("--data-dir", default="benchmarks/data", type=_writable_data_dir,
+                       help="default benchmarks/data (results are written there)")
 
     description = ("interleaved A/B of two running workers: rounds in ABBA order, one iteration per query per side "
                    "per round, both sides filed as engines, then compared")
@@ -198,7 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     ab.add_argument("--fail-on-regression", action="store_true",
                     help="exit 1 when the suite is slower, a query newly fails or rows differ")
     ab.add_argument("--cluster", help="deploy two worker binaries alternately on a cluster (not yet)")
-    ab.add_argument("--data-dir", default="benchmarks/data", help="default benchmarks/data")
+    ab.add_argument("--data-dir", default="benchmarks/data", type=_writable_data_dir, help="default benchmarks/data")
 
     # Everything after `worker` goes to the local worker's own parser (`dfbench worker --help`
     # prints its options), so they are defined once, where they are used.

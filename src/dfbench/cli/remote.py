@@ -87,7 +87,8 @@ def run_tunnel(args: argparse.Namespace) -> int:
         with err.status(f"opening the way to {cluster.name} ({args.via})…"):
             connection = stack.enter_context(ClusterConnection(cluster, via=args.via, instance=args.instance,
                                                                check=False, profile=args.profile,
-                                                               local_port=args.port))
+                                                               local_port=args.port,
+                                                               trust_on_first_use=args.trust_first_key))
         info = connection.info
         if args.json:
             print(json.dumps({"url": connection.url, "instance_id": connection.instance.instance_id,
@@ -112,7 +113,8 @@ def run_health(args: argparse.Namespace) -> int:
     cluster = cluster_of(args)
     assert cluster is not None
     with err.status(f"reaching the {len(cluster.instances)} worker(s) of {cluster.name} ({args.via})…"):
-        with ClusterConnection(cluster, via=args.via, profile=args.profile) as connection:
+        with ClusterConnection(cluster, via=args.via, profile=args.profile,
+                               trust_on_first_use=args.trust_first_key) as connection:
             healths = connection.health
     if args.json:
         print(json.dumps([h.model_dump(mode="json") for h in healths], indent=2))
@@ -129,5 +131,6 @@ def run_shell(args: argparse.Namespace) -> int:
     cluster = cluster_of(args)
     assert cluster is not None
     argv = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
-    return shell(cluster, instance=args.instance, via=args.via, command=argv, profile=args.profile)
+    return shell(cluster, instance=args.instance, via=args.via, command=argv, profile=args.profile,
+                 trust_on_first_use=args.trust_first_key)
 

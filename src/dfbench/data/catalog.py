@@ -20,6 +20,8 @@ from dfbench.aws.session import Aws, connect, default_bucket_name, default_regio
 from dfbench.data.manifest import MANIFEST, DataRecord, Manifest, is_complete, read_manifest, read_remote_manifest
 from dfbench.data.scale import make_command
 from dfbench.errors import ConfigError, aws_errors
+from dfbench.files import checked_dataset_name
+from dfbench.sql import quoted_identifier
 
 if TYPE_CHECKING:
     from dfbench.models import Cluster
@@ -53,14 +55,15 @@ class DatasetInfo(DataRecord):
 
 def local_dataset(dataset: str, data_dir: str | Path = DEFAULT_DATA_DIR) -> LocalDataset:
     """A complete local dataset, or a ConfigError saying how to get one."""
-    folder = Path(data_dir) / dataset
+    folder = Path(data_dir) / checked_dataset_name(dataset)
     if not folder.is_dir():
         command = make_command(dataset) or "dfbench data generate --sf 10"
         raise ConfigError(f"No dataset {dataset!r} in {data_dir}: make it first, e.g. `{command}`.")
     manifest = read_manifest(folder)
     if manifest is None:
-        raise ConfigError(f"{folder} has no {MANIFEST}: its generation was interrupted or another tool made it. "
-                          "Run the generation again (it replaces the tables and keeps results).")
+        raise ConfigError(f"{folder} has no valid {MANIFEST} (see any warning above): its generation was interrupted "
+                          "or another tool made it. Run the generation again (it replaces the tables and keeps "
+                          "results).")
     if not is_complete(folder, manifest):
         raise ConfigError(f"{folder} does not match its {MANIFEST} (files missing or resized): "
                           "generate it again with force=True.")
@@ -94,7 +97,7 @@ def remote_tables(bucket: str | None, dataset: str, *, cluster: Cluster | None =
     with aws_errors(profile):
         s3 = aws.client("s3")
         bucket = data_bucket(aws, bucket, cluster)
-        prefix = f"{dataset}/"
+        prefix = f"{checked_dataset_name(dataset)}/"
         objects = list_objects(s3, bucket, prefix)
         manifest = read_remote_manifest(s3, bucket, prefix + MANIFEST) if prefix + MANIFEST in objects else None
     if manifest is not None:
@@ -105,6 +108,8 @@ def remote_tables(bucket: str | None, dataset: str, *, cluster: Cluster | None =
         parts = key[len(prefix):].split("/")
         if len(parts) == 2 and parts[1].endswith(".parquet"):
             grouped.setdefault(parts[0], []).append(item)
+    for name in grouped:
+        quoted_identifier(name)  # the names become SQL identifiers: a crafted key stops here
     if not grouped:
         raise ConfigError(f"No dataset {dataset!r} in s3://{bucket}/: sync it first with "
                           f"`dfbench data sync {dataset}`.")

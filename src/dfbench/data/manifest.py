@@ -17,10 +17,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from dfbench.errors import DfbenchError, error_code
-from dfbench.files import sha256_file, write_atomically
+from dfbench.errors import ConfigError, DfbenchError, error_code
+from dfbench.files import checked_dataset_name, is_safe_name, sha256_file, write_atomically
+from dfbench.sql import IDENTIFIER
 
 log = logging.getLogger("dfbench")
 
@@ -68,6 +69,28 @@ class Manifest(DataRecord):
     tables: dict[str, TableInfo]
     etags: dict[str, str] = Field(default_factory=dict)
 
+    # A manifest may come from anyone who can write to the bucket or the data folder: its names
+    # become SQL identifiers, folder names and S3 keys, so each is checked before any is used.
+    @field_validator("dataset")
+    @classmethod
+    def _safe_dataset(cls, name: str) -> str:
+        try:
+            return checked_dataset_name(name)
+        except ConfigError as error:
+            raise ValueError(str(error)) from None
+
+    @model_validator(mode="after")
+    def _confined(self) -> Manifest:
+        for table, info in self.tables.items():
+            if not IDENTIFIER.match(table):
+                raise ValueError(f"table name {table!r} is not a lower-case SQL identifier")
+            for item in info.files:
+                folder, _, name = item.path.partition("/")
+                if folder != table or not is_safe_name(name):
+                    raise ValueError(f"file {item.path!r} of table {table} is not <table>/<file name> "
+                                     "inside the dataset folder")
+        return self
+
     @property
     def files(self) -> list[DatasetFile]:
         return [f for table in self.tables.values() for f in table.files]
@@ -109,6 +132,16 @@ def read_remote_manifest(s3: Any, bucket: str, key: str) -> Manifest | None:
         return None
 
 
+def file_in(folder: Path, rel: str) -> Path:
+    """``folder / rel``, refused (ConfigError) when it resolves outside ``folder``: a table
+    folder or file that is a symbolic link elsewhere is never read, hashed or uploaded."""
+    path = folder / rel
+    if not path.resolve().is_relative_to(folder.resolve()):
+        raise ConfigError(f"{path} leads outside {folder} (a symbolic link?): dfbench reads only files inside "
+                          "the dataset folder; replace the link with the files.")
+    return path
+
+
 def is_complete(folder: Path, manifest: Manifest | None = None) -> bool:
     """A manifest, and every file it lists present with its size: the cheap completeness check."""
     manifest = manifest or read_manifest(folder)
@@ -116,7 +149,7 @@ def is_complete(folder: Path, manifest: Manifest | None = None) -> bool:
         return False
     for item in manifest.files:
         try:
-            if (folder / item.path).stat().st_size != item.size:
+            if file_in(folder, item.path).stat().st_size != item.size:
                 return False
         except FileNotFoundError:
             return False
@@ -166,7 +199,7 @@ def describe_files(folder: Path, rels: list[str], cache: ChecksumCache, *, threa
     A ``known`` entry with the same size and checksum is reused (no parquet footer read)."""
 
     def one(rel: str) -> DatasetFile:
-        path = folder / rel
+        path = file_in(folder, rel)
         stat = path.stat()
         sha = cache.lookup(rel, stat)
         if sha is None:

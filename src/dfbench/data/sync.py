@@ -18,7 +18,7 @@ from boto3.s3.transfer import TransferConfig
 
 from dfbench.aws.objects import StoredObject, Upload, list_objects, transfer_progress, upload_files
 from dfbench.data.catalog import DEFAULT_DATA_DIR, LocalDataset, connect_to_data, data_bucket, local_dataset
-from dfbench.data.manifest import (MANIFEST, ChecksumCache, DataRecord, Manifest, describe_files,
+from dfbench.data.manifest import (MANIFEST, ChecksumCache, DataRecord, Manifest, describe_files, file_in,
                                    read_remote_manifest, tables_from)
 from dfbench.errors import DfbenchError, aws_errors
 from dfbench.files import write_atomically
@@ -133,7 +133,7 @@ def sync_dataset(dataset: str, *, bucket: str | None = None, cluster: Cluster | 
         if uploads:
             config = TransferConfig(multipart_threshold=multipart_threshold, multipart_chunksize=multipart_chunksize,
                                     max_concurrency=max_concurrency, use_threads=True)
-            sent = upload_files(s3, bucket, [Upload(path=local.path / f.path, key=prefix + f.path, size=f.size,
+            sent = upload_files(s3, bucket, [Upload(path=file_in(local.path, f.path), key=prefix + f.path, size=f.size,
                                                     sha256=f.sha256, content_type=PARQUET_CONTENT_TYPE)
                                              for f in uploads],
                                 config=config, bar=bar, description=f"upload → s3://{bucket}/{prefix}")

@@ -18,13 +18,17 @@ from __future__ import annotations
 from pathlib import Path
 
 from dfbench.aws.session import Aws
-from dfbench.errors import ConfigError, aws_errors
+from dfbench.errors import ConfigError, TransportError, WaitTimeout, aws_errors
 from dfbench.models import Cluster, Instance
 from dfbench.transport.base import VIAS, WORKER_PORT, Transport
-from dfbench.transport.known_hosts import DEFAULT_PATH, lookup
+from dfbench.transport.known_hosts import default_path, lookup
 
 # The states in which an instance's worker can answer.
 REACHABLE_STATES = ("running",)
+# How long to wait for the host keys on the console: EC2 posts the buffered console output with a
+# delay of minutes after boot (see console_host_keys), and cloud-init prints the keys late in the
+# first boot.
+CONSOLE_KEYS_TIMEOUT_S = 600
 
 
 def choose(cluster: Cluster, via: str = "auto") -> str:
@@ -69,9 +73,12 @@ def pick_instance(cluster: Cluster, instance: int | str | None = None) -> Instan
 
 def open_transport(cluster: Cluster, instance: Instance, kind: str, *, aws: Aws, profile: str | None = None,
                    worker_port: int = WORKER_PORT, ssh_port: int = 22, ssh_user: str = "ec2-user",
-                   known_hosts: str | Path = DEFAULT_PATH, local_port: int = 0) -> Transport:
+                   known_hosts: str | Path | None = None, local_port: int = 0,
+                   trust_on_first_use: bool = False) -> Transport:
     """An unopened transport of ``kind`` (as :func:`choose` returns it) to one instance's worker,
-    listening on 127.0.0.1:``local_port`` (0: a free port)."""
+    listening on 127.0.0.1:``local_port`` (0: a free port). SSH checks the instance's host key
+    against ``known_hosts`` (:func:`~dfbench.transport.known_hosts.default_path` by default), else
+    its console output; ``trust_on_first_use`` accepts an unverified key when the console has none."""
     if kind == "ssm":
         from dfbench.transport.ssm_plugin import SsmTransport
 
@@ -87,20 +94,22 @@ def open_transport(cluster: Cluster, instance: Instance, kind: str, *, aws: Aws,
                               bucket=cluster.bucket, remote_port=worker_port, local_port=local_port)
     if kind == "ssh":
         return _ssh_transport(instance, aws=aws, profile=profile, worker_port=worker_port, ssh_port=ssh_port,
-                              ssh_user=ssh_user, known_hosts=Path(known_hosts), local_port=local_port)
+                              ssh_user=ssh_user, known_hosts=Path(known_hosts or default_path()), local_port=local_port,
+                              trust_on_first_use=trust_on_first_use)
     raise ConfigError(f"Unknown transport {kind!r}: choose one of {', '.join(VIAS)}.")
 
 
 def _ssh_transport(instance: Instance, *, aws: Aws, profile: str | None, worker_port: int, ssh_port: int,
-                   ssh_user: str, known_hosts: Path, local_port: int) -> Transport:
+                   ssh_user: str, known_hosts: Path, local_port: int, trust_on_first_use: bool) -> Transport:
     from dfbench.transport.keys import EphemeralKey
     from dfbench.transport.ssh import SshTransport
 
     host = ssh_address(instance)
     key = EphemeralKey.generate()
-    pinned = console_pins(aws, instance.instance_id, known_hosts, profile) or []
+    pinned = console_pins(aws, instance.instance_id, known_hosts, profile, trust_on_first_use=trust_on_first_use) or []
     return SshTransport(host=host, port=ssh_port, user=ssh_user, pkey=key.pkey, known_hosts=known_hosts,
                         host_key_alias=instance.instance_id, pinned_host_keys=pinned, remote_port=worker_port,
+                        trust_on_first_use=trust_on_first_use,
                         authorize=lambda: push_key(aws, instance.instance_id, ssh_user, key.public_line, profile),
                         local_port=local_port)
 
@@ -113,16 +122,38 @@ def ssh_address(instance: Instance) -> str:
     return instance.public_ip
 
 
-def console_pins(aws: Aws, instance_id: str, known_hosts: Path, profile: str | None) -> list[str] | None:
+def console_pins(aws: Aws, instance_id: str, known_hosts: Path, profile: str | None, *,
+                 trust_on_first_use: bool = False) -> list[str] | None:
     """None when ``known_hosts`` pins the instance already; else the host keys cloud-init printed
-    on its console at first boot ([] when not there yet). Read through the AWS API, so an impostor
-    at the instance's address cannot fake them."""
+    on its console at first boot. Read through the AWS API, so an impostor at the instance's
+    address cannot fake them.
+
+    EC2 posts the console output minutes after boot (the live buffer of ``Latest=True`` sooner, on
+    Nitro instances only), so it is polled until the keys show, for CONSOLE_KEYS_TIMEOUT_S at most;
+    then a TransportError. With ``trust_on_first_use`` it is read once, and [] (none yet) lets the
+    caller accept the key the instance presents."""
     if lookup(known_hosts, instance_id):
         return None
     from dfbench.aws import instance_connect
+    from dfbench.waiting import poll  # botocore: not for `dfbench --help`, which imports this module
+
+    def read() -> tuple[bool, list[str] | str]:
+        keys = instance_connect.console_host_keys(aws.client("ec2"), instance_id)
+        return bool(keys), keys or "no host key in its console output yet"
 
     with aws_errors(profile):
-        return instance_connect.console_host_keys(aws.client("ec2"), instance_id)
+        if trust_on_first_use:
+            return instance_connect.console_host_keys(aws.client("ec2"), instance_id)
+        try:
+            keys = poll(read, what=f"the SSH host keys of {instance_id} on its console",
+                        timeout=CONSOLE_KEYS_TIMEOUT_S, first=5, cap=30)
+        except WaitTimeout:
+            raise TransportError("ssh", f"No SSH host key of {instance_id} in its console output after "
+                                        f"{CONSOLE_KEYS_TIMEOUT_S}s, so its identity cannot be checked: try again "
+                                        "later, use --via ssm or relay, or pass --trust-first-key "
+                                        "(trust_on_first_use=True) to accept the key it presents unverified.") from None
+    assert isinstance(keys, list)
+    return keys
 
 
 def push_key(aws: Aws, instance_id: str, user: str, public_line: str, profile: str | None) -> None:

@@ -23,7 +23,6 @@ from dfbench.models import Cluster, Instance
 from dfbench.transport.base import Transport
 from dfbench.transport.base import WORKER_PORT
 from dfbench.transport.choice import REACHABLE_STATES, choose, open_transport, pick_instance
-from dfbench.transport.known_hosts import DEFAULT_PATH
 
 log = logging.getLogger("dfbench")
 
@@ -48,8 +47,8 @@ class ClusterConnection:
 
     def __init__(self, cluster: Cluster, *, via: str = "auto", instance: int | str | None = None,
                  check: bool = True, profile: str | None = None, worker_port: int = WORKER_PORT,
-                 ssh_port: int = 22, ssh_user: str = "ec2-user", known_hosts: str | Path = DEFAULT_PATH,
-                 local_port: int = 0) -> None:
+                 ssh_port: int = 22, ssh_user: str = "ec2-user", known_hosts: str | Path | None = None,
+                 local_port: int = 0, trust_on_first_use: bool = False) -> None:
         self.cluster = cluster
         self.via = via
         self.kind = choose(cluster, via)
@@ -58,7 +57,7 @@ class ClusterConnection:
         self.local_port = local_port
         self.profile = profile
         self._options: dict[str, Any] = dict(worker_port=worker_port, ssh_port=ssh_port, ssh_user=ssh_user,
-                                             known_hosts=known_hosts)
+                                             known_hosts=known_hosts, trust_on_first_use=trust_on_first_use)
         self.health: list[WorkerHealth] = []
         self.info: dict[str, Any] = {}
         self._transport: Transport | None = None

@@ -21,8 +21,14 @@ from dfbench.files import write_atomically
 if TYPE_CHECKING:
     import paramiko
 
-# Beside the cluster outputs files (.dfbench/<cluster>.json), relative to where dfbench runs.
-DEFAULT_PATH = Path(".dfbench") / "known_hosts"
+
+
+def default_path() -> Path:
+    """``$XDG_STATE_HOME/dfbench/known_hosts`` (``~/.local/state/dfbench/known_hosts`` without
+    it): the user's, shared by every checkout and every folder dfbench runs in, so a pin made once
+    is checked everywhere. Read at each call: the environment decides, not the import."""
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state) / "dfbench" / "known_hosts"
 # Several transports (one per worker) may pin keys into the same file at once.
 _LOCK = threading.Lock()
 
@@ -40,7 +46,8 @@ def pin(path: Path, name: str, key_type: str, key_base64: str) -> None:
     """Append ``name type base64`` to the file (mode 0600). Appending never loses a line another
     transport wrote meanwhile, unlike paramiko's HostKeys.save, which rewrites the file."""
     with _LOCK:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        # The folder is the user's alone (0700), as ~/.ssh is; the file 0600.
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         descriptor = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
         try:
             os.fchmod(descriptor, 0o600)
@@ -64,10 +71,12 @@ def lookup(path: Path, name: str) -> list[paramiko.PKey]:
     return list(entries.values()) if entries else []
 
 
-def forget(instance_ids: Set[str], path: Path = DEFAULT_PATH) -> None:
-    """Drop the pins of terminated instances; every other line stays as it is."""
+def forget(instance_ids: Set[str], path: Path | None = None) -> None:
+    """Drop the pins of terminated instances (from :func:`default_path` unless ``path``); every
+    other line stays as it is."""
     if not instance_ids:
         return
+    path = path or default_path()
     with _LOCK:
         if not path.exists():
             return

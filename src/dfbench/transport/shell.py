@@ -17,14 +17,14 @@ from dfbench.aws.session import Aws, connect
 from dfbench.errors import ConfigError
 from dfbench.models import Cluster, Instance
 from dfbench.transport.choice import choose, console_pins, pick_instance, push_key, ssh_address
-from dfbench.transport.known_hosts import DEFAULT_PATH, pin
+from dfbench.transport.known_hosts import default_path, pin
 
 log = logging.getLogger("dfbench")
 
 
 def shell(cluster: Cluster, *, instance: int | str | None = None, via: str = "auto", command: Sequence[str] = (),
           profile: str | None = None, ssh_port: int = 22, ssh_user: str = "ec2-user",
-          known_hosts: str | Path = DEFAULT_PATH) -> int:
+          known_hosts: str | Path | None = None, trust_on_first_use: bool = False) -> int:
     """Run an interactive shell (or ``command``, over SSH) on an instance with this terminal
     attached; returns its exit code. ``via``: auto (ssm when the plugin is installed, else ssh),
     ssm or ssh; the relay has no terminal to offer."""
@@ -49,12 +49,12 @@ def shell(cluster: Cluster, *, instance: int | str | None = None, via: str = "au
             return _attached(argv, env={**os.environ, **env})
         finally:
             terminate_session(ssm, session_id, profile)
-    return _ssh(aws, target, command=command, ssh_port=ssh_port, ssh_user=ssh_user, known_hosts=Path(known_hosts),
-                profile=profile)
+    return _ssh(aws, target, command=command, ssh_port=ssh_port, ssh_user=ssh_user,
+                known_hosts=Path(known_hosts or default_path()), profile=profile, trust_on_first_use=trust_on_first_use)
 
 
 def _ssh(aws: Aws, target: Instance, *, command: Sequence[str], ssh_port: int, ssh_user: str, known_hosts: Path,
-         profile: str | None) -> int:
+         profile: str | None, trust_on_first_use: bool) -> int:
     from dfbench.transport.keys import EphemeralKey
 
     ssh = shutil.which("ssh")
@@ -63,13 +63,13 @@ def _ssh(aws: Aws, target: Instance, *, command: Sequence[str], ssh_port: int, s
                           "Session Manager plugin.")
     host = ssh_address(target)
     strict = "yes"
-    console_keys = console_pins(aws, target.instance_id, known_hosts, profile)
+    console_keys = console_pins(aws, target.instance_id, known_hosts, profile, trust_on_first_use=trust_on_first_use)
     # The ssh command checks against the file itself: the console's keys go there first.
     for line in console_keys or ():
         key_type, key_base64 = line.split()[:2]
         pin(known_hosts, target.instance_id, key_type, key_base64)
     if console_keys == []:
-        log.warning("no host key of %s on its console yet: trusting the key it presents on first use",
+        log.warning("no host key of %s on its console yet: trusting the key it presents on first use (as asked)",
                     target.instance_id)
         strict = "accept-new"
     key = EphemeralKey.generate()

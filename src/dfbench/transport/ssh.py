@@ -52,7 +52,7 @@ class SshTransport:
                  pkey: paramiko.PKey | None = None, known_hosts: str | Path, host_key_alias: str | None = None,
                  pinned_host_keys: Sequence[str] = (), remote_host: str = "127.0.0.1", remote_port: int = 9000,
                  authorize: Callable[[], None] | None = None, connect_timeout_s: float = 10.0,
-                 keepalive_s: float = 15.0, local_port: int = 0) -> None:
+                 keepalive_s: float = 15.0, local_port: int = 0, trust_on_first_use: bool = False) -> None:
         if (key_file is None) == (pkey is None):
             raise ConfigError("SshTransport needs exactly one of key_file and pkey.")
         if pkey is None:
@@ -78,6 +78,7 @@ class SshTransport:
         self.connect_timeout_s = connect_timeout_s
         self.keepalive_s = keepalive_s
         self.local_port = local_port
+        self.trust_on_first_use = trust_on_first_use
         self.url = ""
         self.description = f"ssh {user}@{host}:{port} → {remote_host}:{remote_port}"
         self.reconnects = 0
@@ -353,7 +354,8 @@ class SshTransport:
     def _check_host_key(self, presented: paramiko.PKey) -> None:
         """Pinned per host, before authentication and so before anything is forwarded:
         a filed key must match; else a key from the instance console must match (and is filed);
-        else the key is trusted on first use (and filed, with a warning)."""
+        else, only with ``trust_on_first_use``, the key is trusted (and filed, with a warning); without
+        it nothing is trusted."""
         where = f"{self.host}:{self.port}"
         blob = presented.asbytes()
         presented_text = f"{presented.get_name()} {fingerprint(presented)}"
@@ -369,6 +371,10 @@ class SshTransport:
                                       str(self.known_hosts))
             self._file_key(presented)
             return
+        if not self.trust_on_first_use:
+            raise TransportError("ssh", f"No host key pinned for {self.host_key_name} ({where}) in {self.known_hosts} "
+                                        f"and none from its console: refusing the unverified key {presented_text}; "
+                                        "pass trust_on_first_use=True (--trust-first-key) to accept it.")
         log.warning("ssh: trusting the host key of %s (%s) on first use: %s; pinned in %s", self.host_key_name,
                     where, presented_text, self.known_hosts)
         self._file_key(presented)

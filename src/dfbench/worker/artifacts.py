@@ -1,8 +1,8 @@
 """Worker binaries in the bucket: publish one, content-addressed::
 
     s3://<bucket>/.dfbench/artifacts/worker/<sha256>/worker    the binary, sha256 also in its metadata
-    s3://<bucket>/.dfbench/artifacts/worker/latest             the sha256 of the last one published,
-                                                               then the worker.service it runs under
+    s3://<bucket>/.dfbench/artifacts/worker/latest             the sha256 of the last one deployed (or
+                                                               published), then the worker.service it runs under
 
 so publishing the same binary twice uploads nothing, and an instance's boot script installs
 whatever ``latest`` names (see :mod:`dfbench.worker.scripts`).
@@ -11,7 +11,8 @@ whatever ``latest`` names (see :mod:`dfbench.worker.scripts`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from boto3.s3.transfer import TransferConfig
@@ -48,9 +49,18 @@ def artifact_key(sha256: str) -> str:
 def publish_worker(binary: str | Path, *, bucket: str, region: str | None = None, profile: str | None = None,
                    args: Sequence[str] = (), env: Mapping[str, str] | None = None,
                    progress: bool = True) -> Artifact:
+    """:func:`upload_worker`, then :func:`point_latest` at it with the ``worker.service`` for
+    ``args`` and ``env``: what instances booting later install. A deploy does the two apart, and
+    points ``latest`` only once every instance runs the new worker."""
+    artifact = upload_worker(binary, bucket=bucket, region=region, profile=profile, progress=progress)
+    point_latest(artifact.sha256, bucket=bucket, region=region, profile=profile, args=args, env=env)
+    return artifact
+
+
+def upload_worker(binary: str | Path, *, bucket: str, region: str | None = None, profile: str | None = None,
+                  progress: bool = True) -> Artifact:
     """Upload the worker binary to ``s3://<bucket>/.dfbench/artifacts/worker/<sha256>/worker``
-    unless it is there already, and point ``.dfbench/artifacts/worker/latest`` at it, with the
-    ``worker.service`` for ``args`` and ``env`` (what instances booting later install).
+    unless it is there already; ``latest`` is left as it is.
 
     The binary is checked first: nothing reaches S3 for a file that could not run on the cluster.
     """
@@ -58,26 +68,41 @@ def publish_worker(binary: str | Path, *, bucket: str, region: str | None = None
     sha = check_binary(path)
     size = path.stat().st_size
     key = artifact_key(sha)
-    region = default_region(region)
-    record = latest_record(sha, worker_unit(bucket=bucket, region=region, args=args, env=env))
-    aws = connect(region=region, profile=profile)
-    with aws_errors(profile):
+    aws = connect(region=default_region(region), profile=profile)
+    with aws_errors(profile), _bucket_named(bucket):
         s3 = aws.client("s3")
-        try:
-            stored = stored_size(s3, bucket, key)
-            uploaded = stored != size
-            if stored is not None and uploaded:
-                # Same sha, other size: not what publish wrote (a foreign or damaged object).
-                log.warning("s3://%s/%s holds %d bytes, not %d: uploading it again", bucket, key, stored, size)
-            if uploaded:
-                with transfer_progress(progress) as bar:
-                    upload_files(s3, bucket, [Upload(path=path, key=key, size=size, sha256=sha,
-                                                     content_type="application/octet-stream")],
-                                 config=_TRANSFER, bar=bar, description=f"upload worker → s3://{bucket}/{key}")
-            s3.put_object(Bucket=bucket, Key=LATEST_KEY, Body=record.encode(), ContentType="text/plain")
-        except ClientError as error:
-            if error_code(error) == "NoSuchBucket":
-                raise missing_bucket(bucket) from None
-            raise
+        stored = stored_size(s3, bucket, key)
+        uploaded = stored != size
+        if stored is not None and uploaded:
+            # Same sha, other size: not what publish wrote (a foreign or damaged object).
+            log.warning("s3://%s/%s holds %d bytes, not %d: uploading it again", bucket, key, stored, size)
+        if uploaded:
+            with transfer_progress(progress) as bar:
+                upload_files(s3, bucket, [Upload(path=path, key=key, size=size, sha256=sha,
+                                                 content_type="application/octet-stream")],
+                             config=_TRANSFER, bar=bar, description=f"upload worker → s3://{bucket}/{key}")
     log.info("worker %s %s s3://%s/%s", sha[:12], "uploaded to" if uploaded else "already in", bucket, key)
     return Artifact(sha256=sha, key=key, size=size, uploaded=uploaded, url=f"s3://{bucket}/{key}")
+
+
+def point_latest(sha256: str, *, bucket: str, region: str | None = None, profile: str | None = None,
+                 args: Sequence[str] = (), env: Mapping[str, str] | None = None) -> None:
+    """Point ``.dfbench/artifacts/worker/latest`` at the uploaded worker ``sha256``, with the unit
+    it runs under: every instance booting from now on installs it, as root."""
+    region = default_region(region)
+    record = latest_record(sha256, worker_unit(bucket=bucket, region=region, args=args, env=env))
+    aws = connect(region=region, profile=profile)
+    with aws_errors(profile), _bucket_named(bucket):
+        aws.client("s3").put_object(Bucket=bucket, Key=LATEST_KEY, Body=record.encode(), ContentType="text/plain")
+    log.info("s3://%s/%s now names worker %s", bucket, LATEST_KEY, sha256[:12])
+
+
+@contextmanager
+def _bucket_named(bucket: str) -> Iterator[None]:
+    """A NoSuchBucket escaping the block becomes the error saying how to create the bucket."""
+    try:
+        yield
+    except ClientError as error:
+        if error_code(error) == "NoSuchBucket":
+            raise missing_bucket(bucket) from None
+        raise

@@ -1,0 +1,136 @@
+"""Every bad input of issue 13, through the command line as a user types it: one line on stderr
+starting with "error:", exit 2, no traceback, and nothing written anywhere.
+
+The table is the contract: a new bad input found later gets a row here. Commands that would
+need AWS are given none (no credentials, no endpoint): each must be refused before any call."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+import dfbench
+from dfbench.cli import main
+
+RESULTS = "tpch_sf1/.results-remote"
+
+# (name, argv, files to create first {relative path: content or None for a folder}, what stderr names)
+CASES: list[tuple[str, list[str], dict[str, str | None], str]] = [
+    ("worker port", ["worker", "--port", "70000"], {}, "70000 is not a TCP port"),
+    ("tunnel port", ["tunnel", "--cluster", "c", "--port", "70000"], {}, "70000 is not a TCP port"),
+    ("tunnel port text", ["tunnel", "--cluster", "c", "--port", "http"], {}, "not a port number"),
+    ("worker on the LAN", ["worker", "--host", "0.0.0.0"], {}, "--allow-remote"),
+    ("ssh to the world", ["plan", "--cluster", "c", "--ssh-cidr", "0.0.0.0/0"], {}, "--allow-wide-ssh"),
+    ("ssh cidr host bits", ["plan", "--cluster", "c", "--ssh-cidr", "10.1.2.3/8"], {}, "10.1.2.3/8"),
+    *[(f"{' '.join(argv[:2])} on a file", [*argv, "--data-dir", "afile"], {"afile": "x"}, "afile is a file")
+      for argv in (["data", "list"], ["data", "sync", "tpch_sf1"], ["data", "generate", "--sf", "0.01"],
+                   ["bench", "--sf", "0.01"], ["compare", "--dataset", "tpch_sf1", "a", "b"])],
+    ("data dir under a file", ["data", "generate", "--sf", "0.01", "--data-dir", "afile/data"], {"afile": "x"},
+     "afile is a file"),
+    *[(f"dataset {name!r} for {argv[0]}", [*argv, name] if argv[0] == "data" else [*argv, "--dataset", name], {},
+       "Invalid dataset name")
+      for name in ("../escape", "/etc", "a/b", "..")
+      for argv in (["data", "sync"], ["compare", "a", "b"], ["bench", "--url", "http://127.0.0.1:9"])],
+    *[(f"result with {field}", ["compare", "--dataset", "tpch_sf1", "--data-dir", "d", "a", "b"],
+       {f"d/{RESULTS}/a/q1.json": json.dumps({"iterations": [{"elapsed": 1.5, "rowCount": 4}]}),
+        f"d/{RESULTS}/b/q1.json": json.dumps(document)}, mentions)
+      for field, document, mentions in (
+          ("elapsed text", {"iterations": [{"elapsed": "fast"}]}, "elapsed must be a number"),
+          ("iterations a number", {"elapsed": 1.0, "iterations": 3}, "no \"iterations\" list"),
+          ("rowCount text", {"iterations": [{"elapsed": 1.0, "rowCount": "x"}]}, "rowCount must be a whole number"),
+          ("tasks negative", {"iterations": [{"elapsed": 1.0, "tasks": -2}]}, "tasks must be a whole number"),
+          ("id a list", {"id": ["q1"], "iterations": [{"elapsed": 1.0}]}, "id must be a string"),
+          ("error a number", {"iterations": [{"elapsed": 1.0, "error": 5}]}, "error must be a string"),
+          ("a list", [1, 2], "is not a benchmark result"),
+      )],
+]
+
+
+def _make(root: Path, files: dict[str, str | None]) -> None:
+    for rel, content in files.items():
+        path = root / rel
+        if content is None:
+            path.mkdir(parents=True, exist_ok=True)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(content)
+
+
+def _tree(root: Path) -> dict[str, float]:
+    return {str(p.relative_to(root)): p.stat().st_mtime for p in root.rglob("*")}
+
+
+@pytest.fixture
+def place(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A working folder, a home and a state folder of the test's own, and no AWS at all."""
+    for name in [n for n in os.environ if n.startswith("AWS_")] + ["BENCHMARK_BUCKET"]:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    return work
+
+
+@pytest.mark.parametrize(("argv", "files", "mentions"), [case[1:] for case in CASES], ids=[case[0] for case in CASES])
+def test_bad_input_is_one_line_exit_2_and_leaves_nothing(place: Path, capsys: pytest.CaptureFixture[str],
+                                                         argv: list[str], files: dict[str, str | None],
+                                                         mentions: str) -> None:
+    _make(place, files)
+    before = _tree(place.parent)
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "Traceback" not in err
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:"), err
+    assert mentions in lines[0]
+    assert _tree(place.parent) == before
+
+
+# An unreadable folder: the root user reads every folder whatever its mode, so as root the command
+# runs as nobody (setpriv), in a folder nobody can reach; otherwise in this process.
+UNREADABLE = [["data", "list"], ["data", "sync", "tpch_sf1"], ["data", "generate", "--sf", "0.01"],
+              ["bench", "--sf", "0.01"], ["compare", "--dataset", "tpch_sf1", "a", "b"]]
+
+
+@pytest.mark.parametrize("argv", UNREADABLE, ids=[" ".join(a[:2]) for a in UNREADABLE])
+def test_an_unreadable_data_folder_is_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                      argv: list[str]) -> None:
+    if os.geteuid() == 0:
+        # pytest's own temporary folders are 0700 to their owner: nobody needs one it can reach.
+        tmp_path = Path(tempfile.mkdtemp(prefix="dfbench-bad-input-"))
+        tmp_path.chmod(0o755)
+    folder = tmp_path / "locked"
+    folder.mkdir(mode=0o000)
+    try:
+        if os.geteuid() != 0:
+            code = main([*argv, "--data-dir", str(folder)])
+            err = capsys.readouterr().err
+        else:
+            source = str(Path(dfbench.__file__).parent.parent)
+            done = subprocess.run(
+                ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c",
+                 "import sys; from dfbench.cli import main; sys.exit(main(sys.argv[1:]))",
+                 *argv, "--data-dir", str(folder)],
+                capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                env={"PATH": os.environ["PATH"], "PYTHONPATH": source, "HOME": str(tmp_path)})
+            code, err = done.returncode, done.stderr
+    finally:
+        folder.chmod(0o700)
+        if os.geteuid() == 0:
+            shutil.rmtree(tmp_path)
+    assert code == 2, err
+    assert "Traceback" not in err
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and "cannot read" in lines[0], err
