@@ -8,6 +8,7 @@ import re
 import urllib.parse
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from botocore.awsrequest import AWSResponse
@@ -45,7 +46,7 @@ def route53_error(code: str, message: str, status: int) -> AWSResponse:
     return AWSResponse("https://route53.amazonaws.com", status, {"content-type": "text/xml"}, _Body(body.encode()))
 
 
-def forward(request) -> None:
+def forward(request: Any) -> None:
     """Send a signed request to the emulator as botocore would (http.client, since urllib would add
     a form Content-Type that moto routes elsewhere)."""
     url = urllib.parse.urlsplit(request.url)
@@ -61,8 +62,9 @@ class Route53AsAws:
     """Route 53 behaviour moto lacks, supplied at the request boundary (botocore before-send).
 
     - CallerReference: AWS answers a CreateHostedZone whose CallerReference it has seen before with
-      HostedZoneAlreadyExists (HTTP 409) and creates nothing, also after that zone was deleted (as
-      it documents for health checks); moto makes a second zone. References are remembered here.
+      HostedZoneAlreadyExists (HTTP 409) and creates nothing; moto makes a second zone. The rule
+      holds here after the zone is deleted too, as AWS documents it for health checks' references
+      (dfbench must survive that case). References are remembered per test.
     - ``lose_next_create``: the next CreateHostedZone reaches the emulator and creates the zone,
       but its answer is lost (connection closed): botocore retries it with the same reference.
     - ``error``: Route 53 error answers in its own wire format, e.g. PriorRequestNotComplete.
@@ -79,14 +81,14 @@ class Route53AsAws:
     def hook(self, client: BaseClient) -> None:
         client.meta.events.register_first("before-send.route-53", self._before_send)
 
-    def _before_send(self, request: object, event_name: str, **_: object) -> AWSResponse | None:
+    def _before_send(self, request: Any, event_name: str, **_: object) -> AWSResponse | None:
         operation = event_name.rsplit(".", 1)[1]
         if self.errors.get(operation):
             code, status = self.errors[operation].pop(0)
             return route53_error(code, "injected", status)
         if operation != "CreateHostedZone":
             return None
-        body = request.body.decode() if isinstance(request.body, bytes) else str(request.body)  # type: ignore[attr-defined]
+        body = request.body.decode() if isinstance(request.body, bytes) else str(request.body)
         reference = re.search(r"<CallerReference>(.*?)</CallerReference>", body).group(1)  # type: ignore[union-attr]
         if reference in self.references:
             return route53_error("HostedZoneAlreadyExists", f"A hosted zone has already been created with the "
@@ -95,7 +97,7 @@ class Route53AsAws:
         if self.lose_next_create:
             self.lose_next_create = False
             forward(request)
-            raise ConnectionClosedError(endpoint_url=request.url)  # type: ignore[attr-defined]
+            raise ConnectionClosedError(endpoint_url=request.url)
         return None
 
 
@@ -140,7 +142,7 @@ def test_zone_is_created_once_tagged_on_the_vpc_and_found_again(route53_aws, ins
     route53, _ = clients()
     planned, plan = ensure(route53, None, apply=False)
     assert planned is None and [str(c) for c in plan.changes] == [
-        f"+ create hosted-zone {ZONE}: private, on the new vpc; A record {RECORD}"]
+        f"+ create hosted-zone {ZONE}: private, on the new vpc"]
     assert recorder.mutating == []
 
     zone, changes = ensure(route53, vpc_id)
@@ -280,6 +282,7 @@ def test_route53_throttling_is_retried(route53_aws, inspector, recorder, vpc_id)
 
 
 def test_names_and_addresses_are_validated(route53_aws, vpc_id):
+    assert dns.workers_record_name(dns.zone_name(CLUSTER, REGION)) == "workers.dns.us-east-1.dfbench.internal"
     with pytest.raises(ConfigError):
         dns.zone_name("Not_A_Label", REGION)
     route53, _ = clients()

@@ -153,7 +153,7 @@ def ensure_zone(
     if zone is None:
         return changes.make(
             Change(action="create", resource="hosted-zone", name=name,
-                   detail=f"private, on {vpc_id or 'the new vpc'}; A record {workers_record_name(name)}"),
+                   detail=f"private, on {vpc_id or 'the new vpc'}"),
             lambda: _create_zone(route53, name, region, vpc_id, tags),
         )
     lacking = missing_tags(zone.tags, tags)
@@ -177,11 +177,12 @@ def _create_zone(route53: Any, name: str, region: str, vpc_id: str | None, tags:
 
     Route 53 answers a CreateHostedZone whose CallerReference it has seen before with
     HostedZoneAlreadyExists instead of making a second zone. Two cases give that answer: the zone
-    with this reference exists (an earlier attempt went through: a retry after a lost response, or
-    a run stopped before it could tag it), and it is the one to use; or its zone was deleted (a
-    teardown stopped between the zone and the VPC), whose reference Route 53 keeps refusing for a
-    while, as it documents for health checks: the next reference of the series is tried. The
-    series is deterministic, so a re-run walks the same references and finds the zone it made."""
+    with this reference exists (an earlier attempt went through and its answer was lost, so
+    botocore sent it again), and it is the one to use; or its zone was deleted (a teardown stopped
+    between the zone and the VPC), whose reference Route 53 keeps refusing for a while, as it
+    documents for health checks: the next reference of the series is tried. The series is
+    deterministic, so a later run walks the same references and meets the zone it made. (A run
+    stopped between creating and tagging needs none of this: find_zone knows the reference.)"""
     zone = _create_or_find(route53, name, region, vpc_id)
     _tag(route53, zone.zone_id, tags)
     return replace(zone, tags=dict(tags))
@@ -242,7 +243,11 @@ def ensure_workers_record(route53: Any, zone: Zone | None, name: str, addresses:
                           changes: ChangeSet) -> None:
     """Make the A record ``name`` of ``zone`` hold exactly ``addresses`` (None: the zone this
     plan would create). With no address the record is deleted: Route 53 refuses a record set
-    without values, and a name that does not resolve tells a worker it has no peers just as well."""
+    without values, and a name that does not resolve tells a worker it has no peers just as well.
+
+    Route 53 applies a change in the background (PENDING, then INSYNC, usually within a minute);
+    nothing waits for it here: the workers resolve the name every second, and a deploy's /info
+    check waits for every worker to list every peer."""
     wanted = _addresses(addresses)
     if zone is not None and not (name == zone.name or name.endswith(f".{zone.name}")):
         raise ConfigError(f"record {name} is not inside zone {zone.name}")
