@@ -3,17 +3,7 @@ moto server: found again, idempotent, exact record values, clean deletion, inter
 
 from __future__ import annotations
 
-import http.client
-import re
-import urllib.parse
-import uuid
-from collections.abc import Iterator
-from typing import Any
-
 import pytest
-from botocore.awsrequest import AWSResponse
-from botocore.client import BaseClient
-from botocore.exceptions import ConnectionClosedError
 
 from dfbench.aws import dns
 from dfbench.aws.network import ensure_vpc_dns
@@ -21,91 +11,12 @@ from dfbench.aws.session import connect
 from dfbench.aws.tags import cluster_tags
 from dfbench.errors import ConfigError
 from dfbench.models import ChangeSet
-from dfbench.testing import Interrupt, hooked
+from dfbench_testing import Interrupt, hooked
 
 REGION = "us-east-1"
 CLUSTER = "dns"
 ZONE = f"{CLUSTER}.{REGION}.dfbench.internal"
 RECORD = f"workers.{ZONE}"
-
-
-class _Body:
-    def __init__(self, body: bytes) -> None:
-        self._body = body
-
-    def stream(self, **_: object) -> Iterator[bytes]:
-        yield self._body
-
-
-def route53_error(code: str, message: str, status: int) -> AWSResponse:
-    """An error as Route 53 sends it (REST-XML, ErrorResponse): the harness's error_response speaks
-    the EC2, S3, IAM/STS and JSON formats only."""
-    body = (f'<ErrorResponse xmlns="https://route53.amazonaws.com/doc/2013-04-01/"><Error><Type>Sender</Type>'
-            f"<Code>{code}</Code><Message>{message}</Message></Error><RequestId>{uuid.uuid4()}</RequestId>"
-            "</ErrorResponse>")
-    return AWSResponse("https://route53.amazonaws.com", status, {"content-type": "text/xml"}, _Body(body.encode()))
-
-
-def forward(request: Any) -> None:
-    """Send a signed request to the emulator as botocore would (http.client, since urllib would add
-    a form Content-Type that moto routes elsewhere)."""
-    url = urllib.parse.urlsplit(request.url)
-    connection = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
-    try:
-        connection.request(request.method, url.path, body=request.body, headers=dict(request.headers))
-        assert connection.getresponse().status < 300
-    finally:
-        connection.close()
-
-
-class Route53AsAws:
-    """Route 53 behaviour moto lacks, supplied at the request boundary (botocore before-send).
-
-    - CallerReference: AWS answers a CreateHostedZone whose CallerReference it has seen before with
-      HostedZoneAlreadyExists (HTTP 409) and creates nothing; moto makes a second zone. The rule
-      holds here after the zone is deleted too, as AWS documents it for health checks' references
-      (dfbench must survive that case). References are remembered per test.
-    - ``lose_next_create``: the next CreateHostedZone reaches the emulator and creates the zone,
-      but its answer is lost (connection closed): botocore retries it with the same reference.
-    - ``error``: Route 53 error answers in its own wire format, e.g. PriorRequestNotComplete.
-    """
-
-    def __init__(self) -> None:
-        self.references: set[str] = set()
-        self.lose_next_create = False
-        self.errors: dict[str, list[tuple[str, int]]] = {}
-
-    def error(self, operation: str, code: str, status: int, *, times: int = 1) -> None:
-        self.errors.setdefault(operation, []).extend([(code, status)] * times)
-
-    def hook(self, client: BaseClient) -> None:
-        client.meta.events.register_first("before-send.route-53", self._before_send)
-
-    def _before_send(self, request: Any, event_name: str, **_: object) -> AWSResponse | None:
-        operation = event_name.rsplit(".", 1)[1]
-        if self.errors.get(operation):
-            code, status = self.errors[operation].pop(0)
-            return route53_error(code, "injected", status)
-        if operation != "CreateHostedZone":
-            return None
-        body = request.body.decode() if isinstance(request.body, bytes) else str(request.body)
-        reference = re.search(r"<CallerReference>(.*?)</CallerReference>", body).group(1)  # type: ignore[union-attr]
-        if reference in self.references:
-            return route53_error("HostedZoneAlreadyExists", f"A hosted zone has already been created with the "
-                                 f"specified caller reference: {reference}", 409)
-        self.references.add(reference)
-        if self.lose_next_create:
-            self.lose_next_create = False
-            forward(request)
-            raise ConnectionClosedError(endpoint_url=request.url)
-        return None
-
-
-@pytest.fixture
-def route53_aws(aws) -> Iterator[Route53AsAws]:
-    rules = Route53AsAws()
-    with hooked(rules.hook):
-        yield rules
 
 
 @pytest.fixture
@@ -138,7 +49,7 @@ def record_values(inspector, zone_id: str) -> tuple[list[str], int] | None:
     return None
 
 
-def test_zone_is_created_once_tagged_on_the_vpc_and_found_again(route53_aws, inspector, recorder, vpc_id):
+def test_zone_is_created_once_tagged_on_the_vpc_and_found_again(aws, inspector, recorder, vpc_id):
     route53, _ = clients()
     planned, plan = ensure(route53, None, apply=False)
     assert planned is None and [str(c) for c in plan.changes] == [
@@ -162,7 +73,7 @@ def test_zone_is_created_once_tagged_on_the_vpc_and_found_again(route53_aws, ins
     assert again.zone_id == zone.zone_id and len(zones(inspector)) == 1
 
 
-def test_workers_record_holds_exactly_the_addresses_given(route53_aws, inspector, recorder, vpc_id):
+def test_workers_record_holds_exactly_the_addresses_given(aws, inspector, recorder, vpc_id):
     route53, _ = clients()
     zone, _ = ensure(route53, vpc_id)
     assert zone is not None
@@ -188,7 +99,7 @@ def test_workers_record_holds_exactly_the_addresses_given(route53_aws, inspector
     assert recorder.mutating == []
 
 
-def test_plan_of_the_record_changes_nothing(route53_aws, recorder, vpc_id):
+def test_plan_of_the_record_changes_nothing(aws, recorder, vpc_id):
     route53, _ = clients()
     zone, _ = ensure(route53, vpc_id)
     recorder.clear()
@@ -199,7 +110,7 @@ def test_plan_of_the_record_changes_nothing(route53_aws, recorder, vpc_id):
     assert recorder.mutating == []
 
 
-def test_delete_zone_leaves_nothing(route53_aws, inspector, vpc_id):
+def test_delete_zone_leaves_nothing(aws, inspector, vpc_id):
     route53, _ = clients()
     zone, _ = ensure(route53, vpc_id)
     assert zone is not None
@@ -211,7 +122,7 @@ def test_delete_zone_leaves_nothing(route53_aws, inspector, vpc_id):
     dns.delete_zone(route53, zone)  # already gone: done
 
 
-def test_interrupt_between_create_and_tag_converges_without_a_second_zone(route53_aws, inspector, recorder,
+def test_interrupt_between_create_and_tag_converges_without_a_second_zone(aws, inspector, recorder,
                                                                            vpc_id):
     interrupt = Interrupt(after=1)
     with hooked(interrupt.hook), pytest.raises(KeyboardInterrupt):
@@ -232,19 +143,19 @@ def test_interrupt_between_create_and_tag_converges_without_a_second_zone(route5
     assert ensure(route53, vpc_id)[1].changes == [] and recorder.mutating == []
 
 
-def test_lost_create_answer_is_retried_into_the_same_zone(route53_aws, inspector, recorder, vpc_id):
+def test_lost_create_answer_is_retried_into_the_same_zone(faults, inspector, recorder, vpc_id):
     route53, _ = clients()
-    route53_aws.lose_next_create = True
+    faults.lose_answer("route-53", "CreateHostedZone")
     zone, _ = ensure(route53, vpc_id)
     # botocore retried the call after the lost answer, with the same CallerReference: AWS (the
-    # stand-in rule) refused a second zone, and dfbench took the first one.
+    # harness's rule, dfbench_testing.gaps) refused a second zone, and dfbench took the first one.
     assert len(recorder.named("CreateHostedZone")) == 1
     [raw] = zones(inspector)
     assert zone is not None and zone.zone_id == raw["Id"].split("/")[-1]
     assert ensure(route53, vpc_id)[1].changes == []
 
 
-def test_reference_of_a_deleted_zone_moves_on_to_the_next(route53_aws, inspector, vpc_id):
+def test_reference_of_a_deleted_zone_moves_on_to_the_next(aws, inspector, vpc_id):
     """A teardown stopped between the zone and the VPC: the next provision uses the same VPC,
     whose first CallerReference Route 53 still refuses."""
     route53, _ = clients()
@@ -257,7 +168,7 @@ def test_reference_of_a_deleted_zone_moves_on_to_the_next(route53_aws, inspector
     assert ensure(route53, vpc_id)[1].changes == []
 
 
-def test_same_cluster_name_in_two_regions_gets_two_zones(route53_aws, inspector, vpc_id):
+def test_same_cluster_name_in_two_regions_gets_two_zones(aws, inspector, vpc_id):
     route53, _ = clients()
     other_vpc = inspector.client("ec2", region_name="eu-west-1").create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
     here, _ = ensure(route53, vpc_id)
@@ -271,17 +182,17 @@ def test_same_cluster_name_in_two_regions_gets_two_zones(route53_aws, inspector,
     assert dns.find_zone(route53, cluster=CLUSTER, region="eu-west-1") == [there]
 
 
-def test_route53_throttling_is_retried(route53_aws, inspector, recorder, vpc_id):
+def test_route53_throttling_is_retried(faults, inspector, recorder, vpc_id):
     route53, _ = clients()
     zone, _ = ensure(route53, vpc_id)
-    route53_aws.error("ChangeResourceRecordSets", "PriorRequestNotComplete", 400, times=2)
+    faults.error("route-53", "ChangeResourceRecordSets", "PriorRequestNotComplete", times=2)
     recorder.clear()
     dns.ensure_workers_record(route53, zone, RECORD, ["10.0.0.9"], ChangeSet(apply=True))
     assert len(recorder.named("ChangeResourceRecordSets")) == 1
     assert record_values(inspector, zone.zone_id) == (["10.0.0.9"], dns.RECORD_TTL_S)
 
 
-def test_names_and_addresses_are_validated(route53_aws, vpc_id):
+def test_names_and_addresses_are_validated(aws, vpc_id):
     assert dns.workers_record_name(dns.zone_name(CLUSTER, REGION)) == "workers.dns.us-east-1.dfbench.internal"
     with pytest.raises(ConfigError):
         dns.zone_name("Not_A_Label", REGION)

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from dfbench.errors import ConfigError
-from dfbench.testing import worker_binary
+from dfbench_testing import worker_binary
 from dfbench.worker import kinds
 
 STANDINS = Path(__file__).parent / "standins"
