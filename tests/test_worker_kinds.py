@@ -29,7 +29,7 @@ TAG = b"tag:BenchmarkCluster"
 def fake_worker(path: Path, *markers: bytes, at: int = 4096, size: int = 64 * 1024) -> Path:
     """An executable-looking file with ``markers`` written one after another from ``at``, the
     way string literals sit side by side in a binary's read-only data."""
-    worker_binary(path, size=max(size, at + sum(len(m) for m in markers) + 16))
+    worker_binary(path, size=max(size, at + sum(len(m) for m in markers) + 16), kind=None)
     with open(path, "r+b") as handle:
         handle.seek(at)
         handle.write(b"".join(markers))

@@ -83,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--binary", metavar="PATH",
                         help="the worker built for Linux x86-64 (target/x86_64-unknown-linux-gnu/release/worker)")
     source.add_argument("--build", metavar="REPO_DIR", help="build the worker in this datafusion-distributed checkout")
+    command.add_argument("--worker-kind", metavar="current|tag-discovery",
+                         help="which upstream worker the binary is (default: read from the binary): current finds "
+                              "its peers by the cluster's DNS name, tag-discovery by the BenchmarkCluster tag")
     command.add_argument("--arg", action="append", default=[], metavar="X",
                          help="a worker argument after --bucket (repeatable; --arg=--flag for one starting with -)")
     command.add_argument("--env", action="append", default=[], type=_tag, metavar="K=V",

@@ -22,6 +22,7 @@ from dfbench.aws.session import connect, default_region
 from dfbench.errors import aws_errors, error_code
 from dfbench.models import Record
 from dfbench.worker.build import check_binary
+from dfbench.worker.kinds import WorkerKind
 from dfbench.worker.scripts import ARTIFACT_PREFIX, LATEST_KEY, latest_record, worker_unit
 
 log = logging.getLogger("dfbench")
@@ -32,9 +33,11 @@ _TRANSFER = TransferConfig(multipart_threshold=16 * 1024 * 1024, multipart_chunk
 
 
 class Artifact(Record):
-    """A worker binary in the bucket; ``uploaded`` is False when it was there already."""
+    """A worker binary in the bucket; ``uploaded`` is False when it was there already. ``kind``
+    is the kind it was published as (``latest``'s unit runs it with that kind's arguments)."""
 
     sha256: str
+    kind: WorkerKind
     key: str
     size: int
     uploaded: bool
@@ -47,10 +50,12 @@ def artifact_key(sha256: str) -> str:
 
 def publish_worker(binary: str | Path, *, bucket: str, region: str | None = None, profile: str | None = None,
                    args: Sequence[str] = (), env: Mapping[str, str] | None = None,
+                   kind: WorkerKind = "tag-discovery", dns_name: str | None = None,
                    progress: bool = True) -> Artifact:
     """Upload the worker binary to ``s3://<bucket>/.dfbench/artifacts/worker/<sha256>/worker``
     unless it is there already, and point ``.dfbench/artifacts/worker/latest`` at it, with the
-    ``worker.service`` for ``args`` and ``env`` (what instances booting later install).
+    ``worker.service`` for ``args`` and ``env`` and a worker of ``kind`` (what instances booting
+    later install).
 
     The binary is checked first: nothing reaches S3 for a file that could not run on the cluster.
     """
@@ -59,7 +64,8 @@ def publish_worker(binary: str | Path, *, bucket: str, region: str | None = None
     size = path.stat().st_size
     key = artifact_key(sha)
     region = default_region(region)
-    record = latest_record(sha, worker_unit(bucket=bucket, region=region, args=args, env=env))
+    record = latest_record(sha, worker_unit(bucket=bucket, region=region, args=args, env=env, kind=kind,
+                                            dns_name=dns_name))
     aws = connect(region=region, profile=profile)
     with aws_errors(profile):
         s3 = aws.client("s3")
@@ -80,4 +86,4 @@ def publish_worker(binary: str | Path, *, bucket: str, region: str | None = None
                 raise missing_bucket(bucket) from None
             raise
     log.info("worker %s %s s3://%s/%s", sha[:12], "uploaded to" if uploaded else "already in", bucket, key)
-    return Artifact(sha256=sha, key=key, size=size, uploaded=uploaded, url=f"s3://{bucket}/{key}")
+    return Artifact(sha256=sha, kind=kind, key=key, size=size, uploaded=uploaded, url=f"s3://{bucket}/{key}")
