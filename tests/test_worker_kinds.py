@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import datetime, timezone
 import socket
 import subprocess
 import time
@@ -17,8 +18,10 @@ from pathlib import Path
 import pytest
 
 from dfbench.errors import ConfigError
+from dfbench.models import Instance
 from dfbench_testing import worker_binary
 from dfbench.worker import kinds
+from dfbench.worker.health import judge
 
 STANDINS = Path(__file__).parent / "standins"
 POD_IP_MESSAGE = b"POD_IP is not set"
@@ -179,3 +182,36 @@ def test_tag_discovery_standin_reads_its_peers_from_the_tagged_instances(tmp_pat
                               "--worker-dns-name", "x"], env={"PATH": os.environ["PATH"]}, capture_output=True,
                              timeout=30)
     assert refused.returncode != 0
+
+
+def test_the_health_judge_takes_either_kind_s_peer_list(tmp_path):
+    """Each kind's /info as its stand-in serves it (http://IP:9001/ per peer) is judged against
+    the cluster's instances: exactly them is healthy, a stale address or a missing one is not."""
+    cluster = [Instance(instance_id=f"i-{n:017x}", name=f"c-{n}", private_ip=f"10.0.1.{10 + n}", public_ip=None,
+                        availability_zone="us-east-1a", instance_type="c5n.2xlarge", state="running",
+                        image_id="ami-0123456789abcdef0", spot=False,
+                        launch_time=datetime(2026, 12, 1, tzinfo=timezone.utc)) for n in range(3)]
+    name = "workers.h.us-east-1.dfbench.internal"
+    hosts = tmp_path / "hosts"
+    described = tmp_path / "instances.json"
+
+    def publish(addresses: list[str]) -> None:
+        hosts.write_text("".join(f"{a} {name}\n" for a in addresses))
+        described.write_text(json.dumps({"Reservations": [{"Instances": [
+            {"PrivateIpAddress": a, "State": {"Name": "running"},
+             "Tags": [{"Key": "BenchmarkCluster", "Value": "datafusion"}]} for a in addresses]}]}))
+
+    current = {"POD_IP": cluster[0].private_ip, "DFBENCH_STANDIN_RESOLVE": str(hosts)}
+    older = {"DFBENCH_STANDIN_INSTANCES": str(described)}
+    live = [i.private_ip for i in cluster]
+    with standin("worker_current.py", "--bucket", "b", "--worker-dns-name", name, env=current) as now, \
+            standin("worker_tag_discovery.py", "--bucket", "b", env=older) as before:
+        for port in (now, before):
+            publish(live)
+            assert [h.problems for h in judge(cluster, {i.instance_id: info(port) for i in cluster})] == [()] * 3
+            publish([*live, "10.0.1.99"])  # an instance gone, still listed
+            assert all("the cluster has 3" in h.problems[0]
+                       for h in judge(cluster, {i.instance_id: info(port) for i in cluster}))
+            publish(live[:2])
+            assert all(h.problems == (f"peer list lacks {cluster[2].instance_id} (10.0.1.12)",)
+                       for h in judge(cluster, {i.instance_id: info(port) for i in cluster}))
