@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
@@ -22,7 +23,7 @@ from dfbench.aws.session import connect, default_region
 from dfbench.errors import aws_errors, error_code
 from dfbench.models import Record
 from dfbench.worker.build import check_binary
-from dfbench.worker.kinds import WorkerKind
+from dfbench.worker.kinds import KINDS, WorkerKind
 from dfbench.worker.scripts import ARTIFACT_PREFIX, LATEST_KEY, latest_record, worker_unit
 
 log = logging.getLogger("dfbench")
@@ -42,6 +43,11 @@ class Artifact(Record):
     size: int
     uploaded: bool
     url: str
+
+
+# User metadata of ``latest``: the kind its worker was published as (S3 sends it back on HEAD as
+# x-amz-meta-worker-kind), so a run can say which kind produced its numbers.
+KIND_METADATA = "worker-kind"
 
 
 def artifact_key(sha256: str) -> str:
@@ -80,10 +86,24 @@ def publish_worker(binary: str | Path, *, bucket: str, region: str | None = None
                     upload_files(s3, bucket, [Upload(path=path, key=key, size=size, sha256=sha,
                                                      content_type="application/octet-stream")],
                                  config=_TRANSFER, bar=bar, description=f"upload worker → s3://{bucket}/{key}")
-            s3.put_object(Bucket=bucket, Key=LATEST_KEY, Body=record.encode(), ContentType="text/plain")
+            s3.put_object(Bucket=bucket, Key=LATEST_KEY, Body=record.encode(), ContentType="text/plain",
+                          Metadata={KIND_METADATA: kind})
         except ClientError as error:
             if error_code(error) == "NoSuchBucket":
                 raise missing_bucket(bucket) from None
             raise
     log.info("worker %s %s s3://%s/%s", sha[:12], "uploaded to" if uploaded else "already in", bucket, key)
     return Artifact(sha256=sha, kind=kind, key=key, size=size, uploaded=uploaded, url=f"s3://{bucket}/{key}")
+
+
+def published_kind(s3: Any, bucket: str) -> WorkerKind | None:
+    """The kind of the worker last published to ``bucket`` (the one deploy installed everywhere
+    and instances booting later install); None when none was, or by a dfbench that did not record
+    kinds."""
+    try:
+        metadata = s3.head_object(Bucket=bucket, Key=LATEST_KEY).get("Metadata", {})
+    except ClientError as error:
+        if error_code(error) in ("404", "NoSuchKey"):
+            return None
+        raise
+    return next((kind for kind in KINDS if kind == metadata.get(KIND_METADATA)), None)
