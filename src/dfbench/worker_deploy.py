@@ -20,12 +20,13 @@ from dfbench.cluster import status as cluster_status
 from dfbench.aws import ssm
 from dfbench.aws.instances import other_clusters_with_tag
 from dfbench.aws.session import connect, default_region
+from dfbench.config import TAG_DISCOVERY_TAG
 from dfbench.errors import ClusterNotFound, CommandFailed, ConfigError, WorkersDisagree, aws_errors
 from dfbench.models import Cluster, Instance, Record
 from dfbench.worker import health
 from dfbench.worker.artifacts import publish_worker
 from dfbench.worker.build import Build, build_worker, check_binary
-from dfbench.worker.kinds import TAG_DISCOVERY_TAG, WorkerKind, detect_kind, parse_kind
+from dfbench.worker.kinds import WorkerKind, detect_kind, parse_kind
 from dfbench.worker.scripts import INSTALLED_MARKER, install_script, worker_unit
 
 log = logging.getLogger("dfbench")

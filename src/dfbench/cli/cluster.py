@@ -18,7 +18,7 @@ def _spec(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         ami=args.ami, volume_size_gib=args.volume_size, bucket=args.bucket, spot=args.spot or None,
         ttl_hours=args.ttl_hours, ssh_ingress_cidrs=tuple(args.ssh_cidr) or None,
         allow_wide_ssh=args.allow_wide_ssh or None,
-        discovery_tag=args.discovery_tag, tags=dict(args.tag) or None,
+        tags=dict(args.tag) or None,
     )
 
 

@@ -69,8 +69,6 @@ def build_parser() -> argparse.ArgumentParser:
                              help="allow SSH from this CIDR (repeatable); nothing is open by default")
         command.add_argument("--allow-wide-ssh", action="store_true",
                              help="accept an --ssh-cidr wider than /8 (such as 0.0.0.0/0: the whole internet)")
-        command.add_argument("--discovery-tag", help="KEY=VALUE the workers find peers by "
-                             "(default BenchmarkCluster=datafusion)")
         command.add_argument("--tag", action="append", default=[], type=_tag, metavar="KEY=VALUE",
                              help="extra tag on every resource (repeatable)")
     cluster_command("status", "show the cluster as it exists now")

@@ -20,7 +20,7 @@ from dfbench.aws import dns, iam, network
 from dfbench.aws import instances as ec2_instances
 from dfbench.aws.session import Aws, connect, default_region
 from dfbench.aws.tags import BUCKET_KEY, TTL_KEY, cluster_tags, ensure_ec2_tags
-from dfbench.config import ClusterSpec, validate_cluster_name, validate_region
+from dfbench.config import TAG_DISCOVERY_TAG, ClusterSpec, validate_cluster_name, validate_region
 from dfbench.errors import (
     CapacityError,
     ConfigError,
@@ -228,8 +228,9 @@ def _fits(instance: Instance, spec: ClusterSpec) -> bool:
 
 
 def _instance_tags(spec: ClusterSpec, tags: dict[str, str]) -> dict[str, str]:
-    """An instance's tags: the cluster's, and the discovery tag its worker finds its peers by."""
-    key, value = spec.discovery
+    """An instance's tags: the cluster's, and the tag the tag-discovery worker finds its peers by
+    (``dfbench deploy`` refuses that kind while another cluster's instances carry it too)."""
+    key, value = TAG_DISCOVERY_TAG
     return {**tags, key: value}
 
 
@@ -268,7 +269,6 @@ def _launch(
         return []
     ec2 = aws.client("ec2")
     ami = ec2_instances.resolve_ami(aws.client("ssm"), ec2, spec.ami)
-    _warn_discovery_conflicts(ec2, spec)
     assert subnet_id and ids.security_group_id
     request = ec2_instances.LaunchRequest(
         cluster=spec.name, region=spec.region, count=count, instance_type=spec.instance_type, ami=ami, zone=zone,
@@ -291,19 +291,6 @@ def _shape(instance: Instance) -> str:
 
 def _shape_of_spec(spec: ClusterSpec) -> str:
     return f"{spec.instance_type}{' spot' if spec.spot else ''}" + (f" {spec.ami}" if spec.ami else "")
-
-
-def _warn_discovery_conflicts(ec2: object, spec: ClusterSpec) -> None:
-    """Workers find peers by the discovery tag: another cluster with the same tag in the region
-    would join this one's queries."""
-    key, value = spec.discovery
-    others = ec2_instances.other_clusters_with_tag(ec2, key, value, spec.name)
-    if others:
-        log.warning(
-            "instances of other clusters (%s) in %s carry the discovery tag %s: their workers will see this "
-            "cluster's as peers. Give one cluster another discovery tag.",
-            ", ".join(sorted(others)), spec.region, spec.discovery_tag,
-        )
 
 
 def status(name: str, *, region: str | None = None, profile: str | None = None) -> Cluster | None:

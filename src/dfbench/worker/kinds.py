@@ -32,9 +32,7 @@ KINDS: tuple[WorkerKind, ...] = get_args(WorkerKind)
 # both: its error message and its flag name.
 CURRENT_MARKERS = (b"POD_IP is not set", b"worker-dns-name")
 TAG_DISCOVERY_MARKER = b"tag:BenchmarkCluster"
-# The tag the tag-discovery worker looks for, fixed in its source: dfbench tags every instance
-# with it, and cannot give it another value.
-TAG_DISCOVERY_TAG = ("BenchmarkCluster", "datafusion")
+
 _MARKERS = (*CURRENT_MARKERS, TAG_DISCOVERY_MARKER)
 # A release build is tens of megabytes: read it in pieces rather than whole.
 CHUNK_SIZE = 1024 * 1024
