@@ -191,14 +191,15 @@ def test_tags_added_to_the_spec_reach_every_existing_resource_in_few_calls(aws, 
     spec = ClusterSpec(name="tagged", instance_count=3, tags={"team": "b", "cost-center": "42"})
     planned = dfbench.plan(spec)
     assert {(c.action, c.resource) for c in planned.changes} == {
-        ("update", "network"), ("update", "instances"), ("update", "iam-role"), ("update", "instance-profile")}
+        ("update", "network"), ("update", "instances"), ("update", "iam-role"), ("update", "instance-profile"),
+        ("update", "hosted-zone")}
     assert all(c.detail == "tag cost-center=42, team=b" for c in planned.changes)
 
     recorder.clear()
     cluster = dfbench.provision(spec)
     mutating = [c.operation for c in recorder.mutating]
     # One CreateTags for the five network resources, one for the three instances.
-    assert sorted(mutating) == ["CreateTags", "CreateTags", "TagInstanceProfile", "TagRole"]
+    assert sorted(mutating) == ["ChangeTagsForResource", "CreateTags", "CreateTags", "TagInstanceProfile", "TagRole"]
     assert dfbench.plan(spec).changes == []
     assert cluster == dfbench.status("tagged")
     ec2 = inspector.client("ec2")
@@ -212,6 +213,9 @@ def test_tags_added_to_the_spec_reach_every_existing_resource_in_few_calls(aws, 
     assert all(wanted.items() <= i.tags.items() for i in cluster.instances)
     role = inspector.client("iam").list_role_tags(RoleName=cluster.role_name)["Tags"]
     assert wanted.items() <= {t["Key"]: t["Value"] for t in role}.items()
+    zone = inspector.client("route53").list_tags_for_resource(ResourceType="hostedzone",
+                                                              ResourceId=zone_id(inspector, "tagged"))
+    assert wanted.items() <= {t["Key"]: t["Value"] for t in zone["ResourceTagSet"]["Tags"]}.items()
 
 
 def test_a_new_ttl_is_said_to_reach_only_new_instances(aws, recorder, caplog):
