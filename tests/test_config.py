@@ -31,8 +31,6 @@ def test_defaults() -> None:
     assert spec.instance_count == 12
     assert spec.volume_size_gib == 200
     assert spec.volume_type == "gp3"
-    assert spec.discovery_tag == "BenchmarkCluster=datafusion"
-    assert spec.discovery == ("BenchmarkCluster", "datafusion")
     assert spec.ssh_ingress_cidrs == ()
     assert spec.spot is False
     assert spec.bucket is None
@@ -263,19 +261,14 @@ def test_user_tags_accepted() -> None:
 
 
 def test_discovery_tag_key_in_tags_rejected() -> None:
-    with pytest.raises(ValidationError, match="discovery tag"):
+    with pytest.raises(ValidationError, match="tag-discovery worker's peer tag"):
         ClusterSpec(tags={"BenchmarkCluster": "other"})
-    # ... and the rule follows a custom discovery tag.
-    with pytest.raises(ValidationError, match="discovery tag"):
-        ClusterSpec(discovery_tag="Peers=mine", tags={"Peers": "x"})
-    assert ClusterSpec(discovery_tag="Peers=mine", tags={"BenchmarkCluster": "x"}).discovery == ("Peers", "mine")
 
 
-@pytest.mark.parametrize("tag", ["novalue", "=value", "aws:peers=x", "dfbench:peers=x"])
-def test_bad_discovery_tag_rejected(tag: str) -> None:
-    with pytest.raises(ValidationError) as raised:
-        ClusterSpec(discovery_tag=tag)
-    assert [e["loc"] for e in raised.value.errors()] == [("discovery_tag",)]
+def test_the_discovery_tag_is_no_longer_a_setting() -> None:
+    """The tag-discovery worker hard-codes its tag: a spec that sets another is refused, not ignored."""
+    with pytest.raises(ConfigError, match="discovery_tag"):
+        make_spec(discovery_tag="Peers=mine")
 
 
 # --- strictness ----------------------------------------------------------------------------------
@@ -319,7 +312,6 @@ def test_spot_is_strict_bool() -> None:
         ({"ttl_hours": 0.0}, "ttl_hours"),
         ({"ssh_ingress_cidrs": ("999.1.1.1/32",)}, "ssh_ingress_cidrs"),
         ({"ssh_ingress_cidrs": ("2001:db8::/32",)}, "ssh_ingress_cidrs"),
-        ({"discovery_tag": "novalue"}, "discovery_tag"),
         ({"tags": {"Name": "x"}}, "tags"),
         ({"tags": {"aws:x": "y"}}, "tags"),
         ({"nonsense": 1}, "nonsense"),
@@ -342,8 +334,7 @@ def test_make_spec_discovery_tag_in_tags_names_discovery_tag() -> None:
         make_spec(tags={"BenchmarkCluster": "x"})
     message = str(raised.value)
     assert "\n" not in message
-    assert "'BenchmarkCluster' is the discovery tag" in message
-    assert "discovery_tag" in message
+    assert "'BenchmarkCluster' is the tag-discovery worker's peer tag" in message
 
 
 def test_make_spec_several_problems_still_one_line() -> None:

@@ -91,8 +91,9 @@ def test_a_deploy_is_one_install_command_and_one_check_whatever_the_size(
     counts: dict[int, Counter[str]] = {}
     for target in (small, large):
         n = len(target.instances)
-        # A binary of each size's own, so both deploys upload it.
-        binary = worker_binary(tmp_path / f"worker{n}")
+        # A binary of each size's own, so both deploys upload it. The current kind: two clusters
+        # of the tag-discovery kind in one region are refused.
+        binary = worker_binary(tmp_path / f"worker{n}", kind="current")
         binary.write_bytes(binary.read_bytes() + str(n).encode())
         sha = check_binary(binary)
         fake.script(ping=online(ids(target)),
@@ -104,13 +105,14 @@ def test_a_deploy_is_one_install_command_and_one_check_whatever_the_size(
 
         counts[n] = Counter(f"{c.service}:{c.operation}" for c in recorder.calls)
         assert report.ok and report.verified is True and report.problems == []
-        assert (report.sha256, report.uploaded) == (sha, True)
+        assert (report.sha256, report.kind, report.uploaded) == (sha, "current", True)
         assert [(r.instance_id, r.name, r.installed, r.exit_code, r.commit) for r in report.results] == [
             (i.instance_id, i.name, "installed", 0, COMMIT) for i in target.instances]
         install, check = sends(recorder)
         assert install["Targets"] == check["Targets"] == [{"Key": "tag:dfbench:cluster", "Values": [target.name]}]
         assert install["Parameters"]["commands"] == [install_script(
-            bucket=target.bucket, sha256=sha, region="us-east-1", args=["--threads", "8"], env={"RUST_LOG": "info"})]
+            bucket=target.bucket, sha256=sha, region="us-east-1", args=["--threads", "8"], env={"RUST_LOG": "info"},
+            kind="current", dns_name=f"workers.{target.name}.us-east-1.dfbench.internal")]
         assert check["Parameters"]["commands"] == ["curl -fsS --max-time 5 http://127.0.0.1:9000/info\n"]
         assert {(s["OutputS3BucketName"], s["OutputS3KeyPrefix"]) for s in (install, check)} == {
             (target.bucket, OUTPUT_PREFIX)}
@@ -210,6 +212,10 @@ def test_nothing_is_uploaded_for_what_cannot_be_deployed(cluster, recorder, bina
          ConfigError, f"stopped instances of cluster 'd': {stopped.instance_id}"),
         ({"cluster": "d", "binary": binary, "env": {"lower": "x"}}, ConfigError, "Invalid environment variable"),
         ({"cluster": "d"}, ConfigError, "either the worker binary"),
+        ({"cluster": "d", "binary": binary, "worker_kind": "k8s"}, ConfigError, "--worker-kind 'k8s': use current"),
+        # Provisioned by an older dfbench: no workers record for the current kind to use.
+        ({"cluster": cluster.model_copy(update={"workers_dns_name": None}), "binary": binary,
+          "worker_kind": "current"}, ConfigError, "no workers DNS record .* `dfbench provision --cluster d"),
     ]
     for options, error, message in cases:
         recorder.clear()
@@ -266,6 +272,7 @@ def test_cli_deploy_prints_a_table_and_fails_naming_the_failed_instance(cluster,
     assert main(["deploy", "--cluster", "d", "--binary", str(binary)]) == 0
     shown = capsys.readouterr().out
     assert all(i in shown for i in ids(cluster)) and "installed" in shown and "one commit, every peer known" in shown
+    assert "tag-discovery" in shown  # the kind column
 
     failed = Run("Failed", 3, "installing\n", "sha256 mismatch: refusing to install\n")
     fake.script(ping=online(ids(cluster)), polls=[{first: installed(sha), broken: failed, third: installed(sha)}])
@@ -328,3 +335,37 @@ def test_latest_is_pointed_only_after_every_instance_installed_and_answered(
     assert deploy_worker("d", binary=bad).ok
     assert _latest(inspector, cluster.bucket) == latest_record(
         bad_sha, worker_unit(bucket=cluster.bucket, region="us-east-1"))
+
+
+def test_cli_refuses_a_binary_of_neither_kind_before_any_aws_call(aws, recorder, tmp_path, capsys) -> None:
+    from dfbench.cli import main
+
+    neither = worker_binary(tmp_path / "worker", kind=None)
+    assert main(["deploy", "--cluster", "d", "--binary", str(neither)]) == 2
+    err = capsys.readouterr().err
+    [line] = err.strip().splitlines()
+    assert "neither kind" in line and "#630" in line and "#621" in line and "--worker-kind" in line
+    assert recorder.calls == []
+
+
+def test_a_tag_discovery_worker_is_refused_while_another_cluster_carries_its_tag(cluster, fake, recorder, binary,
+                                                                               tmp_path) -> None:
+    other = provisioned("other", 1)
+    recorder.clear()
+    with pytest.raises(ConfigError, match="tag BenchmarkCluster=datafusion, which the live instances of other"):
+        deploy_worker("d", binary=binary)
+    assert s3_calls(recorder) == [] and recorder.named("SendCommand") == []
+
+    # The same binary declared current is handed the cluster's name instead, and goes ahead.
+    sha = check_binary(binary)
+    fake.script(ping=online(ids(cluster)), polls=[every(ids(cluster), installed(sha))],
+                then=[[every(ids(cluster), info(cluster))]])
+    report = deploy_worker("d", binary=binary, worker_kind="current")
+    assert report.ok and report.kind == "current"
+    [install, _] = sends(recorder)
+    assert "--worker-dns-name workers.d.us-east-1.dfbench.internal" in install["Parameters"]["commands"][0]
+
+    dfbench.teardown(other.name)
+    fake.script(ping=online(ids(cluster)), polls=[every(ids(cluster), installed(sha))],
+                then=[[every(ids(cluster), info(cluster))]])
+    assert deploy_worker("d", binary=binary).kind == "tag-discovery"

@@ -35,8 +35,30 @@ def inventory(session, cluster: str) -> dict[str, list[str]]:
             for p in iam.list_instance_profiles()["InstanceProfiles"]
             if p["InstanceProfileName"].startswith(f"dfbench-{cluster}-")
         ],
+        "hosted_zone": [z["Id"] for z in session.client("route53").list_hosted_zones()["HostedZones"]
+                        if z["Name"] == f"{cluster}.us-east-1.dfbench.internal."],
     }
     return {kind: sorted(ids) for kind, ids in found.items()}
+
+
+def workers_record(session, cluster: str) -> list[str] | None:
+    """The private addresses the cluster's workers record lists (None: no record)."""
+    route53 = session.client("route53")
+    name = f"workers.{cluster}.us-east-1.dfbench.internal."
+    for zone in route53.list_hosted_zones()["HostedZones"]:
+        if zone["Name"] == f"{cluster}.us-east-1.dfbench.internal.":
+            for raw in route53.list_resource_record_sets(HostedZoneId=zone["Id"])["ResourceRecordSets"]:
+                if raw["Name"] == name and raw["Type"] == "A":
+                    return sorted(r["Value"] for r in raw["ResourceRecords"])
+    return None
+
+
+def live_private_ips(session, cluster: str) -> list[str]:
+    ec2 = session.client("ec2")
+    filters = [{"Name": "tag:dfbench:cluster", "Values": [cluster]},
+               {"Name": "instance-state-name", "Values": ["pending", "running"]}]
+    return sorted(i["PrivateIpAddress"] for r in ec2.describe_instances(Filters=filters)["Reservations"]
+                  for i in r["Instances"])
 
 
 def dfbench_buckets(session) -> list[str]:
@@ -57,7 +79,26 @@ def assert_converged(session, cluster: str, count: int) -> dict[str, list[str]]:
     singles = {k: len(v) for k, v in found.items() if k != "instance"}
     assert singles == dict.fromkeys(singles, 1), found
     assert len(found["instance"]) == count, found
+    assert workers_record(session, cluster) == live_private_ips(session, cluster), found
     return found
+
+
+def zone_id(session, cluster: str) -> str | None:
+    ids = inventory(session, cluster)["hosted_zone"]
+    return ids[0].split("/")[-1] if ids else None
+
+
+def assert_zone_on_vpc(session, cluster) -> None:
+    """One private zone, on the cluster's VPC, whose VPC resolves names (DNS support and
+    hostnames on), and the cluster record names its workers record."""
+    [zone] = inventory(session, cluster.name)["hosted_zone"]
+    answer = session.client("route53").get_hosted_zone(Id=zone)
+    assert answer["HostedZone"]["Config"]["PrivateZone"] is True
+    assert [v["VPCId"] for v in answer["VPCs"]] == [cluster.vpc_id]
+    ec2 = session.client("ec2")
+    for attribute, key in (("enableDnsSupport", "EnableDnsSupport"), ("enableDnsHostnames", "EnableDnsHostnames")):
+        assert ec2.describe_vpc_attribute(VpcId=cluster.vpc_id, Attribute=attribute)[key]["Value"] is True
+    assert cluster.workers_dns_name == f"workers.{cluster.name}.us-east-1.dfbench.internal"
 
 
 def test_provision_three_times_gives_one_set_of_resources(aws, inspector, recorder):
@@ -81,7 +122,7 @@ def test_plan_is_read_only_and_lists_everything(aws, recorder):
     assert recorder.mutating == []
     created = {(c.action, c.resource) for c in result.changes}
     for resource in ("bucket", "iam-role", "instance-profile", "vpc", "internet-gateway", "route-table",
-                     "subnet", "security-group", "instances"):
+                     "subnet", "security-group", "instances", "hosted-zone", "dns-record"):
         assert ("create", resource) in created, resource
     launch = next(c for c in result.changes if c.resource == "instances")
     assert launch.detail.startswith("4 x c5n.2xlarge")
@@ -91,6 +132,7 @@ def test_plan_is_read_only_and_lists_everything(aws, recorder):
 def test_count_changes_converge_without_duplicates(aws, inspector, recorder):
     cluster = dfbench.provision(ClusterSpec(name="scale", instance_count=3))
     original = {i.instance_id for i in cluster.instances}
+    assert_zone_on_vpc(inspector, cluster)
 
     recorder.clear()
     grown = dfbench.provision(ClusterSpec(name="scale", instance_count=5))
@@ -100,6 +142,7 @@ def test_count_changes_converge_without_duplicates(aws, inspector, recorder):
     assert original <= {i.instance_id for i in grown.instances}
     assert sorted(i.name for i in grown.instances) == [f"scale-{n}" for n in range(5)]
     assert_converged(inspector, "scale", 5)
+    assert_zone_on_vpc(inspector, grown)
     assert dfbench.plan(ClusterSpec(name="scale", instance_count=5)).changes == []
 
     recorder.clear()
@@ -110,7 +153,15 @@ def test_count_changes_converge_without_duplicates(aws, inspector, recorder):
     # The lowest-numbered instances stay; the newest names go.
     assert [i.name for i in shrunk.instances] == ["scale-0", "scale-1"]
     assert_converged(inspector, "scale", 2)
+    assert_zone_on_vpc(inspector, shrunk)
     assert dfbench.plan(ClusterSpec(name="scale", instance_count=2)).changes == []
+    assert dfbench.plan(ClusterSpec(name="scale", instance_count=4)).changes[-1].detail == (
+        "A: the private addresses of all 4 instances, once launched")
+
+    zone = zone_id(inspector, "scale")
+    report = dfbench.teardown("scale", delete_bucket=True)
+    assert report.left == [] and f"hosted-zone {zone} (scale.us-east-1.dfbench.internal)" in report.deleted
+    assert inventory(inspector, "scale") == dict.fromkeys(inventory(inspector, "scale"), [])
 
 
 def test_changed_instance_type_replaces_instances(aws, inspector):
@@ -132,6 +183,7 @@ def test_stopped_instance_is_started(aws, inspector):
     again = dfbench.provision(ClusterSpec(name="stopped", instance_count=2))
     assert {i.state for i in again.instances} == {"running"}
     assert {i.instance_id for i in again.instances} == {i.instance_id for i in cluster.instances}
+    assert_converged(inspector, "stopped", 2)
 
 
 def test_tags_added_to_the_spec_reach_every_existing_resource_in_few_calls(aws, inspector, recorder):
@@ -139,14 +191,15 @@ def test_tags_added_to_the_spec_reach_every_existing_resource_in_few_calls(aws, 
     spec = ClusterSpec(name="tagged", instance_count=3, tags={"team": "b", "cost-center": "42"})
     planned = dfbench.plan(spec)
     assert {(c.action, c.resource) for c in planned.changes} == {
-        ("update", "network"), ("update", "instances"), ("update", "iam-role"), ("update", "instance-profile")}
+        ("update", "network"), ("update", "instances"), ("update", "iam-role"), ("update", "instance-profile"),
+        ("update", "hosted-zone")}
     assert all(c.detail == "tag cost-center=42, team=b" for c in planned.changes)
 
     recorder.clear()
     cluster = dfbench.provision(spec)
     mutating = [c.operation for c in recorder.mutating]
     # One CreateTags for the five network resources, one for the three instances.
-    assert sorted(mutating) == ["CreateTags", "CreateTags", "TagInstanceProfile", "TagRole"]
+    assert sorted(mutating) == ["ChangeTagsForResource", "CreateTags", "CreateTags", "TagInstanceProfile", "TagRole"]
     assert dfbench.plan(spec).changes == []
     assert cluster == dfbench.status("tagged")
     ec2 = inspector.client("ec2")
@@ -160,6 +213,9 @@ def test_tags_added_to_the_spec_reach_every_existing_resource_in_few_calls(aws, 
     assert all(wanted.items() <= i.tags.items() for i in cluster.instances)
     role = inspector.client("iam").list_role_tags(RoleName=cluster.role_name)["Tags"]
     assert wanted.items() <= {t["Key"]: t["Value"] for t in role}.items()
+    zone = inspector.client("route53").list_tags_for_resource(ResourceType="hostedzone",
+                                                              ResourceId=zone_id(inspector, "tagged"))
+    assert wanted.items() <= {t["Key"]: t["Value"] for t in zone["ResourceTagSet"]["Tags"]}.items()
 
 
 def test_a_new_ttl_is_said_to_reach_only_new_instances(aws, recorder, caplog):
@@ -298,11 +354,9 @@ def test_teardown_reports_and_second_teardown_does_nothing(aws, inspector):
     assert (second.deleted, second.left) == ([], [])
 
 
-def test_clusters_are_isolated(aws, inspector, caplog):
+def test_clusters_are_isolated(aws, inspector):
     a = dfbench.provision(ClusterSpec(name="alpha", instance_count=2))
-    with caplog.at_level("WARNING", logger="dfbench"):
-        b = dfbench.provision(ClusterSpec(name="beta", instance_count=1))
-    assert "alpha" in caplog.text and "discovery tag" in caplog.text
+    b = dfbench.provision(ClusterSpec(name="beta", instance_count=1))
     assert a.vpc_id != b.vpc_id and a.role_name != b.role_name and a.bucket == b.bucket
     dfbench.teardown("alpha", delete_bucket=True)
     assert_converged(inspector, "beta", 1)

@@ -23,7 +23,8 @@ from dfbench.aws import ssm as remote
 from dfbench.cli import main
 from dfbench.data import generate_tpch, sync_dataset
 from dfbench.errors import ClusterUnhealthy, ConfigError, HostKeyMismatch, TransportError, WorkerUnreachable
-from dfbench_testing import Faults, InstanceSide, LocalAgent, Recorder, Sshd, hooked
+from dfbench_testing import Faults, InstanceSide, LocalAgent, Recorder, Sshd, hooked, worker_binary
+from dfbench.worker.artifacts import publish_worker
 from dfbench.worker.client import WorkerClient
 from dfbench.worker.process import LocalWorkerProcess
 
@@ -66,9 +67,12 @@ def agent_for(faults: Faults, inspector: Any, cluster: dfbench.Cluster, worker_u
 
 def test_make_bench_remote_runs_through_the_relay_and_compares_with_the_previous_run(
         cluster: dfbench.Cluster, faults: Faults, recorder: Recorder, inspector: Any, tpch: Path,
-        capsys: pytest.CaptureFixture[str]) -> None:
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     command = ["bench", "--cluster", "e2e", "--via", "relay", "--dataset", DATASET, "--queries", "q1,q6",
                "--iterations", "2", "--engine", "feature", "--data-dir", str(tpch)]
+    # What `dfbench deploy` of a current worker publishes: the run records that kind.
+    publish_worker(worker_binary(tmp_path / "worker", kind="current"), bucket=cluster.bucket, kind="current",
+                   dns_name=cluster.workers_dns_name, progress=False)
     with worker_for(cluster) as worker, agent_for(faults, inspector, cluster, worker.url) as agent:
         assert main(command) == 0
         first = capsys.readouterr()
@@ -82,7 +86,7 @@ def test_make_bench_remote_runs_through_the_relay_and_compares_with_the_previous
         assert all(i["elapsed"] > 0 and "error" not in i for i in document["iterations"])
     run = json.loads((results / "run.json").read_text())
     assert run["status"] == "complete" and run["location"] == f"s3://{cluster.bucket}"
-    assert run["cluster"]["transport"] == "relay"
+    assert run["cluster"]["transport"] == "relay" and run["cluster"]["worker_kind"] == "current"
     assert run["cluster"]["coordinator"] == cluster.instances[0].instance_id
     assert [i["instance_id"] for i in run["cluster"]["instances"]] == [i.instance_id for i in cluster.instances]
     assert [h["commit"] for h in run["cluster"]["health"]] == [COMMIT, COMMIT]

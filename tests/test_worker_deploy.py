@@ -125,7 +125,7 @@ def test_publish_uploads_once_by_sha_and_points_latest_at_it(aws, recorder, insp
     key = f"{PREFIX}/{sha}/worker"
 
     first = publish_worker(binary, bucket=BUCKET, progress=False)
-    assert first == Artifact(sha256=sha, key=key, size=binary.stat().st_size, uploaded=True,
+    assert first == Artifact(sha256=sha, kind="tag-discovery", key=key, size=binary.stat().st_size, uploaded=True,
                              url=f"s3://{BUCKET}/{key}")
     assert artifact_writes(recorder, key) == ["PutObject"]  # small: one request, no multipart
     assert read(inspector, key) == binary.read_bytes()

@@ -4,9 +4,16 @@ root, with stand-ins for systemctl, aws, curl, journalctl and cloud-init on PATH
 from __future__ import annotations
 
 import hashlib
+import http.server
+import json
 import os
+import shlex
+import socket
 import subprocess
+import threading
 import time
+import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,8 +21,8 @@ import pytest
 
 from dfbench.errors import ConfigError
 from dfbench_testing import system_tool
-from dfbench.worker.scripts import (INSTALLED_MARKER, boot_script, install_script, latest_record, ttl_script,
-                                    worker_unit)
+from dfbench.worker.scripts import (INSTALLED_MARKER, POD_IP_SCRIPT, boot_script, install_script, latest_record,
+                                    ttl_script, worker_unit)
 
 BUCKET = "bench-bucket"
 REGION = "eu-west-1"
@@ -150,6 +157,8 @@ def test_install_verifies_the_binary_writes_the_exact_unit_and_starts_the_servic
         "Wants=network-online.target\n"
         "\n"
         "[Service]\n"
+        "ExecStartPre=/usr/local/lib/dfbench/pod-ip\n"
+        "EnvironmentFile=-/run/dfbench/worker.env\n"
         "ExecStart=/usr/local/bin/worker --bucket bench-bucket --threads 8 'two words'\n"
         "Environment=AWS_REGION=eu-west-1\n"
         "Environment=RUST_LOG=debug\n"
@@ -395,6 +404,7 @@ SCRIPTS = {
                                       env={"RUST_LOG": "info"}, force=True),
     "boot": lambda: boot_script(bucket=BUCKET, region=REGION),
     "time-to-live": lambda: ttl_script(2.5),
+    "pod-ip": lambda: POD_IP_SCRIPT,
 }
 
 
@@ -409,3 +419,170 @@ def test_scripts_pass_shellcheck(name: str) -> None:
     result = subprocess.run([system_tool("shellcheck"), "--shell=bash", "-"], input=SCRIPTS[name](), capture_output=True,
                             text=True)
     assert result.returncode == 0, result.stdout
+
+
+# --- POD_IP at every start, and the stand-in workers run as the unit runs them ----------------
+
+STANDIN_WORKERS = Path(__file__).parent / "standins"
+RECORD = "workers.mine.eu-west-1.dfbench.internal"
+
+
+class Imds:
+    """IMDSv2 on loopback: a token from PUT /latest/api/token (with its TTL header), then
+    local-ipv4 only with that token, as the instance metadata service answers (401 otherwise)."""
+
+    TOKEN = "AQAEAtoken"
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+        self.requests: list[tuple[str, str]] = []
+        imds = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_PUT(self) -> None:  # noqa: N802 (http.server's naming)
+                imds.requests.append(("PUT", self.path))
+                ok = self.path == "/latest/api/token" and self.headers.get("X-aws-ec2-metadata-token-ttl-seconds")
+                self._answer(200 if ok else 400, imds.TOKEN if ok else "")
+
+            def do_GET(self) -> None:  # noqa: N802
+                imds.requests.append(("GET", self.path))
+                if self.headers.get("X-aws-ec2-metadata-token") != imds.TOKEN:
+                    self._answer(401, "")
+                else:
+                    self._answer(200 if self.path == "/latest/meta-data/local-ipv4" else 404, imds.address)
+
+            def _answer(self, status: int, body: str) -> None:
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body.encode())
+
+            def log_message(self, *_: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def imds() -> Iterator[Imds]:
+    server = Imds("10.0.3.7")
+    yield server
+    server.server.shutdown()
+    server.server.server_close()
+
+
+def unit_directives(unit: str) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for line in unit.splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            found.setdefault(key, []).append(value)
+    return found
+
+
+def start_pre(machine: Machine, unit: dict[str, list[str]], imds_url: str) -> subprocess.CompletedProcess[str]:
+    """The unit's ExecStartPre, run as systemd runs it, with the real curl (not the stand-in)."""
+    [helper] = unit["ExecStartPre"]
+    return subprocess.run([str(machine.root / helper.lstrip("/"))], capture_output=True, text=True, timeout=60,
+                          env={"PATH": os.environ["PATH"], "DFBENCH_ROOT": str(machine.root),
+                               "DFBENCH_IMDS_URL": imds_url})
+
+
+def unit_environment(machine: Machine, unit: dict[str, list[str]]) -> dict[str, str]:
+    """Environment= then the EnvironmentFile (a leading - : optional), as systemd assembles them."""
+    env = dict(value.split("=", 1) for value in unit.get("Environment", []))
+    for file in unit.get("EnvironmentFile", []):
+        path = machine.root / file.lstrip("-").lstrip("/")
+        if path.exists():
+            env.update(line.split("=", 1) for line in path.read_text().splitlines() if line)
+    return env
+
+
+def test_pod_ip_is_read_from_imdsv2_at_every_start(machine: Machine, imds: Imds) -> None:
+    sha = machine.publish(b"\x7fELF current worker")
+    assert install(machine, sha, kind="current", dns_name=RECORD).returncode == 0
+    unit = unit_directives(machine.unit.read_text())
+    assert unit["ExecStart"] == [f"/usr/local/bin/worker --bucket {BUCKET} --worker-dns-name {RECORD}"]
+    assert unit["EnvironmentFile"] == ["-/run/dfbench/worker.env"]
+    # Nothing is baked at deploy time: the address exists only once a start has asked IMDS.
+    assert not (machine.root / "run").exists() and "POD_IP" not in machine.unit.read_text()
+
+    first = start_pre(machine, unit, imds.url)
+    assert first.returncode == 0, first.stderr
+    env_file = machine.root / "run/dfbench/worker.env"
+    assert env_file.read_text() == "POD_IP=10.0.3.7\n" and env_file.stat().st_mode & 0o777 == 0o644
+    assert imds.requests == [("PUT", "/latest/api/token"), ("GET", "/latest/meta-data/local-ipv4")]
+    assert unit_environment(machine, unit) == {"AWS_REGION": REGION, "POD_IP": "10.0.3.7"}
+
+    # Another start after the address changed (a stopped and started instance): the new one.
+    imds.address = "10.0.9.1"
+    assert start_pre(machine, unit, imds.url).returncode == 0
+    assert env_file.read_text() == "POD_IP=10.0.9.1\n"
+    assert sorted(p.name for p in env_file.parent.iterdir()) == ["worker.env"]
+
+    # An answer that is no address fails the start, and the file keeps the last good one.
+    imds.address = "<html>proxy</html>"
+    failed = start_pre(machine, unit, imds.url)
+    assert failed.returncode == 1 and "not an IPv4 address" in failed.stderr
+    assert env_file.read_text() == "POD_IP=10.0.9.1\n"
+
+
+def run_installed_worker(machine: Machine, unit: dict[str, list[str]], env: dict[str, str]) -> subprocess.Popen:
+    [command] = unit["ExecStart"]
+    program, *args = shlex.split(command)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return subprocess.Popen([str(machine.root / program.lstrip("/")), *args, "--port", str(port)],
+                            env={"PATH": os.environ["PATH"], "PYTHONPATH": str(STANDIN_WORKERS), **env},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def worker_info(process: subprocess.Popen, port: int) -> dict:
+    deadline = time.monotonic() + 20
+    while True:
+        assert process.poll() is None, process.communicate()[1]
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/info", timeout=5) as answer:
+                return json.loads(answer.read())
+        except OSError:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+
+
+def test_current_standin_runs_under_the_unit_and_finds_its_peers_by_the_name(machine: Machine, imds: Imds,
+                                                                               tmp_path: Path) -> None:
+    sha = machine.publish((STANDIN_WORKERS / "worker_current.py").read_bytes())
+    assert install(machine, sha, kind="current", dns_name=RECORD).returncode == 0
+    assert machine.binary.stat().st_mode & 0o777 == 0o755
+    unit = unit_directives(machine.unit.read_text())
+    hosts = tmp_path / "hosts"
+    hosts.write_text(f"10.0.3.7 {RECORD}\n10.0.3.8 {RECORD}\n")
+    seams = {"DFBENCH_STANDIN_RESOLVE": str(hosts)}
+
+    # Started without the helper having run: no POD_IP, and the worker refuses, as upstream's does.
+    refused = run_installed_worker(machine, unit, {**unit_environment(machine, unit), **seams})
+    _, stderr = refused.communicate(timeout=30)
+    assert refused.returncode == 1 and "POD_IP is not set" in stderr
+
+    assert start_pre(machine, unit, imds.url).returncode == 0
+    process = run_installed_worker(machine, unit, {**unit_environment(machine, unit), **seams})
+    try:
+        port = int(process.args[-1])
+        assert worker_info(process, port)["worker_urls"] == ["http://10.0.3.7:9001/", "http://10.0.3.8:9001/"]
+    finally:
+        process.terminate()
+        process.communicate(timeout=10)
+
+
+def test_tag_discovery_unit_passes_the_bucket_only(machine: Machine) -> None:
+    sha = machine.publish((STANDIN_WORKERS / "worker_tag_discovery.py").read_bytes())
+    assert install(machine, sha, kind="tag-discovery").returncode == 0
+    unit = unit_directives(machine.unit.read_text())
+    assert unit["ExecStart"] == [f"/usr/local/bin/worker --bucket {BUCKET}"]
+    with pytest.raises(ConfigError, match="takes no DNS name"):
+        install_script(bucket=BUCKET, sha256=sha, region=REGION, kind="tag-discovery", dns_name=RECORD)
+    with pytest.raises(ConfigError, match="needs a DNS name"):
+        install_script(bucket=BUCKET, sha256=sha, region=REGION, kind="current")

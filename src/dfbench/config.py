@@ -22,7 +22,9 @@ from dfbench.errors import ConfigError
 
 DEFAULT_INSTANCE_TYPE = "c5n.2xlarge"
 DEFAULT_INSTANCE_COUNT = 12
-DEFAULT_DISCOVERY_TAG = "BenchmarkCluster=datafusion"
+# The tag the tag-discovery worker (dfbench.worker.kinds) finds its peers by, fixed in its source:
+# every instance carries it, and a spec can neither change it nor set it among its own tags.
+TAG_DISCOVERY_TAG = ("BenchmarkCluster", "datafusion")
 
 # The cluster name feeds IAM names (`dfbench-<name>-<region>`, at most 64 characters with the
 # longest region names), the security group name, Name tags and the launch ClientToken (64).
@@ -123,7 +125,6 @@ class ClusterSpec(BaseModel):
     # Declared before ssh_ingress_cidrs: its validator reads this value.
     allow_wide_ssh: bool = False
     ssh_ingress_cidrs: tuple[str, ...] = ()
-    discovery_tag: str = DEFAULT_DISCOVERY_TAG
     tags: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("name")
@@ -166,14 +167,6 @@ class ClusterSpec(BaseModel):
         return tuple(sorted({str(parse_ssh_cidr(cidr, allow_wide=info.data.get("allow_wide_ssh", False)))
                              for cidr in value}))
 
-    @field_validator("discovery_tag")
-    @classmethod
-    def _discovery_tag(cls, value: str) -> str:
-        key, _ = parse_tag(value)
-        if key.startswith(_RESERVED_TAG_PREFIXES):
-            raise ValueError(f"discovery tag key {key!r} uses a reserved prefix")
-        return value
-
     @field_validator("tags")
     @classmethod
     def _tags(cls, value: dict[str, str]) -> dict[str, str]:
@@ -186,14 +179,11 @@ class ClusterSpec(BaseModel):
 
     @model_validator(mode="after")
     def _discovery_not_in_tags(self) -> ClusterSpec:
-        key, _ = parse_tag(self.discovery_tag)
+        key, value = TAG_DISCOVERY_TAG
         if key in self.tags:
-            raise ValueError(f"tag {key!r} is the discovery tag; set it with discovery_tag")
+            raise ValueError(f"tag {key!r} is the tag-discovery worker's peer tag, always {key}={value} on the "
+                             "instances")
         return self
-
-    @property
-    def discovery(self) -> tuple[str, str]:
-        return parse_tag(self.discovery_tag)
 
 
 def format_validation_error(error: ValidationError) -> str:

@@ -275,6 +275,8 @@ _QUOTAS = {
     "AddressLimitExceeded": "Elastic IP addresses per region",
     "TooManyBuckets": "S3 buckets per account",
     "LimitExceeded": "IAM entities (roles / instance profiles) per account",
+    # https://docs.aws.amazon.com/Route53/latest/DeveloperGuide/DNSLimitations.html
+    "TooManyHostedZones": "Route 53 hosted zones per account (default 500)",
 }
 
 

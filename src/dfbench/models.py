@@ -97,6 +97,9 @@ class Cluster(Record):
     instances: list[Instance]
     # Who may reach the instances on port 22 (the security group's rules); empty: no SSH at all.
     ssh_ingress_cidrs: list[str] = []
+    # The A record of the cluster's private zone listing its workers' private addresses (the
+    # current worker's --worker-dns-name); None in `status` while the cluster has no zone.
+    workers_dns_name: str | None = None
 
 
 class TeardownReport(Record):

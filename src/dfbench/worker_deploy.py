@@ -18,12 +18,15 @@ from typing import Any, Literal
 
 from dfbench.cluster import status as cluster_status
 from dfbench.aws import ssm
+from dfbench.aws.instances import other_clusters_with_tag
 from dfbench.aws.session import connect, default_region
+from dfbench.config import TAG_DISCOVERY_TAG
 from dfbench.errors import ClusterNotFound, CommandFailed, ConfigError, WorkersDisagree, aws_errors
 from dfbench.models import Cluster, Instance, Record
 from dfbench.worker import health
 from dfbench.worker.artifacts import point_latest, upload_worker
 from dfbench.worker.build import Build, build_worker, check_binary
+from dfbench.worker.kinds import WorkerKind, detect_kind, parse_kind
 from dfbench.worker.scripts import INSTALLED_MARKER, install_script, worker_unit
 
 log = logging.getLogger("dfbench")
@@ -85,6 +88,7 @@ class DeployReport(Record):
     cluster: str
     region: str
     sha256: str
+    kind: WorkerKind
     uploaded: bool
     artifact_url: str
     build: Build | None
@@ -162,6 +166,33 @@ def _resolve(cluster: Cluster | str, region: str | None, profile: str | None) ->
     return found
 
 
+def _dns_name(cluster: Cluster, kind: WorkerKind) -> str | None:
+    """The name the current kind finds its peers by (None for the tag-discovery kind)."""
+    if kind != "current":
+        return None
+    if cluster.workers_dns_name is None:
+        raise ConfigError(f"Cluster {cluster.name!r} has no workers DNS record for the current worker to find its "
+                          f"peers by (provisioned by an older dfbench): `dfbench provision --cluster {cluster.name} "
+                          f"--region {cluster.region}` adds it.")
+    return cluster.workers_dns_name
+
+
+def _refuse_shared_discovery_tag(cluster: Cluster, profile: str | None) -> None:
+    """The tag-discovery worker takes every running instance tagged BenchmarkCluster=datafusion in
+    the region as a peer: with another cluster's instances carrying it, both clusters' queries
+    would be spread over the other's workers."""
+    key, value = TAG_DISCOVERY_TAG
+    aws = connect(region=cluster.region, profile=profile)
+    with aws_errors(profile):
+        others = other_clusters_with_tag(aws.client("ec2"), key, value, cluster.name)
+    if others:
+        raise ConfigError(f"Cannot deploy a tag-discovery worker to {cluster.name!r}: it finds its peers by the tag "
+                          f"{key}={value}, which the live instances of {', '.join(sorted(others))} in {cluster.region} "
+                          "carry too, so each cluster would use the other's workers. Tear the other cluster down "
+                          "or stop its instances, or deploy a current worker (it finds peers by its cluster's DNS "
+                          "name).")
+
+
 def _targets(cluster: Cluster) -> list[Instance]:
     """The instances a command reaches, once the cluster can take one at all."""
     again = f"`dfbench provision --cluster {cluster.name} --region {cluster.region}`"
@@ -207,7 +238,7 @@ def deploy_worker(
     cluster: Cluster | str, *, binary: str | Path | None = None, build_dir: str | Path | None = None,
     args: Sequence[str] = (), env: Mapping[str, str] | None = None, force_restart: bool = False,
     verify: bool = True, region: str | None = None, profile: str | None = None,
-    timeout_s: int = ssm.EXECUTION_TIMEOUT_S, progress: bool = True,
+    timeout_s: int = ssm.EXECUTION_TIMEOUT_S, progress: bool = True, worker_kind: str | None = None,
 ) -> DeployReport:
     """Install the worker on every instance of ``cluster`` (a Cluster, or a name looked up in
     ``region``) and run it as ``worker.service`` with ``args`` and ``env``.
@@ -225,23 +256,37 @@ def deploy_worker(
 
     Failures on instances do not raise: the report says where (``report.ok``, ``report.failed``),
     and ``report.raise_for_failures()`` turns them into an error. Everything that can be checked
-    locally (the cluster, its instances, the binary, args and env) is, before any upload."""
+    locally (the cluster, its instances, the binary and its kind, args and env) is, before any upload.
+
+    The worker's kind (:mod:`dfbench.worker.kinds`) is read from the binary, or ``worker_kind``
+    when given: the current kind is handed the cluster's workers DNS name; the tag-discovery kind
+    is refused while another cluster's live instances carry the tag it hard-codes."""
     if (binary is None) == (build_dir is None):
         raise ConfigError("Pass either the worker binary (binary=, --binary) or a datafusion-distributed checkout "
                           "to build it in (build_dir=, --build).")
+    if worker_kind is not None:
+        parse_kind(worker_kind)
+    kind = None
     if binary is not None:
         check_binary(binary)  # a wrong local file fails before any AWS call
+        kind = detect_kind(binary, worker_kind)
     found = _resolve(cluster, region, profile)
     instances = _targets(found)
-    worker_unit(bucket=found.bucket, region=found.region, args=args, env=env)  # refuses bad args and env
     build = build_worker(build_dir) if build_dir is not None else None
     source = build.binary if build is not None else binary
     assert source is not None  # one of the two, checked above
+    kind = kind or detect_kind(source, worker_kind)
+    dns_name = _dns_name(found, kind)
+    # Refuses bad args and env, before anything is uploaded.
+    worker_unit(bucket=found.bucket, region=found.region, args=args, env=env, kind=kind, dns_name=dns_name)
+    if kind == "tag-discovery":
+        _refuse_shared_discovery_tag(found, profile)
     # upload_worker checks the binary before its first S3 call.
-    artifact = upload_worker(source, bucket=found.bucket, region=found.region, profile=profile, progress=progress)
+    artifact = upload_worker(source, bucket=found.bucket, region=found.region, profile=profile, kind=kind,
+                             progress=progress)
     sha = artifact.sha256
     script = install_script(bucket=found.bucket, sha256=sha, region=found.region, args=args, env=env,
-                            force=force_restart)
+                            force=force_restart, kind=kind, dns_name=dns_name)
     log.info("installing worker %s on %d instance(s) of %s", sha[:12], len(instances), found.name)
     s3, invocations = _send(found, instances, script=script, comment=f"dfbench: deploy worker {sha[:12]}",
                             timeout_s=timeout_s, profile=profile)
@@ -263,13 +308,14 @@ def deploy_worker(
         commits, problems = _verify(found, instances, profile)
         results = [r.model_copy(update={"commit": commits.get(r.instance_id)}) for r in results]
         verified = not problems
-    report = DeployReport(cluster=found.name, region=found.region, sha256=sha, uploaded=artifact.uploaded,
+    report = DeployReport(cluster=found.name, region=found.region, sha256=sha, kind=kind, uploaded=artifact.uploaded,
                           artifact_url=artifact.url, build=build, command_id=invocations[0].command_id,
                           results=results, verified=verified, problems=problems)
     if report.ok:
         # Only now: instances booting later (replacements, scale-out) install what `latest` names,
         # as root, so a build that failed to install or to answer stays out of it.
-        point_latest(sha, bucket=found.bucket, region=found.region, profile=profile, args=args, env=env)
+        point_latest(sha, bucket=found.bucket, region=found.region, profile=profile, args=args, env=env, kind=kind,
+                     dns_name=dns_name)
     log.info("worker %s: %d installed, %d already running, %d failed%s", sha[:12],
              sum(r.installed == "installed" for r in results), sum(r.installed == "already" for r in results),
              len(report.failed), "" if verified is None else "; verified" if verified else "; NOT verified")

@@ -4,8 +4,10 @@ interrupted right after its n-th change at AWS (``Interrupt``)."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import threading
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +30,7 @@ class _Fault:
     answer: Callable[[str], AWSResponse]  # called with the request body
     when: Callable[[str], bool]
     hits: int = 0
+    forward: bool = False  # send the request to the emulator before answering
 
 
 class Faults:
@@ -71,10 +74,15 @@ class Faults:
                 self._faults.remove(fault)
 
     def drop_connection(self, service: str, operation: str, *, times: int = 1) -> _Fault:
-        def answer(_: str) -> AWSResponse:
-            raise ConnectionClosedError(endpoint_url="https://emulated")
+        fault = _Fault(service, operation, times, lambda _: _raise_closed(), lambda body: True)
+        self._faults.append(fault)
+        return fault
 
-        fault = _Fault(service, operation, times, answer, lambda body: True)
+    def lose_answer(self, service: str, operation: str, *, times: int = 1) -> _Fault:
+        """The call reaches the emulator and takes effect, but its answer is lost (the connection
+        closes): botocore sends it again, as it would after AWS had carried it out."""
+        fault = _Fault(service, operation, times, lambda _: _raise_closed(), lambda body: True)
+        fault.forward = True
         self._faults.append(fault)
         return fault
 
@@ -86,8 +94,29 @@ class Faults:
                 if (fault.service, fault.operation) == (service, operation) and fault.hits < fault.times \
                         and fault.when(body):
                     fault.hits += 1
+                    if fault.forward:
+                        _forward(request)
                     return fault.answer(body)
         return None
+
+
+def _raise_closed() -> AWSResponse:
+    raise ConnectionClosedError(endpoint_url="https://emulated")
+
+
+def _forward(request: Any) -> None:
+    """Send a signed request to the emulator as botocore would (http.client: urllib would add a
+    form Content-Type that moto routes elsewhere)."""
+    url = urllib.parse.urlsplit(request.url)
+    connection = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
+    try:
+        target = url.path + (f"?{url.query}" if url.query else "")
+        connection.request(request.method, target, body=request.body, headers=dict(request.headers))
+        status = connection.getresponse().status
+        if status >= 300:
+            raise AssertionError(f"the emulator refused the forwarded {request.method} {url.path}: HTTP {status}")
+    finally:
+        connection.close()
 
 
 class Interrupt:

@@ -3,10 +3,13 @@ the request boundary."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import boto3
 from botocore.client import BaseClient
+
+from dfbench_testing.wire import error_response
 
 
 class MotoGaps:
@@ -17,13 +20,23 @@ class MotoGaps:
     - Bucket policies: moto treats any Deny statement as denying everything, conditions ignored,
       so dfbench's TLS-only policy would lock every later call out. Put/Get/DeleteBucketPolicy
       are answered here, with AWS's responses, from a store of the policies dfbench sent.
+    - CreateHostedZone's CallerReference: AWS answers a reference it has seen before with
+      HostedZoneAlreadyExists (HTTP 409) and creates nothing, which is what makes a retried create
+      idempotent; moto makes a second zone. The rule holds here for the references of deleted
+      zones too, as AWS documents it for health checks' references (dfbench must survive that
+      case): a zone's reference is remembered when its deletion is sent.
     """
 
     def __init__(self, endpoint: str) -> None:
         self.policies: dict[str, str] = {}
+        self.deleted_zone_references: set[str] = set()
         self._endpoint = endpoint
 
     def hook(self, client: BaseClient) -> None:
+        if client.meta.service_model.service_name == "route53":
+            client.meta.events.register("before-send.route-53.CreateHostedZone", self._create_zone)
+            client.meta.events.register("before-send.route-53.DeleteHostedZone", self._delete_zone)
+            return
         if client.meta.service_model.service_name != "s3":
             return
         events = client.meta.events
@@ -65,6 +78,29 @@ class MotoGaps:
         if tags and http_response.status_code < 300:
             raw = boto3.client("s3", endpoint_url=self._endpoint, region_name="us-east-1")
             raw.put_bucket_tagging(Bucket=api["Bucket"], Tagging={"TagSet": tags})
+
+
+    def _route53(self) -> Any:
+        return boto3.client("route53", endpoint_url=self._endpoint, region_name="us-east-1")
+
+    def _create_zone(self, request: Any, **_: Any) -> Any:
+        body = request.body.decode() if isinstance(request.body, bytes) else str(request.body)
+        match = re.search(r"<CallerReference>(.*?)</CallerReference>", body)
+        reference = match.group(1) if match else ""
+        existing = {zone["CallerReference"] for page in self._route53().get_paginator("list_hosted_zones").paginate()
+                    for zone in page["HostedZones"]}
+        if reference in existing or reference in self.deleted_zone_references:
+            return error_response("route-53", "HostedZoneAlreadyExists", "A hosted zone has already been created "
+                                  f"with the specified caller reference: {reference}", 409)
+        return None
+
+    def _delete_zone(self, request: Any, **_: Any) -> None:
+        zone_id = request.url.rstrip("/").rsplit("/", 1)[1]
+        try:
+            zone = self._route53().get_hosted_zone(Id=zone_id)["HostedZone"]
+        except self._route53().exceptions.NoSuchHostedZone:
+            return
+        self.deleted_zone_references.add(zone["CallerReference"])
 
 
 class _Ok:

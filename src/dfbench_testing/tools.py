@@ -26,10 +26,16 @@ def system_tool(name: str) -> str:
     pytest.skip(message)
 
 
-def worker_binary(path: Path, size: int = 64 * 1024) -> Path:
+def worker_binary(path: Path, size: int = 64 * 1024, kind: str | None = "tag-discovery") -> Path:
     """A file that passes dfbench's executable check: an ELF64 little-endian header for Linux
-    (System V ABI) x86-64, type EXEC (the fields check_binary reads), zero-padded to ``size``."""
+    (System V ABI) x86-64, type EXEC (the fields check_binary reads), zero-padded to ``size``,
+    holding the strings that tell a worker of ``kind`` (dfbench.worker.kinds; None: neither)."""
+    from dfbench.worker import kinds
+
     ident = b"\x7fELF" + bytes([2, 1, 1, 0]) + bytes(8)
     header = ident + struct.pack("<HH", 2, 0x3E)
-    path.write_bytes(header + bytes(size - len(header)))
+    markers = {"current": b"\0".join(kinds.CURRENT_MARKERS), "tag-discovery": kinds.TAG_DISCOVERY_MARKER,
+               None: b""}[kind]
+    body = header + bytes(256 - len(header)) + markers
+    path.write_bytes(body + bytes(max(0, size - len(body))))
     return path

@@ -23,7 +23,7 @@ class Body:
 
 
 def error_response(service: str, code: str, message: str, status: int) -> AWSResponse:
-    """An error answer in the wire format the service really uses, so botocore parses it (and its
+    """``service`` as botocore's event names spell it (``route-53`` for Route 53). An error answer in the wire format the service really uses, so botocore parses it (and its
     retry handler judges it) exactly as it would parse AWS's."""
     request_id = str(uuid.uuid4())
     headers = {"x-amzn-requestid": request_id}
@@ -32,7 +32,8 @@ def error_response(service: str, code: str, message: str, status: int) -> AWSRes
                 f"<RequestID>{request_id}</RequestID></Response>")
     elif service == "s3":
         body = f"<Error><Code>{code}</Code><Message>{message}</Message><RequestId>{request_id}</RequestId></Error>"
-    elif service in ("iam", "sts"):
+    elif service in ("iam", "sts", "route-53"):
+        # Route 53 (REST-XML) wraps its errors in ErrorResponse as the Query-protocol IAM and STS do.
         body = (f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message>"
                 f"</Error><RequestId>{request_id}</RequestId></ErrorResponse>")
     else:  # JSON protocols (ssm, ...)
@@ -43,7 +44,7 @@ def error_response(service: str, code: str, message: str, status: int) -> AWSRes
 
 
 # Services whose protocol is not JSON; ``json_response`` cannot speak for them.
-NON_JSON_SERVICES = ("ec2", "s3", "iam", "sts")
+NON_JSON_SERVICES = ("ec2", "s3", "iam", "sts", "route-53")
 
 
 def json_response(body: dict[str, Any]) -> AWSResponse:

@@ -312,6 +312,28 @@ def ensure_network(
     return NetworkIds(vpc_id, igw_id, table_id, group_id)
 
 
+# VPC attributes a private hosted zone needs: DNS support makes the VPC's resolver answer at all,
+# DNS hostnames makes it answer for private zones associated with the VPC.
+# https://docs.aws.amazon.com/Route53/latest/DeveloperGuide/hosted-zone-private-considerations.html
+# In enabling order: EC2 refuses DNS hostnames on a VPC without DNS support. The values are what
+# CreateVpc gives a VPC that is not the default one, for a plan of a VPC still to be created.
+_VPC_DNS_ATTRIBUTES = (("enableDnsSupport", "EnableDnsSupport", "DNS support", True),
+                       ("enableDnsHostnames", "EnableDnsHostnames", "DNS hostnames", False))
+
+
+def ensure_vpc_dns(ec2: Any, vpc_id: str | None, changes: ChangeSet, *, cluster: str) -> None:
+    """Turn on the VPC's DNS support and DNS hostnames (``vpc_id`` None: the VPC this plan would
+    create). ModifyVpcAttribute takes one attribute per call."""
+    for attribute, key, text, new_vpc_value in _VPC_DNS_ATTRIBUTES:
+        enabled = (ec2.describe_vpc_attribute(VpcId=vpc_id, Attribute=attribute)[key]["Value"]
+                   if vpc_id is not None else new_vpc_value)
+        if not enabled:
+            changes.make(
+                Change(action="update", resource="vpc", name=vpc_id or cluster, detail=f"enable {text}"),
+                lambda key=key: ec2.modify_vpc_attribute(VpcId=vpc_id, **{key: {"Value": True}}),
+            )
+
+
 def _set_default_route(ec2: Any, table_id: str | None, igw_id: str | None, *, replace: bool) -> None:
     call = ec2.replace_route if replace else ec2.create_route
     call(RouteTableId=table_id, DestinationCidrBlock=ANYWHERE, GatewayId=igw_id)

@@ -18,7 +18,7 @@ def _spec(args: argparse.Namespace):  # type: ignore[no-untyped-def]
         ami=args.ami, volume_size_gib=args.volume_size, bucket=args.bucket, spot=args.spot or None,
         ttl_hours=args.ttl_hours, ssh_ingress_cidrs=tuple(args.ssh_cidr) or None,
         allow_wide_ssh=args.allow_wide_ssh or None,
-        discovery_tag=args.discovery_tag, tags=dict(args.tag) or None,
+        tags=dict(args.tag) or None,
     )
 
 
@@ -32,6 +32,7 @@ def _render_cluster(cluster: Cluster) -> None:
                          ("route table", cluster.route_table_id), ("security group", cluster.security_group_id),
                          ("role / instance profile", cluster.role_name), ("ami", cluster.ami_id)):
         resources.add_row(label, value or "[red]missing[/]")
+    resources.add_row("workers dns name", cluster.workers_dns_name or "[red]missing[/]")
     resources.add_row("ssh allowed from", ", ".join(cluster.ssh_ingress_cidrs) or "nowhere (--via ssm or relay)")
     out.print(resources)
     table = Table(show_header=True, header_style="bold")

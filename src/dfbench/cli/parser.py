@@ -100,8 +100,6 @@ def build_parser() -> argparse.ArgumentParser:
                              help="allow SSH from this CIDR (repeatable); nothing is open by default")
         command.add_argument("--allow-wide-ssh", action="store_true",
                              help="accept an --ssh-cidr wider than /8 (such as 0.0.0.0/0: the whole internet)")
-        command.add_argument("--discovery-tag", help="KEY=VALUE the workers find peers by "
-                             "(default BenchmarkCluster=datafusion)")
         command.add_argument("--tag", action="append", default=[], type=_tag, metavar="KEY=VALUE",
                              help="extra tag on every resource (repeatable)")
     cluster_command("status", "show the cluster as it exists now")
@@ -114,6 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--binary", metavar="PATH",
                         help="the worker built for Linux x86-64 (target/x86_64-unknown-linux-gnu/release/worker)")
     source.add_argument("--build", metavar="REPO_DIR", help="build the worker in this datafusion-distributed checkout")
+    command.add_argument("--worker-kind", metavar="current|tag-discovery",
+                         help="which upstream worker the binary is (default: read from the binary): current finds "
+                              "its peers by the cluster's DNS name, tag-discovery by the BenchmarkCluster tag")
     command.add_argument("--arg", action="append", default=[], metavar="X",
                          help="a worker argument after --bucket (repeatable; --arg=--flag for one starting with -)")
     command.add_argument("--env", action="append", default=[], type=_tag, metavar="K=V",

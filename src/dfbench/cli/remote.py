@@ -17,13 +17,13 @@ from dfbench.worker_deploy import CommandOutput, DeployReport, deploy_worker, ex
 
 def _render_deploy(report: DeployReport) -> None:
     table = Table(show_header=True, header_style="bold")
-    for column in ("instance", "name", "status", "exit code", "worker", "commit", "last output line"):
+    for column in ("instance", "name", "status", "exit code", "worker", "kind", "commit", "last output line"):
         table.add_column(column)
     colours = {"installed": "green", "already": "cyan", "failed": "red"}
     for r in report.results:
         last = r.output_tail.strip().rpartition("\n")[2]
         table.add_row(r.instance_id, r.name or "-", r.status, "-" if r.exit_code is None else str(r.exit_code),
-                      f"[{colours[r.installed]}]{r.installed}[/]", r.commit or "-", escape(last))
+                      f"[{colours[r.installed]}]{r.installed}[/]", report.kind, r.commit or "-", escape(last))
     out.print(table)
     where = "uploaded to" if report.uploaded else "already in"
     out.print(f"worker {report.sha256[:12]} {where} {escape(report.artifact_url)}; command {report.command_id}")
@@ -49,7 +49,8 @@ def run_deploy(args: argparse.Namespace) -> int:
     # progress=False: the upload bar and the spinner would be two live displays.
     report = deploy_worker(args.cluster, binary=args.binary, build_dir=args.build, args=args.arg,
                            env=dict(args.env) or None, force_restart=args.force_restart,
-                           verify=not args.no_verify, region=args.region, profile=args.profile, progress=False)
+                           verify=not args.no_verify, region=args.region, profile=args.profile, progress=False,
+                           worker_kind=args.worker_kind)
     if args.json:
         print(json.dumps({**report.model_dump(mode="json"), "ok": report.ok}, indent=2))
     else:

@@ -16,12 +16,11 @@ from pathlib import Path
 from botocore.exceptions import ClientError
 
 from dfbench.aws import bucket as buckets
-from dfbench.aws import iam
+from dfbench.aws import dns, iam, network
 from dfbench.aws import instances as ec2_instances
-from dfbench.aws import network
 from dfbench.aws.session import Aws, connect, default_bucket_name, default_region
 from dfbench.aws.tags import BUCKET_KEY, TTL_KEY, cluster_tags, ensure_ec2_tags
-from dfbench.config import ClusterSpec, validate_cluster_name, validate_region
+from dfbench.config import TAG_DISCOVERY_TAG, ClusterSpec, validate_cluster_name, validate_region
 from dfbench.errors import (
     CapacityError,
     ConfigError,
@@ -49,6 +48,7 @@ class _Observed:
     role: iam.Role | None
     instance_profile: iam.InstanceProfile | None
     network: network.Network
+    zones: list[dns.Zone]
     instances: list[Instance]
 
 
@@ -77,6 +77,7 @@ def _observe(aws: Aws, spec: ClusterSpec, bucket: str) -> _Observed:
         role=iam.find_role(aws.client("iam"), name),
         instance_profile=iam.find_instance_profile(aws.client("iam"), name),
         network=network.find_network(aws.client("ec2"), spec.name),
+        zones=dns.find_zone(aws.client("route53"), cluster=spec.name, region=spec.region),
         instances=ec2_instances.find_instances(aws.client("ec2"), spec.name),
     )
 
@@ -98,7 +99,15 @@ def _converge(aws: Aws, spec: ClusterSpec, changes: ChangeSet) -> Cluster | None
                                 found=seen.instance_profile, changes=changes)
     ids = network.ensure_network(ec2, cluster=spec.name, bucket=bucket, tags=tags, ssh_cidrs=spec.ssh_ingress_cidrs,
                                  found=seen.network, changes=changes)
-    instances, subnet_id = _converge_instances(aws, spec, seen, ids, bucket, tags, role_name, changes)
+    # The workers' peers: a private zone on the VPC (which needs the VPC's DNS attributes), whose
+    # one A record lists the instances once they have settled.
+    network.ensure_vpc_dns(ec2, ids.vpc_id, changes, cluster=spec.name)
+    route53 = aws.client("route53")
+    zone = dns.ensure_zone(route53, cluster=spec.name, region=spec.region, vpc_id=ids.vpc_id, tags=tags,
+                           found=seen.zones, changes=changes)
+    record = dns.workers_record_name(dns.zone_name(spec.name, spec.region))
+    instances, subnet_id, launching = _converge_instances(aws, spec, seen, ids, bucket, tags, role_name, changes)
+    _ensure_workers_record(route53, zone, record, instances, launching, changes)
 
     if not changes.apply:
         return None
@@ -118,13 +127,30 @@ def _converge(aws: Aws, spec: ClusterSpec, changes: ChangeSet) -> Cluster | None
         ami_id=instances[0].image_id if instances else None,
         instances=instances,
         ssh_ingress_cidrs=sorted(spec.ssh_ingress_cidrs),
+        workers_dns_name=record,
     )
+
+
+def _ensure_workers_record(route53: object, zone: dns.Zone | None, record: str, instances: list[Instance],
+                           launching: int, changes: ChangeSet) -> None:
+    """The record lists the private addresses of the instances as they are now (all running, or
+    pending on their way there: both are the cluster's). A plan that launches instances cannot
+    know their addresses yet, and says so."""
+    if not changes.apply and launching:
+        exists = zone is not None and dns.find_workers_record(route53, zone.zone_id, record) is not None
+        changes.make(Change(action="update" if exists else "create", resource="dns-record", name=record,
+                            detail=f"A: the private addresses of all {len(instances) + launching} instances, "
+                                   "once launched"), lambda: None)
+        return
+    dns.ensure_workers_record(route53, zone, record, [i.private_ip for i in instances if i.private_ip], changes)
 
 
 def _converge_instances(
     aws: Aws, spec: ClusterSpec, seen: _Observed, ids: network.NetworkIds, bucket: str, tags: dict[str, str],
     instance_profile: str, changes: ChangeSet,
-) -> tuple[list[Instance], str | None]:
+) -> tuple[list[Instance], str | None, int]:
+    """The cluster's instances once settled (a plan: those it keeps), its subnet, and how many a
+    plan would launch."""
     ec2 = aws.client("ec2")
     fitting = [i for i in seen.instances if _fits(i, spec)]
     unfit = [i for i in seen.instances if not _fits(i, spec)]
@@ -188,12 +214,12 @@ def _converge_instances(
     if not changes.apply:
         # Instances still to be launched are named at launch; a plan lists only existing ones.
         ec2_instances.ensure_names(ec2, spec.name, keep, changes)
-        return [], subnet_id
+        return keep, subnet_id, missing
     if not (stopped or new_ids) and all(i.state == "running" and i.private_ip for i in keep):
         running = keep
     else:
         running = ec2_instances.wait_running(ec2, [i.instance_id for i in keep] + new_ids)
-    return ec2_instances.ensure_names(ec2, spec.name, running, changes), subnet_id
+    return ec2_instances.ensure_names(ec2, spec.name, running, changes), subnet_id, 0
 
 
 def _fits(instance: Instance, spec: ClusterSpec) -> bool:
@@ -202,8 +228,9 @@ def _fits(instance: Instance, spec: ClusterSpec) -> bool:
 
 
 def _instance_tags(spec: ClusterSpec, tags: dict[str, str]) -> dict[str, str]:
-    """An instance's tags: the cluster's, and the discovery tag its worker finds its peers by."""
-    key, value = spec.discovery
+    """An instance's tags: the cluster's, and the tag the tag-discovery worker finds its peers by
+    (``dfbench deploy`` refuses that kind while another cluster's instances carry it too)."""
+    key, value = TAG_DISCOVERY_TAG
     return {**tags, key: value}
 
 
@@ -242,7 +269,6 @@ def _launch(
         return []
     ec2 = aws.client("ec2")
     ami = ec2_instances.resolve_ami(aws.client("ssm"), ec2, spec.ami)
-    _warn_discovery_conflicts(ec2, spec)
     assert subnet_id and ids.security_group_id
     request = ec2_instances.LaunchRequest(
         cluster=spec.name, region=spec.region, count=count, instance_type=spec.instance_type, ami=ami, zone=zone,
@@ -267,19 +293,6 @@ def _shape_of_spec(spec: ClusterSpec) -> str:
     return f"{spec.instance_type}{' spot' if spec.spot else ''}" + (f" {spec.ami}" if spec.ami else "")
 
 
-def _warn_discovery_conflicts(ec2: object, spec: ClusterSpec) -> None:
-    """Workers find peers by the discovery tag: another cluster with the same tag in the region
-    would join this one's queries."""
-    key, value = spec.discovery
-    others = ec2_instances.other_clusters_with_tag(ec2, key, value, spec.name)
-    if others:
-        log.warning(
-            "instances of other clusters (%s) in %s carry the discovery tag %s: their workers will see this "
-            "cluster's as peers. Give one cluster another discovery tag.",
-            ", ".join(sorted(others)), spec.region, spec.discovery_tag,
-        )
-
-
 def status(name: str, *, region: str | None = None, profile: str | None = None) -> Cluster | None:
     """The cluster as it exists now, or None when nothing of it exists."""
     region = _checked(name, region)
@@ -289,7 +302,8 @@ def status(name: str, *, region: str | None = None, profile: str | None = None) 
         ec2 = aws.client("ec2")
         net = network.find_network(ec2, name)
         instances = ec2_instances.find_instances(ec2, name)
-        if net.empty and not instances:
+        zones = dns.find_zone(aws.client("route53"), cluster=name, region=region)
+        if net.empty and not instances and not zones:
             return None
         zone = instances[0].availability_zone if instances else None
         subnet = (net.subnet_in(zone) if zone else None) or (net.subnets[0] if net.subnets else None)
@@ -309,6 +323,7 @@ def status(name: str, *, region: str | None = None, profile: str | None = None) 
             ami_id=instances[0].image_id if instances else None,
             instances=instances,
             ssh_ingress_cidrs=net.security_group.ssh_cidrs if net.security_group else [],
+            workers_dns_name=dns.workers_record_name(zones[0].name) if zones else None,
         )
 
 
@@ -326,8 +341,10 @@ def teardown(
         aws = connect(region=region, profile=profile)
         account = aws.account()
         ec2, iam_client, s3 = aws.client("ec2"), aws.client("iam"), aws.client("s3")
+        route53 = aws.client("route53")
         role_name = iam.role_name(name, region)
         net = network.find_network(ec2, name)
+        zones = dns.find_zone(route53, cluster=name, region=region)
         instances = ec2_instances.find_instances(ec2, name, states=_NOT_TERMINATED)
         role = _owned(lambda: iam.find_role(iam_client, role_name))
         instance_profile = _owned(lambda: iam.find_instance_profile(iam_client, role_name))
@@ -335,12 +352,19 @@ def teardown(
                   or (role.tags.get(BUCKET_KEY) if role else None)
                   or os.environ.get("BENCHMARK_BUCKET") or default_bucket_name(account, region))
         bucket_state = buckets.find_bucket(s3, bucket) if delete_bucket else None
-        before = _inventory(net, instances, role, instance_profile, bucket_state)
+        before = _inventory(net, zones, instances, role, instance_profile, bucket_state)
 
         errors: list[str] = []
         ids = [i.instance_id for i in instances]
         # The network cannot go while instances hold network interfaces in it.
-        if _step(errors, f"terminate {len(ids)} instance(s)", lambda: _terminate(ec2, ids), skip=not ids):
+        # The zone (with its record) goes before the VPC it is associated with, or it would outlive
+        # it; the network cannot go while instances hold network interfaces in it.
+        # Every zone's step runs, whatever the one before it did.
+        zone_steps = [_step(errors, f"delete {zone.describe()}", lambda zone=zone: dns.delete_zone(route53, zone))
+                      for zone in zones]
+        zones_gone = all(zone_steps)
+        if _step(errors, f"terminate {len(ids)} instance(s)", lambda: _terminate(ec2, ids), skip=not ids) \
+                and zones_gone:
             _step(errors, "delete network", lambda: network.delete_network(ec2, net), skip=net.empty)
         # An instance profile must lose its role before either can be deleted.
         if _step(errors, f"delete instance profile {role_name}",
@@ -361,6 +385,7 @@ def teardown(
         remaining = ec2_instances.find_instances(ec2, name, states=_NOT_TERMINATED)
         after = _inventory(
             network.find_network(ec2, name),
+            dns.find_zone(route53, cluster=name, region=region),
             remaining,
             _owned(lambda: iam.find_role(iam_client, role_name)),
             _owned(lambda: iam.find_instance_profile(iam_client, role_name)),
@@ -400,12 +425,13 @@ def _step(errors: list[str], what: str, action: Callable[[], object], *, skip: b
 
 
 def _inventory(
-    net: network.Network, instances: list[Instance], role: iam.Role | None,
+    net: network.Network, zones: list[dns.Zone], instances: list[Instance], role: iam.Role | None,
     instance_profile: iam.InstanceProfile | None, bucket: buckets.BucketState | None,
 ) -> list[str]:
     """One line per resource of the cluster, in teardown order."""
     return (
         [f"instance {i.instance_id}" for i in instances]
+        + [zone.describe() for zone in zones]
         + net.describe()
         + ([f"instance-profile {instance_profile.name}"] if instance_profile else [])
         + ([f"iam-role {role.name}"] if role else [])

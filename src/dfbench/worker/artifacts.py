@@ -2,7 +2,8 @@
 
     s3://<bucket>/.dfbench/artifacts/worker/<sha256>/worker    the binary, sha256 also in its metadata
     s3://<bucket>/.dfbench/artifacts/worker/latest             the sha256 of the last one deployed (or
-                                                               published), then the worker.service it runs under
+                                                               published), then the worker.service it runs
+                                                               under; its kind in the metadata
 
 so publishing the same binary twice uploads nothing, and an instance's boot script installs
 whatever ``latest`` names (see :mod:`dfbench.worker.scripts`).
@@ -14,6 +15,7 @@ import logging
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
@@ -23,6 +25,7 @@ from dfbench.aws.session import connect, default_region
 from dfbench.errors import aws_errors, error_code
 from dfbench.models import Record
 from dfbench.worker.build import check_binary
+from dfbench.worker.kinds import KINDS, WorkerKind
 from dfbench.worker.scripts import ARTIFACT_PREFIX, LATEST_KEY, latest_record, worker_unit
 
 log = logging.getLogger("dfbench")
@@ -33,13 +36,20 @@ _TRANSFER = TransferConfig(multipart_threshold=16 * 1024 * 1024, multipart_chunk
 
 
 class Artifact(Record):
-    """A worker binary in the bucket; ``uploaded`` is False when it was there already."""
+    """A worker binary in the bucket; ``uploaded`` is False when it was there already. ``kind``
+    is the kind it was published as (``latest``'s unit runs it with that kind's arguments)."""
 
     sha256: str
+    kind: WorkerKind
     key: str
     size: int
     uploaded: bool
     url: str
+
+
+# User metadata of ``latest``: the kind its worker was published as (S3 sends it back on HEAD as
+# x-amz-meta-worker-kind), so a run can say which kind produced its numbers.
+KIND_METADATA = "worker-kind"
 
 
 def artifact_key(sha256: str) -> str:
@@ -48,18 +58,20 @@ def artifact_key(sha256: str) -> str:
 
 def publish_worker(binary: str | Path, *, bucket: str, region: str | None = None, profile: str | None = None,
                    args: Sequence[str] = (), env: Mapping[str, str] | None = None,
+                   kind: WorkerKind = "tag-discovery", dns_name: str | None = None,
                    progress: bool = True) -> Artifact:
     """:func:`upload_worker`, then :func:`point_latest` at it with the ``worker.service`` for
     ``args`` and ``env``: what instances booting later install. A deploy does the two apart, and
     points ``latest`` only once every instance runs the new worker."""
-    artifact = upload_worker(binary, bucket=bucket, region=region, profile=profile, progress=progress)
-    point_latest(artifact.sha256, bucket=bucket, region=region, profile=profile, args=args, env=env)
+    artifact = upload_worker(binary, bucket=bucket, region=region, profile=profile, kind=kind, progress=progress)
+    point_latest(artifact.sha256, bucket=bucket, region=region, profile=profile, args=args, env=env, kind=kind,
+                 dns_name=dns_name)
     return artifact
 
 
 def upload_worker(binary: str | Path, *, bucket: str, region: str | None = None, profile: str | None = None,
-                  progress: bool = True) -> Artifact:
-    """Upload the worker binary to ``s3://<bucket>/.dfbench/artifacts/worker/<sha256>/worker``
+                  kind: WorkerKind = "tag-discovery", progress: bool = True) -> Artifact:
+    """Upload the worker binary (of ``kind``) to ``s3://<bucket>/.dfbench/artifacts/worker/<sha256>/worker``
     unless it is there already; ``latest`` is left as it is.
 
     The binary is checked first: nothing reaches S3 for a file that could not run on the cluster.
@@ -82,18 +94,22 @@ def upload_worker(binary: str | Path, *, bucket: str, region: str | None = None,
                                                  content_type="application/octet-stream")],
                              config=_TRANSFER, bar=bar, description=f"upload worker → s3://{bucket}/{key}")
     log.info("worker %s %s s3://%s/%s", sha[:12], "uploaded to" if uploaded else "already in", bucket, key)
-    return Artifact(sha256=sha, key=key, size=size, uploaded=uploaded, url=f"s3://{bucket}/{key}")
+    return Artifact(sha256=sha, kind=kind, key=key, size=size, uploaded=uploaded, url=f"s3://{bucket}/{key}")
 
 
 def point_latest(sha256: str, *, bucket: str, region: str | None = None, profile: str | None = None,
-                 args: Sequence[str] = (), env: Mapping[str, str] | None = None) -> None:
+                 args: Sequence[str] = (), env: Mapping[str, str] | None = None,
+                 kind: WorkerKind = "tag-discovery", dns_name: str | None = None) -> None:
     """Point ``.dfbench/artifacts/worker/latest`` at the uploaded worker ``sha256``, with the unit
-    it runs under: every instance booting from now on installs it, as root."""
+    it runs under (a worker of ``kind``) and the kind in its metadata: every instance booting from
+    now on installs it, as root."""
     region = default_region(region)
-    record = latest_record(sha256, worker_unit(bucket=bucket, region=region, args=args, env=env))
+    record = latest_record(sha256, worker_unit(bucket=bucket, region=region, args=args, env=env, kind=kind,
+                                               dns_name=dns_name))
     aws = connect(region=region, profile=profile)
     with aws_errors(profile), _bucket_named(bucket):
-        aws.client("s3").put_object(Bucket=bucket, Key=LATEST_KEY, Body=record.encode(), ContentType="text/plain")
+        aws.client("s3").put_object(Bucket=bucket, Key=LATEST_KEY, Body=record.encode(), ContentType="text/plain",
+                                    Metadata={KIND_METADATA: kind})
     log.info("s3://%s/%s now names worker %s", bucket, LATEST_KEY, sha256[:12])
 
 
@@ -106,3 +122,16 @@ def _bucket_named(bucket: str) -> Iterator[None]:
         if error_code(error) == "NoSuchBucket":
             raise missing_bucket(bucket) from None
         raise
+
+
+def published_kind(s3: Any, bucket: str) -> WorkerKind | None:
+    """The kind of the worker last published to ``bucket`` (the one deploy installed everywhere
+    and instances booting later install); None when none was, or by a dfbench that did not record
+    kinds."""
+    try:
+        metadata = s3.head_object(Bucket=bucket, Key=LATEST_KEY).get("Metadata", {})
+    except ClientError as error:
+        if error_code(error) in ("404", "NoSuchKey"):
+            return None
+        raise
+    return next((kind for kind in KINDS if kind == metadata.get(KIND_METADATA)), None)
