@@ -61,7 +61,7 @@ help:
 	@echo "                (each writes its section of BENCHMARKS.md)"
 
 # Two workers: the suite waits on moto and subprocesses as much as it computes.
-PYTEST_WORKERS ?= 2
+PYTEST_WORKERS ?= 3
 
 # System tools the tests run for real: sshd (the SSH transport's far end), shellcheck (the
 # scripts dfbench runs on instances) and ip (loopback in a test's own network namespace).
