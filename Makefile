@@ -60,7 +60,7 @@ help:
 	@echo "     | bench-connect | bench-startup"
 	@echo "                (each writes its section of BENCHMARKS.md)"
 
-# Two workers: the suite waits on moto and subprocesses as much as it computes.
+# Three workers on two cores: the suite waits on moto, sshd and subprocesses more than it computes.
 PYTEST_WORKERS ?= 3
 
 # System tools the tests run for real: sshd (the SSH transport's far end), shellcheck (the
