@@ -78,6 +78,17 @@ _INSTALL_FUNCTION = r"""
 dfbench_tmp=()
 trap 'rm -f -- "${dfbench_tmp[@]}"' EXIT
 
+# Write TEXT to PATH with MODE the way every file here is written: a temporary sibling, then a
+# rename, so a reader (systemd, the boot script) sees the old file or the new one, never half.
+dfbench_put() {
+    local mode=$1 path=$2 text=$3 tmp
+    tmp=$(mktemp -- "$path.XXXXXX")
+    dfbench_tmp+=("$tmp")
+    printf '%s' "$text" >"$tmp"
+    chmod "$mode" "$tmp"
+    mv -f -- "$tmp" "$path"
+}
+
 dfbench_install_worker() {
     local sha=$1 force=$2
     local bin="$dfbench_root/usr/local/bin/worker"
@@ -119,25 +130,13 @@ dfbench_install_worker() {
         mv -f -- "$tmp" "$bin"
     fi
 
-    tmp=$(mktemp -- "$record.XXXXXX")
-    dfbench_tmp+=("$tmp")
-    printf '%s\n' "$sha" >"$tmp"
-    chmod 0644 "$tmp"
-    mv -f -- "$tmp" "$record"
+    dfbench_put 0644 "$record" "$sha"$'\n'
 
     # A rewritten unit (even with the same content) would make systemd warn that it changed on
     # disk, and daemon-reload re-reads every unit: both only when the content really differs.
     if [[ $unit_same != 1 ]]; then
-        tmp=$(mktemp -- "$helper.XXXXXX")
-        dfbench_tmp+=("$tmp")
-        printf '%s' "$dfbench_pod_ip" >"$tmp"
-        chmod 0755 "$tmp"
-        mv -f -- "$tmp" "$helper"
-        tmp=$(mktemp -- "$unit_path.XXXXXX")
-        dfbench_tmp+=("$tmp")
-        printf '%s' "$dfbench_unit" >"$tmp"
-        chmod 0644 "$tmp"
-        mv -f -- "$tmp" "$unit_path"
+        dfbench_put 0755 "$helper" "$dfbench_pod_ip"
+        dfbench_put 0644 "$unit_path" "$dfbench_unit"
         systemctl daemon-reload
     fi
     systemctl enable worker.service
