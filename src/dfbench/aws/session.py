@@ -3,6 +3,11 @@
 Every AWS call dfbench makes goes through a client built by ``Aws.client``. The endpoint comes
 from botocore itself, which honours ``AWS_ENDPOINT_URL`` (and ``AWS_ENDPOINT_URL_<SERVICE>``), so
 pointing dfbench at an emulator needs no code path of its own.
+
+Clients come from botocore directly, not through boto3: a boto3 client is the same botocore
+client, and importing boto3 also imports s3transfer and its thread machinery, a third of the
+start-up of a command that only lists a bucket. Uploads import s3transfer when they start
+(aws/objects.py).
 """
 
 from __future__ import annotations
@@ -12,7 +17,6 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-import boto3
 import botocore.loaders
 import botocore.session
 from botocore.client import BaseClient
@@ -68,10 +72,12 @@ class Aws:
     def __init__(self, *, region: str, profile: str | None = None) -> None:
         self.region = region
         self.profile = profile
-        core = botocore.session.get_session()
-        core.register_component("data_loader", _MODEL_LOADER)
+        self.session = botocore.session.Session(profile=profile)
+        self.session.register_component("data_loader", _MODEL_LOADER)
         with aws_errors(profile):
-            self.session = boto3.Session(botocore_session=core, profile_name=profile, region_name=region)
+            # Reading the profile's configuration here makes an unknown profile fail now, with
+            # one line (ProfileNotFound), rather than inside the first call.
+            self.session.get_scoped_config()
         self._config = Config(
             region_name=region,
             retries=RETRY_POLICY,  # type: ignore[arg-type]
@@ -86,7 +92,7 @@ class Aws:
     def client(self, service: str) -> Any:
         with self._lock:
             if service not in self._clients:
-                client = self.session.client(service, config=self._config)
+                client = self.session.create_client(service, region_name=self.region, config=self._config)
                 if service == "ec2":
                     client.meta.events.register_first("needs-retry.ec2.RunInstances", _stop_retrying_capacity_errors)
                 for hook in list(_client_hooks):
