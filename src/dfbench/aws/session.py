@@ -53,6 +53,7 @@ _MODEL_LOADER = botocore.loaders.create_loader()
 
 ClientHook = Callable[[BaseClient], None]
 _client_hooks: list[ClientHook] = []
+_hooks_changed = 0  # bumped by every change of _client_hooks: clients built before it are not reused
 
 
 def add_client_hook(hook: ClientHook) -> Callable[[], None]:
@@ -60,10 +61,35 @@ def add_client_hook(hook: ClientHook) -> Callable[[], None]:
 
     This is the extension point for request logging and inspection (botocore event handlers are
     registered on the client's ``meta.events``); the test suite uses it to record requests and
-    inject AWS error responses. Returns a function that removes the hook.
+    inject AWS error responses. Returns a function that removes the hook. Clients built before
+    a hook is added or removed are not handed out again, so every later call sees exactly the
+    hooks present.
     """
-    _client_hooks.append(hook)
-    return lambda: _client_hooks.remove(hook)
+    global _hooks_changed
+    with _SHARED_LOCK:
+        _client_hooks.append(hook)
+        _hooks_changed += 1
+
+    def remove() -> None:
+        global _hooks_changed
+        with _SHARED_LOCK:
+            _client_hooks.remove(hook)
+            _hooks_changed += 1
+
+    return remove
+
+
+# Building a client costs tens of milliseconds of CPU: botocore makes its class anew each time,
+# EC2's with hundreds of methods. Commands run in one process (a script, `ab --cluster`'s deploys,
+# the test suite) share their clients while nothing they were built from has changed: the hooks,
+# and the AWS_* environment that botocore reads for credentials, endpoint and configuration.
+# Clients are thread-safe; only one such context is kept, so a changed one frees the old clients.
+_SHARED_LOCK = threading.Lock()
+_shared: tuple[tuple[Any, ...], dict[tuple[str, str, str | None], Any]] = ((), {})
+
+
+def _context() -> tuple[Any, ...]:
+    return (_hooks_changed, tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("AWS_"))))
 
 
 class Aws:
@@ -85,20 +111,24 @@ class Aws:
             read_timeout=60,
             user_agent_extra=f"dfbench/{__version__}",
         )
-        self._clients: dict[str, Any] = {}
-        self._lock = threading.Lock()
         self._account: str | None = None
 
     def client(self, service: str) -> Any:
-        with self._lock:
-            if service not in self._clients:
+        global _shared
+        with _SHARED_LOCK:
+            context = _context()
+            if _shared[0] != context:
+                _shared = (context, {})
+            clients = _shared[1]
+            key = (service, self.region, self.profile)
+            if key not in clients:
                 client = self.session.create_client(service, region_name=self.region, config=self._config)
                 if service == "ec2":
                     client.meta.events.register_first("needs-retry.ec2.RunInstances", _stop_retrying_capacity_errors)
                 for hook in list(_client_hooks):
                     hook(client)
-                self._clients[service] = client
-            return self._clients[service]
+                clients[key] = client
+            return clients[key]
 
     @property
     def endpoint_url(self) -> str | None:
