@@ -9,15 +9,21 @@ import json
 from datetime import date
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from dfbench import cli
 from dfbench.bench.queries import bundled_queries
-from dfbench.data import MANIFEST, download_clickbench, list_datasets, remote_tables, sync_dataset
+from dfbench.data import (
+    MANIFEST,
+    download_clickbench,
+    list_datasets,
+    remote_tables,
+    sync_dataset,
+)
 from dfbench.errors import DfbenchError
 from dfbench.runner import bench_local
 from dfbench_testing.clickbench import HITS_COLUMNS, hits_server, write_hits_partition
+from dfbench_testing.reference import reference_rows
 
 ROWS = 300
 
@@ -109,13 +115,7 @@ def test_the_bundled_43_queries_run_on_the_local_worker_with_duckdbs_rows(source
         download_clickbench("0-2", tmp_path, url=url, progress=False)
     run = bench_local(dataset="clickbench_0-2", iterations=1, warmup=False, data_dir=tmp_path, progress=False)
     assert [(q.id, q.status) for q in run.queries] == [(f"q{n}", "ok") for n in range(43)]
-    con = duckdb.connect()
-    # The published files store strings as binary and EventTime as epoch seconds, which DataFusion's
-    # to_timestamp_seconds reads; DuckDB's name for it is to_timestamp.
-    con.execute("create macro to_timestamp_seconds(s) as to_timestamp(s)")
-    con.execute(f"create view hits as select * from read_parquet('{tmp_path / 'clickbench_0-2' / 'hits'}/*.parquet', "
-                "binary_as_string = true)")
-    expected = {q.id: len(con.execute(q.statement).fetchall()) for q in bundled_queries("clickbench")}
+    expected = reference_rows(tmp_path / "clickbench_0-2", bundled_queries("clickbench"))
     assert {q.id: q.rows for q in run.queries} == expected
     # Stand-in rows match no Google URL nor CounterID 62: what they can show is that q7 groups
     # (96 engines), the date-literal comparisons of q36-q42 type-check, and every query runs.

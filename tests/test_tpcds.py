@@ -13,11 +13,12 @@ import duckdb
 import pytest
 
 from dfbench import cli
+from dfbench.bench.queries import bundled_queries, queries_from_dir
 from dfbench.data import (MANIFEST, TPCDS_TABLES, benchmark_of, generate_tpcds, list_datasets, make_command,
                           scale_factor_of)
-from dfbench.bench.queries import bundled_queries
 from dfbench.errors import ConfigError
 from dfbench.runner import bench_local
+from dfbench_testing.reference import duckdb_over, reference_rows
 
 SF = 0.01
 PARTS = 2
@@ -96,20 +97,10 @@ def test_a_queries_dir_runs_on_the_local_worker_with_duckdbs_rows(data_dir: Path
     for query_id, sql in QUERIES.items():
         (queries / f"{query_id}.sql").write_text(sql)
     run = bench_local(dataset=NAME, queries_dir=queries, iterations=1, data_dir=data_dir, progress=False)
-    con = duckdb.connect()
-    for table in TPCDS_TABLES:
-        con.execute(f"create view {table} as select * from read_parquet('{data_dir / NAME / table}/*.parquet')")
-    expected = {q: len(con.execute(sql).fetchall()) for q, sql in QUERIES.items()}
+    expected = reference_rows(data_dir / NAME, queries_from_dir(queries))
     assert [q.id for q in run.queries] == ["q1", "q2", "q10"]
     assert {q.id: q.rows for q in run.queries} == expected and all(q.status == "ok" for q in run.queries)
     assert all(n > 0 for n in expected.values())
-
-
-def _duckdb_over(folder: Path) -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect()
-    for table in TPCDS_TABLES:
-        con.execute(f"create view {table} as select * from read_parquet('{folder / table}/*.parquet')")
-    return con
 
 
 def test_the_bundled_set_is_chosen_by_the_name_and_runs_on_the_local_worker_with_duckdbs_rows(
@@ -118,8 +109,7 @@ def test_the_bundled_set_is_chosen_by_the_name_and_runs_on_the_local_worker_with
     run = bench_local(dataset=NAME, queries=SAMPLE, iterations=1, warmup=False, data_dir=data_dir, progress=False)
     assert [(q.id, q.status) for q in run.queries] == [(q, "ok") for q in SAMPLE]
     # DuckDB runs the very texts dfbench sent (the set is DuckDB's, with the repository's changes).
-    con = _duckdb_over(data_dir / NAME)
-    expected = {q.id: len(con.execute(q.statement).fetchall()) for q in bundled_queries("tpcds", only=SAMPLE)}
+    expected = reference_rows(data_dir / NAME, bundled_queries("tpcds", only=SAMPLE))
     assert {q.id: q.rows for q in run.queries} == expected
     assert all(n > 0 for n in expected.values())
 
@@ -131,7 +121,7 @@ def test_q72_is_the_repositorys_file(data_dir: Path) -> None:
     q72 = bundled_queries("tpcds", only=["q72"])[0].statement
     duckdb_text = q72.replace("d1.d_date + INTERVAL '5' DAY", "d1.d_date + 5")
     assert duckdb_text != q72
-    con = _duckdb_over(data_dir / NAME)
+    con = duckdb_over(data_dir / NAME)
     assert con.execute(q72).fetchall() == con.execute(duckdb_text).fetchall() != []
 
 
