@@ -13,13 +13,7 @@ import pytest
 
 from dfbench import cli
 from dfbench.bench.queries import bundled_queries
-from dfbench.data import (
-    MANIFEST,
-    download_clickbench,
-    list_datasets,
-    remote_tables,
-    sync_dataset,
-)
+from dfbench.data import MANIFEST, download_clickbench, list_datasets, remote_tables, sync_dataset
 from dfbench.errors import DfbenchError
 from dfbench.runner import bench_local
 from dfbench_testing.clickbench import HITS_COLUMNS, hits_server, write_hits_partition
