@@ -72,6 +72,7 @@ def main() -> None:
     args = parser.parse_args()
     scale_factors = ["0.01"] if args.quick else [s.strip() for s in args.sf.split(",") if s.strip()]
     count, per = QUICK_CLICKBENCH_SAMPLE if args.quick else CLICKBENCH_SAMPLE
+    started_load = os.getloadavg()[0]
     rows = []
     notes = []
     problems: list[str] = []
@@ -109,8 +110,10 @@ def main() -> None:
         "",
         f"`.venv/bin/python benchmarks/datasets.py {'--quick' if args.quick else f'--sf {args.sf}'}` on "
         f"{os.cpu_count()} cores, "
-        f"{platform.python_implementation()} {platform.python_version()}; {PARTITIONS} partitions; the whole "
-        "call timed (generation or download, layout, sha256 of every file, manifest).",
+        f"{platform.python_implementation()} {platform.python_version()}, load average {started_load:.1f} at the "
+        f"start and {os.getloadavg()[0]:.1f} at the end (the machine is shared); {PARTITIONS} partitions; the whole "
+        "call timed (generation or download, layout, sha256 of every file, manifest; for ClickBench also "
+        "EventDate's rewrite to a date).",
         "",
         "| benchmark | scale | tables | files | MB | rows | seconds | MB/s |",
         "|---|---|---|---|---|---|---|---|",
