@@ -33,6 +33,9 @@ dfbench never imports it: ``import dfbench`` loads neither this package nor moto
 - ``system_tool``, ``worker_binary`` (tools.py): a system program a test runs (or a skip saying how
   to get it), and a file that passes dfbench's worker executable check.
 - ``hooked`` (hooks.py): the stand-ins installed on every client dfbench makes, for one block.
+- ``duckdb_over``, ``reference_rows`` (reference.py, imported on its own: it loads DuckDB): a dataset's
+  tables in DuckDB, and the rows DuckDB returns for each query, the reference the worker's rows
+  are compared with.
 """
 
 from dfbench_testing.faults import Faults, Interrupt
