@@ -21,8 +21,8 @@ import pytest
 
 from dfbench.errors import ConfigError
 from dfbench_testing import system_tool
-from dfbench.worker.scripts import (INSTALLED_MARKER, POD_IP_SCRIPT, boot_script, install_script, latest_record,
-                                    ttl_script, worker_unit)
+from dfbench.worker.scripts import (INSTALLED_MARKER, POD_IP_SCRIPT, SECRETS_SCRIPT, boot_script, install_script,
+                                    latest_record, ttl_script, worker_unit)
 
 BUCKET = "bench-bucket"
 REGION = "eu-west-1"
@@ -171,6 +171,10 @@ def test_install_verifies_the_binary_writes_the_exact_unit_and_starts_the_servic
         "WantedBy=multi-user.target\n"
     )
     assert machine.record.read_text() == f"{sha}\n"
+    # The helpers a unit may run before each start are installed with it (--secret-env's too).
+    for name, text in (("pod-ip", POD_IP_SCRIPT), ("secrets", SECRETS_SCRIPT)):
+        helper = machine.root / "usr/local/lib/dfbench" / name
+        assert helper.read_text() == text and helper.stat().st_mode & 0o777 == 0o755
     assert machine.log("cloud-init") == ["status --wait"]
     [download] = machine.log("aws")
     source, destination = download.rsplit(" ", 1)
@@ -405,6 +409,7 @@ SCRIPTS = {
     "boot": lambda: boot_script(bucket=BUCKET, region=REGION),
     "time-to-live": lambda: ttl_script(2.5),
     "pod-ip": lambda: POD_IP_SCRIPT,
+    "secrets": lambda: SECRETS_SCRIPT,
 }
 
 

@@ -37,6 +37,13 @@ def _tag(text: str) -> tuple[str, str]:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+def _variable(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"{text!r} must look like NAME=VALUE")
+    return name, value
+
+
 def _folder(text: str, *, write: bool) -> str:
     """A data folder that is one, or can become one: refused here, in one line, when it names a
     file or a folder this user cannot read (or, for ``write``, write)."""
@@ -69,6 +76,21 @@ def _port(text: str) -> int:
     if not 0 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"{port} is not a TCP port (0-65535; 0 picks a free one)")
     return port
+
+
+def _worker_environment(command: argparse.ArgumentParser) -> None:
+    """--arg, --env and --secret-env: how the worker.service a deploy installs runs the worker."""
+    command.add_argument("--arg", action="append", default=[], metavar="X",
+                         help="a worker argument after --bucket (repeatable; --arg=--flag for one starting with -)")
+    command.add_argument("--env", action="append", default=[], type=_variable, metavar="K=V",
+                         help="an environment variable of the worker (repeatable). NOT for secrets: the value is "
+                         "readable in the SSM command's parameters, in worker.service and in the bucket's "
+                         ".dfbench/artifacts/worker/latest")
+    command.add_argument("--secret-env", action="append", default=[], type=_variable,
+                         metavar="NAME=ssm:/dfbench/CLUSTER/PARAM",
+                         help="a secret environment variable of the worker (repeatable), read by each instance "
+                         "from that SSM parameter (a SecureString) at every start into a 0600 file; the value is "
+                         "never sent by dfbench nor written to S3")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -115,12 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     command.add_argument("--worker-kind", metavar="current|tag-discovery",
                          help="which upstream worker the binary is (default: read from the binary): current finds "
                               "its peers by the cluster's DNS name, tag-discovery by the BenchmarkCluster tag")
-    command.add_argument("--arg", action="append", default=[], metavar="X",
-                         help="a worker argument after --bucket (repeatable; --arg=--flag for one starting with -)")
-    command.add_argument("--env", action="append", default=[], type=_tag, metavar="K=V",
-                         help="an environment variable of the worker (repeatable). NOT for secrets: the value is "
-                         "readable in the SSM command's parameters, in worker.service and in the bucket's "
-                         ".dfbench/artifacts/worker/latest")
+    _worker_environment(command)
     command.add_argument("--force-restart", action="store_true", help="reinstall and restart where this build runs")
     command.add_argument("--no-verify", action="store_true", help="skip checking every worker's /info afterwards")
     command = cluster_command("exec", "run a shell command on every instance: dfbench exec -- CMD ...")
