@@ -241,12 +241,15 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--data-dir", default="benchmarks/data", type=_writable_data_dir,
                        help="default benchmarks/data (results are written there)")
 
-    description = ("interleaved A/B of two running workers: rounds in ABBA order, one iteration per query per side "
-                   "per round, both sides filed as engines, then compared")
-    ab = commands.add_parser("ab", help="interleaved A/B of two running workers (BASE and NEW are URLs)",
+    description = ("interleaved A/B of two running workers, or with --cluster of two worker builds deployed "
+                   "alternately: rounds in ABBA order, one iteration per query per side per round, both sides filed "
+                   "as engines, then compared")
+    ab = commands.add_parser("ab", help="interleaved A/B of two workers (URLs, or with --cluster binaries/checkouts)",
                              description=description)
-    ab.add_argument("base", metavar="BASE", help="the baseline worker's URL, e.g. http://127.0.0.1:9000")
-    ab.add_argument("new", metavar="NEW", help="the worker to judge, e.g. http://127.0.0.1:9001")
+    ab.add_argument("base", metavar="BASE", help="the baseline worker's URL, e.g. http://127.0.0.1:9000 (with "
+                    "--cluster: its binary, or a datafusion-distributed checkout to build it in)")
+    ab.add_argument("new", metavar="NEW", help="the worker to judge, e.g. http://127.0.0.1:9001 (with --cluster: "
+                    "a binary or checkout)")
     ab.add_argument("--dataset", required=True, help="dataset name, e.g. tpch_sf1")
     ab.add_argument("--rounds", type=int, default=5, help="rounds, each side once per query per round (default 5)")
     ab.add_argument("--queries", help="comma-separated ids, e.g. q1,q3 (default: all)")
@@ -259,7 +262,18 @@ def build_parser() -> argparse.ArgumentParser:
     ab.add_argument("--format", default="text", help="the comparison as text, markdown or json (default: text)")
     ab.add_argument("--fail-on-regression", action="store_true",
                     help="exit 1 when the suite is slower, a query newly fails or rows differ")
-    ab.add_argument("--cluster", help="deploy two worker binaries alternately on a cluster (not yet)")
+    ab.add_argument("--cluster", help="a provisioned cluster: BASE and NEW are deployed on it alternately (one SSM "
+                    "command each change), published to its bucket once")
+    ab.add_argument("--via", default="auto", choices=VIAS, help="with --cluster: how to reach it (default auto)")
+    ab.add_argument("--trust-first-key", action="store_true",
+                    help="with --cluster over ssh, with no host key on the console yet: accept the key presented")
+    ab.add_argument("--region", help="with --cluster: AWS region (default: AWS_REGION, else us-east-1)")
+    ab.add_argument("--profile", help="with --cluster: AWS profile")
+    ab.add_argument("--queries-dir", metavar="DIR", help="a folder of qN.sql files to run instead of the set the "
+                    "dataset's name selects")
+    ab.add_argument("--worker-kind", metavar="current|tag-discovery",
+                    help="with --cluster: which upstream worker both builds are (default: read from each binary)")
+    _worker_environment(ab)
     ab.add_argument("--data-dir", default="benchmarks/data", type=_writable_data_dir, help="default benchmarks/data")
 
     # Everything after `worker` goes to the local worker's own parser (`dfbench worker --help`
