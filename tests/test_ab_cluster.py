@@ -20,8 +20,7 @@ from dfbench.cli import main
 from dfbench.data import generate_tpch, sync_dataset
 from dfbench.worker.build import check_binary
 from dfbench.worker.scripts import LATEST_KEY
-from dfbench_testing import LocalAgent, worker_binary
-from dfbench_testing.systemd import StandinSystemd
+from dfbench_testing import LocalAgent, StandinSystemd, worker_binary
 
 DATASET = "tpch_sf0.01"
 DEPLOY = "dfbench: deploy worker "

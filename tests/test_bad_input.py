@@ -74,6 +74,16 @@ CASES += [
         ("without NAME=", "ssm:/dfbench/s/t", "must look like NAME=VALUE"),
     )
 ]
+# ab --cluster: BASE and NEW are builds, checked before any AWS call like deploy's.
+_AB = ["ab", "--dataset", "tpch_sf1", "--cluster", "c"]
+CASES += [
+    ("ab the same build twice", [*_AB, "worker", "./worker"], {}, "BASE and NEW are the same worker"),
+    ("ab a missing binary", [*_AB, "base", "new"], {}, "No worker binary at base"),
+    ("ab a secret of another cluster", [*_AB, "base", "new", "--secret-env", "T=ssm:/dfbench/d/t"], {},
+     "is not under /dfbench/c/"),
+    ("ab a deploy option with URLs", ["ab", "http://127.0.0.1:1", "http://127.0.0.1:2", "--dataset", "tpch_sf1",
+                                      "--env", "RUST_LOG=info"], {}, "--env only with --cluster"),
+]
 
 
 def _make(root: Path, files: dict[str, str | None]) -> None:
