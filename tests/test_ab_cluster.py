@@ -20,7 +20,7 @@ from dfbench.cli import main
 from dfbench.data import generate_tpch, sync_dataset
 from dfbench.worker.build import check_binary
 from dfbench.worker.scripts import LATEST_KEY
-from dfbench_testing import LocalAgent, StandinSystemd, worker_binary
+from dfbench_testing import Imds, LocalAgent, StandinSystemd, worker_binary
 
 DATASET = "tpch_sf0.01"
 DEPLOY = "dfbench: deploy worker "
@@ -58,7 +58,8 @@ def test_ab_on_a_cluster_deploys_the_sides_alternately_one_command_each_and_file
         return [sys.executable, "-m", "dfbench.worker.local", "--port", str(port), "--quiet", "--commit", commit,
                 "--worker-urls", f"http://{instance.private_ip}:9001", "--s3-bucket", cluster.bucket]
 
-    systemd = StandinSystemd(tmp_path / "instance", port=port,
+    imds = Imds(instance.private_ip)
+    systemd = StandinSystemd(tmp_path / "instance", port=port, imds_url=imds.url,
                              workers={shas["base"]: local_worker("base0000"), shas["new"]: local_worker("new00000")})
     for name, value in systemd.environment.items():
         monkeypatch.setenv(name, value)
@@ -66,7 +67,7 @@ def test_ab_on_a_cluster_deploys_the_sides_alternately_one_command_each_and_file
     # aws or systemctl call): waits may not shrink to the emulator's thousandth.
     monkeypatch.setenv("DFBENCH_TIME_SCALE", "0.05")
     recorder.clear()
-    with systemd, LocalAgent(faults, s3=inspector.client("s3"), bucket=cluster.bucket, prefix=OUTPUT_PREFIX,
+    with imds, systemd, LocalAgent(faults, s3=inspector.client("s3"), bucket=cluster.bucket, prefix=OUTPUT_PREFIX,
                              port_map={9000: port}, ec2=inspector.client("ec2")):
         code = main(["ab", "--cluster", "ab", str(base), str(new), "--dataset", DATASET, "--rounds", "2",
                      "--queries", "q1,q6", "--via", "relay", "--base-name", "main", "--new-name", "branch",

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -18,41 +19,15 @@ import dfbench
 from dfbench.aws.ssm import OUTPUT_PREFIX
 from dfbench.errors import ConfigError
 from dfbench.worker.build import check_binary
-from dfbench.worker.scripts import INSTALLED_MARKER, LATEST_KEY, SECRETS_SCRIPT, install_script, worker_unit
+from dfbench.worker.scripts import LATEST_KEY, SECRETS_SCRIPT, worker_unit
 from dfbench.worker_deploy import deploy_worker
-from dfbench_testing import FakeSsm, Run, aws_cli, worker_binary
+from dfbench_testing import Imds, LocalAgent, StandinSystemd, aws_cli, worker_binary
+from dfbench_testing.systemd import UNIT, environment_file
 
 PARAMETER = "/dfbench/s/api-token"
 # Every character systemd's EnvironmentFile or a shell could take for syntax, and a second line.
 VALUE = "p@ss \"w0rd\" $HOME ${X} `id` \\n \\ 'q' 50% #no-comment ;x\nsecond line"
 ENV_FILE = "run/dfbench/secrets.env"
-
-
-def systemd_environment(text: str) -> dict[str, str]:
-    """An EnvironmentFile's assignments as systemd reads those the helper writes (NAME="value"):
-    inside double quotes a backslash before \\ " ` $ stands for that character, a backslash before
-    a newline continues the line, any other backslash is kept, and everything else (newlines
-    included) is the value's (systemd.exec(5), EnvironmentFile=; env-file.c)."""
-    found: dict[str, str] = {}
-    position = 0
-    while position < len(text):
-        if text[position] == "\n":
-            position += 1
-            continue
-        name, _, rest = text[position:].partition('="')
-        value: list[str] = []
-        index = 0
-        while rest[index] != '"':
-            if rest[index] == "\\":
-                following = rest[index + 1]
-                value.append("" if following == "\n" else following if following in '\\"`$' else "\\" + following)
-                index += 2
-            else:
-                value.append(rest[index])
-                index += 1
-        found[name] = "".join(value)
-        position += len(name) + 2 + index + 1
-    return found
 
 
 def unit_lines(unit: str, key: str) -> list[str]:
@@ -62,9 +37,21 @@ def unit_lines(unit: str, key: str) -> list[str]:
 # --- a deploy: names travel, values do not ------------------------------------------------------
 
 
-def test_a_deploy_with_a_secret_checks_it_exists_and_sends_and_stores_its_name_only(aws: Any, recorder: Any, faults: Any,
-                                                             inspector: Any, tmp_path: Path) -> None:
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_a_deploy_with_a_secret_sends_its_name_only_and_the_worker_starts_with_its_value(
+        aws: Any, recorder: Any, faults: Any, inspector: Any, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The whole path: the deploy's SendCommand run here by LocalAgent, the install script writing
+    the unit and its helpers under a temporary root, the stand-in systemd running the unit's
+    ExecStartPre helpers (POD_IP from IMDS, the secret from moto's Parameter Store through the AWS
+    CLI stand-in) and starting the worker with the unit's environment."""
     cluster = dfbench.provision(dfbench.ClusterSpec(name="s", instance_count=1))
+    [instance] = cluster.instances
     binary = worker_binary(tmp_path / "worker")
     recorder.clear()
     # A parameter that does not exist yet: refused before any upload or command.
@@ -73,33 +60,40 @@ def test_a_deploy_with_a_secret_checks_it_exists_and_sends_and_stores_its_name_o
         deploy_worker("s", binary=binary, secrets={"API_TOKEN": f"ssm:{PARAMETER}"})
     assert not any(c.operation in ("PutObject", "CreateMultipartUpload", "SendCommand") for c in recorder.calls)
     inspector.client("ssm").put_parameter(Name=PARAMETER, Value=VALUE, Type="SecureString")
-    sha = check_binary(binary)
-    [instance] = cluster.instances
-    fake = FakeSsm(faults, bucket=cluster.bucket, prefix=OUTPUT_PREFIX, s3=inspector.client("s3"))
-    info = {"worker_urls": [f"http://{instance.private_ip}:9001"], "git_commit_hash": "c0ffee", "errors": []}
-    fake.script(ping={instance.instance_id: "Online"},
-                polls=[{instance.instance_id: Run("Success", 0, f"{INSTALLED_MARKER}{sha}\n")}],
-                then=[[{instance.instance_id: Run("Success", 0, json.dumps(info))}]])
-    recorder.clear()
 
-    report = deploy_worker("s", binary=binary, secrets={"API_TOKEN": f"ssm:{PARAMETER}"})
+    port = free_port()
+    worker = [sys.executable, "-m", "dfbench.worker.local", "--port", str(port), "--quiet",
+              "--worker-urls", f"http://{instance.private_ip}:9001"]
+    with Imds(instance.private_ip) as imds:
+        systemd = StandinSystemd(tmp_path / "instance", port=port, workers={check_binary(binary): worker},
+                                 imds_url=imds.url)
+        for name, value in systemd.environment.items():
+            monkeypatch.setenv(name, value)
+        # The scripts run here for real and take real seconds: waits may not shrink to a thousandth.
+        monkeypatch.setenv("DFBENCH_TIME_SCALE", "0.05")
+        with systemd, LocalAgent(faults, s3=inspector.client("s3"), bucket=cluster.bucket, prefix=OUTPUT_PREFIX,
+                                 port_map={9000: port}, ec2=inspector.client("ec2")):
+            report = deploy_worker("s", binary=binary, secrets={"API_TOKEN": f"ssm:{PARAMETER}"})
+            environment = systemd.worker_environment()
 
-    assert report.ok
-    install = recorder.named("SendCommand")[0].params
-    expected_unit = worker_unit(bucket=cluster.bucket, region="us-east-1", secrets={"API_TOKEN": PARAMETER})
-    assert install["Parameters"]["commands"] == [install_script(
-        bucket=cluster.bucket, sha256=sha, region="us-east-1", secrets={"API_TOKEN": PARAMETER})]
-    assert unit_lines(expected_unit, "ExecStartPre") == [
+    assert report.ok and report.verified, report
+    # The worker process has the value, and its address from IMDS.
+    assert environment["API_TOKEN"] == VALUE and environment["POD_IP"] == instance.private_ip
+    env_file = systemd.root / ENV_FILE
+    assert env_file.stat().st_mode & 0o777 == 0o600
+    assert environment_file(env_file.read_text()) == {"API_TOKEN": VALUE}
+    unit = (systemd.root / UNIT).read_text()
+    assert unit_lines(unit, "ExecStartPre") == [
         "/usr/local/lib/dfbench/pod-ip", f"/usr/local/lib/dfbench/secrets API_TOKEN={PARAMETER}"]
-    assert unit_lines(expected_unit, "EnvironmentFile") == ["-/run/dfbench/worker.env", "-/run/dfbench/secrets.env"]
+    assert unit_lines(unit, "EnvironmentFile") == ["-/run/dfbench/worker.env", "-/run/dfbench/secrets.env"]
+    # Nowhere else: not in the unit, not in `latest`, not in any request dfbench made (it asked
+    # only whether the parameter exists: DescribeParameters answers names and types).
     latest = inspector.client("s3").get_object(Bucket=cluster.bucket, Key=LATEST_KEY)["Body"].read().decode()
-    assert latest == f"{sha}\n{expected_unit}"
-    # dfbench asked only whether the parameter exists (DescribeParameters: names and types, no
-    # value), and no request it made carries the value.
+    assert latest.partition("\n")[2] == unit
     assert [c.operation for c in recorder.calls if c.service == "ssm" and "Parameter" in c.operation] == [
-        "DescribeParameters"]
+        "DescribeParameters", "DescribeParameters"]
     sent = json.dumps([c.params for c in recorder.calls], default=str)
-    assert "w0rd" not in sent and "w0rd" not in latest
+    assert "w0rd" not in sent + latest + unit
 
 
 # --- on the instance: the helper the unit runs before every start --------------------------------
@@ -136,7 +130,7 @@ def test_the_instance_reads_the_secret_into_a_0600_file_the_worker_starts_with(a
     assert env_file.stat().st_mode & 0o777 == 0o600
     assert sorted(p.name for p in env_file.parent.iterdir()) == ["secrets.env"]  # no temporary left
     assert "w0rd" not in unit and "w0rd" not in started.stdout + started.stderr
-    secrets = systemd_environment(env_file.read_text())
+    secrets = environment_file(env_file.read_text())
     assert secrets == {"API_TOKEN": VALUE, "OTHER": "second"}
     # The worker starts with the unit's Environment= and then its EnvironmentFile=s: it sees the value.
     environment = {**dict(line.split("=", 1) for line in unit_lines(unit, "Environment")), **secrets}
@@ -150,7 +144,7 @@ def test_the_instance_reads_the_secret_into_a_0600_file_the_worker_starts_with(a
     assert failed.returncode == 1
     assert "ParameterNotFound" in failed.stderr
     assert f"dfbench: cannot read SSM parameter {PARAMETER} for API_TOKEN" in failed.stderr
-    assert systemd_environment(env_file.read_text()) == {"API_TOKEN": VALUE, "OTHER": "second"}
+    assert environment_file(env_file.read_text()) == {"API_TOKEN": VALUE, "OTHER": "second"}
     assert sorted(p.name for p in env_file.parent.iterdir()) == ["secrets.env"]
 
 

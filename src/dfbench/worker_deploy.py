@@ -55,8 +55,8 @@ Installed = Literal["installed", "already", "failed"]
 _EXIT_HINTS = {
     3: "the downloaded binary's sha256 is wrong: the artifact in S3 is damaged or was replaced (the "
        "installed binary is kept); delete it and deploy again to upload it anew",
-    4: "the worker did not answer http://127.0.0.1:9000/info after its restart: its journal is above "
-       "(`dfbench logs` shows more)",
+    4: "the worker did not start, or did not answer http://127.0.0.1:9000/info after its restart: its journal "
+       "is above (`dfbench logs` shows more)",
 }
 
 

@@ -33,6 +33,7 @@ dfbench never imports it: ``import dfbench`` loads neither this package nor moto
 - ``InstanceSide``, ``cloud_init_console`` (instance.py), what an instance does for SSH: console
   output holding the host key as cloud-init logs it (moto's has none), and a key sent with EC2
   Instance Connect let into the sshd that stands in for the instance (moto only records it).
+- ``Imds`` (imds.py): the instance metadata service, IMDSv2 only, on loopback.
 - ``Sshd`` (sshd.py): a real OpenSSH server on loopback, the far end of the SSH transport.
 - ``system_tool``, ``worker_binary`` (tools.py): a system program a test runs (or a skip saying how
   to get it), and a file that passes dfbench's worker executable check.
@@ -42,6 +43,7 @@ dfbench never imports it: ``import dfbench`` loads neither this package nor moto
 from dfbench_testing.faults import Faults, Interrupt
 from dfbench_testing.gaps import MotoGaps
 from dfbench_testing.hooks import hooked
+from dfbench_testing.imds import Imds
 from dfbench_testing.instance import InstanceSide, cloud_init_console
 from dfbench_testing.moto import MOTO_FLAGS, MotoServer, emulator_environment
 from dfbench_testing.recording import READ_PREFIXES, Call, Recorder
@@ -58,6 +60,7 @@ __all__ = [
     "Call",
     "FakeSsm",
     "Faults",
+    "Imds",
     "InstanceSide",
     "Interrupt",
     "LocalAgent",

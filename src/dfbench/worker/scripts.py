@@ -10,7 +10,7 @@ its first line and that unit after it (:func:`latest_record`; a record of the sh
 older versions wrote, gets the default unit).
 
 Exit codes of the install: 3 the download's sha256 is wrong (nothing changed), 4 the worker
-did not answer ``/info`` after its restart. On success the last line printed is
+did not start or did not answer ``/info`` after its restart. On success the last line printed is
 ``dfbench: installed <sha256>``, or ``dfbench: worker <sha256> already installed and active``
 when there was nothing to do. ``DFBENCH_ROOT`` prefixes every path written, and
 ``DFBENCH_READY_TIMEOUT`` (seconds, default 60) bounds the wait for ``/info``: both exist so
@@ -183,7 +183,13 @@ dfbench_install_worker() {
         systemctl daemon-reload
     fi
     systemctl enable worker.service
-    systemctl restart worker.service
+    # A start whose ExecStartPre fails (no address from IMDS, a secret parameter unreadable) fails
+    # the restart: its journal says why.
+    if ! systemctl restart worker.service; then
+        echo "dfbench: worker.service did not start; last journal lines:" >&2
+        journalctl -u worker.service --no-pager -n 50 >&2 || true
+        exit 4
+    fi
 
     # Counted in retries, not by the clock: $SECONDS ticks in whole seconds, which would make a
     # short bound end before its first retry.
