@@ -158,7 +158,6 @@ def run_ab_cluster(*, cluster: Cluster | str, base: str | Path, new: str | Path,
     from dfbench.bench.queries import select_queries
     from dfbench.bench.settings import resolve_settings
     from dfbench.files import checked_dataset_name
-    from dfbench.transport.choice import choose
     from dfbench.worker.secrets import secret_parameters
     from dfbench.worker_deploy import check_source, find_cluster, prepare_deployment
 
@@ -176,11 +175,10 @@ def run_ab_cluster(*, cluster: Cluster | str, base: str | Path, new: str | Path,
     kinds = {role: check_source(source.get("binary"), source.get("build_dir"), worker_kind)
              for role, source in where.items()}
     found, instances = find_cluster(cluster, region, profile)
-    choose(found, via)  # an impossible transport is refused before anything is built or uploaded
     options = RunOptions(dataset=dataset, cluster=found, via=via, profile=profile, queries=queries,
                          queries_dir=queries_dir, data_dir=Path(data_dir), location=location, settings=settings,
                          iterations=rounds, warmup=warmup, progress=progress, transport_options=transport_options)
-    target = resolve_target(options)
+    target = resolve_target(options)  # the transport and the bucket's tables, before anything is built or uploaded
     sides = {role: Side(role, deployment=prepare_deployment(
         found, instances, kind=kinds[role], worker_kind=worker_kind, args=args, env=env, secrets=parameters,
         profile=profile, progress=progress, **where[role])) for role in ("base", "new")}
