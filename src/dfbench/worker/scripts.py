@@ -72,8 +72,8 @@ mv -f -- "$tmp" "$env_file"
 SECRETS_HELPER = "/usr/local/lib/dfbench/secrets"
 SECRETS_ENV_FILE = "/run/dfbench/secrets.env"
 
-# The AWS CLI (v2 on Amazon Linux 2023, which the install's `aws s3 cp` already uses) takes the
-# region from the unit's AWS_REGION. The value reaches this script through a pipe, and is written
+# The AWS CLI (v2 on Amazon Linux 2023, which the install's `aws s3 cp` already uses) is given the
+# region of the unit's AWS_REGION. The value reaches this script through a pipe, and is written
 # by bash's printf builtin: it never is a process argument. In systemd's EnvironmentFile a
 # double-quoted value keeps everything (newlines too) but needs \ " ` $ escaped with a backslash
 # (systemd.exec(5), EnvironmentFile=). --output text ends the value with a newline, which $(...)
@@ -89,8 +89,8 @@ trap 'rm -f -- "$tmp"' EXIT
 for pair in "$@"; do
     name=${pair%%=*}
     parameter=${pair#*=}
-    if ! value=$(AWS_PAGER="" aws ssm get-parameter --name "$parameter" --with-decryption \
-            --query Parameter.Value --output text); then
+    if ! value=$(AWS_PAGER="" aws ssm get-parameter --region "$AWS_REGION" --name "$parameter" \
+            --with-decryption --query Parameter.Value --output text); then
         echo "dfbench: cannot read SSM parameter $parameter for $name (see the error above)" >&2
         exit 1
     fi
