@@ -147,3 +147,13 @@ def test_a_unit_without_secrets_is_unchanged() -> None:
     unit = worker_unit(bucket="bench-bucket", region="us-east-1")
     assert "secrets" not in unit
     assert unit_lines(unit, "ExecStartPre") == ["/usr/local/lib/dfbench/pod-ip"]
+
+
+def test_the_stand_in_reads_environment_files_by_systemd_s_documented_rules() -> None:
+    """The harness's reading of EnvironmentFile= (what the assertions above rely on), on the
+    cases systemd.exec(5) describes."""
+    text = ("# a comment\n; another\n\nPLAIN=  a b  \nCONTINUED=one\\\ntwo\nSINGLE='a \\ \"b\" $c'\n"
+            'DOUBLE="x \\" \\\\ \\$HOME \\` \\n y\nnext"\nESCAPED=a\\ b\n')
+    assert environment_file(text) == {
+        "PLAIN": "a b", "CONTINUED": "onetwo", "SINGLE": 'a \\ "b" $c',
+        "DOUBLE": 'x " \\ $HOME ` \\n y\nnext', "ESCAPED": "a b"}
