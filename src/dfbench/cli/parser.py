@@ -255,7 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
     ab.add_argument("--queries", help="comma-separated ids, e.g. q1,q3 (default: all)")
     ab.add_argument("--base-name", help="engine the base side is filed under (default: from its /info)")
     ab.add_argument("--new-name", help="engine the new side is filed under (default: from its /info)")
-    ab.add_argument("--location", help="where the workers read <dataset>/ from (default: --data-dir)")
+    ab.add_argument("--location", help="where the workers read <dataset>/ from (default: --data-dir; with --cluster: "
+                    "s3://<its bucket>)")
     ab.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a setting (repeatable)")
     ab.add_argument("--settings", metavar="PRESET", help="'distributed' for the CDK tooling's 14 defaults")
     ab.add_argument("--no-warmup", action="store_true", help="skip the warm-up run of each query on each side")
