@@ -269,10 +269,14 @@ def test_changed_args_rewrite_the_unit_and_reload_systemd(machine: Machine) -> N
     assert install(machine, sha, args=["--threads", "8"]).returncode == 0
     binary = stamps(machine.binary)
     calls = len(machine.log("systemctl"))
+    secrets = machine.root / "run/dfbench/secrets.env"  # what the old unit's secrets helper wrote
+    secrets.parent.mkdir(parents=True)
+    secrets.write_text('TOKEN="old"\n')
 
     result = install(machine, sha, args=["--threads", "16"])
 
     assert result.returncode == 0, result.stderr
+    assert not secrets.exists()  # the new unit names no secret: the old values are gone
     assert "ExecStart=/usr/local/bin/worker --bucket bench-bucket --threads 16\n" in machine.unit.read_text()
     assert machine.log("systemctl")[calls:] == [
         "daemon-reload", "enable worker.service", "restart worker.service"

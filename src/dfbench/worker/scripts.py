@@ -180,6 +180,8 @@ dfbench_install_worker() {
         dfbench_put 0755 "$helper" "$dfbench_pod_ip"
         dfbench_put 0755 "$secrets_helper" "$dfbench_secrets"
         dfbench_put 0644 "$unit_path" "$dfbench_unit"
+        # An earlier unit's secret values do not outlive it: the new one's helper writes its own.
+        rm -f -- "$dfbench_root/run/dfbench/secrets.env"
         systemctl daemon-reload
     fi
     systemctl enable worker.service
