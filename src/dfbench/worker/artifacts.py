@@ -97,13 +97,14 @@ def upload_worker(binary: str | Path, *, bucket: str, region: str | None = None,
 
 def point_latest(sha256: str, *, bucket: str, region: str | None = None, profile: str | None = None,
                  args: Sequence[str] = (), env: Mapping[str, str] | None = None,
-                 kind: WorkerKind = "tag-discovery", dns_name: str | None = None) -> None:
+                 kind: WorkerKind = "tag-discovery", dns_name: str | None = None,
+                 secrets: Mapping[str, str] | None = None) -> None:
     """Point ``.dfbench/artifacts/worker/latest`` at the uploaded worker ``sha256``, with the unit
-    it runs under (a worker of ``kind``) and the kind in its metadata: every instance booting from
-    now on installs it, as root."""
+    it runs under (a worker of ``kind``; ``secrets`` by their parameter names only) and the kind in
+    its metadata: every instance booting from now on installs it, as root."""
     region = default_region(region)
     record = latest_record(sha256, worker_unit(bucket=bucket, region=region, args=args, env=env, kind=kind,
-                                               dns_name=dns_name))
+                                               dns_name=dns_name, secrets=secrets))
     aws = connect(region=region, profile=profile)
     with aws_errors(profile), _bucket_named(bucket):
         aws.client("s3").put_object(Bucket=bucket, Key=LATEST_KEY, Body=record.encode(), ContentType="text/plain",
