@@ -5,6 +5,7 @@ AWS's wire format (``FakeSsm``), or each command's script really run on this mac
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import tempfile
@@ -81,14 +82,7 @@ class FakeSsm:
         self._commands.clear()
 
     def _describe(self, params: dict[str, Any]) -> dict[str, Any]:
-        ids = next(f["Values"] for f in params["Filters"] if f["Key"] == "InstanceIds")
-        return {"InstanceInformationList": [
-            {"InstanceId": i, "PingStatus": self.ping[i], "LastPingDateTime": _EPOCH, "AgentVersion": "3.3.987.0",
-             "IsLatestVersion": True, "PlatformType": "Linux", "PlatformName": "Amazon Linux",
-             "PlatformVersion": "2023", "ResourceType": "EC2Instance", "IPAddress": "10.0.0.10",
-             "ComputerName": "ip-10-0-0-10.ec2.internal", "SourceId": i, "SourceType": "AWS::EC2::Instance"}
-            for i in ids if i in self.ping
-        ]}
+        return instance_information(params, self.ping)
 
     def _list(self, params: dict[str, Any]) -> dict[str, Any]:
         command_id = params["CommandId"]
@@ -122,27 +116,45 @@ class FakeSsm:
                                    Body=text.encode())
 
     def _invocation(self, command_id: str, instance_id: str, run: Run) -> dict[str, Any]:
-        key = f"{self.prefix}/{command_id}/{instance_id}/awsrunShellScript"
-        url = f"https://s3.us-east-1.amazonaws.com/{self.bucket}/{key}/0.awsrunShellScript"
-        details = run.details or run.status
-        return {
-            "CommandId": command_id, "InstanceId": instance_id, "InstanceName": "", "Comment": "",
-            "DocumentName": "AWS-RunShellScript", "DocumentVersion": "$DEFAULT", "RequestedDateTime": _EPOCH,
-            "Status": run.status, "StatusDetails": details, "TraceOutput": "",
+        return invocation_item(self.bucket, self.prefix, command_id, instance_id, run)
+
+
+def instance_information(params: dict[str, Any], ping: dict[str, str]) -> dict[str, Any]:
+    """DescribeInstanceInformation's answer for the ids its InstanceIds filter names, each with its
+    PingStatus from ``ping`` (an id not in ``ping`` is not registered: not listed)."""
+    ids = next(f["Values"] for f in params["Filters"] if f["Key"] == "InstanceIds")
+    return {"InstanceInformationList": [
+        {"InstanceId": i, "PingStatus": ping[i], "LastPingDateTime": _EPOCH, "AgentVersion": "3.3.987.0",
+         "IsLatestVersion": True, "PlatformType": "Linux", "PlatformName": "Amazon Linux",
+         "PlatformVersion": "2023", "ResourceType": "EC2Instance", "IPAddress": "10.0.0.10",
+         "ComputerName": "ip-10-0-0-10.ec2.internal", "SourceId": i, "SourceType": "AWS::EC2::Instance"}
+        for i in ids if i in ping
+    ]}
+
+
+def invocation_item(bucket: str, prefix: str, command_id: str, instance_id: str, run: Run) -> dict[str, Any]:
+    """One CommandInvocation of ListCommandInvocations (Details=True), as AWS answers it."""
+    key = f"{prefix}/{command_id}/{instance_id}/awsrunShellScript"
+    url = f"https://s3.us-east-1.amazonaws.com/{bucket}/{key}/0.awsrunShellScript"
+    details = run.details or run.status
+    return {
+        "CommandId": command_id, "InstanceId": instance_id, "InstanceName": "", "Comment": "",
+        "DocumentName": "AWS-RunShellScript", "DocumentVersion": "$DEFAULT", "RequestedDateTime": _EPOCH,
+        "Status": run.status, "StatusDetails": details, "TraceOutput": "",
+        "StandardOutputUrl": f"{url}/stdout", "StandardErrorUrl": f"{url}/stderr",
+        "CommandPlugins": [{
+            "Name": "aws:runShellScript",
+            "Status": run.status if run.status in ("Pending", "InProgress", "Success", "TimedOut", "Cancelled",
+                                                   "Failed") else "InProgress",
+            "StatusDetails": details, "ResponseCode": run.code, "ResponseStartDateTime": _EPOCH + 1,
+            "ResponseFinishDateTime": _EPOCH + 2, "Output": agent_output(run.stdout, run.stderr),
             "StandardOutputUrl": f"{url}/stdout", "StandardErrorUrl": f"{url}/stderr",
-            "CommandPlugins": [{
-                "Name": "aws:runShellScript",
-                "Status": run.status if run.status in ("Pending", "InProgress", "Success", "TimedOut", "Cancelled",
-                                                       "Failed") else "InProgress",
-                "StatusDetails": details, "ResponseCode": run.code, "ResponseStartDateTime": _EPOCH + 1,
-                "ResponseFinishDateTime": _EPOCH + 2, "Output": agent_output(run.stdout, run.stderr),
-                "StandardOutputUrl": f"{url}/stdout", "StandardErrorUrl": f"{url}/stderr",
-                "OutputS3Region": "us-east-1", "OutputS3BucketName": self.bucket, "OutputS3KeyPrefix": key,
-            }],
-            "ServiceRole": "",
-            "NotificationConfig": {"NotificationArn": "", "NotificationEvents": [], "NotificationType": ""},
-            "CloudWatchOutputConfig": {"CloudWatchLogGroupName": "", "CloudWatchOutputEnabled": False},
-        }
+            "OutputS3Region": "us-east-1", "OutputS3BucketName": bucket, "OutputS3KeyPrefix": key,
+        }],
+        "ServiceRole": "",
+        "NotificationConfig": {"NotificationArn": "", "NotificationEvents": [], "NotificationType": ""},
+        "CloudWatchOutputConfig": {"CloudWatchLogGroupName": "", "CloudWatchOutputEnabled": False},
+    }
 
 
 class LocalAgent:
@@ -165,6 +177,14 @@ class LocalAgent:
     ``port_map`` {remote: local} is the one rewrite done to a script: each URL authority
     ``127.0.0.1:<remote>`` becomes ``127.0.0.1:<local>``, so a script that reaches the worker on
     the instance's port 9000 reaches a local worker instead. Nothing else in the script changes.
+
+    Each script runs with the variables the agent sets for Run Command scripts,
+    ``AWS_SSM_INSTANCE_ID`` and ``AWS_SSM_REGION_NAME`` (amazon-ssm-agent, executers.go), plus
+    ``environment[instance_id]``: what makes one stand-in instance differ from the others (a
+    broken tool first on its PATH). ListCommandInvocations is answered for the commands it ran,
+    from the same runs (``invocation_item``), and DescribeInstanceInformation says the ``online``
+    instance ids are Online: with both, ``dfbench.aws.ssm.wait_online`` and ``wait_command`` work
+    as they do on AWS.
 
     Install it with ``with LocalAgent(...) as agent:`` (or ``hooked(agent.hook)``) BEFORE the
     clients are made. Rules added to ``faults`` before the agent was made answer first: that is how
@@ -197,10 +217,13 @@ class LocalAgent:
         uploaded: list[str] = field(default_factory=list)  # s3:// URLs written
 
     def __init__(self, faults: Faults, *, s3: Any, bucket: str, prefix: str,
-                 port_map: dict[int, int] | None = None, unknown_polls: int = 1) -> None:
+                 port_map: dict[int, int] | None = None, unknown_polls: int = 1, online: Sequence[str] = (),
+                 environment: dict[str, dict[str, str]] | None = None, region: str = "us-east-1") -> None:
         self.s3, self.bucket, self.prefix = s3, bucket, prefix.strip("/")
         self.port_map = dict(port_map or {})
         self.unknown_polls = unknown_polls
+        self.environment = dict(environment or {})
+        self.region = region
         self.runs: dict[tuple[str, str], LocalAgent.Run] = {}
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
@@ -209,7 +232,12 @@ class LocalAgent:
         self._rules = [
             faults.error("ssm", "GetCommandInvocation", "InvocationDoesNotExist", "", times=10**9, when=self._unknown),
             faults.respond("ssm", "GetCommandInvocation", self._invocation, times=10**9),
+            faults.respond("ssm", "ListCommandInvocations", self._list, times=10**9, when=self._ran),
         ]
+        if online:
+            ping = dict.fromkeys(online, "Online")
+            self._rules.append(faults.respond("ssm", "DescribeInstanceInformation",
+                                              lambda params: instance_information(params, ping), times=10**9))
 
     def __enter__(self) -> LocalAgent:
         self._remove = add_client_hook(self.hook)
@@ -268,9 +296,11 @@ class LocalAgent:
         with tempfile.TemporaryDirectory(prefix="dfbench-agent-") as folder:
             path = Path(folder) / "_script.sh"
             path.write_text(run.script)
+            env = {**os.environ, "AWS_SSM_INSTANCE_ID": run.instance_id, "AWS_SSM_REGION_NAME": self.region,
+                   **self.environment.get(run.instance_id, {})}
             try:
                 done = subprocess.run(["bash", str(path)], cwd=folder, capture_output=True, timeout=timeout,
-                                      stdin=subprocess.DEVNULL)
+                                      stdin=subprocess.DEVNULL, env=env)
                 stdout, stderr, code = done.stdout, done.stderr, done.returncode
                 status = details = "Success" if code == 0 else "Failed"
             except subprocess.TimeoutExpired as expired:
@@ -304,6 +334,22 @@ class LocalAgent:
                 return True
             run.polls += 1
             return run.polls <= self.unknown_polls
+
+    def _ran(self, body: str) -> bool:
+        command_id = json.loads(body or "{}").get("CommandId", "")
+        with self._lock:
+            return any(key[0] == command_id for key in self.runs)
+
+    def _list(self, params: Params) -> Params:
+        """Every invocation of the command at once (a wide page: its callers ask for 50 a page and
+        the stand-ins run a few), each as it stands now."""
+        with self._lock:
+            runs = [run for (command_id, _), run in self.runs.items() if command_id == params["CommandId"]]
+            items = [invocation_item(run.output_bucket, run.output_prefix, run.command_id, run.instance_id,
+                                     Run(run.status, run.exit_code, run.stdout.decode("utf-8", "replace"),
+                                         run.stderr.decode("utf-8", "replace"), run.status_details))
+                     for run in runs]
+        return {"CommandInvocations": items}
 
     @classmethod
     def content(cls, data: bytes, stream: str) -> str:
