@@ -115,7 +115,8 @@ for part in "${dfbench_parts[@]}"; do
     find "$out" -type f -name '*.parquet' -print0 | sort -z >"$dfbench_work/files"
     while IFS= read -r -d '' file; do
         rel=${file#"$out"/}
-        if [[ $rel =~ ^([a-z_][a-z0-9_]*)/([a-z_][a-z0-9_]*)\.([0-9]+)\.parquet$ && ${BASH_REMATCH[1]} == "${BASH_REMATCH[2]}" ]]; then
+        if [[ $rel =~ ^([a-z_][a-z0-9_]*)/([a-z_][a-z0-9_]*)\.([0-9]+)\.parquet$ ]] \
+            && [[ ${BASH_REMATCH[1]} == "${BASH_REMATCH[2]}" ]]; then
             key="${BASH_REMATCH[1]}/${BASH_REMATCH[3]}.parquet"
         elif [[ $rel =~ ^([a-z_][a-z0-9_]*)\.parquet$ ]]; then
             key="${BASH_REMATCH[1]}/1.parquet"  # a table written whole, without parts

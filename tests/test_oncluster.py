@@ -1,0 +1,249 @@
+"""Generating a dataset on the cluster: a cluster provisioned in moto, each stand-in instance's
+SSM command run on this machine by ``LocalAgent`` (the real generator from the wheel, the real
+curl uploading through presigned POSTs to moto), and the bucket compared file by file with a
+local generation of the same partitions."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import dfbench
+from dfbench.aws.ssm import OUTPUT_PREFIX
+from dfbench.data import generate_tpch, read_manifest
+from dfbench.data.oncluster import assign, generate_script
+from dfbench.data.tpch import TPCH
+from dfbench.errors import CommandFailed, ConfigError
+from dfbench.models import Instance
+from dfbench.oncluster import STATE_PREFIX, OnClusterReport, generate_on_cluster
+from dfbench_testing import Faults, Interrupt, LocalAgent, Recorder, hooked, system_tool
+
+SF = "0.01"
+PARTS = 2
+# Long enough for two generator runs on a loaded machine once DFBENCH_TIME_SCALE shrinks it.
+TIMEOUT_S = 86_400
+DATASET = "tpch_sf0.01"
+
+
+@pytest.fixture(scope="module")
+def local(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The reference: the same dataset generated on this machine with the same partitions."""
+    folder = tmp_path_factory.mktemp("local")
+    return generate_tpch(SF, partitions=PARTS, data_dir=folder, progress=False).path
+
+
+@pytest.fixture
+def cluster(aws: Any, inspector: Any) -> dfbench.Cluster:
+    """Two running instances and a bucket, made in moto directly (a full provision costs seconds
+    the generation does not need): the record ``status`` would give for them."""
+    bucket = "dfbench-generate-test"
+    inspector.client("s3").create_bucket(Bucket=bucket)
+    ec2 = inspector.client("ec2")
+    image = "ami-12c6146b"  # one of moto's bundled images
+    launched = ec2.run_instances(ImageId=image, InstanceType="c5n.2xlarge", MinCount=2, MaxCount=2)["Instances"]
+    instances = [Instance(instance_id=i["InstanceId"], name=f"gen-{n}", private_ip=i.get("PrivateIpAddress"),
+                          public_ip=None, availability_zone="us-east-1a", instance_type="c5n.2xlarge",
+                          state="running", image_id=image, spot=False, launch_time=i["LaunchTime"])
+                 for n, i in enumerate(launched)]
+    inspector.client("ssm").list_commands()  # moto builds its SSM backend here, not inside a wait
+    return dfbench.Cluster(name="gen", region="us-east-1", account="123456789012", bucket=bucket, vpc_id=None,
+                           subnet_id=None, internet_gateway_id=None, route_table_id=None, security_group_id=None,
+                           role_name="r", instance_profile_name="r", ami_id=image, instances=instances)
+
+
+def generate(cluster: dfbench.Cluster, **options: Any) -> OnClusterReport:
+    return generate_on_cluster(cluster, scale_factor=SF, partitions=PARTS, progress=False, timeout_s=TIMEOUT_S,
+                               **options)
+
+
+def agent(faults: Faults, inspector: Any, cluster: dfbench.Cluster,
+          environment: dict[str, dict[str, str]] | None = None) -> LocalAgent:
+    return LocalAgent(faults, s3=inspector.client("s3"), bucket=cluster.bucket, prefix=OUTPUT_PREFIX,
+                      online=[i.instance_id for i in cluster.instances], environment=environment)
+
+
+def bucket_files(inspector: Any, bucket: str) -> dict[str, str]:
+    """sha256 of every object under the dataset's prefix, by path inside the dataset."""
+    s3 = inspector.client("s3")
+    found = {}
+    for item in s3.list_objects_v2(Bucket=bucket, Prefix=f"{DATASET}/").get("Contents", []):
+        body = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
+        found[item["Key"].removeprefix(f"{DATASET}/")] = hashlib.sha256(body).hexdigest()
+    return found
+
+
+def local_files(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in folder.rglob("*.parquet")}
+
+
+def remote_manifest(inspector: Any, bucket: str) -> dict[str, Any] | None:
+    s3 = inspector.client("s3")
+    try:
+        return json.loads(s3.get_object(Bucket=bucket, Key=f"{DATASET}/manifest.json")["Body"].read())
+    except s3.exceptions.NoSuchKey:
+        return None
+
+
+def assert_same_as_local(inspector: Any, bucket: str, local: Path) -> None:
+    """The bucket's dataset is the local one: the same files, byte for byte, and a manifest
+    listing the same files, sizes, sha256 and row counts."""
+    remote = bucket_files(inspector, bucket)
+    assert remote.pop("manifest.json")
+    assert remote == local_files(local)
+    document = remote_manifest(inspector, bucket)
+    assert document is not None
+    expected = read_manifest(local)
+    assert expected is not None
+    assert document["tables"] == {t: info.model_dump(mode="json") for t, info in expected.tables.items()}
+    assert (document["partitions"], document["compression"], document["dataset"]) == (PARTS, "SNAPPY", DATASET)
+    assert set(document["etags"]) == set(remote)
+
+
+def test_the_bucket_holds_a_local_generation_byte_for_byte_and_the_manifest_comes_last(
+        cluster: dfbench.Cluster, faults: Faults, recorder: Recorder, inspector: Any, local: Path) -> None:
+    with agent(faults, inspector, cluster) as stand_ins:
+        report = generate(cluster)
+
+    assert_same_as_local(inspector, cluster.bucket, local)
+    assert (report.generated, report.reused, report.manifest_written) == ([1, 2], [], True)
+    # One command, to every instance, the parts dealt evenly; each instance ran its own share.
+    [send] = recorder.named("SendCommand")
+    first, second = (i.instance_id for i in cluster.instances)
+    assert send.params["InstanceIds"] == [first, second]
+    assert [(s.instance_id, s.parts, s.done) for s in report.rounds[0]] == [(first, [1], [1]), (second, [2], [2])]
+    assert {run.instance_id for run in stand_ins.runs.values()} == {first, second}
+    # The generator went to the bucket once, by sha256, beside the worker's artifacts.
+    key = f".dfbench/artifacts/tpchgen-cli/{report.generator_sha256}/tpchgen-cli"
+    assert inspector.client("s3").head_object(Bucket=cluster.bucket, Key=key)["ContentLength"] > 0
+    # The manifest is the last thing written, and written once.
+    writes = [c for c in recorder.calls if c.service == "s3" and c.mutating]
+    assert writes[-1].operation == "PutObject" and writes[-1].params["Key"] == f"{DATASET}/manifest.json"
+    assert [c for c in writes[:-1] if c.params.get("Key") == f"{DATASET}/manifest.json"] == []
+
+    # Again: complete, nothing sent.
+    recorder.clear()
+    again = generate(cluster)
+    assert (again.generated, again.manifest_written) == ([], False)
+    assert recorder.named("SendCommand") == []
+
+
+def test_a_failed_instance_is_named_and_its_parts_are_made_by_the_others(
+        cluster: dfbench.Cluster, faults: Faults, recorder: Recorder, inspector: Any, local: Path,
+        tmp_path: Path) -> None:
+    first, broken = (i.instance_id for i in cluster.instances)
+    # The broken instance cannot reach S3: its curl fails as curl does without a route.
+    tools = tmp_path / "broken-bin"
+    tools.mkdir()
+    (tools / "curl").write_text("#!/bin/bash\necho 'curl: (7) Failed to connect to s3.amazonaws.com port 443' >&2\n"
+                                "exit 7\n")
+    (tools / "curl").chmod(0o755)
+    environment = {broken: {"PATH": f"{tools}:{os.environ['PATH']}"}}
+    with agent(faults, inspector, cluster, environment):
+        report = generate(cluster)
+
+    assert_same_as_local(inspector, cluster.bucket, local)
+    first_round, second_round = report.rounds
+    failed = next(s for s in first_round if s.instance_id == broken)
+    assert (failed.status, failed.exit_code, failed.done) == ("Failed", 7, [])
+    assert "Failed to connect to s3.amazonaws.com" in failed.output_tail
+    assert [(s.instance_id, s.parts) for s in second_round] == [(first, failed.parts)]
+    assert [c.params["InstanceIds"] for c in recorder.named("SendCommand")] == [[first, broken], [first]]
+
+
+def test_with_every_instance_failing_no_manifest_is_written_and_the_error_names_them(
+        cluster: dfbench.Cluster, faults: Faults, inspector: Any, tmp_path: Path) -> None:
+    tools = tmp_path / "no-nproc"
+    tools.mkdir()
+    (tools / "nproc").write_text("#!/bin/bash\necho 'nproc: cannot run here' >&2\nexit 1\n")
+    (tools / "nproc").chmod(0o755)
+    path = {"PATH": f"{tools}:{os.environ['PATH']}"}
+    with agent(faults, inspector, cluster, {i.instance_id: path for i in cluster.instances}):
+        with pytest.raises(CommandFailed) as raised:
+            generate(cluster)
+    message = str(raised.value)
+    assert set(raised.value.failed) == {i.instance_id for i in cluster.instances}
+    assert "nproc: cannot run here" in message and "no manifest written" in message
+    assert remote_manifest(inspector, cluster.bucket) is None
+
+
+def test_an_interrupted_run_leaves_no_manifest_and_the_next_makes_only_what_is_missing(
+        cluster: dfbench.Cluster, faults: Faults, recorder: Recorder, inspector: Any, local: Path) -> None:
+    s3 = inspector.client("s3")
+
+    def records() -> list[str]:
+        listed = s3.list_objects_v2(Bucket=cluster.bucket, Prefix=f"{STATE_PREFIX}/{DATASET}/")
+        return [item["Key"].rsplit("/", 1)[1] for item in listed.get("Contents", [])]
+
+    def interrupted(after: int) -> None:
+        interrupt = Interrupt(after=after)
+        with agent(faults, inspector, cluster), hooked(interrupt.hook), pytest.raises(KeyboardInterrupt):
+            generate(cluster)
+        assert remote_manifest(inspector, cluster.bucket) is None
+
+    # A first run's changes: the generator's upload, the command, one record per verified part,
+    # the manifest. Stopped after the first part's record:
+    interrupted(3)
+    assert records() == ["part-1.json"]
+    # The next run sends part 2 only, and is stopped after its record, right before the manifest:
+    # the generator is in the bucket already, so its changes are the command, then the record.
+    recorder.clear()
+    interrupted(2)
+    [send] = recorder.named("SendCommand")
+    assert "dfbench_parts=(2)" in send.params["Parameters"]["commands"][0]
+    assert "dfbench_parts=(1)" not in send.params["Parameters"]["commands"][0]
+    assert records() == ["part-1.json", "part-2.json"]
+    # The third sends nothing and writes the manifest.
+    recorder.clear()
+    report = generate(cluster)
+    assert (report.reused, report.generated, report.manifest_written) == ([1, 2], [], True)
+    assert recorder.named("SendCommand") == []
+    assert_same_as_local(inspector, cluster.bucket, local)
+
+
+def test_parts_are_dealt_evenly_in_order() -> None:
+    assert assign([1, 2, 3, 4, 5, 6, 7], ["i-a", "i-b", "i-c"]) == {"i-a": [1, 4, 7], "i-b": [2, 5], "i-c": [3, 6]}
+    assert assign([5, 2], ["i-a", "i-b", "i-c"]) == {"i-a": [2], "i-b": [5]}
+
+
+def script_for(generator_url: str, post_fields: dict[str, str]) -> str:
+    return generate_script(spec=TPCH, scale_factor=SF, partitions=PARTS, compression="SNAPPY", prefix=f"{DATASET}/",
+                           generator_url=generator_url, generator_sha256="0" * 64,
+                           post_url="https://dfbench-generate-test.s3.amazonaws.com/", post_fields=post_fields,
+                           shares={"i-0123456789abcdef0": [1], "i-0123456789abcdef1": [2]})
+
+
+def test_the_script_passes_shellcheck() -> None:
+    # Values shaped as a presigned GET and a presigned POST's fields are.
+    script = script_for("https://dfbench-generate-test.s3.amazonaws.com/.dfbench/artifacts/tpchgen-cli/x?"
+                        "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Signature=0f3a",
+                        {"Content-Type": "application/vnd.apache.parquet", "policy": "eyJleHBpcmF0aW9u+/=",
+                         "x-amz-signature": "0f3a"})
+    result = subprocess.run([system_tool("shellcheck"), "--shell=bash", "-"], input=script, capture_output=True,
+                            text=True, check=False)
+    assert result.returncode == 0, result.stdout
+
+
+def test_values_reach_the_script_as_text_and_an_unknown_instance_stops_it(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    hostile = f"$(touch {marker})'\"`touch {marker}`"
+    script = script_for(f"https://example.invalid/{hostile}", {"policy": hostile})
+    result = subprocess.run(["bash", "-c", script + 'printf "%s\\n" "$dfbench_generator_url"'], capture_output=True,
+                            text=True, check=False, env={"PATH": os.environ["PATH"], "AWS_SSM_INSTANCE_ID": "i-1"})
+    assert result.returncode == 5 and "no parts for instance 'i-1'" in result.stderr
+    assert not marker.exists()
+    with pytest.raises(ConfigError, match="Not an instance id"):
+        generate_script(spec=TPCH, scale_factor=SF, partitions=PARTS, compression="SNAPPY", prefix=f"{DATASET}/",
+                        generator_url="u", generator_sha256="0" * 64, post_url="u", post_fields={},
+                        shares={"i-1; reboot": [1]})
+    with pytest.raises(ConfigError, match="within 1..2"):
+        script_for_parts = {"i-0123456789abcdef0": [3]}
+        generate_script(spec=TPCH, scale_factor=SF, partitions=PARTS, compression="SNAPPY", prefix=f"{DATASET}/",
+                        generator_url="u", generator_sha256="0" * 64, post_url="u", post_fields={},
+                        shares=script_for_parts)
