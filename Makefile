@@ -13,6 +13,7 @@ SF ?= 1
 PARTITIONS ?= 16
 DATASET ?= tpch_sf$(SF)
 BUCKET ?=
+BENCHMARK ?=
 ITERATIONS ?=
 QUERIES ?=
 ENGINE ?=
@@ -34,7 +35,7 @@ CLUSTER_ARGS = --cluster $(CLUSTER) --region $(REGION) \
 	$(if $(INSTANCE_TYPE),--instance-type $(INSTANCE_TYPE))
 
 .DEFAULT_GOAL := help
-.PHONY: help install system-tools test bench tunnel shell health compare bench-api-calls bench-sync bench-compare bench-overhead bench-deploy bench-transport bench-connect bench-startup deploy logs data sync worker provision plan status teardown clean
+.PHONY: help install system-tools test bench tunnel shell health compare bench-api-calls bench-sync bench-compare bench-overhead bench-deploy bench-transport bench-connect bench-startup deploy logs data sync pull worker provision plan status teardown clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -50,7 +51,8 @@ help:
 	@echo "make tunnel     the way to a worker, held open [INSTANCE=0 VIA=auto PORT=9000];  make shell [INSTANCE=0]"
 	@echo "make health     every worker reachable, every peer known, one commit [VIA=auto]"
 	@echo "make test       the test suite (moto server, loopback only)"
-	@echo "make data       generate TPC-H (SF=10 PARTITIONS=16);  make sync DATASET=tpch_sf10 [DELETE=1]"
+	@echo "make data       generate TPC-H (SF=10 PARTITIONS=16 [BENCHMARK=tpcds] [REMOTE=1: on the cluster, into its bucket])"
+	@echo "make sync       DATASET=tpch_sf10 [DELETE=1];  make pull DATASET=tpch_sf100 (bucket → benchmarks/data)"
 	@echo "make compare    DATASET=... BASE=engine NEW=engine RESULTS=local|remote"
 	@echo "make plan | provision | status | teardown [DELETE_BUCKET=1]"
 	@echo "                CLUSTER=$(CLUSTER) REGION=$(REGION) COUNT=... INSTANCE_TYPE=... PROFILE=..."
@@ -155,8 +157,14 @@ bench-sync: install
 bench-startup: install
 	$(BIN)/python benchmarks/startup.py
 
+# REMOTE=1: on the cluster's instances, straight into its bucket (make data REMOTE=1 SF=100).
 data: install
-	$(DFBENCH) data generate --sf $(SF) --partitions $(PARTITIONS)
+	$(DFBENCH) data generate --sf $(SF) --partitions $(PARTITIONS) $(if $(BENCHMARK),--benchmark $(BENCHMARK)) \
+		$(if $(REMOTE),--on-cluster --cluster $(CLUSTER) --region $(REGION) $(if $(PROFILE),--profile $(PROFILE)))
+
+pull: install
+	$(DFBENCH) data pull $(DATASET) --region $(REGION) $(if $(PROFILE),--profile $(PROFILE)) \
+		$(if $(BUCKET),--bucket $(BUCKET),--cluster $(CLUSTER))
 
 sync: install
 	$(DFBENCH) data sync $(DATASET) --region $(REGION) $(if $(PROFILE),--profile $(PROFILE)) \

@@ -16,7 +16,8 @@ import pytest
 
 import dfbench
 from dfbench.aws.ssm import OUTPUT_PREFIX
-from dfbench.data import generate_tpch, read_manifest
+from dfbench.cli import main
+from dfbench.data import generate_tpch, read_manifest, sync_dataset
 from dfbench.data.oncluster import assign, generate_script
 from dfbench.data.tpch import TPCH
 from dfbench.errors import CommandFailed, ConfigError
@@ -247,3 +248,51 @@ def test_values_reach_the_script_as_text_and_an_unknown_instance_stops_it(tmp_pa
         generate_script(spec=TPCH, scale_factor=SF, partitions=PARTS, compression="SNAPPY", prefix=f"{DATASET}/",
                         generator_url="u", generator_sha256="0" * 64, post_url="u", post_fields={},
                         shares=script_for_parts)
+
+
+def test_pull_fetches_a_complete_dataset_checked_against_its_manifest(
+        aws: Any, recorder: Recorder, inspector: Any, local: Path, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    bucket = "dfbench-pull-test"
+    inspector.client("s3").create_bucket(Bucket=bucket)
+    sync_dataset(DATASET, bucket=bucket, data_dir=local.parent, progress=False)
+    target = tmp_path / "pulled"
+    command = ["data", "pull", DATASET, "--bucket", bucket, "--data-dir", str(target)]
+
+    assert main(command) == 0
+    assert f"pulled {target / DATASET}: " in capsys.readouterr().out
+    assert local_files(target / DATASET) == local_files(local)
+    pulled = read_manifest(target / DATASET)
+    assert pulled is not None and pulled.tables == read_manifest(local).tables and pulled.etags == {}
+
+    # A damaged file is fetched again, alone; the rest is kept.
+    damaged = target / DATASET / "orders" / "2.parquet"
+    damaged.write_bytes(damaged.read_bytes()[:-1] + b"X")
+    recorder.clear()
+    assert main(command) == 0
+    assert local_files(target / DATASET) == local_files(local)
+    fetched = {c.params["Key"] for c in recorder.named("GetObject")} - {f"{DATASET}/manifest.json"}
+    assert fetched == {f"{DATASET}/orders/2.parquet"}
+    assert main(command) == 0
+    assert "complete, nothing to fetch" in capsys.readouterr().out
+
+    # Without a manifest the bucket's copy is not a dataset: nothing is fetched.
+    inspector.client("s3").delete_object(Bucket=bucket, Key=f"{DATASET}/manifest.json")
+    assert main(["data", "pull", DATASET, "--bucket", bucket, "--data-dir", str(tmp_path / "other")]) == 2
+    assert "has no manifest" in capsys.readouterr().err
+    assert not (tmp_path / "other" / DATASET).exists()
+
+
+def test_bad_input_is_refused_in_one_line_before_any_aws_call(
+        aws: Any, recorder: Recorder, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    not_linux = tmp_path / "tpchgen-cli"
+    not_linux.write_text("#!/bin/sh\n")
+    for argv, expected in (
+            (["--sf", "many"], "scale factor must be a positive number"),
+            (["--sf", "1", "--partitions", "0"], "partitions must be a whole number"),
+            (["--sf", "1", "--generator", str(not_linux)], "cannot run on the instances"),
+    ):
+        assert main(["data", "generate", "--on-cluster", *argv]) == 2
+        err = capsys.readouterr().err
+        assert expected in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert recorder.calls == []
