@@ -160,9 +160,11 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--compression", default="SNAPPY", help="parquet compression (default SNAPPY)")
     generate.add_argument("--force", action="store_true", help="regenerate even when complete")
     generate.add_argument("--on-cluster", action="store_true",
-                          help="generate on the cluster's instances, straight into its bucket (s3://<bucket>/<dataset>/)")
+                          help="generate on the cluster's instances, straight into its bucket "
+                          "(s3://<bucket>/<dataset>/)")
     generate.add_argument("--generator", metavar="PATH",
-                          help="with --on-cluster: the Linux x86-64 generator to ship (default: the one installed here)")
+                          help="with --on-cluster: the Linux x86-64 generator to ship (default: the one "
+                          "installed here)")
     download = data_commands.add_parser("clickbench", help="download ClickBench's partitioned hits files")
     download.add_argument("--partitions", default="0-100", metavar="START-END",
                           help="partitions START … END-1 of the 100 → clickbench_<START>-<END> (default 0-100)")
