@@ -21,9 +21,8 @@ from dfbench.data import generate_tpch, read_manifest, sync_dataset
 from dfbench.data.oncluster import assign, generate_script
 from dfbench.data.tpch import TPCH
 from dfbench.errors import CommandFailed, ConfigError
-from dfbench.models import Instance
 from dfbench.oncluster import STATE_PREFIX, OnClusterReport, generate_on_cluster
-from dfbench_testing import Faults, Interrupt, LocalAgent, Recorder, hooked, system_tool
+from dfbench_testing import Faults, Interrupt, LocalAgent, Recorder, hooked, launched_cluster, system_tool
 
 SF = "0.01"
 PARTS = 2
@@ -41,21 +40,9 @@ def local(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def cluster(aws: Any, inspector: Any) -> dfbench.Cluster:
-    """Two running instances and a bucket, made in moto directly (a full provision costs seconds
-    the generation does not need): the record ``status`` would give for them."""
-    bucket = "dfbench-generate-test"
-    inspector.client("s3").create_bucket(Bucket=bucket)
-    ec2 = inspector.client("ec2")
-    image = "ami-12c6146b"  # one of moto's bundled images
-    launched = ec2.run_instances(ImageId=image, InstanceType="c5n.2xlarge", MinCount=2, MaxCount=2)["Instances"]
-    instances = [Instance(instance_id=i["InstanceId"], name=f"gen-{n}", private_ip=i.get("PrivateIpAddress"),
-                          public_ip=None, availability_zone="us-east-1a", instance_type="c5n.2xlarge",
-                          state="running", image_id=image, spot=False, launch_time=i["LaunchTime"])
-                 for n, i in enumerate(launched)]
+    found = launched_cluster(inspector, name="gen", count=2, bucket="dfbench-generate-test")
     inspector.client("ssm").list_commands()  # moto builds its SSM backend here, not inside a wait
-    return dfbench.Cluster(name="gen", region="us-east-1", account="123456789012", bucket=bucket, vpc_id=None,
-                           subnet_id=None, internet_gateway_id=None, route_table_id=None, security_group_id=None,
-                           role_name="r", instance_profile_name="r", ami_id=image, instances=instances)
+    return found
 
 
 def generate(cluster: dfbench.Cluster, **options: Any) -> OnClusterReport:

@@ -29,12 +29,15 @@ dfbench never imports it: ``import dfbench`` loads neither this package nor moto
 - ``InstanceSide``, ``cloud_init_console`` (instance.py), what an instance does for SSH: console
   output holding the host key as cloud-init logs it (moto's has none), and a key sent with EC2
   Instance Connect let into the sshd that stands in for the instance (moto only records it).
+- ``launched_cluster`` (cluster.py): a Cluster record over instances launched in moto directly, for
+  work that needs instances and a bucket but not a whole provision.
 - ``Sshd`` (sshd.py): a real OpenSSH server on loopback, the far end of the SSH transport.
 - ``system_tool``, ``worker_binary`` (tools.py): a system program a test runs (or a skip saying how
   to get it), and a file that passes dfbench's worker executable check.
 - ``hooked`` (hooks.py): the stand-ins installed on every client dfbench makes, for one block.
 """
 
+from dfbench_testing.cluster import launched_cluster
 from dfbench_testing.faults import Faults, Interrupt
 from dfbench_testing.gaps import MotoGaps
 from dfbench_testing.hooks import hooked
@@ -68,6 +71,7 @@ __all__ = [
     "error_response",
     "hooked",
     "json_response",
+    "launched_cluster",
     "system_tool",
     "worker_binary",
 ]
