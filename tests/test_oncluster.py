@@ -45,9 +45,8 @@ def cluster(aws: Any, inspector: Any) -> dfbench.Cluster:
     return found
 
 
-def generate(cluster: dfbench.Cluster, **options: Any) -> OnClusterReport:
-    return generate_on_cluster(cluster, scale_factor=SF, partitions=PARTS, progress=False, timeout_s=TIMEOUT_S,
-                               **options)
+def generate(cluster: dfbench.Cluster, progress: bool = False) -> OnClusterReport:
+    return generate_on_cluster(cluster, scale_factor=SF, partitions=PARTS, progress=progress, timeout_s=TIMEOUT_S)
 
 
 def agent(faults: Faults, inspector: Any, cluster: dfbench.Cluster,
@@ -95,9 +94,10 @@ def assert_same_as_local(inspector: Any, bucket: str, local: Path) -> None:
 
 
 def test_the_bucket_holds_a_local_generation_byte_for_byte_and_the_manifest_comes_last(
-        cluster: dfbench.Cluster, faults: Faults, recorder: Recorder, inspector: Any, local: Path) -> None:
+        cluster: dfbench.Cluster, faults: Faults, recorder: Recorder, inspector: Any, local: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
     with agent(faults, inspector, cluster) as stand_ins:
-        report = generate(cluster)
+        report = generate(cluster, progress=True)
 
     assert_same_as_local(inspector, cluster.bucket, local)
     assert (report.generated, report.reused, report.manifest_written) == ([1, 2], [], True)
@@ -107,6 +107,10 @@ def test_the_bucket_holds_a_local_generation_byte_for_byte_and_the_manifest_come
     assert send.params["InstanceIds"] == [first, second]
     assert [(s.instance_id, s.parts, s.done) for s in report.rounds[0]] == [(first, [1], [1]), (second, [2], [2])]
     assert {run.instance_id for run in stand_ins.runs.values()} == {first, second}
+    # Progress per instance: the files of its parts that reached the bucket (TPC-H's part 1 holds
+    # the two tables written whole).
+    err = capsys.readouterr().err
+    assert f"{first} (gen-0): parts 1: 8 file(s)" in err and f"{second} (gen-1): parts 2: 6 file(s)" in err
     # The generator went to the bucket once, by sha256, beside the worker's artifacts.
     key = f".dfbench/artifacts/tpchgen-cli/{report.generator_sha256}/tpchgen-cli"
     assert inspector.client("s3").head_object(Bucket=cluster.bucket, Key=key)["ContentLength"] > 0

@@ -306,8 +306,7 @@ def _verify(s3: Any, bucket: str, prefix: str, report: Report, share: Sequence[i
             rows = _rows(s3, bucket, prefix + item.path, item.size)
             files.append((DatasetFile(path=item.path, size=item.size, sha256=item.sha256, rows=rows), stored.etag))
         else:
-            if files:
-                verified[part] = files
+            verified[part] = files  # possibly none: a part may have no rows in any table, as locally
     return verified
 
 
@@ -362,18 +361,20 @@ class _UploadProgress:
     def _loop(self) -> None:
         # Never more often than 4 times a second, however short the emulator makes every wait.
         while not self.stop.wait(max(0.25, _PROGRESS_EVERY_S * time_scale())):
-            try:
-                listing = list_objects(self.s3, self.bucket, self.prefix)
-            except Exception as error:  # noqa: BLE001 - progress only; the command's own wait reports failures
-                log.debug("progress listing failed: %s", error)
-                continue
-            new = [(k[len(self.prefix):], o) for k, o in listing.items()
-                   if self.before.get(k) != o.etag and _DATA_FILE.match(k[len(self.prefix):])]
-            for instance_id, task in self.tasks.items():
-                mine = [o for rel, o in new if part_of(rel) in self.shares[instance_id]]
-                name = self.bar.tasks[task].fields.get("name")
-                self.bar.update(task, description=self._text(instance_id, name, len(mine),
-                                                             sum(o.size for o in mine)))
+            self._refresh()
+
+    def _refresh(self) -> None:
+        try:
+            listing = list_objects(self.s3, self.bucket, self.prefix)
+        except Exception as error:  # noqa: BLE001 - progress only; the command's own wait reports failures
+            log.debug("progress listing failed: %s", error)
+            return
+        new = [(k[len(self.prefix):], o) for k, o in listing.items()
+               if self.before.get(k) != o.etag and _DATA_FILE.match(k[len(self.prefix):])]
+        for instance_id, task in self.tasks.items():
+            mine = [o for rel, o in new if part_of(rel) in self.shares[instance_id]]
+            name = self.bar.tasks[task].fields.get("name")
+            self.bar.update(task, description=self._text(instance_id, name, len(mine), sum(o.size for o in mine)))
 
     def __enter__(self) -> _UploadProgress:
         if not self.bar.disable:  # nothing to show: no listings
@@ -385,6 +386,7 @@ class _UploadProgress:
         self.stop.set()
         if self.thread.is_alive():
             self.thread.join()
+            self._refresh()  # the final counts, whenever the last listing was
         self.bar.stop()
 
 
