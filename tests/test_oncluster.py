@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,8 @@ from dfbench.data.oncluster import assign, generate_script
 from dfbench.data.tpch import TPCH
 from dfbench.errors import CommandFailed, ConfigError
 from dfbench.oncluster import STATE_PREFIX, OnClusterReport, generate_on_cluster
-from dfbench_testing import Faults, Interrupt, LocalAgent, Recorder, hooked, launched_cluster, system_tool
+from dfbench_testing import (Faults, Interrupt, LocalAgent, Recorder, hooked, launched_cluster, post_policy_problems,
+                              system_tool)
 
 SF = "0.01"
 PARTS = 2
@@ -93,10 +95,37 @@ def assert_same_as_local(inspector: Any, bucket: str, local: Path) -> None:
     assert set(document["etags"]) == set(remote)
 
 
+def recording_curl(folder: Path) -> dict[str, str]:
+    """A PATH whose curl writes its arguments to a file of ``folder`` (one per call), then runs
+    the real curl: what an instance posted, to check against S3's rules."""
+    tools = folder / "bin"
+    tools.mkdir(parents=True)
+    (tools / "curl").write_text(f"#!/bin/bash\nprintf '%s\\0' \"$@\" >\"$(mktemp {folder}/call.XXXXXX)\"\n"
+                                f"exec {shutil.which('curl')} \"$@\"\n")
+    (tools / "curl").chmod(0o755)
+    return {"PATH": f"{tools}:{os.environ['PATH']}"}
+
+
+def posted_forms(folder: Path) -> list[dict[str, str]]:
+    """The form fields of every POST the recording curl made (``--form-string`` and ``-F``)."""
+    forms = []
+    for call in sorted(folder.glob("call.*")):
+        args = call.read_bytes().decode().split("\0")[:-1]
+        form = {}
+        for flag, value in zip(args, args[1:], strict=False):
+            if flag in ("--form-string", "-F"):
+                name, _, text = value.partition("=")
+                form[name] = text
+        if form:
+            forms.append(form)
+    return forms
+
+
 def test_the_bucket_holds_a_local_generation_byte_for_byte_and_the_manifest_comes_last(
         cluster: dfbench.Cluster, faults: Faults, recorder: Recorder, inspector: Any, local: Path,
-        capsys: pytest.CaptureFixture[str]) -> None:
-    with agent(faults, inspector, cluster) as stand_ins:
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = recording_curl(tmp_path / "curl")
+    with agent(faults, inspector, cluster, {i.instance_id: path for i in cluster.instances}) as stand_ins:
         report = generate(cluster, progress=True)
 
     assert_same_as_local(inspector, cluster.bucket, local)
@@ -114,6 +143,17 @@ def test_the_bucket_holds_a_local_generation_byte_for_byte_and_the_manifest_come
     # The generator went to the bucket once, by sha256, beside the worker's artifacts.
     key = f".dfbench/artifacts/tpchgen-cli/{report.generator_sha256}/tpchgen-cli"
     assert inspector.client("s3").head_object(Bucket=cluster.bucket, Key=key)["ContentLength"] > 0
+    # Every upload is one S3 would take: its fields satisfy the policy dfbench signed, which admits
+    # nothing outside the dataset's prefix (moto checks none of it).
+    forms = posted_forms(tmp_path / "curl")
+    sizes = {o["Key"]: o["Size"] for o in inspector.client("s3").list_objects_v2(
+        Bucket=cluster.bucket, Prefix=f"{DATASET}/")["Contents"]}
+    assert sorted(f["key"] for f in forms) == sorted(k for k in sizes if k.endswith(".parquet"))
+    for form in forms:
+        assert post_policy_problems(form, sizes[form["key"]], bucket=cluster.bucket) == []
+    elsewhere = {**forms[0], "key": ".dfbench/artifacts/worker/latest"}
+    assert post_policy_problems(elsewhere, 10, bucket=cluster.bucket) == [
+        f"key is '.dfbench/artifacts/worker/latest', the policy requires it to start with '{DATASET}/'"]
     # The manifest is the last thing written, and written once.
     writes = [c for c in recorder.calls if c.service == "s3" and c.mutating]
     assert writes[-1].operation == "PutObject" and writes[-1].params["Key"] == f"{DATASET}/manifest.json"

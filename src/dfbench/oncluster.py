@@ -185,9 +185,11 @@ def generate_on_cluster(
         while pending and healthy:
             shares = assign(pending, healthy)
             expires = ssm.DELIVERY_TIMEOUT_S + timeout_s + _URL_MARGIN_S
+            # A key ending in ${filename} makes boto3 sign ["starts-with", "$key", prefix]: any
+            # key under the dataset's prefix, and nowhere else.
             post = presigner.generate_presigned_post(
                 bucket, prefix + "${filename}", Fields={"Content-Type": PARQUET_CONTENT_TYPE},
-                Conditions=[["starts-with", "$key", prefix], {"Content-Type": PARQUET_CONTENT_TYPE},
+                Conditions=[{"Content-Type": PARQUET_CONTENT_TYPE},
                             ["starts-with", "$x-amz-meta-sha256", ""], ["content-length-range", 1, _POST_MAX_BYTES]],
                 ExpiresIn=expires)
             script = generate_script(
