@@ -189,6 +189,35 @@ def test_a_failed_instance_is_named_and_its_parts_are_made_by_the_others(
     assert [c.params["InstanceIds"] for c in recorder.named("SendCommand")] == [[first, broken], [first]]
 
 
+def test_a_file_not_in_the_bucket_as_reported_is_not_taken_and_its_part_is_made_again(
+        cluster: dfbench.Cluster, faults: Faults, inspector: Any, local: Path, tmp_path: Path) -> None:
+    first, lossy = (i.instance_id for i in cluster.instances)
+    # The lossy instance's uploads lose their end on the way: it reports the files it hashed, the
+    # bucket holds the first 100 bytes of each.
+    tools = tmp_path / "lossy-bin"
+    tools.mkdir()
+    (tools / "curl").write_text(f"""#!/bin/bash
+args=()
+for arg in "$@"; do
+    if [[ $arg == file=@* ]]; then
+        head -c 100 -- "${{arg#file=@}}" >"${{arg#file=@}}.cut"
+        arg="$arg.cut"
+    fi
+    args+=("$arg")
+done
+exec {shutil.which("curl")} "${{args[@]}}"
+""")
+    (tools / "curl").chmod(0o755)
+    with agent(faults, inspector, cluster, {lossy: {"PATH": f"{tools}:{os.environ['PATH']}"}}):
+        report = generate(cluster)
+
+    assert_same_as_local(inspector, cluster.bucket, local)
+    first_round, second_round = report.rounds
+    share = next(s for s in first_round if s.instance_id == lossy)
+    assert (share.status, share.done, share.ok) == ("Success", [], False)
+    assert [(s.instance_id, s.parts) for s in second_round] == [(first, share.parts)]
+
+
 def test_with_every_instance_failing_no_manifest_is_written_and_the_error_names_them(
         cluster: dfbench.Cluster, faults: Faults, inspector: Any, tmp_path: Path) -> None:
     tools = tmp_path / "no-nproc"
