@@ -305,7 +305,12 @@ def _verify(s3: Any, bucket: str, prefix: str, report: Report, share: Sequence[i
                 log.warning("part %d: %s%s is not in the bucket as reported (size %d, md5 %s); it will be made again",
                             part, prefix, item.path, item.size, item.md5)
                 break
-            rows = _rows(s3, bucket, prefix + item.path, item.size)
+            try:
+                rows = _rows(s3, bucket, prefix + item.path, item.size)
+            except (ValueError, OSError) as error:  # no PAR1 at the end; a footer pyarrow cannot parse
+                log.warning("part %d: %s%s is not a readable parquet file (%s); it will be made again", part, prefix,
+                            item.path, error)
+                break
             files.append((DatasetFile(path=item.path, size=item.size, sha256=item.sha256, rows=rows), stored.etag))
         else:
             verified[part] = files  # possibly none: a part may have no rows in any table, as locally
