@@ -20,7 +20,6 @@ import hashlib
 import os
 import platform
 import time
-from pathlib import Path
 
 import boto3
 from emulator import emulated_aws
