@@ -1,7 +1,7 @@
-"""Generating a dataset on the cluster: instances launched in moto (``launched_cluster``), each stand-in instance's
-SSM command run on this machine by ``LocalAgent`` (the real generator from the wheel, the real
-curl uploading through presigned POSTs to moto), and the bucket compared file by file with a
-local generation of the same partitions."""
+"""Generating a dataset on the cluster: instances launched in moto (``launched_cluster``), each
+stand-in instance's SSM command run on this machine by ``LocalAgent`` (the real generator from the
+wheel, the real curl uploading through presigned POSTs to moto), and the bucket compared file by
+file with a local generation of the same partitions."""
 
 from __future__ import annotations
 
