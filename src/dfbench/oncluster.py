@@ -176,52 +176,11 @@ def generate_on_cluster(
     key, uploaded = upload_artifact(binary, sha, name=spec.binary, bucket=bucket, region=found.region,
                                     profile=profile, progress=progress)
     reused = sorted(done)
-    pending = [k for k in range(1, partitions + 1) if k not in done]
-    healthy = [i.instance_id for i in instances]
-    names = {i.instance_id: i.name for i in found.instances}
-    rounds: list[list[InstanceShare]] = []
     with aws_errors(profile):
-        presigner = aws.session.client("s3", config=Config(signature_version="s3v4", region_name=found.region))
-        while pending and healthy:
-            shares = assign(pending, healthy)
-            expires = ssm.DELIVERY_TIMEOUT_S + timeout_s + _URL_MARGIN_S
-            # A key ending in ${filename} makes boto3 sign ["starts-with", "$key", prefix]: any
-            # key under the dataset's prefix, and nowhere else.
-            post = presigner.generate_presigned_post(
-                bucket, prefix + "${filename}", Fields={"Content-Type": PARQUET_CONTENT_TYPE},
-                Conditions=[{"Content-Type": PARQUET_CONTENT_TYPE},
-                            ["starts-with", "$x-amz-meta-sha256", ""], ["content-length-range", 1, _POST_MAX_BYTES]],
-                ExpiresIn=expires)
-            script = generate_script(
-                spec=spec, scale_factor=format_decimal(sf), partitions=partitions, compression=compression,
-                prefix=prefix, generator_url=presigner.generate_presigned_url(
-                    "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=expires),
-                generator_sha256=sha, post_url=post["url"],
-                post_fields={k: v for k, v in post["fields"].items() if k != "key"}, shares=shares)
-            results = _run(aws, found, shares, script, timeout_s, names, name, progress)
-            listing = list_objects(s3, bucket, prefix)
-            round_shares = []
-            for instance_id, (invocation, report) in results.items():
-                verified = _verify(s3, bucket, prefix, report, shares[instance_id], listing)
-                for part, files in verified.items():
-                    _write_record(s3, bucket, name, part, settings, files)
-                    done[part] = files
-                round_shares.append(InstanceShare(
-                    instance_id=instance_id, name=names.get(instance_id), parts=shares[instance_id],
-                    done=sorted(verified), status=invocation.status, exit_code=invocation.exit_code,
-                    output_tail=invocation.output_tail, output_url=invocation.output_url))
-            rounds.append(round_shares)
-            failed = [s for s in round_shares if not s.ok]
-            for share in failed:
-                log.warning("%s failed (%s); its parts go to the other instances:\n%s", share.label, share.status,
-                            share.output_tail)
-            healthy = [i for i in healthy if i not in {s.instance_id for s in failed}]
-            progressed = any(s.done for s in round_shares)
-            pending = [k for k in range(1, partitions + 1) if k not in done]
-            if not progressed:
-                break
-        if pending:
-            _raise_failed(found, rounds, pending)
+        job = _Job(aws=aws, cluster=found, spec=spec, dataset=name, scale_factor=format_decimal(sf),
+                   partitions=partitions, compression=compression, settings=settings, artifact_key=key,
+                   generator_sha256=sha, timeout_s=timeout_s, progress=progress)
+        rounds = job.make_missing(done, [i.instance_id for i in instances])
         files = [f for part in sorted(done) for f, _ in done[part]]
         etags = {f.path: etag for part in done.values() for f, etag in part}
         listing = list_objects(s3, bucket, prefix)
@@ -242,6 +201,76 @@ def generate_on_cluster(
                            generator_sha256=sha, generator_uploaded=uploaded, reused=reused,
                            generated=sorted(k for k in done if k not in reused), rounds=rounds, files=len(files),
                            bytes=manifest.total_bytes, manifest_written=True)
+
+
+class _Job:
+    """The commands of one generation: each deals the missing parts over the instances still
+    healthy, then verifies and records what they uploaded."""
+
+    def __init__(self, *, aws: Any, cluster: Cluster, spec: Any, dataset: str, scale_factor: str, partitions: int,
+                 compression: str, settings: dict[str, Any], artifact_key: str, generator_sha256: str,
+                 timeout_s: int, progress: bool) -> None:
+        self.aws, self.cluster, self.spec = aws, cluster, spec
+        self.scale_factor, self.partitions, self.compression = scale_factor, partitions, compression
+        self.settings, self.artifact_key, self.generator_sha256 = settings, artifact_key, generator_sha256
+        self.timeout_s, self.progress = timeout_s, progress
+        self.dataset = dataset
+        self.prefix = f"{self.dataset}/"
+        self.names = {i.instance_id: i.name for i in cluster.instances}
+
+    def make_missing(self, done: dict[int, list[tuple[DatasetFile, str]]],
+                     healthy: list[str]) -> list[list[InstanceShare]]:
+        """Commands until every part is in ``done`` (filled in place) or no instance is left;
+        CommandFailed, naming the instances that failed, when parts are still missing."""
+        s3 = self.aws.client("s3")
+        rounds: list[list[InstanceShare]] = []
+        pending = [k for k in range(1, self.partitions + 1) if k not in done]
+        while pending and healthy:
+            shares = assign(pending, healthy)
+            results = _run(self.aws, self.cluster, shares, self._script(shares), self.timeout_s, self.names,
+                           self.dataset, self.progress)
+            listing = list_objects(s3, self.cluster.bucket, self.prefix)
+            round_shares = []
+            for instance_id, (invocation, report) in results.items():
+                verified = _verify(s3, self.cluster.bucket, self.prefix, report, shares[instance_id], listing)
+                for part, files in verified.items():
+                    _write_record(s3, self.cluster.bucket, self.dataset, part, self.settings, files)
+                    done[part] = files
+                round_shares.append(InstanceShare(
+                    instance_id=instance_id, name=self.names.get(instance_id), parts=shares[instance_id],
+                    done=sorted(verified), status=invocation.status, exit_code=invocation.exit_code,
+                    output_tail=invocation.output_tail, output_url=invocation.output_url))
+            rounds.append(round_shares)
+            failed = [s for s in round_shares if not s.ok]
+            for share in failed:
+                log.warning("%s failed (%s); its parts go to the other instances:\n%s", share.label, share.status,
+                            share.output_tail)
+            healthy = [i for i in healthy if i not in {s.instance_id for s in failed}]
+            pending = [k for k in range(1, self.partitions + 1) if k not in done]
+            if not any(s.done for s in round_shares):
+                break  # nothing verified: the same instances would fail the same way
+        if pending:
+            _raise_failed(rounds, pending)
+        return rounds
+
+    def _script(self, shares: dict[str, list[int]]) -> str:
+        """The script for ``shares``, with URLs signed now for the command's whole life."""
+        presigner = self.aws.session.client("s3", config=Config(signature_version="s3v4",
+                                                                region_name=self.cluster.region))
+        expires = ssm.DELIVERY_TIMEOUT_S + self.timeout_s + _URL_MARGIN_S
+        # A key ending in ${filename} makes boto3 sign ["starts-with", "$key", prefix]: any key
+        # under the dataset's prefix, and nowhere else.
+        post = presigner.generate_presigned_post(
+            self.cluster.bucket, self.prefix + "${filename}", Fields={"Content-Type": PARQUET_CONTENT_TYPE},
+            Conditions=[{"Content-Type": PARQUET_CONTENT_TYPE}, ["starts-with", "$x-amz-meta-sha256", ""],
+                        ["content-length-range", 1, _POST_MAX_BYTES]],
+            ExpiresIn=expires)
+        generator_url = presigner.generate_presigned_url(
+            "get_object", Params={"Bucket": self.cluster.bucket, "Key": self.artifact_key}, ExpiresIn=expires)
+        return generate_script(spec=self.spec, scale_factor=self.scale_factor, partitions=self.partitions,
+                               compression=self.compression, prefix=self.prefix, generator_url=generator_url,
+                               generator_sha256=self.generator_sha256, post_url=post["url"],
+                               post_fields={k: v for k, v in post["fields"].items() if k != "key"}, shares=shares)
 
 
 def _complete(manifest: Manifest, listing: dict[str, StoredObject], prefix: str) -> bool:
@@ -397,7 +426,9 @@ class _UploadProgress:
         self.bar.stop()
 
 
-def _raise_failed(cluster: Cluster, rounds: list[list[InstanceShare]], pending: list[int]) -> None:
+def _raise_failed(rounds: list[list[InstanceShare]], pending: list[int]) -> None:
+    """CommandFailed naming every instance that failed, with its output's end. A round that
+    verified nothing had failures, so there is at least one."""
     failed = [share for shares in rounds for share in shares if not share.ok]
     lines = []
     for share in failed:
@@ -410,7 +441,6 @@ def _raise_failed(cluster: Cluster, rounds: list[list[InstanceShare]], pending: 
             lines.append(f"    full output: {share.output_url}")
     lines.append(f"  part(s) {','.join(map(str, pending))} still missing, no manifest written; run the same command "
                  "again: verified parts are kept")
-    first = failed[0] if failed else None
-    raise CommandFailed(first.instance_id if first else cluster.name, first.exit_code if first else None,
-                        first.output_tail if first else "", status=first.status if first else "Failed",
+    first = failed[0]
+    raise CommandFailed(first.instance_id, first.exit_code, first.output_tail, status=first.status,
                         failed=tuple(s.instance_id for s in failed), details="\n".join(lines))
