@@ -179,7 +179,8 @@ class LocalAgent:
     the instance's port 9000 reaches a local worker instead. Nothing else in the script changes.
 
     Each script runs with the variables the agent sets for Run Command scripts,
-    ``AWS_SSM_INSTANCE_ID`` and ``AWS_SSM_REGION_NAME`` (amazon-ssm-agent, executers.go), plus
+    ``AWS_SSM_INSTANCE_ID`` and ``AWS_SSM_REGION_NAME`` (amazon-ssm-agent, agent/executers/executers.go:
+    "environment variables set for processes executed by ssm agent"), plus
     ``environment[instance_id]``: what makes one stand-in instance differ from the others (a
     broken tool first on its PATH). ListCommandInvocations is answered for the commands it ran,
     from the same runs (``invocation_item``), and DescribeInstanceInformation says the ``online``

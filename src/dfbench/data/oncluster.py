@@ -8,7 +8,8 @@ together, so each part is uploaded as ``<dataset>/<table>/<k>.parquet``: the lay
 bytes, of a local generation with the same partitions (:mod:`dfbench.data.generate`).
 
 The script (bash, run as root by SSM's AWS-RunShellScript) finds its own parts by the instance id
-the SSM agent gives every Run Command script (``AWS_SSM_INSTANCE_ID``), downloads the generator
+the SSM agent gives every process it runs (``AWS_SSM_INSTANCE_ID``, with ``AWS_SSM_REGION_NAME``:
+amazon-ssm-agent, agent/executers/executers.go, prepareEnvironment), downloads the generator
 through a presigned GET URL and checks its sha256, then for each part: generates it in a
 temporary folder, uploads each file with a presigned POST (the instance role stays read-only on
 the bucket), prints one ``dfbench-file`` line per file and ``dfbench-part <k>`` when the part is
