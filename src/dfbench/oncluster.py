@@ -255,8 +255,13 @@ class _Job:
 
     def _script(self, shares: dict[str, list[int]]) -> str:
         """The script for ``shares``, with URLs signed now for the command's whole life."""
-        presigner = self.aws.session.client("s3", config=Config(signature_version="s3v4",
-                                                                region_name=self.cluster.region))
+        # SigV4, and virtual-host addressing, which names the bucket's regional endpoint
+        # (bucket.s3.<region>.amazonaws.com): with the default style botocore signs for the global
+        # one, which answers a bucket of another region younger than a day with a 307 redirect
+        # (https://docs.aws.amazon.com/AmazonS3/latest/userguide/Redirects.html) that curl does not
+        # follow for a POST.
+        config = Config(signature_version="s3v4", region_name=self.cluster.region, s3={"addressing_style": "virtual"})
+        presigner = self.aws.session.client("s3", config=config)
         expires = ssm.DELIVERY_TIMEOUT_S + self.timeout_s + _URL_MARGIN_S
         # A key ending in ${filename} makes boto3 sign ["starts-with", "$key", prefix]: any key
         # under the dataset's prefix, and nowhere else.
