@@ -166,37 +166,25 @@ def test_the_bucket_holds_a_local_generation_byte_for_byte_and_the_manifest_come
     assert recorder.named("SendCommand") == []
 
 
-def test_a_failed_instance_is_named_and_its_parts_are_made_by_the_others(
-        cluster: dfbench.Cluster, faults: Faults, recorder: Recorder, inspector: Any, local: Path,
-        tmp_path: Path) -> None:
-    first, broken = (i.instance_id for i in cluster.instances)
-    # The broken instance cannot reach S3: its curl fails as curl does without a route.
-    tools = tmp_path / "broken-bin"
-    tools.mkdir()
-    (tools / "curl").write_text("#!/bin/bash\necho 'curl: (7) Failed to connect to s3.amazonaws.com port 443' >&2\n"
-                                "exit 7\n")
-    (tools / "curl").chmod(0o755)
-    environment = {broken: {"PATH": f"{tools}:{os.environ['PATH']}"}}
-    with agent(faults, inspector, cluster, environment):
-        report = generate(cluster)
-
-    assert_same_as_local(inspector, cluster.bucket, local)
-    first_round, second_round = report.rounds
-    failed = next(s for s in first_round if s.instance_id == broken)
-    assert (failed.status, failed.exit_code, failed.done) == ("Failed", 7, [])
-    assert "Failed to connect to s3.amazonaws.com" in failed.output_tail
-    assert [(s.instance_id, s.parts) for s in second_round] == [(first, failed.parts)]
-    assert [c.params["InstanceIds"] for c in recorder.named("SendCommand")] == [[first, broken], [first]]
+def tool(folder: Path, name: str, text: str) -> dict[str, str]:
+    """A PATH with ``text`` as the program ``name`` before the real one."""
+    folder.mkdir()
+    (folder / name).write_text(text)
+    (folder / name).chmod(0o755)
+    return {"PATH": f"{folder}:{os.environ['PATH']}"}
 
 
-def test_a_file_not_in_the_bucket_as_reported_is_not_taken_and_its_part_is_made_again(
-        cluster: dfbench.Cluster, faults: Faults, inspector: Any, local: Path, tmp_path: Path) -> None:
-    first, lossy = (i.instance_id for i in cluster.instances)
-    # The lossy instance's uploads lose their end on the way: it reports the files it hashed, the
-    # bucket holds the first 100 bytes of each.
-    tools = tmp_path / "lossy-bin"
-    tools.mkdir()
-    (tools / "curl").write_text(f"""#!/bin/bash
+def test_failed_and_lossy_instances_are_named_and_their_parts_made_by_the_one_left(
+        aws: Any, faults: Faults, recorder: Recorder, inspector: Any, local: Path, tmp_path: Path) -> None:
+    cluster = launched_cluster(inspector, name="gen", count=3, bucket="dfbench-generate-test")
+    broken, lossy, spare = (i.instance_id for i in cluster.instances)
+    environment = {
+        # The broken instance cannot reach S3: its curl fails as curl does without a route.
+        broken: tool(tmp_path / "broken", "curl", "#!/bin/bash\n"
+                     "echo 'curl: (7) Failed to connect to s3.amazonaws.com port 443' >&2\nexit 7\n"),
+        # The lossy instance's uploads lose their end on the way: it reports the files it hashed,
+        # the bucket holds the first 100 bytes of each.
+        lossy: tool(tmp_path / "lossy", "curl", f"""#!/bin/bash
 args=()
 for arg in "$@"; do
     if [[ $arg == file=@* ]]; then
@@ -206,25 +194,27 @@ for arg in "$@"; do
     args+=("$arg")
 done
 exec {shutil.which("curl")} "${{args[@]}}"
-""")
-    (tools / "curl").chmod(0o755)
-    with agent(faults, inspector, cluster, {lossy: {"PATH": f"{tools}:{os.environ['PATH']}"}}):
+"""),
+    }
+    with agent(faults, inspector, cluster, environment):
         report = generate(cluster)
 
     assert_same_as_local(inspector, cluster.bucket, local)
     first_round, second_round = report.rounds
-    share = next(s for s in first_round if s.instance_id == lossy)
-    assert (share.status, share.done, share.ok) == ("Success", [], False)
-    assert [(s.instance_id, s.parts) for s in second_round] == [(first, share.parts)]
+    # Two parts: the first command went to the first two instances only.
+    assert [(s.instance_id, s.parts) for s in first_round] == [(broken, [1]), (lossy, [2])]
+    failed, cut = first_round
+    assert (failed.status, failed.exit_code, failed.done) == ("Failed", 7, [])
+    assert "Failed to connect to s3.amazonaws.com" in failed.output_tail
+    # The lossy one's script ended well, but nothing it reported is in the bucket as reported.
+    assert (cut.status, cut.done, cut.ok) == ("Success", [], False)
+    assert [(s.instance_id, s.parts, s.done) for s in second_round] == [(spare, [1, 2], [1, 2])]
+    assert [c.params["InstanceIds"] for c in recorder.named("SendCommand")] == [[broken, lossy], [spare]]
 
 
 def test_with_every_instance_failing_no_manifest_is_written_and_the_error_names_them(
         cluster: dfbench.Cluster, faults: Faults, inspector: Any, tmp_path: Path) -> None:
-    tools = tmp_path / "no-nproc"
-    tools.mkdir()
-    (tools / "nproc").write_text("#!/bin/bash\necho 'nproc: cannot run here' >&2\nexit 1\n")
-    (tools / "nproc").chmod(0o755)
-    path = {"PATH": f"{tools}:{os.environ['PATH']}"}
+    path = tool(tmp_path / "no-nproc", "nproc", "#!/bin/bash\necho 'nproc: cannot run here' >&2\nexit 1\n")
     with agent(faults, inspector, cluster, {i.instance_id: path for i in cluster.instances}):
         with pytest.raises(CommandFailed) as raised:
             generate(cluster)

@@ -246,9 +246,9 @@ class _Job:
                 log.warning("%s failed (%s); its parts go to the other instances:\n%s", share.label, share.status,
                             share.output_tail)
             healthy = [i for i in healthy if i not in {s.instance_id for s in failed}]
+            # Every instance of a command either made its parts or is left out from now on: the
+            # loop ends, with the parts made or no instance left.
             pending = [k for k in range(1, self.partitions + 1) if k not in done]
-            if not any(s.done for s in round_shares):
-                break  # nothing verified: the same instances would fail the same way
         if pending:
             _raise_failed(rounds, pending)
         return rounds
@@ -432,13 +432,14 @@ class _UploadProgress:
 
 
 def _raise_failed(rounds: list[list[InstanceShare]], pending: list[int]) -> None:
-    """CommandFailed naming every instance that failed, with its output's end. A round that
-    verified nothing had failures, so there is at least one."""
+    """CommandFailed naming every instance that failed, with its output's end (parts are left
+    only once every instance failed, so there is at least one)."""
     failed = [share for shares in rounds for share in shares if not share.ok]
     lines = []
     for share in failed:
         code = "no exit code" if share.exit_code is None else f"exit code {share.exit_code}"
-        hint = ssm.failure_hint(share.status, "")
+        hint = ("it finished, but its files are not in the bucket as it reported them (see the warnings above)"
+                if share.status == "Success" else ssm.failure_hint(share.status, ""))
         lines.append(f"  {share.label}: parts {','.join(map(str, share.parts))}: {share.status} ({code})"
                      + (f": {hint}" if hint else ""))
         lines += [f"    | {line}" for line in share.output_tail.splitlines()]
