@@ -61,8 +61,6 @@ _POST_MAX_BYTES = 5 * 1000**3
 # Presigned URLs outlive the command they serve by this much (SigV4 allows up to 7 days; with
 # temporary credentials they end with the session anyway).
 _URL_MARGIN_S = 600
-# Enough of a failed instance's output for its tail.
-_TAIL_BYTES = 16 * 1024
 _PROGRESS_EVERY_S = 2.0
 _DATA_FILE = re.compile(r"^[a-z_][a-z0-9_]*/[0-9]+\.parquet$")
 
