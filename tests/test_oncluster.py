@@ -239,11 +239,14 @@ def test_an_interrupted_run_leaves_no_manifest_and_the_next_makes_only_what_is_m
         assert remote_manifest(inspector, cluster.bucket) is None
 
     # A first run's changes: the generator's upload, the command, one record per verified part,
-    # the manifest. Stopped after the first part's record:
-    interrupted(3)
+    # the manifest. Stopped right after the command: the instances upload their parts, unrecorded.
+    interrupted(2)
+    assert records() == []
+    # The next run makes both parts again (the generator is in the bucket: its changes are the
+    # command, then the records), and is stopped after the first part's record:
+    interrupted(2)
     assert records() == ["part-1.json"]
-    # The next run sends part 2 only, and is stopped after its record, right before the manifest:
-    # the generator is in the bucket already, so its changes are the command, then the record.
+    # The next sends part 2 only, and is stopped after its record, right before the manifest.
     recorder.clear()
     interrupted(2)
     [send] = recorder.named("SendCommand")
