@@ -13,6 +13,7 @@ SF ?= 1
 PARTITIONS ?= 16
 DATASET ?= tpch_sf$(SF)
 BUCKET ?=
+BENCHMARK ?=
 ITERATIONS ?=
 QUERIES ?=
 ENGINE ?=
@@ -34,7 +35,7 @@ CLUSTER_ARGS = --cluster $(CLUSTER) --region $(REGION) \
 	$(if $(INSTANCE_TYPE),--instance-type $(INSTANCE_TYPE))
 
 .DEFAULT_GOAL := help
-.PHONY: help install system-tools test bench tunnel shell health compare bench-api-calls bench-sync bench-compare bench-overhead bench-deploy bench-transport bench-connect bench-startup bench-datasets deploy logs data sync worker provision plan status teardown clean
+.PHONY: help install system-tools test bench tunnel shell health compare bench-api-calls bench-sync bench-compare bench-overhead bench-deploy bench-transport bench-connect bench-startup bench-datasets bench-oncluster deploy logs data sync pull worker provision plan status teardown clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -50,14 +51,15 @@ help:
 	@echo "make tunnel     the way to a worker, held open [INSTANCE=0 VIA=auto PORT=9000];  make shell [INSTANCE=0]"
 	@echo "make health     every worker reachable, every peer known, one commit [VIA=auto]"
 	@echo "make test       the test suite (moto server, loopback only)"
-	@echo "make data       generate TPC-H (SF=10 PARTITIONS=16);  make sync DATASET=tpch_sf10 [DELETE=1]"
+	@echo "make data       generate TPC-H (SF=10 PARTITIONS=16 [BENCHMARK=tpcds] [REMOTE=1: on the cluster, into its bucket])"
+	@echo "make sync       DATASET=tpch_sf10 [DELETE=1];  make pull DATASET=tpch_sf100 (bucket → benchmarks/data)"
 	@echo "make compare    DATASET=... BASE=engine NEW=engine RESULTS=local|remote"
 	@echo "make plan | provision | status | teardown [DELETE_BUCKET=1]"
 	@echo "                CLUSTER=$(CLUSTER) REGION=$(REGION) COUNT=... INSTANCE_TYPE=... PROFILE=..."
 	@echo "make deploy     BINARY=path | REPO=checkout [ARGS=\"--x 1\"] [FORCE=1];  make logs [LINES=200 SINCE=-1h]"
 	@echo "make worker     the local DataFusion worker on 127.0.0.1:9000"
 	@echo "make bench-api-calls | bench-sync | bench-compare | bench-overhead | bench-deploy | bench-transport"
-	@echo "     | bench-connect | bench-startup | bench-datasets"
+	@echo "     | bench-connect | bench-startup | bench-datasets | bench-oncluster"
 	@echo "                (each writes its section of BENCHMARKS.md)"
 
 # Three workers on two cores: the suite waits on moto, sshd and subprocesses more than it computes.
@@ -159,8 +161,18 @@ bench-startup: install
 bench-datasets: install
 	$(BIN)/python benchmarks/datasets.py
 
+# Local generation + sync against on-cluster generation, both into the emulator; the AWS estimate.
+bench-oncluster: install
+	$(BIN)/python benchmarks/oncluster_generate.py
+
+# REMOTE=1: on the cluster's instances, straight into its bucket (make data REMOTE=1 SF=100).
 data: install
-	$(DFBENCH) data generate --sf $(SF) --partitions $(PARTITIONS)
+	$(DFBENCH) data generate --sf $(SF) --partitions $(PARTITIONS) $(if $(BENCHMARK),--benchmark $(BENCHMARK)) \
+		$(if $(REMOTE),--on-cluster --cluster $(CLUSTER) --region $(REGION) $(if $(PROFILE),--profile $(PROFILE)))
+
+pull: install
+	$(DFBENCH) data pull $(DATASET) --region $(REGION) $(if $(PROFILE),--profile $(PROFILE)) \
+		$(if $(BUCKET),--bucket $(BUCKET),--cluster $(CLUSTER))
 
 sync: install
 	$(DFBENCH) data sync $(DATASET) --region $(REGION) $(if $(PROFILE),--profile $(PROFILE)) \

@@ -34,6 +34,10 @@ dfbench never imports it: ``import dfbench`` loads neither this package nor moto
   output holding the host key as cloud-init logs it (moto's has none), and a key sent with EC2
   Instance Connect let into the sshd that stands in for the instance (moto only records it).
 - ``Imds`` (imds.py): the instance metadata service, IMDSv2 only, on loopback.
+- ``launched_cluster`` (cluster.py): a Cluster record over instances launched in moto directly, for
+  work that needs instances and a bucket but not a whole provision.
+- ``post_policy_problems`` (s3post.py): S3's check of a POST upload's form fields against the
+  policy signed for it, which moto does not make; applied to what a stand-in instance posted.
 - ``Sshd`` (sshd.py): a real OpenSSH server on loopback, the far end of the SSH transport.
 - ``system_tool``, ``worker_binary`` (tools.py): a system program a test runs (or a skip saying how
   to get it), and a file that passes dfbench's worker executable check.
@@ -43,6 +47,7 @@ dfbench never imports it: ``import dfbench`` loads neither this package nor moto
   are compared with.
 """
 
+from dfbench_testing.cluster import launched_cluster
 from dfbench_testing.faults import Faults, Interrupt
 from dfbench_testing.gaps import MotoGaps
 from dfbench_testing.hooks import hooked
@@ -50,6 +55,7 @@ from dfbench_testing.imds import Imds
 from dfbench_testing.instance import InstanceSide, cloud_init_console
 from dfbench_testing.moto import MOTO_FLAGS, MotoServer, emulator_environment
 from dfbench_testing.recording import READ_PREFIXES, Call, Recorder
+from dfbench_testing.s3post import post_policy_problems
 from dfbench_testing.sshd import Sshd
 from dfbench_testing.ssm import PLUGIN_OUTPUT_MAX, FakeSsm, LocalAgent, Run, agent_output
 from dfbench_testing.systemd import StandinSystemd
@@ -80,6 +86,8 @@ __all__ = [
     "error_response",
     "hooked",
     "json_response",
+    "launched_cluster",
+    "post_policy_problems",
     "system_tool",
     "worker_binary",
 ]
