@@ -54,12 +54,13 @@ class Inspector:
 
     def __init__(self) -> None:
         self._session = boto3.Session(region_name="us-east-1")
-        self._clients: dict[str, object] = {}
+        self._clients: dict[tuple, object] = {}
 
-    def client(self, service: str):
-        if service not in self._clients:
-            self._clients[service] = self._session.client(service)
-        return self._clients[service]
+    def client(self, service: str, **options):
+        key = (service, *sorted(options.items()))
+        if key not in self._clients:
+            self._clients[key] = self._session.client(service, **options)
+        return self._clients[key]
 
 
 @pytest.fixture
