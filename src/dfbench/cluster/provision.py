@@ -73,7 +73,7 @@ def provision(spec: ClusterSpec, *, profile: str | None = None, write_outputs: b
 def _observe(aws: Aws, spec: ClusterSpec, bucket: str) -> _Observed:
     name = iam.role_name(spec.name, spec.region)
     return _Observed(
-        bucket=buckets.find_bucket(aws.client("s3"), bucket),
+        bucket=buckets.find_bucket(aws.client("s3"), bucket, adopt_untagged=spec.bucket is None),
         role=iam.find_role(aws.client("iam"), name),
         instance_profile=iam.find_instance_profile(aws.client("iam"), name),
         network=network.find_network(aws.client("ec2"), spec.name),
