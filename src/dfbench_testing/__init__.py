@@ -20,6 +20,11 @@ dfbench never imports it: ``import dfbench`` loads neither this package nor moto
   Deny statement as denying everything, so dfbench's TLS-only policy would lock every call out);
   a CreateHostedZone whose CallerReference was used before (its zone live or deleted) is refused
   with HostedZoneAlreadyExists, as Route 53 refuses it (moto makes a second zone).
+- ``RequestChecks``, ``Ec2Rules`` (strict.py): requests refused as AWS refuses them where moto
+  accepts them: every parameter against its service model's patterns, enums and limits (botocore
+  checks none of these but ``min``), and a table of EC2's server-side rules (an instance type of
+  another architecture than the AMI's, io2 without Iops), in an account opted in to a Local Zone
+  (``LOCAL_ZONE``) that dfbench must never pick by itself.
 - ``FakeSsm``, ``LocalAgent`` (ssm.py), the SSM agent's side of Run Command, which moto lacks:
   DescribeInstanceInformation and ListCommandInvocations from a script of states (``FakeSsm``);
   each SendCommand's script run here with bash and GetCommandInvocation answered as AWS answers it
@@ -42,15 +47,18 @@ from dfbench_testing.instance import InstanceSide, cloud_init_console
 from dfbench_testing.moto import MOTO_FLAGS, MotoServer, emulator_environment
 from dfbench_testing.recording import READ_PREFIXES, Call, Recorder
 from dfbench_testing.sshd import Sshd
+from dfbench_testing.strict import LOCAL_ZONE, Ec2Rules, RequestChecks
 from dfbench_testing.ssm import PLUGIN_OUTPUT_MAX, FakeSsm, LocalAgent, Run, agent_output
 from dfbench_testing.tools import system_tool, worker_binary
 from dfbench_testing.wire import console_response, error_response, json_response
 
 __all__ = [
+    "LOCAL_ZONE",
     "MOTO_FLAGS",
     "PLUGIN_OUTPUT_MAX",
     "READ_PREFIXES",
     "Call",
+    "Ec2Rules",
     "FakeSsm",
     "Faults",
     "InstanceSide",
@@ -59,6 +67,7 @@ __all__ = [
     "MotoGaps",
     "MotoServer",
     "Recorder",
+    "RequestChecks",
     "Run",
     "Sshd",
     "agent_output",
