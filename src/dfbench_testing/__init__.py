@@ -25,6 +25,9 @@ dfbench never imports it: ``import dfbench`` loads neither this package nor moto
   checks none of these but ``min``), and a table of EC2's server-side rules (an instance type of
   another architecture than the AMI's, io2 without Iops), in an account opted in to a Local Zone
   (``LOCAL_ZONE``) that dfbench must never pick by itself.
+- ``ServiceQuotas``, ``PolicySimulator`` (account.py), what ``dfbench doctor`` asks that moto
+  cannot answer: EC2's vCPU quotas (moto's Service Quotas knows VPC's only) and IAM's
+  SimulatePrincipalPolicy (absent from moto), answered as AWS answers them.
 - ``FakeSsm``, ``LocalAgent`` (ssm.py), the SSM agent's side of Run Command, which moto lacks:
   DescribeInstanceInformation and ListCommandInvocations from a script of states (``FakeSsm``);
   each SendCommand's script run here with bash and GetCommandInvocation answered as AWS answers it
@@ -40,6 +43,7 @@ dfbench never imports it: ``import dfbench`` loads neither this package nor moto
 - ``hooked`` (hooks.py): the stand-ins installed on every client dfbench makes, for one block.
 """
 
+from dfbench_testing.account import PolicySimulator, ServiceQuotas
 from dfbench_testing.faults import Faults, Interrupt
 from dfbench_testing.gaps import MotoGaps
 from dfbench_testing.hooks import hooked
@@ -66,9 +70,11 @@ __all__ = [
     "LocalAgent",
     "MotoGaps",
     "MotoServer",
+    "PolicySimulator",
     "Recorder",
     "RequestChecks",
     "Run",
+    "ServiceQuotas",
     "Sshd",
     "agent_output",
     "cloud_init_console",

@@ -20,7 +20,7 @@ from dfbench.aws import dns, iam, network
 from dfbench.aws import instances as ec2_instances
 from dfbench.aws.session import Aws, connect, default_bucket_name, default_region
 from dfbench.aws.tags import BUCKET_KEY, TTL_KEY, cluster_tags, ensure_ec2_tags
-from dfbench.cluster import preflight
+from dfbench.cluster.preflight import check as check_spec
 from dfbench.config import TAG_DISCOVERY_TAG, ClusterSpec, validate_cluster_name, validate_region
 from dfbench.errors import (
     CapacityError,
@@ -86,7 +86,7 @@ def _observe(aws: Aws, spec: ClusterSpec, bucket: str) -> _Observed:
 def _converge(aws: Aws, spec: ClusterSpec, changes: ChangeSet) -> Cluster | None:
     account = aws.account()  # credential preflight: before anything else
     # What EC2 would refuse at launch (or put in a Local Zone), found before anything is created.
-    offered = preflight.check(aws.client("ec2"), spec)
+    offered = check_spec(aws.client("ec2"), spec)
     bucket = spec.bucket or default_bucket_name(account, spec.region)
     partition = aws.session.get_partition_for_region(spec.region)
     seen = _observe(aws, spec, bucket)
