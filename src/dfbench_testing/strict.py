@@ -18,6 +18,7 @@ from typing import Any
 
 import boto3
 from botocore.client import BaseClient
+from botocore.exceptions import ClientError
 from botocore.model import Shape
 
 # What each service calls a request that breaks its model's constraints. IAM and STS (Query
@@ -140,6 +141,10 @@ LOCAL_ZONE = {"ZoneName": "us-east-1-bos-1a", "ZoneId": "use1-bos1-az1", "ZoneTy
               "State": "available", "Messages": []}
 
 
+# An AMI's architecture never changes, and ids are not reused: known once for the session.
+_IMAGE_ARCHITECTURES: dict[str, str | None] = {}
+
+
 class Ec2Rules:
     """EC2's server-side rules that moto lacks (moto launches any of these), answered as EC2 does:
 
@@ -154,8 +159,10 @@ class Ec2Rules:
     """
 
     def __init__(self, endpoint: str) -> None:
+        # One plain client, made on first use: a launch must not wait for a client per request
+        # (dfbench's retries of a launch run against short, time-scaled deadlines).
+        self._client: Any = None
         self._endpoint = endpoint
-        self._architectures: dict[str, list[str]] = {}
 
     def hook(self, client: BaseClient) -> None:
         if client.meta.service_model.service_name != "ec2":
@@ -171,8 +178,16 @@ class Ec2Rules:
     def _remember(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
         context["api_params"] = dict(params)
 
-    def _ec2(self) -> Any:
-        return boto3.client("ec2", endpoint_url=self._endpoint, region_name="us-east-1")
+    def _image_architecture(self, image_id: str) -> str | None:
+        if image_id not in _IMAGE_ARCHITECTURES:
+            if self._client is None:
+                self._client = boto3.client("ec2", endpoint_url=self._endpoint, region_name="us-east-1")
+            try:
+                images = self._client.describe_images(ImageIds=[image_id])["Images"]
+            except ClientError:
+                return None  # moto answers for the unknown AMI itself
+            _IMAGE_ARCHITECTURES[image_id] = images[0].get("Architecture", "x86_64") if images else None
+        return _IMAGE_ARCHITECTURES[image_id]
 
     def _run_instances(self, context: dict[str, Any], **_: Any) -> tuple[Any, dict[str, Any]] | None:
         api = context["api_params"]
@@ -184,9 +199,14 @@ class Ec2Rules:
         zone = api.get("Placement", {}).get("AvailabilityZone")
         if zone == LOCAL_ZONE["ZoneName"]:
             return refusal("InvalidParameterValue", f"{zone} is a Local Zone: the stand-in cannot launch there")
-        images = self._ec2().describe_images(ImageIds=[api["ImageId"]])["Images"] if "ImageId" in api else []
-        if images and "InstanceType" in api:
-            image_arch, type_archs = images[0].get("Architecture", "x86_64"), self._type_architectures(api["InstanceType"])
+        image_arch = self._image_architecture(api["ImageId"]) if "ImageId" in api else None
+        if image_arch and "InstanceType" in api:
+            # moto's own catalogue of instance types, read in-process: no request per launch. (Imported
+            # here: moto reads its flags when first imported, which MotoServer does after setting them.)
+            from moto.ec2.models.instance_types import INSTANCE_TYPES
+
+            type_archs = INSTANCE_TYPES.get(api["InstanceType"], {}).get("ProcessorInfo", {}).get(
+                "SupportedArchitectures", [])
             if type_archs and image_arch not in type_archs:
                 return refusal("InvalidParameterValue",
                                f"The architecture '{type_archs[0]}' of the specified instance type does not match "
@@ -195,13 +215,6 @@ class Ec2Rules:
                                "'describe-instance-types' or 'describe-images' to discover the architecture of "
                                "the instance type or AMI.")
         return None
-
-    def _type_architectures(self, instance_type: str) -> list[str]:
-        if instance_type not in self._architectures:
-            types = self._ec2().describe_instance_types(InstanceTypes=[instance_type])["InstanceTypes"]
-            self._architectures[instance_type] = (
-                types[0]["ProcessorInfo"]["SupportedArchitectures"] if types else [])
-        return self._architectures[instance_type]
 
     def _create_subnet(self, context: dict[str, Any], **_: Any) -> tuple[Any, dict[str, Any]] | None:
         zone = context["api_params"].get("AvailabilityZone")
