@@ -21,6 +21,8 @@ from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 from botocore.model import Shape
 
+from dfbench_testing.wire import StatusOnly
+
 # What each service calls a request that breaks its model's constraints. IAM and STS (Query
 # protocol): ValidationError; Route 53: InvalidInput; EC2: InvalidParameterValue; the JSON
 # services (SSM, Service Quotas, EC2 Instance Connect): ValidationException.
@@ -50,7 +52,9 @@ _compiled = functools.lru_cache(maxsize=None)(_python_pattern)
 
 
 def violations(value: Any, shape: Shape, where: str) -> list[str]:
-    """What in ``value`` breaks ``shape``'s constraints, in AWS's wording."""
+    """What in ``value`` breaks ``shape``'s constraints, in AWS's wording. A pattern must match the
+    whole value, as the services apply it: IAM refuses the role name ``has space`` against
+    ``[\\w+=,.@-]+``, which a search would find in it."""
     found: list[str] = []
     meta = shape.metadata
     kind = shape.type_name
@@ -72,7 +76,7 @@ def violations(value: Any, shape: Shape, where: str) -> list[str]:
             found.append(f"Value '{value}' at '{where}' failed to satisfy constraint: Member must satisfy enum "
                          f"value set: [{', '.join(shape.enum)}]")
         pattern = _compiled(meta["pattern"]) if "pattern" in meta else None
-        if pattern is not None and not pattern.search(value):
+        if pattern is not None and not pattern.fullmatch(value):
             found.append(f"Value '{value}' at '{where}' failed to satisfy constraint: Member must satisfy regular "
                          f"expression pattern: {meta['pattern']}")
     elif kind in ("integer", "long") and isinstance(value, int):
@@ -91,11 +95,7 @@ def _length(size: int, meta: dict[str, Any], where: str, what: str) -> list[str]
 
 
 class RequestChecks:
-    """Refuse, as AWS does, any request breaking its service model's patterns, enums and limits.
-    ``refused`` keeps every refusal (operation, message), for tests to show."""
-
-    def __init__(self) -> None:
-        self.refused: list[tuple[str, str]] = []
+    """Refuse, as AWS does, any request breaking its service model's patterns, enums and limits."""
 
     def hook(self, client: BaseClient) -> None:
         events = client.meta.events
@@ -115,20 +115,13 @@ class RequestChecks:
             return None
         service = model.service_model.service_name
         message = f"{len(problems)} validation error(s) detected: " + "; ".join(problems)
-        self.refused.append((model.name, message))
         return refusal(_VALIDATION_CODES.get(service, "ValidationException"), message)
 
 
 def refusal(code: str, message: str, status: int = 400) -> tuple[Any, dict[str, Any]]:
     """What a ``before-call`` handler returns to answer for the service with an error."""
-    return _Status(status), {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": status}}
-
-
-class _Status:
-    def __init__(self, status: int) -> None:
-        self.status_code = status
-        self.headers: dict[str, str] = {}
-        self.content = b""
+    return StatusOnly(status), {"Error": {"Code": code, "Message": message},
+                                "ResponseMetadata": {"HTTPStatusCode": status}}
 
 
 # An account opted in to the Boston Local Zone group: AWS then lists the zone among the region's
