@@ -119,3 +119,13 @@ def test_the_permissions_checked_cover_every_change_provision_and_teardown_make(
     needed = {f"{c.service.replace('route-53', 'route53')}:{S3_ACTIONS.get(c.operation, c.operation)}"
               for c in recorder.mutating if c.operation != "SimulatePrincipalPolicy"}
     assert needed - set(REQUIRED_ACTIONS) == set()
+
+
+def test_the_table_names_each_check_its_status_and_the_blockers(aws, no_plugin, monkeypatch, capsys) -> None:
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    code = cli.main(["doctor", "--cluster", "doc", "--via", "ssm", "--ssh-cidr", "203.0.113.7/32"])
+    table = capsys.readouterr().out
+    assert code == 1
+    for row in ("credentials", "session manager plugin", "ssh cidr", "203.0.113.7/32", "install it:"):
+        assert row in table, table
+    assert "2 blocker(s): credentials, session manager plugin" in table
