@@ -34,7 +34,7 @@ CLUSTER_ARGS = --cluster $(CLUSTER) --region $(REGION) \
 	$(if $(INSTANCE_TYPE),--instance-type $(INSTANCE_TYPE))
 
 .DEFAULT_GOAL := help
-.PHONY: help install system-tools test test-min-versions bench tunnel shell health compare bench-api-calls bench-sync bench-compare bench-overhead bench-deploy bench-transport bench-connect bench-startup deploy logs data sync worker provision plan status teardown clean
+.PHONY: help install system-tools test test-min-versions bench tunnel shell health compare bench-api-calls bench-sync bench-compare bench-overhead bench-deploy bench-transport bench-connect bench-startup deploy logs data sync worker provision plan doctor status teardown clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -53,7 +53,7 @@ help:
 	@echo "                the provisioning tests at the lowest boto3/botocore pyproject.toml admits"
 	@echo "make data       generate TPC-H (SF=10 PARTITIONS=16);  make sync DATASET=tpch_sf10 [DELETE=1]"
 	@echo "make compare    DATASET=... BASE=engine NEW=engine RESULTS=local|remote"
-	@echo "make plan | provision | status | teardown [DELETE_BUCKET=1]"
+	@echo "make plan | provision | doctor [VIA=ssm] | status | teardown [DELETE_BUCKET=1]"
 	@echo "                CLUSTER=$(CLUSTER) REGION=$(REGION) COUNT=... INSTANCE_TYPE=... PROFILE=..."
 	@echo "make deploy     BINARY=path | REPO=checkout [ARGS=\"--x 1\"] [FORCE=1];  make logs [LINES=200 SINCE=-1h]"
 	@echo "make worker     the local DataFusion worker on 127.0.0.1:9000"
@@ -190,6 +190,10 @@ provision: install
 
 plan: install
 	$(DFBENCH) plan $(CLUSTER_ARGS)
+
+# Whether provision would succeed and the cluster can be reached, changing nothing.
+doctor: install
+	$(DFBENCH) doctor $(CLUSTER_ARGS) --via $(VIA)
 
 status: install
 	$(DFBENCH) status --cluster $(CLUSTER) --region $(REGION) $(if $(PROFILE),--profile $(PROFILE))
