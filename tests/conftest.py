@@ -7,7 +7,8 @@ from collections.abc import Iterator
 import boto3
 import pytest
 
-from dfbench_testing import Faults, MotoGaps, MotoServer, Recorder, emulator_environment, hooked
+from dfbench_testing import (Ec2Rules, Faults, MotoGaps, MotoServer, Recorder, RequestChecks, emulator_environment,
+                             hooked)
 
 
 @pytest.fixture(scope="session")
@@ -29,7 +30,9 @@ def aws(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch, tmp_path) -> I
     # Emulated AWS takes no time: shrink every poll interval instead of sleeping for real.
     monkeypatch.setenv("DFBENCH_TIME_SCALE", "0.001")
     monkeypatch.chdir(tmp_path)
-    with hooked(MotoGaps(moto_server.url).hook):
+    # AWS's own checks where moto and botocore lack them: the model's patterns, enums and limits,
+    # and EC2's server-side rules (dfbench_testing.strict), on for every test.
+    with hooked(MotoGaps(moto_server.url).hook, RequestChecks().hook, Ec2Rules(moto_server.url).hook):
         yield moto_server
 
 

@@ -20,6 +20,14 @@ dfbench never imports it: ``import dfbench`` loads neither this package nor moto
   Deny statement as denying everything, so dfbench's TLS-only policy would lock every call out);
   a CreateHostedZone whose CallerReference was used before (its zone live or deleted) is refused
   with HostedZoneAlreadyExists, as Route 53 refuses it (moto makes a second zone).
+- ``RequestChecks``, ``Ec2Rules`` (strict.py): requests refused as AWS refuses them where moto
+  accepts them: every parameter against its service model's patterns, enums and limits (botocore
+  checks none of these but ``min``), and a table of EC2's server-side rules (an instance type of
+  another architecture than the AMI's, io2 without Iops), in an account opted in to a Local Zone
+  (``LOCAL_ZONE``) that dfbench must never pick by itself.
+- ``ServiceQuotas``, ``PolicySimulator`` (account.py), what ``dfbench doctor`` asks that moto
+  cannot answer: EC2's vCPU quotas (moto's Service Quotas knows VPC's only) and IAM's
+  SimulatePrincipalPolicy (absent from moto), answered as AWS answers them.
 - ``FakeSsm``, ``LocalAgent`` (ssm.py), the SSM agent's side of Run Command, which moto lacks:
   DescribeInstanceInformation and ListCommandInvocations from a script of states (``FakeSsm``);
   each SendCommand's script run here with bash and GetCommandInvocation answered as AWS answers it
@@ -47,6 +55,7 @@ dfbench never imports it: ``import dfbench`` loads neither this package nor moto
   are compared with.
 """
 
+from dfbench_testing.account import PolicySimulator, ServiceQuotas
 from dfbench_testing.cluster import launched_cluster
 from dfbench_testing.faults import Faults, Interrupt
 from dfbench_testing.gaps import MotoGaps
@@ -57,16 +66,19 @@ from dfbench_testing.moto import MOTO_FLAGS, MotoServer, emulator_environment
 from dfbench_testing.recording import READ_PREFIXES, Call, Recorder
 from dfbench_testing.s3post import post_policy_problems
 from dfbench_testing.sshd import Sshd
+from dfbench_testing.strict import LOCAL_ZONE, Ec2Rules, RequestChecks
 from dfbench_testing.ssm import PLUGIN_OUTPUT_MAX, FakeSsm, LocalAgent, Run, agent_output
 from dfbench_testing.systemd import StandinSystemd
 from dfbench_testing.tools import system_tool, worker_binary
 from dfbench_testing.wire import console_response, error_response, json_response
 
 __all__ = [
+    "LOCAL_ZONE",
     "MOTO_FLAGS",
     "PLUGIN_OUTPUT_MAX",
     "READ_PREFIXES",
     "Call",
+    "Ec2Rules",
     "FakeSsm",
     "Faults",
     "Imds",
@@ -75,8 +87,11 @@ __all__ = [
     "LocalAgent",
     "MotoGaps",
     "MotoServer",
+    "PolicySimulator",
     "Recorder",
+    "RequestChecks",
     "Run",
+    "ServiceQuotas",
     "Sshd",
     "StandinSystemd",
     "agent_output",

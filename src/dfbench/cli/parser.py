@@ -108,7 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
         return command
 
     for name, help in (("provision", "create or converge the cluster"),
-                       ("plan", "show what provision would change, changing nothing")):
+                       ("plan", "show what provision would change, changing nothing"),
+                       ("doctor", "check, changing nothing, whether provision would succeed and how to reach the "
+                        "cluster: a table of checks, each with its fix; exit 1 on a blocker")):
         command = cluster_command(name, help)
         command.add_argument("--count", type=int, help="number of instances (default 12)")
         command.add_argument("--instance-type", help="EC2 instance type (default c5n.2xlarge)")
@@ -124,6 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
                              help="accept an --ssh-cidr wider than /8 (such as 0.0.0.0/0: the whole internet)")
         command.add_argument("--tag", action="append", default=[], type=_tag, metavar="KEY=VALUE",
                              help="extra tag on every resource (repeatable)")
+        if name == "doctor":
+            command.add_argument("--via", default="auto", choices=VIAS,
+                                 help="how you will reach the workers (default auto): ssm needs the plugin")
     cluster_command("status", "show the cluster as it exists now")
     command = cluster_command("teardown", "delete the cluster (the bucket only with --delete-bucket)")
     command.add_argument("--delete-bucket", action="store_true",
