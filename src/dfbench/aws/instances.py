@@ -233,6 +233,13 @@ def is_indexed(cluster: str, name: str) -> bool:
     return name.startswith(prefix) and name[len(prefix):].isdigit()
 
 
+def tagged_states(ec2: Any, cluster: str) -> dict[str, str]:
+    """Every instance carrying ``dfbench:cluster=<cluster>`` (what an SSM command sent to that tag
+    targets), by id, with its EC2 state: shutting-down and terminated ones too (EC2 lists a
+    terminated instance for up to about an hour)."""
+    return {i.instance_id: i.state for i in _describe(ec2, Filters=[{"Name": f"tag:{CLUSTER_KEY}", "Values": [cluster]}])}
+
+
 def other_clusters_with_tag(ec2: Any, key: str, value: str, cluster: str) -> set[str]:
     """Clusters (by their dfbench:cluster tag, else instance id) whose live instances carry the
     tag ``key=value``, other than ``cluster``."""
