@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import boto3
 import pytest
 
-from dfbench_testing import Faults, MotoGaps, MotoServer, Recorder, emulator_environment, hooked
+from dfbench_testing import Faults, LaunchTokens, MotoGaps, MotoServer, Recorder, emulator_environment, hooked
 
 
 @pytest.fixture(scope="session")
@@ -18,7 +18,14 @@ def moto_server() -> Iterator[MotoServer]:
 
 
 @pytest.fixture
-def aws(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch, tmp_path) -> Iterator[MotoServer]:
+def launch_tokens() -> LaunchTokens:
+    """EC2's memory of RunInstances client tokens, for the test's emulated account."""
+    return LaunchTokens()
+
+
+@pytest.fixture
+def aws(moto_server: MotoServer, launch_tokens: LaunchTokens, monkeypatch: pytest.MonkeyPatch,
+        tmp_path) -> Iterator[MotoServer]:
     """A clean emulated account; dfbench's clients reach it through AWS_ENDPOINT_URL."""
     moto_server.reset()
     for name in ("AWS_PROFILE", "AWS_VAULT", "BENCHMARK_BUCKET", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
@@ -29,7 +36,7 @@ def aws(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch, tmp_path) -> I
     # Emulated AWS takes no time: shrink every poll interval instead of sleeping for real.
     monkeypatch.setenv("DFBENCH_TIME_SCALE", "0.001")
     monkeypatch.chdir(tmp_path)
-    with hooked(MotoGaps(moto_server.url).hook):
+    with hooked(MotoGaps(moto_server.url).hook, launch_tokens.hook):
         yield moto_server
 
 

@@ -20,6 +20,10 @@ dfbench never imports it: ``import dfbench`` loads neither this package nor moto
   Deny statement as denying everything, so dfbench's TLS-only policy would lock every call out);
   a CreateHostedZone whose CallerReference was used before (its zone live or deleted) is refused
   with HostedZoneAlreadyExists, as Route 53 refuses it (moto makes a second zone).
+- ``LaunchTokens`` (launches.py): RunInstances' ClientToken remembered as EC2 remembers it (the
+  same token returns the first launch's instances, terminated ones included, or fails with
+  IdempotentParameterMismatch for other parameters), and DescribeInstances' ``client-token``
+  filter; moto has neither.
 - ``FakeSsm``, ``LocalAgent`` (ssm.py), the SSM agent's side of Run Command, which moto lacks:
   DescribeInstanceInformation and ListCommandInvocations from a script of states (``FakeSsm``);
   each SendCommand's script run here with bash and GetCommandInvocation answered as AWS answers it
@@ -39,6 +43,7 @@ from dfbench_testing.faults import Faults, Interrupt
 from dfbench_testing.gaps import MotoGaps
 from dfbench_testing.hooks import hooked
 from dfbench_testing.instance import InstanceSide, cloud_init_console
+from dfbench_testing.launches import LaunchTokens
 from dfbench_testing.moto import MOTO_FLAGS, MotoServer, emulator_environment
 from dfbench_testing.recording import READ_PREFIXES, Call, Recorder
 from dfbench_testing.sshd import Sshd
@@ -55,6 +60,7 @@ __all__ = [
     "Faults",
     "InstanceSide",
     "Interrupt",
+    "LaunchTokens",
     "LocalAgent",
     "MotoGaps",
     "MotoServer",
