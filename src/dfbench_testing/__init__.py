@@ -20,6 +20,9 @@ dfbench never imports it: ``import dfbench`` loads neither this package nor moto
   Deny statement as denying everything, so dfbench's TLS-only policy would lock every call out);
   a CreateHostedZone whose CallerReference was used before (its zone live or deleted) is refused
   with HostedZoneAlreadyExists, as Route 53 refuses it (moto makes a second zone).
+- ``NotYetVisible`` (consistency.py): EC2's and IAM's eventual consistency: the first calls naming
+  a VPC, subnet, security group, internet gateway, route table, role or instance profile created
+  moments before fail as AWS fails them then (moto knows every resource at once).
 - ``LaunchTokens`` (launches.py): RunInstances' ClientToken remembered as EC2 remembers it (the
   same token returns the first launch's instances, terminated ones included, or fails with
   IdempotentParameterMismatch for other parameters), and DescribeInstances' ``client-token``
@@ -39,6 +42,7 @@ dfbench never imports it: ``import dfbench`` loads neither this package nor moto
 - ``hooked`` (hooks.py): the stand-ins installed on every client dfbench makes, for one block.
 """
 
+from dfbench_testing.consistency import NotYetVisible
 from dfbench_testing.faults import Faults, Interrupt
 from dfbench_testing.gaps import MotoGaps
 from dfbench_testing.hooks import hooked
@@ -64,6 +68,7 @@ __all__ = [
     "LocalAgent",
     "MotoGaps",
     "MotoServer",
+    "NotYetVisible",
     "Recorder",
     "Run",
     "Sshd",

@@ -12,6 +12,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from dfbench.aws.network import NOT_VISIBLE_YET
 from dfbench.aws.tags import CLUSTER_KEY, TTL_KEY, cluster_filters, tag_dict, tag_list, tag_specifications
 from dfbench.errors import CapacityError, ConfigError, DfbenchError, error_code
 from dfbench.models import Change, ChangeSet, Instance
@@ -26,7 +27,8 @@ LIVE_STATES = ("pending", "running", "stopping", "stopped")
 # https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/troubleshooting-launch.html
 CAPACITY_CODES = {"InsufficientInstanceCapacity", "InsufficientCapacity", "InsufficientHostCapacity", "Unsupported"}
 # A new instance profile is not usable by EC2 for some seconds after CreateInstanceProfile:
-# RunInstances answers InvalidParameterValue "Invalid IAM Instance Profile name".
+# RunInstances answers InvalidParameterValue "Invalid IAM Instance Profile name"; a new subnet or
+# security group may be unknown to it too (aws/network.py's NOT_VISIBLE_YET).
 IAM_PROPAGATION_TIMEOUT_S = 120
 RUNNING_TIMEOUT_S = 600
 TERMINATED_TIMEOUT_S = 900
@@ -213,8 +215,12 @@ def launch_instances(ec2: Any, launch: LaunchRequest) -> list[str]:
             "SpotOptions": {"SpotInstanceType": "one-time", "InstanceInterruptionBehavior": "terminate"},
         }
 
-    def is_profile_propagation(error: ClientError) -> bool:
-        return "instance profile" in str(error.response.get("Error", {}).get("Message", "")).lower()
+    def is_propagation(error: ClientError) -> bool:
+        """A subnet or security group EC2 does not know yet (eventual consistency:
+        https://docs.aws.amazon.com/ec2/latest/devguide/eventual-consistency.html), or an instance
+        profile IAM has not propagated to EC2 yet."""
+        return error_code(error) in NOT_VISIBLE_YET or \
+            "instance profile" in str(error.response.get("Error", {}).get("Message", "")).lower()
 
     # The whole request and the instances it joins; the cluster and region are in its tags.
     digest = hashlib.sha256(json.dumps([request, sorted(launch.keep)], sort_keys=True).encode()).hexdigest()
@@ -224,9 +230,10 @@ def launch_instances(ec2: Any, launch: LaunchRequest) -> list[str]:
         try:
             reservation = retry_client_error(
                 lambda token=token: ec2.run_instances(**request, ClientToken=token),
-                codes={"InvalidParameterValue"},
-                matches=is_profile_propagation,
-                what=f"instance profile {launch.instance_profile} to propagate",
+                codes={"InvalidParameterValue", "InvalidSubnetID.NotFound", "InvalidGroup.NotFound"},
+                matches=is_propagation,
+                what=f"EC2 to know instance profile {launch.instance_profile}, {launch.subnet_id} and "
+                     f"{launch.security_group_id}",
                 timeout=IAM_PROPAGATION_TIMEOUT_S,
             )
         except ClientError as error:
