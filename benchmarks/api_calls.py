@@ -68,7 +68,7 @@ def _measure(recorder, scenario: str, n: str, command: Callable[[], object]) -> 
 def measure() -> list[Row]:
     import dfbench
     from dfbench import ClusterSpec
-    from dfbench_testing import MotoGaps, Recorder, hooked
+    from dfbench_testing import LaunchTokens, MotoGaps, Recorder, hooked
 
     rows: list[Row] = []
     with emulated_aws(TIME_SCALE) as (server, _):
@@ -79,7 +79,7 @@ def measure() -> list[Row]:
             server.reset()
             recorder = Recorder()
             # A fresh MotoGaps per reset: its bucket-policy store must be as empty as the account.
-            with hooked(MotoGaps(server.url).hook, recorder.hook):
+            with hooked(MotoGaps(server.url).hook, LaunchTokens().hook, recorder.hook):
                 spec = ClusterSpec(name=f"bench{n}", instance_count=n)
                 label = str(n)
                 rows.append(_measure(recorder, "cold provision", label, lambda: dfbench.provision(spec)))

@@ -53,7 +53,7 @@ def test_a_cluster_whose_instances_died_is_provisioned_again_with_a_fresh_token(
     assert first.endswith("-0") and second.endswith("-1") and first[:-2] == second[:-2]
 
 
-def _request(aws_: Any, inspector: Any) -> ec2_instances.LaunchRequest:
+def _request(inspector: Any) -> ec2_instances.LaunchRequest:
     """A launch into the default VPC's first subnet, with a profile made outside dfbench."""
     ec2 = inspector.client("ec2")
     subnet = ec2.describe_subnets()["Subnets"][0]
@@ -62,9 +62,10 @@ def _request(aws_: Any, inspector: Any) -> ec2_instances.LaunchRequest:
     client = connect(region="us-east-1")
     return ec2_instances.LaunchRequest(
         cluster="t", region="us-east-1", count=1, instance_type="t3.micro",
-        ami=ec2_instances.resolve_ami(client.client("ssm"), client.client("ec2"), None), zone=subnet["AvailabilityZone"],
-        subnet_id=subnet["SubnetId"], security_group_id=group["GroupId"], instance_profile="p", volume_size_gib=8,
-        volume_type="gp3", spot=False, ttl_hours=None, instance_tags={"dfbench:cluster": "t"}, volume_tags={"dfbench:cluster": "t"},
+        ami=ec2_instances.resolve_ami(client.client("ssm"), client.client("ec2"), None),
+        zone=subnet["AvailabilityZone"], subnet_id=subnet["SubnetId"], security_group_id=group["GroupId"],
+        instance_profile="p", volume_size_gib=8, volume_type="gp3", spot=False, ttl_hours=None,
+        instance_tags={"dfbench:cluster": "t"}, volume_tags={"dfbench:cluster": "t"},
         user_data="#!/bin/bash\n")
 
 
@@ -73,7 +74,7 @@ def test_tokens_ec2_remembers_past_describing_their_instances_are_skipped(aws, i
                                                                          answer):
     """An hour after termination DescribeInstances no longer shows a token spent; RunInstances does."""
     launch_tokens.terminated_error = None if answer == "the terminated instances" else answer
-    request = _request(aws, inspector)
+    request = _request(inspector)
     ec2 = connect(region="us-east-1").client("ec2")
     spent = [ec2_instances.launch_instances(ec2, request)[0]]
     ec2.terminate_instances(InstanceIds=spent)
@@ -91,7 +92,7 @@ def test_tokens_ec2_remembers_past_describing_their_instances_are_skipped(aws, i
 
 
 def test_a_retried_launch_keeps_its_token_and_gets_its_instances_back(aws, inspector, recorder, launch_tokens):
-    request = _request(aws, inspector)
+    request = _request(inspector)
     ec2 = connect(region="us-east-1").client("ec2")
     first = ec2_instances.launch_instances(ec2, request)
 

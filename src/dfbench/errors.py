@@ -170,7 +170,8 @@ class InstancesGone(DfbenchError):
         again = f"`dfbench provision --cluster {cluster} --region {region}`"
         if self.gone:
             listed = ", ".join(f"{instance_id} ({state})" for instance_id, state in self.gone.items())
-            text = f"SSM cannot reach {len(self.gone)} instance(s) of cluster {cluster!r} that EC2 reports gone: {listed}"
+            text = (f"SSM cannot reach {len(self.gone)} instance(s) of cluster {cluster!r} that EC2 reports gone: "
+                    f"{listed}")
         else:
             text = f"The tag dfbench:cluster={cluster} reaches no pending or running instance in {region}"
         super().__init__(f"{text}; nothing was waited for. {again} replaces them, then run the same command again.")

@@ -92,7 +92,7 @@ def retry_client_error(
         return isinstance(error, ClientError) and error_code(error) in codes and matches(error)
 
     retrying = _retrying(what=what, timeout=timeout, first=first, cap=cap, retry=retry_if_exception(retryable),
-                         progress=lambda state: error_code(state.outcome.exception()))  # type: ignore[union-attr, arg-type]
+                         progress=lambda state: error_code(state.outcome.exception()))  # type: ignore[union-attr]
     try:
         return retrying(call)
     except RetryError as error:

@@ -104,5 +104,6 @@ def _answer(service: str, kind: str, name: str) -> tuple[str, str] | None:
         return ("InvalidParameterValue", f"Value ({name}) for parameter iamInstanceProfile.name is invalid. "
                 "Invalid IAM Instance Profile name") if service == "ec2" else None
     if service == "iam":
-        return "NoSuchEntity", f"{'Instance Profile' if kind == 'profile' else 'The role with name'} {name} cannot be found."
+        what = "Instance Profile" if kind == "profile" else "The role with name"
+        return "NoSuchEntity", f"{what} {name} cannot be found."
     return None

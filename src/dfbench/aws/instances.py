@@ -282,7 +282,8 @@ def tagged_states(ec2: Any, cluster: str) -> dict[str, str]:
     """Every instance carrying ``dfbench:cluster=<cluster>`` (what an SSM command sent to that tag
     targets), by id, with its EC2 state: shutting-down and terminated ones too (EC2 lists a
     terminated instance for up to about an hour)."""
-    return {i.instance_id: i.state for i in _describe(ec2, Filters=[{"Name": f"tag:{CLUSTER_KEY}", "Values": [cluster]}])}
+    tagged = _describe(ec2, Filters=[{"Name": f"tag:{CLUSTER_KEY}", "Values": [cluster]}])
+    return {i.instance_id: i.state for i in tagged}
 
 
 def other_clusters_with_tag(ec2: Any, key: str, value: str, cluster: str) -> set[str]:

@@ -423,7 +423,8 @@ def ensure_subnet(
         changes.make(
             Change(action="update", resource="subnet", name=subnet_id or f"{cluster}-{zone}",
                    detail="public IPs on launch"),
-            lambda: _visible(lambda: ec2.modify_subnet_attribute(SubnetId=subnet_id, MapPublicIpOnLaunch={"Value": True}),
+            lambda: _visible(lambda: ec2.modify_subnet_attribute(SubnetId=subnet_id,
+                                                                 MapPublicIpOnLaunch={"Value": True}),
                              str(subnet_id)),
         )
     if subnet is None or route_table is None or subnet.subnet_id not in route_table.associations:
