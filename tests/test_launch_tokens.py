@@ -61,7 +61,7 @@ def _request(inspector: Any) -> ec2_instances.LaunchRequest:
     inspector.client("iam").create_instance_profile(InstanceProfileName="p")
     client = connect(region="us-east-1")
     return ec2_instances.LaunchRequest(
-        cluster="t", region="us-east-1", count=1, instance_type="t3.micro",
+        count=1, instance_type="t3.micro",
         ami=ec2_instances.resolve_ami(client.client("ssm"), client.client("ec2"), None),
         zone=subnet["AvailabilityZone"], subnet_id=subnet["SubnetId"], security_group_id=group["GroupId"],
         instance_profile="p", volume_size_gib=8, volume_type="gp3", spot=False, ttl_hours=None,

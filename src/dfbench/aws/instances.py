@@ -126,10 +126,8 @@ class LaunchRequest:
     """One RunInstances call: ``count`` instances of one shape in one subnet, as plain values.
 
     ``keep`` (the instances of the cluster that stay) is not sent: it is part of the cluster
-    state the idempotency token (:attr:`token`) stands for."""
+    state the idempotency token stands for (see ``_TOKEN_GENERATIONS``)."""
 
-    cluster: str
-    region: str
     count: int
     instance_type: str
     ami: Ami
@@ -222,7 +220,7 @@ def launch_instances(ec2: Any, launch: LaunchRequest) -> list[str]:
         return error_code(error) in NOT_VISIBLE_YET or \
             "instance profile" in str(error.response.get("Error", {}).get("Message", "")).lower()
 
-    # The whole request and the instances it joins; the cluster and region are in its tags.
+    # The whole request (its tags name the cluster, its subnet the region) and the instances it joins.
     digest = hashlib.sha256(json.dumps([request, sorted(launch.keep)], sort_keys=True).encode()).hexdigest()
     spent: list[str] = []
     for generation in range(_first_live_generation(ec2, digest), _TOKEN_GENERATIONS):
