@@ -14,7 +14,7 @@ from dfbench import ClusterSpec
 from dfbench.aws import instances as ec2_instances
 from dfbench.aws.session import connect
 from dfbench.errors import error_code
-from dfbench_testing import LaunchTokens, Recorder
+from dfbench_testing import Recorder
 
 
 def tokens(recorder: Recorder) -> list[str]:
