@@ -34,7 +34,7 @@ CLUSTER_ARGS = --cluster $(CLUSTER) --region $(REGION) \
 	$(if $(INSTANCE_TYPE),--instance-type $(INSTANCE_TYPE))
 
 .DEFAULT_GOAL := help
-.PHONY: help install system-tools test bench tunnel shell health compare bench-api-calls bench-sync bench-compare bench-overhead bench-deploy bench-transport bench-connect bench-startup deploy logs data sync worker provision plan status teardown clean
+.PHONY: help install system-tools test bench tunnel shell health compare bench-api-calls bench-sync bench-compare bench-overhead bench-deploy bench-transport bench-connect bench-startup bench-datasets deploy logs data sync worker provision plan status teardown clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -57,7 +57,7 @@ help:
 	@echo "make deploy     BINARY=path | REPO=checkout [ARGS=\"--x 1\"] [FORCE=1];  make logs [LINES=200 SINCE=-1h]"
 	@echo "make worker     the local DataFusion worker on 127.0.0.1:9000"
 	@echo "make bench-api-calls | bench-sync | bench-compare | bench-overhead | bench-deploy | bench-transport"
-	@echo "     | bench-connect | bench-startup"
+	@echo "     | bench-connect | bench-startup | bench-datasets"
 	@echo "                (each writes its section of BENCHMARKS.md)"
 
 # Three workers on two cores: the suite waits on moto, sshd and subprocesses more than it computes.
@@ -154,6 +154,10 @@ bench-sync: install
 
 bench-startup: install
 	$(BIN)/python benchmarks/startup.py
+
+# Generation of TPC-H and TPC-DS at SF 0.1 and 1, and the bundled TPC-DS and ClickBench queries (minutes).
+bench-datasets: install
+	$(BIN)/python benchmarks/datasets.py
 
 data: install
 	$(DFBENCH) data generate --sf $(SF) --partitions $(PARTITIONS)

@@ -54,11 +54,24 @@ def faults(aws: MotoServer) -> Iterator[Faults]:
         yield faults
 
 
+class Inspector:
+    """Plain boto3 clients, outside dfbench's client factory, to check what really exists. Each
+    is built once per test: a client costs tens of milliseconds to build, and the convergence
+    checks ask for several after every run."""
+
+    def __init__(self) -> None:
+        self._session = boto3.Session(region_name="us-east-1")
+        self._clients: dict[str, object] = {}
+
+    def client(self, service: str):
+        if service not in self._clients:
+            self._clients[service] = self._session.client(service)
+        return self._clients[service]
+
+
 @pytest.fixture
-def inspector(aws: MotoServer):
-    """Plain boto3 clients, outside dfbench's client factory, to check what really exists."""
-    session = boto3.Session(region_name="us-east-1")
-    return session
+def inspector(aws: MotoServer) -> Inspector:
+    return Inspector()
 
 
 @pytest.fixture(autouse=True)

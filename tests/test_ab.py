@@ -58,11 +58,6 @@ def test_two_identical_workers_interleave_file_both_sides_and_find_no_difference
     assert not (data_dir / DATASET / "previous-local.json").exists()  # an A/B is no baseline
 
 
-def test_cluster_variant_is_refused_before_any_request(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["ab", "http://127.0.0.1:1", "http://127.0.0.1:2", "--dataset", DATASET, "--cluster", "c"]) == 2
-    assert "not yet" in capsys.readouterr().err
-
-
 def test_same_worker_twice_is_refused(workers: tuple[str, str], data_dir: Path,
                                       capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["ab", workers[0], workers[0], "--dataset", DATASET, "--data-dir", str(data_dir)]) == 2

@@ -140,6 +140,18 @@ def test_help_loads_nothing_heavy(argv):
     assert _loaded_after(code) & HEAVY == set()
 
 
+def test_a_sync_with_nothing_to_send_loads_no_transfer_machinery():
+    """The modules a `dfbench data sync` imports before it knows whether anything is to be sent:
+    boto3 and s3transfer (a third of that command's start-up) load only for an upload, and rich's
+    progress display only when a bar is drawn."""
+    loaded = _loaded_after("import dfbench.cli.data, dfbench.data.sync, dfbench.aws.session")
+    assert loaded & {"boto3", "s3transfer"} == set()
+    code = ("import dfbench.cli.data, dfbench.data.sync, dfbench.aws.session, sys\n"
+            "print('rich.progress' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
+
+
 def test_public_api_resolves():
     """Every name the root package lists is there, loaded on first use."""
     code = "import dfbench\nmissing = [n for n in dfbench.__all__ if getattr(dfbench, n, None) is None]\nprint(missing)"

@@ -52,6 +52,39 @@ CASES: list[tuple[str, list[str], dict[str, str | None], str]] = [
       )],
 ]
 
+# --secret-env (deploy): the reference is checked before the binary and before any AWS call.
+_DEPLOY = ["deploy", "--cluster", "s", "--binary", "worker", "--env", "RUST_LOG=info", "--secret-env"]
+CASES += [
+    (f"secret {name}", [*_DEPLOY, text], {}, mentions)
+    for name, text, mentions in (
+        ("lower-case name", "api_token=ssm:/dfbench/s/t", "'api_token' is not an environment variable name"),
+        ("name starting with a digit", "1TOKEN=ssm:/dfbench/s/t", "is not an environment variable name"),
+        ("dfbench's own variable", "POD_IP=ssm:/dfbench/s/t", "dfbench sets POD_IP itself"),
+        ("also given as --env", "RUST_LOG=ssm:/dfbench/s/t", "RUST_LOG is given both as --env and as --secret-env"),
+        ("the value itself", "TOKEN=hunter2", "give an SSM parameter, not the value: TOKEN=ssm:/dfbench/s/"),
+        ("another cluster's parameter", "TOKEN=ssm:/dfbench/other/t", "is not under /dfbench/s/"),
+        ("outside /dfbench", "TOKEN=ssm:/prod/db/password", "is not under /dfbench/s/"),
+        ("the prefix alone", "TOKEN=ssm:/dfbench/s/", "is not under /dfbench/s/"),
+        ("a space", "TOKEN=ssm:/dfbench/s/api token", "is not an SSM parameter name"),
+        ("a wildcard", "TOKEN=ssm:/dfbench/s/*", "is not an SSM parameter name"),
+        ("a parent folder", "TOKEN=ssm:/dfbench/s/../other/t", "is not an SSM parameter name"),
+        ("a trailing slash", "TOKEN=ssm:/dfbench/s/t/", "is not an SSM parameter name"),
+        ("a double slash", "TOKEN=ssm:/dfbench/s//t", "is not an SSM parameter name"),
+        ("too deep", "TOKEN=ssm:/dfbench/s/" + "/".join("abcdefghijklmn"), "longer than SSM allows"),
+        ("without NAME=", "ssm:/dfbench/s/t", "must look like NAME=VALUE"),
+    )
+]
+# ab --cluster: BASE and NEW are builds, checked before any AWS call like deploy's.
+_AB = ["ab", "--dataset", "tpch_sf1", "--cluster", "c"]
+CASES += [
+    ("ab the same build twice", [*_AB, "worker", "./worker"], {}, "BASE and NEW are the same worker"),
+    ("ab a missing binary", [*_AB, "base", "new"], {}, "No worker binary at base"),
+    ("ab a secret of another cluster", [*_AB, "base", "new", "--secret-env", "T=ssm:/dfbench/d/t"], {},
+     "is not under /dfbench/c/"),
+    ("ab a deploy option with URLs", ["ab", "http://127.0.0.1:1", "http://127.0.0.1:2", "--dataset", "tpch_sf1",
+                                      "--env", "RUST_LOG=info"], {}, "--env only with --cluster"),
+]
+
 
 def _make(root: Path, files: dict[str, str | None]) -> None:
     for rel, content in files.items():

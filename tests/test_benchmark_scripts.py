@@ -2,8 +2,9 @@
 
 Their numbers are not asserted here (BENCHMARKS.md holds them); what breaks when dfbench changes
 is a script that no longer runs, or whose check fails: a no-op re-provision that mutates, a deploy
-of more than two commands, a connection that costs more than one call per instance. Run with
-``--no-write``: BENCHMARKS.md is left as it is."""
+of more than two commands, a connection that costs more than one call per instance, a bundled query
+that fails or returns other rows than DuckDB. Run with ``--no-write`` (and ``--quick`` where a script
+has it): BENCHMARKS.md is left as it is."""
 
 from __future__ import annotations
 
@@ -19,18 +20,21 @@ from dfbench_testing import system_tool
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
 
-@pytest.mark.parametrize(("script", "heading"), [
-    ("api_calls.py", "## AWS API calls per command"),
-    ("deploy_calls.py", "SendCommand"),
-    ("connect_calls.py", "## AWS API calls to open the way to a cluster"),
+@pytest.mark.parametrize(("script", "options", "heading"), [
+    ("api_calls.py", [], "## AWS API calls per command"),
+    ("deploy_calls.py", [], "SendCommand"),
+    ("connect_calls.py", [], "## AWS API calls to open the way to a cluster"),
+    # Its check: every query ok, each with DuckDB's row count.
+    ("datasets.py", ["--quick"], "## Datasets: generation and download throughput"),
 ])
-def test_api_call_benchmark_runs_and_its_checks_pass(script: str, heading: str, tmp_path: Path) -> None:
+def test_benchmark_script_runs_and_its_checks_pass(script: str, options: list[str], heading: str,
+                                                   tmp_path: Path) -> None:
     if script == "connect_calls.py":
         system_tool("/usr/sbin/sshd")
     before = (BENCHMARKS.parent / "BENCHMARKS.md").read_bytes()
     # Nothing of the test's own emulator or environment leaks in: the script starts its own.
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "DFBENCH_"))}
-    result = subprocess.run([sys.executable, str(BENCHMARKS / script), "--no-write"], cwd=tmp_path, env=env,
+    result = subprocess.run([sys.executable, str(BENCHMARKS / script), *options, "--no-write"], cwd=tmp_path, env=env,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     assert heading in result.stdout

@@ -199,3 +199,27 @@ def test_unknown_profile_library(recorder: Recorder) -> None:
         dfbench.teardown("x", profile="nosuchprofile")
     assert raised.value.exit_code == 3
     assert calls(recorder) == []
+
+
+def test_clients_are_shared_until_the_hooks_or_the_credentials_change(aws: MotoServer,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Commands in one process share clients, but never one built with other hooks (a test's
+    recorder or injected faults) or from other credentials."""
+    from dfbench.aws.session import connect
+    from dfbench_testing import hooked
+
+    first = connect(region="us-east-1").client("s3")
+    assert connect(region="us-east-1").client("s3") is first
+    assert connect(region="eu-west-1").client("s3") is not first
+    recorder = Recorder()
+    with hooked(recorder.hook):
+        hooked_client = connect(region="us-east-1").client("s3")
+        assert hooked_client is not first
+        hooked_client.list_buckets()
+    assert [c.operation for c in recorder.calls] == ["ListBuckets"]
+    after = connect(region="us-east-1").client("s3")
+    assert after is not hooked_client
+    after.list_buckets()
+    assert len(recorder.calls) == 1  # the recorder's handlers are not on the client used after it
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "other")
+    assert connect(region="us-east-1").client("s3") is not after

@@ -103,7 +103,7 @@ def test_security_group_admits_only_the_cluster_unless_asked(aws, inspector):
     assert ingress() == [("-1", None, [], [cluster.security_group_id])]
 
 
-def test_role_reads_only_its_bucket_and_writes_only_command_output(aws, inspector):
+def test_role_reads_only_its_bucket_and_parameters_and_writes_only_command_output(aws, inspector):
     cluster = dfbench.provision(ClusterSpec(name="sec", instance_count=1))
     iam = inspector.client("iam")
     role = iam.get_role(RoleName=cluster.role_name)["Role"]
@@ -122,6 +122,8 @@ def test_role_reads_only_its_bucket_and_writes_only_command_output(aws, inspecto
         ("s3:GetObject", f"{bucket}/*"),
         # The SSM agent uploads command output with the instance's role: one prefix, nothing else.
         ("s3:PutObject", f"{bucket}/.dfbench/ssm-output/*"),
+        # --secret-env: this cluster's parameters only (GetParameter, not GetParametersByPath).
+        ("ssm:GetParameter", f"arn:aws:ssm:us-east-1:{cluster.account}:parameter/dfbench/sec/*"),
     }
     assert all(s["Effect"] == "Allow" for s in document["Statement"])
 

@@ -4,14 +4,12 @@ root, with stand-ins for systemctl, aws, curl, journalctl and cloud-init on PATH
 from __future__ import annotations
 
 import hashlib
-import http.server
 import json
 import os
 import shlex
 import shutil
 import socket
 import subprocess
-import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -21,9 +19,9 @@ from pathlib import Path
 import pytest
 
 from dfbench.errors import ConfigError
-from dfbench_testing import system_tool
-from dfbench.worker.scripts import (INSTALLED_MARKER, POD_IP_SCRIPT, boot_script, install_script, latest_record,
-                                    ttl_script, worker_unit)
+from dfbench_testing import Imds, system_tool
+from dfbench.worker.scripts import (INSTALLED_MARKER, POD_IP_SCRIPT, SECRETS_SCRIPT, boot_script, install_script,
+                                    latest_record, ttl_script, worker_unit)
 
 BUCKET = "bench-bucket"
 REGION = "eu-west-1"
@@ -36,7 +34,12 @@ STANDINS = {
 echo "$*" >>"$FAKE/systemctl.log"
 case $1 in
     is-active) [[ -f $FAKE/active ]] ;;
-    restart) touch "$FAKE/active" ;;
+    restart)
+        if [[ -f $FAKE/start_fails ]]; then
+            echo "Job for worker.service failed because the control process exited with error code." >&2
+            exit 1
+        fi
+        touch "$FAKE/active" ;;
 esac
 """,
     "aws": r"""
@@ -181,6 +184,10 @@ def test_install_verifies_the_binary_writes_the_exact_unit_and_starts_the_servic
         "WantedBy=multi-user.target\n"
     )
     assert machine.record.read_text() == f"{sha}\n"
+    # The helpers a unit may run before each start are installed with it (--secret-env's too).
+    for name, text in (("pod-ip", POD_IP_SCRIPT), ("secrets", SECRETS_SCRIPT)):
+        helper = machine.root / "usr/local/lib/dfbench" / name
+        assert helper.read_text() == text and helper.stat().st_mode & 0o777 == 0o755
     assert machine.log("cloud-init") == ["status --wait"]
     [download] = machine.log("aws")
     source, destination = download.rsplit(" ", 1)
@@ -272,10 +279,14 @@ def test_changed_args_rewrite_the_unit_and_reload_systemd(machine: Machine) -> N
     assert install(machine, sha, args=["--threads", "8"]).returncode == 0
     binary = stamps(machine.binary)
     calls = len(machine.log("systemctl"))
+    secrets = machine.root / "run/dfbench/secrets.env"  # what the old unit's secrets helper wrote
+    secrets.parent.mkdir(parents=True)
+    secrets.write_text('TOKEN="old"\n')
 
     result = install(machine, sha, args=["--threads", "16"])
 
     assert result.returncode == 0, result.stderr
+    assert not secrets.exists()  # the new unit names no secret: the old values are gone
     assert "ExecStart=/usr/local/bin/worker --bucket bench-bucket --threads 16\n" in machine.unit.read_text()
     assert machine.log("systemctl")[calls:] == [
         "daemon-reload", "enable worker.service", "restart worker.service"
@@ -297,6 +308,21 @@ def test_worker_never_answering_fails_with_the_journal(machine: Machine) -> None
     assert machine.log("journalctl") == ["-u worker.service --no-pager -n 50"]
     assert len(machine.log("curl")) == 2
     assert "dfbench: installed" not in result.stdout
+
+
+def test_a_start_that_fails_ends_the_install_with_the_journal(machine: Machine) -> None:
+    """An ExecStartPre failing (a secret parameter unreadable) fails `systemctl restart`: the
+    install says so with the journal at once, without waiting for /info."""
+    sha = machine.publish(b"worker v1")
+    (machine.fake / "start_fails").touch()
+
+    result = install(machine, sha)
+
+    assert result.returncode == 4
+    assert "dfbench: worker.service did not start; last journal lines:" in result.stderr
+    assert "panicked" in result.stderr  # the stand-in journal's line
+    assert machine.log("journalctl") == ["-u worker.service --no-pager -n 50"]
+    assert machine.log("curl") == [] and "dfbench: installed" not in result.stdout
 
 
 def test_boot_without_a_published_worker_does_nothing(machine: Machine) -> None:
@@ -469,6 +495,7 @@ SCRIPTS = {
     "boot": lambda: boot_script(bucket=BUCKET, region=REGION),
     "time-to-live": lambda: ttl_script(2.5),
     "pod-ip": lambda: POD_IP_SCRIPT,
+    "secrets": lambda: SECRETS_SCRIPT,
 }
 
 
@@ -491,50 +518,10 @@ STANDIN_WORKERS = Path(__file__).parent / "standins"
 RECORD = "workers.mine.eu-west-1.dfbench.internal"
 
 
-class Imds:
-    """IMDSv2 on loopback: a token from PUT /latest/api/token (with its TTL header), then
-    local-ipv4 only with that token, as the instance metadata service answers (401 otherwise)."""
-
-    TOKEN = "AQAEAtoken"
-
-    def __init__(self, address: str) -> None:
-        self.address = address
-        self.requests: list[tuple[str, str]] = []
-        imds = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_PUT(self) -> None:  # noqa: N802 (http.server's naming)
-                imds.requests.append(("PUT", self.path))
-                ok = self.path == "/latest/api/token" and self.headers.get("X-aws-ec2-metadata-token-ttl-seconds")
-                self._answer(200 if ok else 400, imds.TOKEN if ok else "")
-
-            def do_GET(self) -> None:  # noqa: N802
-                imds.requests.append(("GET", self.path))
-                if self.headers.get("X-aws-ec2-metadata-token") != imds.TOKEN:
-                    self._answer(401, "")
-                else:
-                    self._answer(200 if self.path == "/latest/meta-data/local-ipv4" else 404, imds.address)
-
-            def _answer(self, status: int, body: str) -> None:
-                self.send_response(status)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body.encode())
-
-            def log_message(self, *_: object) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-
 @pytest.fixture
 def imds() -> Iterator[Imds]:
-    server = Imds("10.0.3.7")
-    yield server
-    server.server.shutdown()
-    server.server.server_close()
+    with Imds("10.0.3.7") as server:
+        yield server
 
 
 def unit_directives(unit: str) -> dict[str, list[str]]:

@@ -30,6 +30,7 @@ _EXPORTS = {
     "provision": ("dfbench.cluster", "provision"),
     "remote_tables": ("dfbench.data", "remote_tables"),
     "run_ab": ("dfbench.ab", "run_ab"),
+    "run_ab_cluster": ("dfbench.ab", "run_ab_cluster"),
     "run_benchmark": ("dfbench.runner", "run_benchmark"),
     "shell": ("dfbench.transport.shell", "shell"),
     "status": ("dfbench.cluster", "status"),

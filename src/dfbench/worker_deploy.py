@@ -19,15 +19,17 @@ from typing import Any, Literal
 from dfbench.cluster import status as cluster_status
 from dfbench.aws import ssm
 from dfbench.aws.instances import other_clusters_with_tag
+from dfbench.aws.parameters import parameter_types
 from dfbench.aws.session import connect, default_region
 from dfbench.config import TAG_DISCOVERY_TAG
 from dfbench.errors import ClusterNotFound, CommandFailed, ConfigError, WorkersDisagree, aws_errors
 from dfbench.models import Cluster, Instance, Record
 from dfbench.worker import health
-from dfbench.worker.artifacts import point_latest, upload_worker
+from dfbench.worker.artifacts import Artifact, point_latest, upload_worker
 from dfbench.worker.build import Build, build_worker, check_binary
 from dfbench.worker.kinds import WorkerKind, detect_kind, parse_kind
 from dfbench.worker.scripts import INSTALLED_MARKER, install_script, worker_unit
+from dfbench.worker.secrets import secret_parameters
 
 log = logging.getLogger("dfbench")
 
@@ -53,8 +55,8 @@ Installed = Literal["installed", "already", "failed"]
 _EXIT_HINTS = {
     3: "the downloaded binary's sha256 is wrong: the artifact in S3 is damaged or was replaced (the "
        "installed binary is kept); delete it and deploy again to upload it anew",
-    4: "the worker did not answer http://127.0.0.1:9000/info after its restart: its journal is above "
-       "(`dfbench logs` shows more)",
+    4: "the worker did not start, or did not answer http://127.0.0.1:9000/info after its restart: its journal "
+       "is above (`dfbench logs` shows more)",
 }
 
 
@@ -234,59 +236,99 @@ def _outcome(invocation: ssm.Invocation, sha256: str) -> Installed:
     return "failed"
 
 
-def deploy_worker(
-    cluster: Cluster | str, *, binary: str | Path | None = None, build_dir: str | Path | None = None,
-    args: Sequence[str] = (), env: Mapping[str, str] | None = None, force_restart: bool = False,
-    verify: bool = True, region: str | None = None, profile: str | None = None,
-    timeout_s: int = ssm.EXECUTION_TIMEOUT_S, progress: bool = True, worker_kind: str | None = None,
-) -> DeployReport:
-    """Install the worker on every instance of ``cluster`` (a Cluster, or a name looked up in
-    ``region``) and run it as ``worker.service`` with ``args`` and ``env``.
+class Deployment(Record):
+    """A worker checked, published to the cluster's bucket and ready to install: what
+    :func:`install_deployment` sends, as often as needed (``dfbench ab --cluster`` alternates two)."""
 
-    ``env`` values are not secret: they travel in the SSM command's parameters and stay readable
-    in ``worker.service`` and in the bucket's ``latest`` record.
+    cluster: Cluster
+    instances: list[Instance]
+    artifact: Artifact
+    build: Build | None
+    kind: WorkerKind
+    dns_name: str | None
+    args: tuple[str, ...]
+    env: dict[str, str]
+    secrets: dict[str, str]  # variable name -> SSM parameter name (dfbench.worker.secrets)
 
-    ``binary`` is the cross-compiled worker, or ``build_dir`` a datafusion-distributed checkout
-    to build it in. The binary is published to the cluster's bucket by sha256 (uploaded only when
-    absent), then ONE SendCommand installs it everywhere: instances that run that sha already
-    restart nothing unless ``force_restart``. With ``verify``, a second command reads every
-    worker's /info: one commit everywhere, and each worker knows every instance. Only when all of
-    that succeeded is ``.dfbench/artifacts/worker/latest`` (what instances booting later install)
-    pointed at the new binary; after a failure it still names the previous one.
 
-    Failures on instances do not raise: the report says where (``report.ok``, ``report.failed``),
-    and ``report.raise_for_failures()`` turns them into an error. Everything that can be checked
-    locally (the cluster, its instances, the binary and its kind, args and env) is, before any upload.
-
-    The worker's kind (:mod:`dfbench.worker.kinds`) is read from the binary, or ``worker_kind``
-    when given: the current kind is handed the cluster's workers DNS name; the tag-discovery kind
-    is refused while another cluster's live instances carry the tag it hard-codes."""
+def check_source(binary: str | Path | None, build_dir: str | Path | None, worker_kind: str | None) -> WorkerKind | None:
+    """The local checks of a worker to deploy, before any AWS call: one of ``binary`` and
+    ``build_dir``, a binary that runs on the instances, and its kind (None for a checkout, known
+    once built)."""
     if (binary is None) == (build_dir is None):
         raise ConfigError("Pass either the worker binary (binary=, --binary) or a datafusion-distributed checkout "
                           "to build it in (build_dir=, --build).")
     if worker_kind is not None:
         parse_kind(worker_kind)
-    kind = None
-    if binary is not None:
-        check_binary(binary)  # a wrong local file fails before any AWS call
-        kind = detect_kind(binary, worker_kind)
+    if binary is None:
+        return None
+    check_binary(binary)  # a wrong local file fails before any AWS call
+    return detect_kind(binary, worker_kind)
+
+
+def find_cluster(cluster: Cluster | str, region: str | None, profile: str | None) -> tuple[Cluster, list[Instance]]:
+    """The cluster (a Cluster, or a name looked up in ``region``) and the instances a command
+    reaches, once it can take one at all."""
     found = _resolve(cluster, region, profile)
-    instances = _targets(found)
+    return found, _targets(found)
+
+
+def prepare_deployment(found: Cluster, instances: list[Instance], *, binary: str | Path | None = None,
+                       build_dir: str | Path | None = None, kind: WorkerKind | None = None,
+                       worker_kind: str | None = None, args: Sequence[str] = (), env: Mapping[str, str] | None = None,
+                       secrets: Mapping[str, str] | None = None, profile: str | None = None,
+                       progress: bool = True) -> Deployment:
+    """Build (``build_dir``) or take ``binary`` (of ``kind``, from :func:`check_source`), check
+    the unit its arguments make and the secret parameters it reads, and publish the binary to the
+    cluster's bucket by sha256 (uploaded only when absent). ``secrets`` are the checked ones
+    (:func:`dfbench.worker.secrets.secret_parameters`)."""
     build = build_worker(build_dir) if build_dir is not None else None
     source = build.binary if build is not None else binary
-    assert source is not None  # one of the two, checked above
+    assert source is not None  # one of the two, checked by check_source
     kind = kind or detect_kind(source, worker_kind)
     dns_name = _dns_name(found, kind)
+    parameters = dict(secrets or {})
     # Refuses bad args and env, before anything is uploaded.
-    worker_unit(bucket=found.bucket, region=found.region, args=args, env=env, kind=kind, dns_name=dns_name)
+    worker_unit(bucket=found.bucket, region=found.region, args=args, env=env, kind=kind, dns_name=dns_name,
+                secrets=parameters)
+    if parameters:
+        _check_parameters(found, parameters, profile)
     if kind == "tag-discovery":
         _refuse_shared_discovery_tag(found, profile)
     # upload_worker checks the binary before its first S3 call.
     artifact = upload_worker(source, bucket=found.bucket, region=found.region, profile=profile, kind=kind,
                              progress=progress)
-    sha = artifact.sha256
-    script = install_script(bucket=found.bucket, sha256=sha, region=found.region, args=args, env=env,
-                            force=force_restart, kind=kind, dns_name=dns_name)
+    return Deployment(cluster=found, instances=instances, artifact=artifact, build=build, kind=kind,
+                      dns_name=dns_name, args=tuple(args), env=dict(env or {}), secrets=parameters)
+
+
+def _check_parameters(cluster: Cluster, parameters: Mapping[str, str], profile: str | None) -> None:
+    """Every secret parameter exists (by name: no value is read); a worker would not start without."""
+    aws = connect(region=cluster.region, profile=profile)
+    with aws_errors(profile):
+        types = parameter_types(aws.client("ssm"), list(parameters.values()))
+    missing = [f"{name}={parameter}" for name, parameter in parameters.items() if parameter not in types]
+    if missing:
+        raise ConfigError(f"No such SSM parameter in {cluster.region}: {', '.join(missing)}. Create it first, e.g. "
+                          f"`aws ssm put-parameter --region {cluster.region} --type SecureString --name "
+                          f"{parameters[missing[0].partition('=')[0]]} --value file://secret.txt`.")
+    for name, parameter in parameters.items():
+        if types[parameter] != "SecureString":
+            log.warning("%s: SSM parameter %s is a %s, not a SecureString: anyone who may read parameters sees it "
+                        "in clear", name, parameter, types[parameter])
+
+
+def install_deployment(deployment: Deployment, *, force_restart: bool = False, verify: bool = True,
+                       point_latest_after: bool = True, profile: str | None = None,
+                       timeout_s: int = ssm.EXECUTION_TIMEOUT_S) -> DeployReport:
+    """ONE SendCommand installing the published worker on every instance (instances running
+    that sha already restart nothing unless ``force_restart``); with ``verify`` a second command
+    reads every worker's /info; with ``point_latest_after``, ``latest`` names the worker once all
+    of that succeeded."""
+    found, instances, sha = deployment.cluster, deployment.instances, deployment.artifact.sha256
+    script = install_script(bucket=found.bucket, sha256=sha, region=found.region, args=deployment.args,
+                            env=deployment.env, force=force_restart, kind=deployment.kind,
+                            dns_name=deployment.dns_name, secrets=deployment.secrets)
     log.info("installing worker %s on %d instance(s) of %s", sha[:12], len(instances), found.name)
     s3, invocations = _send(found, instances, script=script, comment=f"dfbench: deploy worker {sha[:12]}",
                             timeout_s=timeout_s, profile=profile)
@@ -308,18 +350,63 @@ def deploy_worker(
         commits, problems = _verify(found, instances, profile)
         results = [r.model_copy(update={"commit": commits.get(r.instance_id)}) for r in results]
         verified = not problems
-    report = DeployReport(cluster=found.name, region=found.region, sha256=sha, kind=kind, uploaded=artifact.uploaded,
-                          artifact_url=artifact.url, build=build, command_id=invocations[0].command_id,
-                          results=results, verified=verified, problems=problems)
-    if report.ok:
+    artifact = deployment.artifact
+    report = DeployReport(cluster=found.name, region=found.region, sha256=sha, kind=deployment.kind,
+                          uploaded=artifact.uploaded, artifact_url=artifact.url, build=deployment.build,
+                          command_id=invocations[0].command_id, results=results, verified=verified, problems=problems)
+    if report.ok and point_latest_after:
         # Only now: instances booting later (replacements, scale-out) install what `latest` names,
         # as root, so a build that failed to install or to answer stays out of it.
-        point_latest(sha, bucket=found.bucket, region=found.region, profile=profile, args=args, env=env, kind=kind,
-                     dns_name=dns_name)
+        point_latest(sha, bucket=found.bucket, region=found.region, profile=profile, args=deployment.args,
+                     env=deployment.env, kind=deployment.kind, dns_name=deployment.dns_name,
+                     secrets=deployment.secrets)
     log.info("worker %s: %d installed, %d already running, %d failed%s", sha[:12],
              sum(r.installed == "installed" for r in results), sum(r.installed == "already" for r in results),
              len(report.failed), "" if verified is None else "; verified" if verified else "; NOT verified")
     return report
+
+
+def deploy_worker(
+    cluster: Cluster | str, *, binary: str | Path | None = None, build_dir: str | Path | None = None,
+    args: Sequence[str] = (), env: Mapping[str, str] | None = None, force_restart: bool = False,
+    verify: bool = True, region: str | None = None, profile: str | None = None,
+    timeout_s: int = ssm.EXECUTION_TIMEOUT_S, progress: bool = True, worker_kind: str | None = None,
+    secrets: Mapping[str, str] | None = None,
+) -> DeployReport:
+    """Install the worker on every instance of ``cluster`` (a Cluster, or a name looked up in
+    ``region``) and run it as ``worker.service`` with ``args``, ``env`` and ``secrets``.
+
+    ``env`` values are not secret: they travel in the SSM command's parameters and stay readable
+    in ``worker.service`` and in the bucket's ``latest`` record. ``secrets`` name SSM parameters
+    instead ({"API_TOKEN": "ssm:/dfbench/<cluster>/api-token"}, see :mod:`dfbench.worker.secrets`):
+    each instance reads them at every start of the worker into a 0600 file under /run, and their
+    values appear nowhere else.
+
+    ``binary`` is the cross-compiled worker, or ``build_dir`` a datafusion-distributed checkout
+    to build it in. The binary is published to the cluster's bucket by sha256 (uploaded only when
+    absent), then ONE SendCommand installs it everywhere: instances that run that sha already
+    restart nothing unless ``force_restart``. With ``verify``, a second command reads every
+    worker's /info: one commit everywhere, and each worker knows every instance. Only when all of
+    that succeeded is ``.dfbench/artifacts/worker/latest`` (what instances booting later install)
+    pointed at the new binary; after a failure it still names the previous one.
+
+    Failures on instances do not raise: the report says where (``report.ok``, ``report.failed``),
+    and ``report.raise_for_failures()`` turns them into an error. Everything that can be checked
+    locally (the binary and its kind, the secrets' names and parameters) is, before any AWS call;
+    the cluster, its instances, args, env and that the secret parameters exist, before any upload.
+
+    The worker's kind (:mod:`dfbench.worker.kinds`) is read from the binary, or ``worker_kind``
+    when given: the current kind is handed the cluster's workers DNS name; the tag-discovery kind
+    is refused while another cluster's live instances carry the tag it hard-codes."""
+    parameters = secret_parameters(secrets, cluster=cluster.name if isinstance(cluster, Cluster) else cluster,
+                                   env=env)
+    kind = check_source(binary, build_dir, worker_kind)
+    found, instances = find_cluster(cluster, region, profile)
+    deployment = prepare_deployment(found, instances, binary=binary, build_dir=build_dir, kind=kind,
+                                    worker_kind=worker_kind, args=args, env=env, secrets=parameters,
+                                    profile=profile, progress=progress)
+    return install_deployment(deployment, force_restart=force_restart, verify=verify, profile=profile,
+                              timeout_s=timeout_s)
 
 
 def _verify(cluster: Cluster, instances: Sequence[Instance],

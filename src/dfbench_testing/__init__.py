@@ -32,26 +32,36 @@ dfbench never imports it: ``import dfbench`` loads neither this package nor moto
   each SendCommand's script run here with bash and GetCommandInvocation answered as AWS answers it
   (``LocalAgent``): InvocationDoesNotExist right after sending, InProgress, then the final status
   with the output cut as the agent cuts it, the full streams written to S3 where the agent writes
-  them.
+  them; given an EC2 client, also commands sent to a tag (a deploy), with the polls that follow them.
+- ``StandinSystemd`` (systemd.py), ``aws_cli``: an instance's programs for the install script:
+  systemctl for ``worker.service``, starting the command a test gave for the installed build's
+  sha256, and the AWS CLI commands the instance scripts run (``s3 cp``, ``ssm get-parameter``)
+  answered by the emulator.
 - ``InstanceSide``, ``cloud_init_console`` (instance.py), what an instance does for SSH: console
   output holding the host key as cloud-init logs it (moto's has none), and a key sent with EC2
   Instance Connect let into the sshd that stands in for the instance (moto only records it).
+- ``Imds`` (imds.py): the instance metadata service, IMDSv2 only, on loopback.
 - ``Sshd`` (sshd.py): a real OpenSSH server on loopback, the far end of the SSH transport.
 - ``system_tool``, ``worker_binary`` (tools.py): a system program a test runs (or a skip saying how
   to get it), and a file that passes dfbench's worker executable check.
 - ``hooked`` (hooks.py): the stand-ins installed on every client dfbench makes, for one block.
+- ``duckdb_over``, ``reference_rows`` (reference.py, imported on its own: it loads DuckDB): a dataset's
+  tables in DuckDB, and the rows DuckDB returns for each query, the reference the worker's rows
+  are compared with.
 """
 
 from dfbench_testing.consistency import NotYetVisible
 from dfbench_testing.faults import Faults, Interrupt
 from dfbench_testing.gaps import MotoGaps
 from dfbench_testing.hooks import hooked
+from dfbench_testing.imds import Imds
 from dfbench_testing.instance import InstanceSide, cloud_init_console
 from dfbench_testing.launches import LaunchTokens
 from dfbench_testing.moto import MOTO_FLAGS, MotoServer, emulator_environment
 from dfbench_testing.recording import READ_PREFIXES, Call, Recorder
 from dfbench_testing.sshd import Sshd
 from dfbench_testing.ssm import PLUGIN_OUTPUT_MAX, FakeSsm, LocalAgent, Run, agent_output
+from dfbench_testing.systemd import StandinSystemd
 from dfbench_testing.tools import system_tool, worker_binary
 from dfbench_testing.wire import console_response, error_response, json_response
 
@@ -62,6 +72,7 @@ __all__ = [
     "Call",
     "FakeSsm",
     "Faults",
+    "Imds",
     "InstanceSide",
     "Interrupt",
     "LaunchTokens",
@@ -72,6 +83,7 @@ __all__ = [
     "Recorder",
     "Run",
     "Sshd",
+    "StandinSystemd",
     "agent_output",
     "cloud_init_console",
     "console_response",

@@ -31,6 +31,7 @@ class MotoGaps:
         self.policies: dict[str, str] = {}
         self.deleted_zone_references: set[str] = set()
         self._endpoint = endpoint
+        self._raw: dict[str, Any] = {}
 
     def hook(self, client: BaseClient) -> None:
         if client.meta.service_model.service_name == "route53":
@@ -76,12 +77,17 @@ class MotoGaps:
         api = context["api_params"]
         tags = api.get("CreateBucketConfiguration", {}).get("Tags")
         if tags and http_response.status_code < 300:
-            raw = boto3.client("s3", endpoint_url=self._endpoint, region_name="us-east-1")
-            raw.put_bucket_tagging(Bucket=api["Bucket"], Tagging={"TagSet": tags})
+            self._client("s3").put_bucket_tagging(Bucket=api["Bucket"], Tagging={"TagSet": tags})
 
+    def _client(self, service: str) -> Any:
+        """A plain client of the emulator, outside dfbench's hooks; made once (a client costs tens
+        of milliseconds to build, and these answer inside every provision)."""
+        if service not in self._raw:
+            self._raw[service] = boto3.client(service, endpoint_url=self._endpoint, region_name="us-east-1")
+        return self._raw[service]
 
     def _route53(self) -> Any:
-        return boto3.client("route53", endpoint_url=self._endpoint, region_name="us-east-1")
+        return self._client("route53")
 
     def _create_zone(self, request: Any, **_: Any) -> Any:
         body = request.body.decode() if isinstance(request.body, bytes) else str(request.body)

@@ -32,6 +32,23 @@ def emulator_environment(endpoint: str, region: str = "us-east-1") -> dict[str, 
     }
 
 
+# The AWS managed policies the emulator knows. moto builds every AWS managed policy (about 1,500)
+# for each of its six partitions whenever IAM is reset: three seconds of every test that touched
+# IAM. Only these are kept; attaching any other fails here (NoSuchEntity) although AWS would
+# accept it, so a policy dfbench starts to attach must be added here.
+MANAGED_POLICIES = ("AmazonSSMManagedInstanceCore",)
+
+
+def _keep_only_the_managed_policies_dfbench_attaches() -> None:
+    import json
+
+    from moto.iam import models
+
+    everything = json.loads(models.aws_managed_policies_data)
+    if set(everything) != set(MANAGED_POLICIES):
+        models.aws_managed_policies_data = json.dumps({name: everything[name] for name in MANAGED_POLICIES})
+
+
 class MotoServer:
     """moto in server mode on 127.0.0.1, on a free port (``url``)."""
 
@@ -39,6 +56,8 @@ class MotoServer:
         # Imported after the flags are set: moto reads them when it is imported.
         os.environ.update(MOTO_FLAGS)
         from moto.server import ThreadedMotoServer
+
+        _keep_only_the_managed_policies_dfbench_attaches()
 
         # One log line per request would bury the test output.
         logging.getLogger("werkzeug").setLevel(logging.ERROR)

@@ -55,6 +55,44 @@ def agent_output(stdout: str, stderr: str) -> str:
 Polls = list[dict[str, Run]]
 
 
+def instance_information(ping: dict[str, str], instance_ids: list[str]) -> dict[str, Any]:
+    """DescribeInstanceInformation's answer for ``instance_ids``: each one in ``ping`` with its
+    PingStatus, in AWS's wire shape."""
+    return {"InstanceInformationList": [
+        {"InstanceId": i, "PingStatus": ping[i], "LastPingDateTime": _EPOCH, "AgentVersion": "3.3.987.0",
+         "IsLatestVersion": True, "PlatformType": "Linux", "PlatformName": "Amazon Linux",
+         "PlatformVersion": "2023", "ResourceType": "EC2Instance", "IPAddress": "10.0.0.10",
+         "ComputerName": "ip-10-0-0-10.ec2.internal", "SourceId": i, "SourceType": "AWS::EC2::Instance"}
+        for i in instance_ids if i in ping
+    ]}
+
+
+def listed_invocation(bucket: str, prefix: str, command_id: str, instance_id: str, run: Run) -> dict[str, Any]:
+    """One CommandInvocation of ListCommandInvocations (Details=True) in AWS's wire shape, its
+    plugin's Output packed as the agent packs it (``agent_output``)."""
+    key = f"{prefix}/{command_id}/{instance_id}/awsrunShellScript"
+    url = f"https://s3.us-east-1.amazonaws.com/{bucket}/{key}/0.awsrunShellScript"
+    details = run.details or run.status
+    return {
+        "CommandId": command_id, "InstanceId": instance_id, "InstanceName": "", "Comment": "",
+        "DocumentName": "AWS-RunShellScript", "DocumentVersion": "$DEFAULT", "RequestedDateTime": _EPOCH,
+        "Status": run.status, "StatusDetails": details, "TraceOutput": "",
+        "StandardOutputUrl": f"{url}/stdout", "StandardErrorUrl": f"{url}/stderr",
+        "CommandPlugins": [{
+            "Name": "aws:runShellScript",
+            "Status": run.status if run.status in ("Pending", "InProgress", "Success", "TimedOut", "Cancelled",
+                                                   "Failed") else "InProgress",
+            "StatusDetails": details, "ResponseCode": run.code, "ResponseStartDateTime": _EPOCH + 1,
+            "ResponseFinishDateTime": _EPOCH + 2, "Output": agent_output(run.stdout, run.stderr),
+            "StandardOutputUrl": f"{url}/stdout", "StandardErrorUrl": f"{url}/stderr",
+            "OutputS3Region": "us-east-1", "OutputS3BucketName": bucket, "OutputS3KeyPrefix": key,
+        }],
+        "ServiceRole": "",
+        "NotificationConfig": {"NotificationArn": "", "NotificationEvents": [], "NotificationType": ""},
+        "CloudWatchOutputConfig": {"CloudWatchLogGroupName": "", "CloudWatchOutputEnabled": False},
+    }
+
+
 class FakeSsm:
     """DescribeInstanceInformation and ListCommandInvocations as AWS answers them (moto has
     neither), from a script of states: each instance's PingStatus, and per command the
@@ -81,14 +119,8 @@ class FakeSsm:
         self._commands.clear()
 
     def _describe(self, params: dict[str, Any]) -> dict[str, Any]:
-        ids = next(f["Values"] for f in params["Filters"] if f["Key"] == "InstanceIds")
-        return {"InstanceInformationList": [
-            {"InstanceId": i, "PingStatus": self.ping[i], "LastPingDateTime": _EPOCH, "AgentVersion": "3.3.987.0",
-             "IsLatestVersion": True, "PlatformType": "Linux", "PlatformName": "Amazon Linux",
-             "PlatformVersion": "2023", "ResourceType": "EC2Instance", "IPAddress": "10.0.0.10",
-             "ComputerName": "ip-10-0-0-10.ec2.internal", "SourceId": i, "SourceType": "AWS::EC2::Instance"}
-            for i in ids if i in self.ping
-        ]}
+        return instance_information(self.ping, next(f["Values"] for f in params["Filters"]
+                                                    if f["Key"] == "InstanceIds"))
 
     def _list(self, params: dict[str, Any]) -> dict[str, Any]:
         command_id = params["CommandId"]
@@ -122,27 +154,7 @@ class FakeSsm:
                                    Body=text.encode())
 
     def _invocation(self, command_id: str, instance_id: str, run: Run) -> dict[str, Any]:
-        key = f"{self.prefix}/{command_id}/{instance_id}/awsrunShellScript"
-        url = f"https://s3.us-east-1.amazonaws.com/{self.bucket}/{key}/0.awsrunShellScript"
-        details = run.details or run.status
-        return {
-            "CommandId": command_id, "InstanceId": instance_id, "InstanceName": "", "Comment": "",
-            "DocumentName": "AWS-RunShellScript", "DocumentVersion": "$DEFAULT", "RequestedDateTime": _EPOCH,
-            "Status": run.status, "StatusDetails": details, "TraceOutput": "",
-            "StandardOutputUrl": f"{url}/stdout", "StandardErrorUrl": f"{url}/stderr",
-            "CommandPlugins": [{
-                "Name": "aws:runShellScript",
-                "Status": run.status if run.status in ("Pending", "InProgress", "Success", "TimedOut", "Cancelled",
-                                                       "Failed") else "InProgress",
-                "StatusDetails": details, "ResponseCode": run.code, "ResponseStartDateTime": _EPOCH + 1,
-                "ResponseFinishDateTime": _EPOCH + 2, "Output": agent_output(run.stdout, run.stderr),
-                "StandardOutputUrl": f"{url}/stdout", "StandardErrorUrl": f"{url}/stderr",
-                "OutputS3Region": "us-east-1", "OutputS3BucketName": self.bucket, "OutputS3KeyPrefix": key,
-            }],
-            "ServiceRole": "",
-            "NotificationConfig": {"NotificationArn": "", "NotificationEvents": [], "NotificationType": ""},
-            "CloudWatchOutputConfig": {"CloudWatchLogGroupName": "", "CloudWatchOutputEnabled": False},
-        }
+        return listed_invocation(self.bucket, self.prefix, command_id, instance_id, run)
 
 
 class LocalAgent:
@@ -165,6 +177,13 @@ class LocalAgent:
     ``port_map`` {remote: local} is the one rewrite done to a script: each URL authority
     ``127.0.0.1:<remote>`` becomes ``127.0.0.1:<local>``, so a script that reaches the worker on
     the instance's port 9000 reaches a local worker instead. Nothing else in the script changes.
+
+    With ``ec2`` (a plain client), commands sent by tag (``Targets=[{"Key": "tag:K", ...}]``, as
+    ``dfbench deploy`` sends them) run too, once per running instance carrying the tag (what SSM
+    resolves a tag target to), and the calls that follow such a command are answered as AWS
+    answers them: DescribeInstanceInformation (every instance asked about Online) and
+    ListCommandInvocations (the command's invocations with their plugin Output). The instances
+    all run on this machine: one instance per cluster, or scripts that do not collide.
 
     Install it with ``with LocalAgent(...) as agent:`` (or ``hooked(agent.hook)``) BEFORE the
     clients are made. Rules added to ``faults`` before the agent was made answer first: that is how
@@ -197,8 +216,8 @@ class LocalAgent:
         uploaded: list[str] = field(default_factory=list)  # s3:// URLs written
 
     def __init__(self, faults: Faults, *, s3: Any, bucket: str, prefix: str,
-                 port_map: dict[int, int] | None = None, unknown_polls: int = 1) -> None:
-        self.s3, self.bucket, self.prefix = s3, bucket, prefix.strip("/")
+                 port_map: dict[int, int] | None = None, unknown_polls: int = 1, ec2: Any = None) -> None:
+        self.s3, self.bucket, self.prefix, self.ec2 = s3, bucket, prefix.strip("/"), ec2
         self.port_map = dict(port_map or {})
         self.unknown_polls = unknown_polls
         self.runs: dict[tuple[str, str], LocalAgent.Run] = {}
@@ -210,6 +229,11 @@ class LocalAgent:
             faults.error("ssm", "GetCommandInvocation", "InvocationDoesNotExist", "", times=10**9, when=self._unknown),
             faults.respond("ssm", "GetCommandInvocation", self._invocation, times=10**9),
         ]
+        if ec2 is not None:
+            self._rules += [
+                faults.respond("ssm", "DescribeInstanceInformation", self._describe, times=10**9),
+                faults.respond("ssm", "ListCommandInvocations", self._list, times=10**9),
+            ]
 
     def __enter__(self) -> LocalAgent:
         self._remove = add_client_hook(self.hook)
@@ -248,11 +272,12 @@ class LocalAgent:
 
     def _sent(self, http_response: Any, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
         params = context.get("dfbench_local_agent") or {}
-        if http_response.status_code >= 300 or not params.get("InstanceIds") or "Command" not in parsed:
+        instance_ids = params.get("InstanceIds") or self._tagged(params.get("Targets") or [])
+        if http_response.status_code >= 300 or not instance_ids or "Command" not in parsed:
             return
         script = "\n".join(params["Parameters"]["commands"]) + "\n"  # as the agent writes _script.sh
         timeout = int(params["Parameters"].get("executionTimeout", ["3600"])[0])
-        for instance_id in params["InstanceIds"]:
+        for instance_id in instance_ids:
             run = LocalAgent.Run(command_id=parsed["Command"]["CommandId"], instance_id=instance_id,
                                  script=self.localize(script), comment=params.get("Comment", ""),
                                  output_bucket=params.get("OutputS3BucketName", ""),
@@ -263,6 +288,28 @@ class LocalAgent:
                                       name=f"local-agent-{run.command_id[:8]}")
             self._threads.append(thread)
             thread.start()
+
+    def _tagged(self, targets: list[dict[str, Any]]) -> list[str]:
+        """The running instances a tag target reaches (none without ``ec2``)."""
+        filters = [{"Name": t["Key"], "Values": t["Values"]} for t in targets if t["Key"].startswith("tag:")]
+        if self.ec2 is None or not filters:
+            return []
+        pages = self.ec2.get_paginator("describe_instances").paginate(
+            Filters=[*filters, {"Name": "instance-state-name", "Values": ["running"]}])
+        return [i["InstanceId"] for page in pages for r in page["Reservations"] for i in r["Instances"]]
+
+    def _describe(self, params: Params) -> Params:
+        asked = [v for f in params.get("Filters", []) if f["Key"] == "InstanceIds" for v in f["Values"]]
+        return instance_information(dict.fromkeys(asked, "Online"), asked)
+
+    def _list(self, params: Params) -> Params:
+        with self._lock:
+            runs = [r for r in self.runs.values() if r.command_id == params["CommandId"]]
+            return {"CommandInvocations": [
+                listed_invocation(r.output_bucket, r.output_prefix.strip("/"), r.command_id, r.instance_id,
+                                  Run(r.status, r.exit_code, r.stdout.decode(errors="replace"),
+                                      r.stderr.decode(errors="replace"), r.status_details))
+                for r in runs]}
 
     def _run(self, run: LocalAgent.Run, timeout: float) -> None:
         with tempfile.TemporaryDirectory(prefix="dfbench-agent-") as folder:

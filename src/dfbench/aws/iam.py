@@ -43,10 +43,23 @@ def ssm_core_policy_arn(partition: str) -> str:
     return f"arn:{partition}:iam::aws:policy/{SSM_CORE_POLICY}"
 
 
-def worker_policy(bucket: str, partition: str) -> dict[str, Any]:
-    """What an instance may do: find its peers, read its own bucket, and write SSM command output
-    under one prefix of it (the SSM agent uploads output with the instance's role). Nothing else."""
+def secret_parameters_prefix(cluster: str) -> str:
+    """Where the worker's secret environment lives in SSM Parameter Store (``--secret-env``)."""
+    return f"/dfbench/{cluster}/"
+
+
+def worker_policy(bucket: str, partition: str, *, cluster: str, region: str, account: str) -> dict[str, Any]:
+    """What an instance may do: find its peers, read its own bucket, write SSM command output
+    under one prefix of it (the SSM agent uploads output with the instance's role), and read its
+    cluster's parameters under /dfbench/<cluster>/ (the worker's secrets). Nothing else.
+
+    A SecureString encrypted with the account's AWS managed key (aws/ssm, the default) needs no KMS
+    statement: that key grants Decrypt to every IAM principal of the account. One encrypted with a
+    customer managed key also needs kms:Decrypt on that key, which dfbench does not grant
+    (https://docs.aws.amazon.com/systems-manager/latest/userguide/ps-restrict-decryption.html)."""
     bucket_arn = f"arn:{partition}:s3:::{bucket}"
+    # The parameter ARN drops the name's leading slash: parameter/dfbench/<cluster>/...
+    parameters_arn = f"arn:{partition}:ssm:{region}:{account}:parameter{secret_parameters_prefix(cluster)}*"
     return {
         "Version": "2012-10-17",
         "Statement": [
@@ -64,6 +77,8 @@ def worker_policy(bucket: str, partition: str) -> dict[str, Any]:
                 "Action": "s3:PutObject",
                 "Resource": f"{bucket_arn}/{SSM_OUTPUT_PREFIX}/*",
             },
+            {"Sid": "ReadClusterSecrets", "Effect": "Allow", "Action": "ssm:GetParameter",
+             "Resource": parameters_arn},
         ],
     }
 
@@ -134,7 +149,8 @@ def find_role(iam: Any, name: str) -> Role | None:
 
 
 def ensure_role(
-    iam: Any, *, name: str, bucket: str, partition: str, tags: dict[str, str], found: Role | None, changes: ChangeSet
+    iam: Any, *, name: str, bucket: str, partition: str, cluster: str, region: str, account: str,
+    tags: dict[str, str], found: Role | None, changes: ChangeSet
 ) -> None:
     tags = {**tags, BUCKET_KEY: bucket}
     if found is None:
@@ -159,11 +175,12 @@ def ensure_role(
             Change(action="update", resource="iam-role", name=name, detail=f"attach {SSM_CORE_POLICY}"),
             lambda: _visible(lambda: iam.attach_role_policy(RoleName=name, PolicyArn=core_arn), f"role {name}"),
         )
-    policy = worker_policy(bucket, partition)
+    policy = worker_policy(bucket, partition, cluster=cluster, region=region, account=account)
     if found is None or found.inline_policy != policy:
         changes.make(
             Change(action="update", resource="iam-role", name=name,
-                   detail=f"policy {INLINE_POLICY_NAME}: describe instances, read s3://{bucket}, write command output"),
+                   detail=f"policy {INLINE_POLICY_NAME}: describe instances, read s3://{bucket}, write command output, "
+                          f"read parameters {secret_parameters_prefix(cluster)}*"),
             lambda: _visible(lambda: iam.put_role_policy(
                 RoleName=name, PolicyName=INLINE_POLICY_NAME, PolicyDocument=json.dumps(policy)
             ), f"role {name}"),

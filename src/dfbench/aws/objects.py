@@ -13,21 +13,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from boto3.s3.transfer import TransferConfig
+from typing import TYPE_CHECKING
+
 from botocore.exceptions import ClientError
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
-from s3transfer.manager import TransferManager
-from s3transfer.subscribers import BaseSubscriber
 
 from dfbench.errors import ConfigError, error_code
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+# s3transfer and rich's progress display are imported by the functions that use them: a sync
+# with nothing to upload, the common case, should not pay for a transfer manager's start-up.
 
 
 def missing_bucket(bucket: str) -> ConfigError:
@@ -72,9 +68,23 @@ def stored_size(s3: Any, bucket: str, key: str) -> int | None:
 def transfer_progress(enabled: bool) -> Progress:
     """A rich progress display of bytes and files sent, on stderr (rendered only when stderr is a
     terminal). Its tasks need a ``files`` field: :func:`upload_files` counts files in it."""
+    from rich.console import Console
+    from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
+                               TransferSpeedColumn)
+
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
                     TextColumn("{task.fields[files]}"), TimeRemainingColumn(), console=Console(stderr=True),
                     disable=not enabled)
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """How to send: files above ``threshold`` bytes go in ``chunksize`` parts; ``concurrency``
+    requests in flight at once."""
+
+    threshold: int
+    chunksize: int
+    concurrency: int
 
 
 @dataclass(frozen=True)
@@ -121,10 +131,15 @@ class _EtagCapture:
             events.unregister(f"after-call.s3.{op}", unique_id=f"{self._id}-a-{op}")
 
 
-def upload_files(s3: Any, bucket: str, uploads: Sequence[Upload], *, config: TransferConfig, bar: Progress,
+def upload_files(s3: Any, bucket: str, uploads: Sequence[Upload], *, transfer: Transfer, bar: Progress,
                  description: str) -> dict[str, str]:
-    """Upload ``uploads`` in parallel as ``config`` says (multipart above its threshold), shown as
+    """Upload ``uploads`` in parallel as ``transfer`` says (multipart above its threshold), shown as
     one task of ``bar`` (see :func:`transfer_progress`); returns the ETag S3 gave each key."""
+    from s3transfer.manager import TransferConfig, TransferManager
+    from s3transfer.subscribers import BaseSubscriber
+
+    config = TransferConfig(multipart_threshold=transfer.threshold, multipart_chunksize=transfer.chunksize,
+                            max_request_concurrency=transfer.concurrency)
     task = bar.add_task(description, total=sum(u.size for u in uploads), files=f"0/{len(uploads)} files")
     done = 0
     lock = threading.Lock()

@@ -3,6 +3,11 @@
 Every AWS call dfbench makes goes through a client built by ``Aws.client``. The endpoint comes
 from botocore itself, which honours ``AWS_ENDPOINT_URL`` (and ``AWS_ENDPOINT_URL_<SERVICE>``), so
 pointing dfbench at an emulator needs no code path of its own.
+
+Clients come from botocore directly, not through boto3: a boto3 client is the same botocore
+client, and importing boto3 also imports s3transfer and its thread machinery, a third of the
+start-up of a command that only lists a bucket. Uploads import s3transfer when they start
+(aws/objects.py).
 """
 
 from __future__ import annotations
@@ -12,7 +17,6 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-import boto3
 import botocore.loaders
 import botocore.session
 from botocore.client import BaseClient
@@ -49,6 +53,7 @@ _MODEL_LOADER = botocore.loaders.create_loader()
 
 ClientHook = Callable[[BaseClient], None]
 _client_hooks: list[ClientHook] = []
+_hooks_changed = 0  # bumped by every change of _client_hooks: clients built before it are not reused
 
 
 def add_client_hook(hook: ClientHook) -> Callable[[], None]:
@@ -56,10 +61,35 @@ def add_client_hook(hook: ClientHook) -> Callable[[], None]:
 
     This is the extension point for request logging and inspection (botocore event handlers are
     registered on the client's ``meta.events``); the test suite uses it to record requests and
-    inject AWS error responses. Returns a function that removes the hook.
+    inject AWS error responses. Returns a function that removes the hook. Clients built before
+    a hook is added or removed are not handed out again, so every later call sees exactly the
+    hooks present.
     """
-    _client_hooks.append(hook)
-    return lambda: _client_hooks.remove(hook)
+    global _hooks_changed
+    with _SHARED_LOCK:
+        _client_hooks.append(hook)
+        _hooks_changed += 1
+
+    def remove() -> None:
+        global _hooks_changed
+        with _SHARED_LOCK:
+            _client_hooks.remove(hook)
+            _hooks_changed += 1
+
+    return remove
+
+
+# Building a client costs tens of milliseconds of CPU: botocore makes its class anew each time,
+# EC2's with hundreds of methods. Commands run in one process (a script, `ab --cluster`'s deploys,
+# the test suite) share their clients while nothing they were built from has changed: the hooks,
+# and the AWS_* environment that botocore reads for credentials, endpoint and configuration.
+# Clients are thread-safe; only one such context is kept, so a changed one frees the old clients.
+_SHARED_LOCK = threading.Lock()
+_shared: tuple[tuple[Any, ...], dict[tuple[str, str, str | None], Any]] = ((), {})
+
+
+def _context() -> tuple[Any, ...]:
+    return (_hooks_changed, tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("AWS_"))))
 
 
 class Aws:
@@ -68,10 +98,12 @@ class Aws:
     def __init__(self, *, region: str, profile: str | None = None) -> None:
         self.region = region
         self.profile = profile
-        core = botocore.session.get_session()
-        core.register_component("data_loader", _MODEL_LOADER)
+        self.session = botocore.session.Session(profile=profile)
+        self.session.register_component("data_loader", _MODEL_LOADER)
         with aws_errors(profile):
-            self.session = boto3.Session(botocore_session=core, profile_name=profile, region_name=region)
+            # Reading the profile's configuration here makes an unknown profile fail now, with
+            # one line (ProfileNotFound), rather than inside the first call.
+            self.session.get_scoped_config()
         self._config = Config(
             region_name=region,
             retries=RETRY_POLICY,  # type: ignore[arg-type]
@@ -79,20 +111,24 @@ class Aws:
             read_timeout=60,
             user_agent_extra=f"dfbench/{__version__}",
         )
-        self._clients: dict[str, Any] = {}
-        self._lock = threading.Lock()
         self._account: str | None = None
 
     def client(self, service: str) -> Any:
-        with self._lock:
-            if service not in self._clients:
-                client = self.session.client(service, config=self._config)
+        global _shared
+        with _SHARED_LOCK:
+            context = _context()
+            if _shared[0] != context:
+                _shared = (context, {})
+            clients = _shared[1]
+            key = (service, self.region, self.profile)
+            if key not in clients:
+                client = self.session.create_client(service, region_name=self.region, config=self._config)
                 if service == "ec2":
                     client.meta.events.register_first("needs-retry.ec2.RunInstances", _stop_retrying_capacity_errors)
                 for hook in list(_client_hooks):
                     hook(client)
-                self._clients[service] = client
-            return self._clients[service]
+                clients[key] = client
+            return clients[key]
 
     @property
     def endpoint_url(self) -> str | None:

@@ -65,17 +65,28 @@ def run_bench(args: argparse.Namespace) -> int:
 
 
 def run_ab(args: argparse.Namespace) -> int:
-    """Interleaved A/B of two running workers; prints the comparison (exit 1 only with
-    --fail-on-regression and a regression)."""
-    if args.cluster:
-        raise ConfigError("dfbench ab --cluster (deploying two worker binaries alternately) is not yet "
-                          "supported: start the two workers and give their URLs as BASE and NEW.")
+    """Interleaved A/B of two running workers, or of two builds deployed alternately on a cluster;
+    prints the comparison (exit 1 only with --fail-on-regression and a regression)."""
     from dfbench.ab import run_ab as interleave
+    from dfbench.ab import run_ab_cluster
 
-    run = interleave(base_url=args.base, new_url=args.new, dataset=args.dataset, rounds=args.rounds,
-                     queries=args.queries, base_name=args.base_name, new_name=args.new_name, data_dir=args.data_dir,
-                     location=args.location, settings=([args.settings] if args.settings else []) + args.set or None,
-                     warmup=not args.no_warmup)
+    common = dict(dataset=args.dataset, rounds=args.rounds, queries=args.queries, queries_dir=args.queries_dir,
+                  base_name=args.base_name, new_name=args.new_name, data_dir=args.data_dir, location=args.location,
+                  settings=([args.settings] if args.settings else []) + args.set or None, warmup=not args.no_warmup)
+    if args.cluster:
+        run = run_ab_cluster(cluster=args.cluster, base=args.base, new=args.new, via=args.via, region=args.region,
+                             profile=args.profile, args=args.arg, env=dict(args.env) or None,
+                             secrets=dict(args.secret_env) or None, worker_kind=args.worker_kind,
+                             transport_options={"trust_on_first_use": args.trust_first_key}, **common)
+    else:
+        cluster_only = [option for option, given in (
+            ("--via", args.via != "auto"), ("--trust-first-key", args.trust_first_key), ("--region", args.region),
+            ("--profile", args.profile), ("--worker-kind", args.worker_kind),
+            ("--arg", args.arg), ("--env", args.env), ("--secret-env", args.secret_env)) if given]
+        if cluster_only:
+            raise ConfigError(f"dfbench ab: {', '.join(cluster_only)} only with --cluster (BASE and NEW are then "
+                              "worker binaries or checkouts deployed on it).")
+        run = interleave(base_url=args.base, new_url=args.new, **common)
     run.comparison.fail_on_regression = args.fail_on_regression
     print(render(run.comparison, args.format), end="")
     return run.comparison.exit_code

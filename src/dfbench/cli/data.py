@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 
-from rich.table import Table
-
 from dfbench.cli.output import cluster_of, emit, out, size_text
 
 
@@ -42,6 +40,8 @@ def run_data(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([d.model_dump(mode="json") for d in found], indent=2))
         return 0
+    from rich.table import Table  # here: the other dataset commands draw no table
+
     table = Table(show_header=True, header_style="bold")
     for column in ("dataset", "location", "complete", "files", "size", "scale factor"):
         table.add_column(column)

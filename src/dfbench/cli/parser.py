@@ -37,6 +37,13 @@ def _tag(text: str) -> tuple[str, str]:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+def _variable(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"{text!r} must look like NAME=VALUE")
+    return name, value
+
+
 def _folder(text: str, *, write: bool) -> str:
     """A data folder that is one, or can become one: refused here, in one line, when it names a
     file or a folder this user cannot read (or, for ``write``, write)."""
@@ -69,6 +76,21 @@ def _port(text: str) -> int:
     if not 0 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"{port} is not a TCP port (0-65535; 0 picks a free one)")
     return port
+
+
+def _worker_environment(command: argparse.ArgumentParser) -> None:
+    """--arg, --env and --secret-env: how the worker.service a deploy installs runs the worker."""
+    command.add_argument("--arg", action="append", default=[], metavar="X",
+                         help="a worker argument after --bucket (repeatable; --arg=--flag for one starting with -)")
+    command.add_argument("--env", action="append", default=[], type=_variable, metavar="K=V",
+                         help="an environment variable of the worker (repeatable). NOT for secrets: the value is "
+                         "readable in the SSM command's parameters, in worker.service and in the bucket's "
+                         ".dfbench/artifacts/worker/latest")
+    command.add_argument("--secret-env", action="append", default=[], type=_variable,
+                         metavar="NAME=ssm:/dfbench/CLUSTER/PARAM",
+                         help="a secret environment variable of the worker (repeatable), read by each instance "
+                         "from that SSM parameter (a SecureString) at every start into a 0600 file; the value is "
+                         "never sent by dfbench nor written to S3")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -115,12 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     command.add_argument("--worker-kind", metavar="current|tag-discovery",
                          help="which upstream worker the binary is (default: read from the binary): current finds "
                               "its peers by the cluster's DNS name, tag-discovery by the BenchmarkCluster tag")
-    command.add_argument("--arg", action="append", default=[], metavar="X",
-                         help="a worker argument after --bucket (repeatable; --arg=--flag for one starting with -)")
-    command.add_argument("--env", action="append", default=[], type=_tag, metavar="K=V",
-                         help="an environment variable of the worker (repeatable). NOT for secrets: the value is "
-                         "readable in the SSM command's parameters, in worker.service and in the bucket's "
-                         ".dfbench/artifacts/worker/latest")
+    _worker_environment(command)
     command.add_argument("--force-restart", action="store_true", help="reinstall and restart where this build runs")
     command.add_argument("--no-verify", action="store_true", help="skip checking every worker's /info afterwards")
     command = cluster_command("exec", "run a shell command on every instance: dfbench exec -- CMD ...")
@@ -224,25 +241,40 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--data-dir", default="benchmarks/data", type=_writable_data_dir,
                        help="default benchmarks/data (results are written there)")
 
-    description = ("interleaved A/B of two running workers: rounds in ABBA order, one iteration per query per side "
-                   "per round, both sides filed as engines, then compared")
-    ab = commands.add_parser("ab", help="interleaved A/B of two running workers (BASE and NEW are URLs)",
+    description = ("interleaved A/B of two running workers, or with --cluster of two worker builds deployed "
+                   "alternately: rounds in ABBA order, one iteration per query per side per round, both sides filed "
+                   "as engines, then compared")
+    ab = commands.add_parser("ab", help="interleaved A/B of two workers (URLs, or with --cluster binaries/checkouts)",
                              description=description)
-    ab.add_argument("base", metavar="BASE", help="the baseline worker's URL, e.g. http://127.0.0.1:9000")
-    ab.add_argument("new", metavar="NEW", help="the worker to judge, e.g. http://127.0.0.1:9001")
+    ab.add_argument("base", metavar="BASE", help="the baseline worker's URL, e.g. http://127.0.0.1:9000 (with "
+                    "--cluster: its binary, or a datafusion-distributed checkout to build it in)")
+    ab.add_argument("new", metavar="NEW", help="the worker to judge, e.g. http://127.0.0.1:9001 (with --cluster: "
+                    "a binary or checkout)")
     ab.add_argument("--dataset", required=True, help="dataset name, e.g. tpch_sf1")
     ab.add_argument("--rounds", type=int, default=5, help="rounds, each side once per query per round (default 5)")
     ab.add_argument("--queries", help="comma-separated ids, e.g. q1,q3 (default: all)")
     ab.add_argument("--base-name", help="engine the base side is filed under (default: from its /info)")
     ab.add_argument("--new-name", help="engine the new side is filed under (default: from its /info)")
-    ab.add_argument("--location", help="where the workers read <dataset>/ from (default: --data-dir)")
+    ab.add_argument("--location", help="where the workers read <dataset>/ from (default: --data-dir; with --cluster: "
+                    "s3://<its bucket>)")
     ab.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a setting (repeatable)")
     ab.add_argument("--settings", metavar="PRESET", help="'distributed' for the CDK tooling's 14 defaults")
     ab.add_argument("--no-warmup", action="store_true", help="skip the warm-up run of each query on each side")
     ab.add_argument("--format", default="text", help="the comparison as text, markdown or json (default: text)")
     ab.add_argument("--fail-on-regression", action="store_true",
                     help="exit 1 when the suite is slower, a query newly fails or rows differ")
-    ab.add_argument("--cluster", help="deploy two worker binaries alternately on a cluster (not yet)")
+    ab.add_argument("--cluster", help="a provisioned cluster: BASE and NEW are deployed on it alternately (one SSM "
+                    "command each change), published to its bucket once")
+    ab.add_argument("--via", default="auto", choices=VIAS, help="with --cluster: how to reach it (default auto)")
+    ab.add_argument("--trust-first-key", action="store_true",
+                    help="with --cluster over ssh, with no host key on the console yet: accept the key presented")
+    ab.add_argument("--region", help="with --cluster: AWS region (default: AWS_REGION, else us-east-1)")
+    ab.add_argument("--profile", help="with --cluster: AWS profile")
+    ab.add_argument("--queries-dir", metavar="DIR", help="a folder of qN.sql files to run instead of the set the "
+                    "dataset's name selects")
+    ab.add_argument("--worker-kind", metavar="current|tag-discovery",
+                    help="with --cluster: which upstream worker both builds are (default: read from each binary)")
+    _worker_environment(ab)
     ab.add_argument("--data-dir", default="benchmarks/data", type=_writable_data_dir, help="default benchmarks/data")
 
     # Everything after `worker` goes to the local worker's own parser (`dfbench worker --help`

@@ -48,7 +48,8 @@ def _render_outputs(outputs: Sequence[CommandOutput]) -> None:
 def run_deploy(args: argparse.Namespace) -> int:
     # progress=False: the upload bar and the spinner would be two live displays.
     report = deploy_worker(args.cluster, binary=args.binary, build_dir=args.build, args=args.arg,
-                           env=dict(args.env) or None, force_restart=args.force_restart,
+                           env=dict(args.env) or None, secrets=dict(args.secret_env) or None,
+                           force_restart=args.force_restart,
                            verify=not args.no_verify, region=args.region, profile=args.profile, progress=False,
                            worker_kind=args.worker_kind)
     if args.json:

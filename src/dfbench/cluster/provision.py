@@ -93,8 +93,8 @@ def _converge(aws: Aws, spec: ClusterSpec, changes: ChangeSet) -> Cluster | None
 
     buckets.ensure_bucket(aws.client("s3"), name=bucket, region=spec.region, tags=tags, found=seen.bucket,
                           changes=changes)
-    iam.ensure_role(iam_client, name=role_name, bucket=bucket, partition=partition, tags=tags, found=seen.role,
-                    changes=changes)
+    iam.ensure_role(iam_client, name=role_name, bucket=bucket, partition=partition, cluster=spec.name,
+                    region=spec.region, account=account, tags=tags, found=seen.role, changes=changes)
     iam.ensure_instance_profile(iam_client, name=role_name, role=role_name, tags=tags,
                                 found=seen.instance_profile, changes=changes)
     ids = network.ensure_network(ec2, cluster=spec.name, bucket=bucket, tags=tags, ssh_cidrs=spec.ssh_ingress_cidrs,

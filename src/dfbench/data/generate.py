@@ -18,10 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
-
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from typing import TYPE_CHECKING, Any
 
 from dfbench.data.catalog import DEFAULT_DATA_DIR, LocalDataset
 from dfbench.data.manifest import (CHECKSUM_CACHE, MANIFEST, ChecksumCache, Generator, Manifest, describe_files,
@@ -29,6 +26,9 @@ from dfbench.data.manifest import (CHECKSUM_CACHE, MANIFEST, ChecksumCache, Gene
 from dfbench.data.scale import dataset_name, format_decimal, scale_factor_of
 from dfbench.errors import ConfigError, DfbenchError
 from dfbench.files import write_atomically
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
 log = logging.getLogger("dfbench")
 
@@ -54,6 +54,10 @@ class GeneratorSpec:
 
 def progress_bar(enabled: bool) -> Progress:
     """A rich progress display on stderr (rendered only when stderr is a terminal)."""
+    # Imported here: every dataset command imports this package, and most draw no bar.
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
                     TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True), disable=not enabled)
 

@@ -14,9 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from boto3.s3.transfer import TransferConfig
-
-from dfbench.aws.objects import StoredObject, Upload, list_objects, transfer_progress, upload_files
+from dfbench.aws.objects import StoredObject, Transfer, Upload, list_objects, transfer_progress, upload_files
 from dfbench.data.catalog import DEFAULT_DATA_DIR, LocalDataset, connect_to_data, data_bucket, local_dataset
 from dfbench.data.manifest import (MANIFEST, ChecksumCache, DataRecord, Manifest, describe_files, file_in,
                                    read_remote_manifest, tables_from)
@@ -131,12 +129,12 @@ def sync_dataset(dataset: str, *, bucket: str | None = None, cluster: Cluster | 
         if (uploads or stale) and manifest_key in remote:
             s3.delete_object(Bucket=bucket, Key=manifest_key)  # no longer true once anything changes
         if uploads:
-            config = TransferConfig(multipart_threshold=multipart_threshold, multipart_chunksize=multipart_chunksize,
-                                    max_concurrency=max_concurrency, use_threads=True)
+            transfer = Transfer(threshold=multipart_threshold, chunksize=multipart_chunksize,
+                                concurrency=max_concurrency)
             sent = upload_files(s3, bucket, [Upload(path=file_in(local.path, f.path), key=prefix + f.path, size=f.size,
                                                     sha256=f.sha256, content_type=PARQUET_CONTENT_TYPE)
                                              for f in uploads],
-                                config=config, bar=bar, description=f"upload → s3://{bucket}/{prefix}")
+                                transfer=transfer, bar=bar, description=f"upload → s3://{bucket}/{prefix}")
             etags.update({f.path: sent[prefix + f.path] for f in uploads if prefix + f.path in sent})
         _delete_keys(s3, bucket, stale)
 

@@ -17,10 +17,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 
-from dfbench.aws.objects import Upload, missing_bucket, stored_size, transfer_progress, upload_files
+from dfbench.aws.objects import Transfer, Upload, missing_bucket, stored_size, transfer_progress, upload_files
 from dfbench.aws.session import connect, default_region
 from dfbench.errors import aws_errors, error_code
 from dfbench.models import Record
@@ -31,8 +30,7 @@ from dfbench.worker.scripts import ARTIFACT_PREFIX, LATEST_KEY, latest_record, w
 log = logging.getLogger("dfbench")
 
 # Multipart above 16 MiB (a DataFusion release binary is larger), in 8 MiB parts sent in parallel.
-_TRANSFER = TransferConfig(multipart_threshold=16 * 1024 * 1024, multipart_chunksize=8 * 1024 * 1024,
-                           max_concurrency=8, use_threads=True)
+_TRANSFER = Transfer(threshold=16 * 1024 * 1024, chunksize=8 * 1024 * 1024, concurrency=8)
 
 
 class Artifact(Record):
@@ -92,20 +90,21 @@ def upload_worker(binary: str | Path, *, bucket: str, region: str | None = None,
             with transfer_progress(progress) as bar:
                 upload_files(s3, bucket, [Upload(path=path, key=key, size=size, sha256=sha,
                                                  content_type="application/octet-stream")],
-                             config=_TRANSFER, bar=bar, description=f"upload worker → s3://{bucket}/{key}")
+                             transfer=_TRANSFER, bar=bar, description=f"upload worker → s3://{bucket}/{key}")
     log.info("worker %s %s s3://%s/%s", sha[:12], "uploaded to" if uploaded else "already in", bucket, key)
     return Artifact(sha256=sha, kind=kind, key=key, size=size, uploaded=uploaded, url=f"s3://{bucket}/{key}")
 
 
 def point_latest(sha256: str, *, bucket: str, region: str | None = None, profile: str | None = None,
                  args: Sequence[str] = (), env: Mapping[str, str] | None = None,
-                 kind: WorkerKind = "tag-discovery", dns_name: str | None = None) -> None:
+                 kind: WorkerKind = "tag-discovery", dns_name: str | None = None,
+                 secrets: Mapping[str, str] | None = None) -> None:
     """Point ``.dfbench/artifacts/worker/latest`` at the uploaded worker ``sha256``, with the unit
-    it runs under (a worker of ``kind``) and the kind in its metadata: every instance booting from
-    now on installs it, as root."""
+    it runs under (a worker of ``kind``; ``secrets`` by their parameter names only) and the kind in
+    its metadata: every instance booting from now on installs it, as root."""
     region = default_region(region)
     record = latest_record(sha256, worker_unit(bucket=bucket, region=region, args=args, env=env, kind=kind,
-                                               dns_name=dns_name))
+                                               dns_name=dns_name, secrets=secrets))
     aws = connect(region=region, profile=profile)
     with aws_errors(profile), _bucket_named(bucket):
         aws.client("s3").put_object(Bucket=bucket, Key=LATEST_KEY, Body=record.encode(), ContentType="text/plain",
