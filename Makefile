@@ -13,6 +13,7 @@ SF ?= 1
 PARTITIONS ?= 16
 DATASET ?= tpch_sf$(SF)
 BUCKET ?=
+BENCHMARK ?=
 ITERATIONS ?=
 QUERIES ?=
 ENGINE ?=
@@ -34,7 +35,7 @@ CLUSTER_ARGS = --cluster $(CLUSTER) --region $(REGION) \
 	$(if $(INSTANCE_TYPE),--instance-type $(INSTANCE_TYPE))
 
 .DEFAULT_GOAL := help
-.PHONY: help install system-tools test bench tunnel shell health compare bench-api-calls bench-sync bench-compare bench-overhead bench-deploy bench-transport bench-connect bench-startup bench-datasets deploy logs data sync worker provision plan status teardown clean
+.PHONY: help install system-tools test test-min-versions bench tunnel shell health compare bench-api-calls bench-sync bench-compare bench-overhead bench-deploy bench-transport bench-connect bench-startup bench-datasets bench-oncluster deploy logs data sync pull worker provision plan doctor status teardown clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,15 +50,17 @@ help:
 	@echo "                REMOTE=1 DATASET=tpch_sf10 [VIA=auto|ssh|ssm|relay]: on the cluster"
 	@echo "make tunnel     the way to a worker, held open [INSTANCE=0 VIA=auto PORT=9000];  make shell [INSTANCE=0]"
 	@echo "make health     every worker reachable, every peer known, one commit [VIA=auto]"
-	@echo "make test       the test suite (moto server, loopback only)"
-	@echo "make data       generate TPC-H (SF=10 PARTITIONS=16);  make sync DATASET=tpch_sf10 [DELETE=1]"
+	@echo "make test       the test suite (moto server, loopback only), and test-min-versions:"
+	@echo "                the provisioning tests at the lowest boto3/botocore pyproject.toml admits"
+	@echo "make data       generate TPC-H (SF=10 PARTITIONS=16 [BENCHMARK=tpcds] [REMOTE=1: on the cluster, into its bucket])"
+	@echo "make sync       DATASET=tpch_sf10 [DELETE=1];  make pull DATASET=tpch_sf100 (bucket → benchmarks/data)"
 	@echo "make compare    DATASET=... BASE=engine NEW=engine RESULTS=local|remote"
-	@echo "make plan | provision | status | teardown [DELETE_BUCKET=1]"
+	@echo "make plan | provision | doctor [VIA=ssm] | status | teardown [DELETE_BUCKET=1]"
 	@echo "                CLUSTER=$(CLUSTER) REGION=$(REGION) COUNT=... INSTANCE_TYPE=... PROFILE=..."
 	@echo "make deploy     BINARY=path | REPO=checkout [ARGS=\"--x 1\"] [FORCE=1];  make logs [LINES=200 SINCE=-1h]"
 	@echo "make worker     the local DataFusion worker on 127.0.0.1:9000"
 	@echo "make bench-api-calls | bench-sync | bench-compare | bench-overhead | bench-deploy | bench-transport"
-	@echo "     | bench-connect | bench-startup | bench-datasets"
+	@echo "     | bench-connect | bench-startup | bench-datasets | bench-oncluster"
 	@echo "                (each writes its section of BENCHMARKS.md)"
 
 # Three workers on two cores: the suite waits on moto, sshd and subprocesses more than it computes.
@@ -85,8 +88,27 @@ system-tools:
 		fi; \
 	fi
 
-test: install system-tools
+test: install system-tools test-min-versions
 	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
+
+# The lowest boto3 and botocore pyproject.toml admits (tests/test_versions.py checks that these
+# are its floors), in a second venv that holds only them: a .pth line puts the first venv's
+# packages after its own, so everything else is shared and nothing else is downloaded.
+MIN_VERSIONS := boto3==1.34.0 botocore==1.34.0 s3transfer==0.9.0
+VENV_MIN ?= .venv-min
+
+$(VENV_MIN)/.installed: $(BIN)/.installed Makefile
+	rm -rf $(VENV_MIN)
+	$(BIN)/python -m venv $(VENV_MIN)
+	$(VENV_MIN)/bin/python -m pip install --quiet --no-deps $(MIN_VERSIONS)
+	$(BIN)/python -c 'import sysconfig; print("import site; site.addsitedir(%r)" % sysconfig.get_paths()["purelib"])' \
+		> "$$($(VENV_MIN)/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/dfbench-shared.pth"
+	touch $@
+
+# The provisioning path at those versions: tests/test_versions.py only (a provision, a plan, a
+# teardown and the bucket's tagging fallbacks), about half a minute.
+test-min-versions: $(VENV_MIN)/.installed
+	PYTHONPATH=src $(VENV_MIN)/bin/python -m pytest -q -p no:cacheprovider tests/test_versions.py
 
 # TPC-H on this machine: generates the dataset if missing, starts the local worker, runs the
 # queries, prints a table and the comparison with the previous run, stops the worker.
@@ -159,8 +181,18 @@ bench-startup: install
 bench-datasets: install
 	$(BIN)/python benchmarks/datasets.py
 
+# Local generation + sync against on-cluster generation, both into the emulator; the AWS estimate.
+bench-oncluster: install
+	$(BIN)/python benchmarks/oncluster_generate.py
+
+# REMOTE=1: on the cluster's instances, straight into its bucket (make data REMOTE=1 SF=100).
 data: install
-	$(DFBENCH) data generate --sf $(SF) --partitions $(PARTITIONS)
+	$(DFBENCH) data generate --sf $(SF) --partitions $(PARTITIONS) $(if $(BENCHMARK),--benchmark $(BENCHMARK)) \
+		$(if $(REMOTE),--on-cluster --cluster $(CLUSTER) --region $(REGION) $(if $(PROFILE),--profile $(PROFILE)))
+
+pull: install
+	$(DFBENCH) data pull $(DATASET) --region $(REGION) $(if $(PROFILE),--profile $(PROFILE)) \
+		$(if $(BUCKET),--bucket $(BUCKET),--cluster $(CLUSTER))
 
 sync: install
 	$(DFBENCH) data sync $(DATASET) --region $(REGION) $(if $(PROFILE),--profile $(PROFILE)) \
@@ -175,6 +207,10 @@ provision: install
 plan: install
 	$(DFBENCH) plan $(CLUSTER_ARGS)
 
+# Whether provision would succeed and the cluster can be reached, changing nothing.
+doctor: install
+	$(DFBENCH) doctor $(CLUSTER_ARGS) --via $(VIA)
+
 status: install
 	$(DFBENCH) status --cluster $(CLUSTER) --region $(REGION) $(if $(PROFILE),--profile $(PROFILE))
 
@@ -183,4 +219,4 @@ teardown: install
 		$(if $(DELETE_BUCKET),--delete-bucket)
 
 clean:
-	rm -rf $(VENV) build src/*.egg-info .pytest_cache
+	rm -rf $(VENV) $(VENV_MIN) build src/*.egg-info .pytest_cache

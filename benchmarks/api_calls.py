@@ -68,7 +68,8 @@ def _measure(recorder, scenario: str, n: str, command: Callable[[], object]) -> 
 def measure() -> list[Row]:
     import dfbench
     from dfbench import ClusterSpec
-    from dfbench_testing import LaunchTokens, MotoGaps, Recorder, hooked
+    from dfbench.cluster.doctor import doctor
+    from dfbench_testing import LaunchTokens, MotoGaps, PolicySimulator, Recorder, ServiceQuotas, hooked
 
     rows: list[Row] = []
     with emulated_aws(TIME_SCALE) as (server, _):
@@ -79,12 +80,15 @@ def measure() -> list[Row]:
             server.reset()
             recorder = Recorder()
             # A fresh MotoGaps per reset: its bucket-policy store must be as empty as the account.
-            with hooked(MotoGaps(server.url).hook, LaunchTokens().hook, recorder.hook):
+            # moto has neither EC2's quotas nor IAM's policy simulator: the harness answers for them.
+            with hooked(MotoGaps(server.url).hook, LaunchTokens().hook, ServiceQuotas().hook, PolicySimulator().hook,
+                        recorder.hook):
                 spec = ClusterSpec(name=f"bench{n}", instance_count=n)
                 label = str(n)
                 rows.append(_measure(recorder, "cold provision", label, lambda: dfbench.provision(spec)))
                 rows.append(_measure(recorder, "no-op re-provision", label, lambda: dfbench.provision(spec)))
                 rows.append(_measure(recorder, "plan (nothing to change)", label, lambda: dfbench.plan(spec)))
+                rows.append(_measure(recorder, "doctor (of the running cluster)", label, lambda: doctor(spec)))
                 count = n
                 if n == SIZES[0]:
                     for target in SCALE_STEPS:
@@ -174,6 +178,11 @@ def section(rows: list[Row]) -> str:
                  if read_growth else "- reads that change with N: none; every read is made the same number of times.")
 
     plan_rows = [r for r in rows if r.scenario.startswith("plan")]
+    doctor_rows = [r for r in rows if r.scenario.startswith("doctor")]
+    doctor_line = ("- doctor changes nothing: its only calls outside `Describe*`/`Get*`/`List*`/`Head*` are "
+                   + ", ".join(sorted({f"`{op}`" for r in doctor_rows for op in r.mutating_operations}) or ["none"])
+                   + " (a `RunInstances` with `DryRun=True`; `SimulatePrincipalPolicy` when the caller is an IAM "
+                   "user or role, which moto's caller is not).")
     plan_line = ("- plan makes read calls only: " + ("yes." if all(r.mutating == 0 for r in plan_rows) else
                  "**no**: " + "; ".join(f"N={r.n}: {', '.join(sorted(r.mutating_operations))}"
                                         for r in plan_rows if r.mutating) + "."))
@@ -189,6 +198,7 @@ def section(rows: list[Row]) -> str:
         "a paginated read is a call), against moto in server mode on loopback with "
         f"`DFBENCH_TIME_SCALE={TIME_SCALE}`. Mutating = anything but `Describe*`/`Get*`/`List*`/`Head*`. "
         f"Each size starts from an empty account: cold provision, no-op re-provision of the same spec, plan, "
+        "doctor, "
         f"then (N={lo} only) scale {lo} → {' → '.join(str(s) for s in SCALE_STEPS)}, then teardown "
         "(the bucket is kept, as by default).",
         "",
@@ -207,6 +217,7 @@ def section(rows: list[Row]) -> str:
         grow_line,
         read_line,
         plan_line,
+        doctor_line,
         "",
         f"### Cold provision: mutating calls per operation, N={lo} vs N={hi}",
         "",

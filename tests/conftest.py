@@ -7,7 +7,8 @@ from collections.abc import Iterator
 import boto3
 import pytest
 
-from dfbench_testing import Faults, LaunchTokens, MotoGaps, MotoServer, Recorder, emulator_environment, hooked
+from dfbench_testing import (Ec2Rules, Faults, LaunchTokens, MotoGaps, MotoServer, Recorder, RequestChecks,
+                             emulator_environment, hooked)
 
 
 @pytest.fixture(scope="session")
@@ -36,7 +37,11 @@ def aws(moto_server: MotoServer, launch_tokens: LaunchTokens, monkeypatch: pytes
     # Emulated AWS takes no time: shrink every poll interval instead of sleeping for real.
     monkeypatch.setenv("DFBENCH_TIME_SCALE", "0.001")
     monkeypatch.chdir(tmp_path)
-    with hooked(MotoGaps(moto_server.url).hook, launch_tokens.hook):
+    # AWS's own checks where moto and botocore lack them: the model's patterns, enums and limits,
+    # and EC2's server-side rules (dfbench_testing.strict), on for every test; EC2's memory of
+    # launch tokens (dfbench_testing.launches).
+    with hooked(MotoGaps(moto_server.url).hook, RequestChecks().hook, Ec2Rules(moto_server.url).hook,
+                launch_tokens.hook):
         yield moto_server
 
 
@@ -61,12 +66,13 @@ class Inspector:
 
     def __init__(self) -> None:
         self._session = boto3.Session(region_name="us-east-1")
-        self._clients: dict[str, object] = {}
+        self._clients: dict[tuple, object] = {}
 
-    def client(self, service: str):
-        if service not in self._clients:
-            self._clients[service] = self._session.client(service)
-        return self._clients[service]
+    def client(self, service: str, **options):
+        key = (service, *sorted(options.items()))
+        if key not in self._clients:
+            self._clients[key] = self._session.client(service, **options)
+        return self._clients[key]
 
 
 @pytest.fixture

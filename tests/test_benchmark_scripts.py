@@ -39,3 +39,17 @@ def test_benchmark_script_runs_and_its_checks_pass(script: str, options: list[st
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     assert heading in result.stdout
     assert (BENCHMARKS.parent / "BENCHMARKS.md").read_bytes() == before
+
+
+def test_oncluster_benchmark_runs_and_finds_the_datasets_identical(tmp_path: Path) -> None:
+    """The smallest run of it (SF 0.01, two parts): it fails itself when the bucket's on-cluster
+    dataset differs from the local generation by one byte."""
+    before = (BENCHMARKS.parent / "BENCHMARKS.md").read_bytes()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "DFBENCH_"))}
+    result = subprocess.run([sys.executable, str(BENCHMARKS / "oncluster_generate.py"), "--sf", "0.01",
+                             "--partitions", "2", "--no-write"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    assert "| 0.01 | 14 |" in result.stdout and "identical" in result.stdout
+    assert "Estimate for AWS, not a measurement" in result.stdout
+    assert (BENCHMARKS.parent / "BENCHMARKS.md").read_bytes() == before

@@ -27,6 +27,14 @@ dfbench never imports it: ``import dfbench`` loads neither this package nor moto
   same token returns the first launch's instances, terminated ones included, or fails with
   IdempotentParameterMismatch for other parameters), and DescribeInstances' ``client-token``
   filter; moto has neither.
+- ``RequestChecks``, ``Ec2Rules`` (strict.py): requests refused as AWS refuses them where moto
+  accepts them: every parameter against its service model's patterns, enums and limits (botocore
+  checks none of these but ``min``), and a table of EC2's server-side rules (an instance type of
+  another architecture than the AMI's, io2 without Iops), in an account opted in to a Local Zone
+  (``LOCAL_ZONE``) that dfbench must never pick by itself.
+- ``ServiceQuotas``, ``PolicySimulator`` (account.py), what ``dfbench doctor`` asks that moto
+  cannot answer: EC2's vCPU quotas (moto's Service Quotas knows VPC's only) and IAM's
+  SimulatePrincipalPolicy (absent from moto), answered as AWS answers them.
 - ``FakeSsm``, ``LocalAgent`` (ssm.py), the SSM agent's side of Run Command, which moto lacks:
   DescribeInstanceInformation and ListCommandInvocations from a script of states (``FakeSsm``);
   each SendCommand's script run here with bash and GetCommandInvocation answered as AWS answers it
@@ -41,6 +49,10 @@ dfbench never imports it: ``import dfbench`` loads neither this package nor moto
   output holding the host key as cloud-init logs it (moto's has none), and a key sent with EC2
   Instance Connect let into the sshd that stands in for the instance (moto only records it).
 - ``Imds`` (imds.py): the instance metadata service, IMDSv2 only, on loopback.
+- ``launched_cluster`` (cluster.py): a Cluster record over instances launched in moto directly, for
+  work that needs instances and a bucket but not a whole provision.
+- ``post_policy_problems`` (s3post.py): S3's check of a POST upload's form fields against the
+  policy signed for it, which moto does not make; applied to what a stand-in instance posted.
 - ``Sshd`` (sshd.py): a real OpenSSH server on loopback, the far end of the SSH transport.
 - ``system_tool``, ``worker_binary`` (tools.py): a system program a test runs (or a skip saying how
   to get it), and a file that passes dfbench's worker executable check.
@@ -50,6 +62,8 @@ dfbench never imports it: ``import dfbench`` loads neither this package nor moto
   are compared with.
 """
 
+from dfbench_testing.account import PolicySimulator, ServiceQuotas
+from dfbench_testing.cluster import launched_cluster
 from dfbench_testing.consistency import NotYetVisible
 from dfbench_testing.faults import Faults, Interrupt
 from dfbench_testing.gaps import MotoGaps
@@ -59,17 +73,21 @@ from dfbench_testing.instance import InstanceSide, cloud_init_console
 from dfbench_testing.launches import LaunchTokens
 from dfbench_testing.moto import MOTO_FLAGS, MotoServer, emulator_environment
 from dfbench_testing.recording import READ_PREFIXES, Call, Recorder
+from dfbench_testing.s3post import post_policy_problems
 from dfbench_testing.sshd import Sshd
+from dfbench_testing.strict import LOCAL_ZONE, Ec2Rules, RequestChecks
 from dfbench_testing.ssm import PLUGIN_OUTPUT_MAX, FakeSsm, LocalAgent, Run, agent_output
 from dfbench_testing.systemd import StandinSystemd
 from dfbench_testing.tools import system_tool, worker_binary
 from dfbench_testing.wire import console_response, error_response, json_response
 
 __all__ = [
+    "LOCAL_ZONE",
     "MOTO_FLAGS",
     "PLUGIN_OUTPUT_MAX",
     "READ_PREFIXES",
     "Call",
+    "Ec2Rules",
     "FakeSsm",
     "Faults",
     "Imds",
@@ -80,8 +98,11 @@ __all__ = [
     "MotoGaps",
     "MotoServer",
     "NotYetVisible",
+    "PolicySimulator",
     "Recorder",
+    "RequestChecks",
     "Run",
+    "ServiceQuotas",
     "Sshd",
     "StandinSystemd",
     "agent_output",
@@ -91,6 +112,8 @@ __all__ = [
     "error_response",
     "hooked",
     "json_response",
+    "launched_cluster",
+    "post_policy_problems",
     "system_tool",
     "worker_binary",
 ]

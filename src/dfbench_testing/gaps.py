@@ -9,7 +9,7 @@ from typing import Any
 import boto3
 from botocore.client import BaseClient
 
-from dfbench_testing.wire import error_response
+from dfbench_testing.wire import StatusOnly, error_response
 
 
 class MotoGaps:
@@ -56,18 +56,19 @@ class MotoGaps:
     def _put_policy(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> tuple[Any, dict[str, Any]]:
         api = context["api_params"]
         self.policies[api["Bucket"]] = api["Policy"]
-        return _Ok(204), {"ResponseMetadata": {"HTTPStatusCode": 204}}
+        return StatusOnly(204), {"ResponseMetadata": {"HTTPStatusCode": 204}}
 
     def _get_policy(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> tuple[Any, dict[str, Any]]:
         bucket = context["api_params"]["Bucket"]
         if bucket not in self.policies:
-            return _Ok(404), {"Error": {"Code": "NoSuchBucketPolicy", "Message": "The bucket policy does not exist"},
-                              "ResponseMetadata": {"HTTPStatusCode": 404}}
-        return _Ok(200), {"Policy": self.policies[bucket], "ResponseMetadata": {"HTTPStatusCode": 200}}
+            return StatusOnly(404), {"Error": {"Code": "NoSuchBucketPolicy",
+                                               "Message": "The bucket policy does not exist"},
+                                     "ResponseMetadata": {"HTTPStatusCode": 404}}
+        return StatusOnly(200), {"Policy": self.policies[bucket], "ResponseMetadata": {"HTTPStatusCode": 200}}
 
     def _delete_policy(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> tuple[Any, dict[str, Any]]:
         self.policies.pop(context["api_params"]["Bucket"], None)
-        return _Ok(204), {"ResponseMetadata": {"HTTPStatusCode": 204}}
+        return StatusOnly(204), {"ResponseMetadata": {"HTTPStatusCode": 204}}
 
     def _bucket_deleted(self, http_response: Any, context: dict[str, Any], **_: Any) -> None:
         if http_response.status_code < 300:
@@ -107,10 +108,3 @@ class MotoGaps:
         except self._route53().exceptions.NoSuchHostedZone:
             return
         self.deleted_zone_references.add(zone["CallerReference"])
-
-
-class _Ok:
-    def __init__(self, status: int) -> None:
-        self.status_code = status
-        self.headers: dict[str, str] = {}
-        self.content = b""

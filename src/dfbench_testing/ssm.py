@@ -5,6 +5,7 @@ AWS's wire format (``FakeSsm``), or each command's script really run on this mac
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import tempfile
@@ -183,7 +184,16 @@ class LocalAgent:
     resolves a tag target to), and the calls that follow such a command are answered as AWS
     answers them: DescribeInstanceInformation (every instance asked about Online) and
     ListCommandInvocations (the command's invocations with their plugin Output). The instances
-    all run on this machine: one instance per cluster, or scripts that do not collide.
+    all run on this machine: one instance per cluster, or scripts that do not collide. Without
+    ``ec2``, ``online`` names the instance ids DescribeInstanceInformation says are Online, and
+    ListCommandInvocations is answered for the commands the agent ran: with both,
+    ``dfbench.aws.ssm.wait_online`` and ``wait_command`` work as they do on AWS.
+
+    Each script runs with the variables the agent sets for Run Command scripts,
+    ``AWS_SSM_INSTANCE_ID`` and ``AWS_SSM_REGION_NAME`` (amazon-ssm-agent, agent/executers/executers.go:
+    "environment variables set for processes executed by ssm agent"), plus
+    ``environment[instance_id]``: what makes one stand-in instance differ from the others (a
+    broken tool first on its PATH).
 
     Install it with ``with LocalAgent(...) as agent:`` (or ``hooked(agent.hook)``) BEFORE the
     clients are made. Rules added to ``faults`` before the agent was made answer first: that is how
@@ -216,10 +226,14 @@ class LocalAgent:
         uploaded: list[str] = field(default_factory=list)  # s3:// URLs written
 
     def __init__(self, faults: Faults, *, s3: Any, bucket: str, prefix: str,
-                 port_map: dict[int, int] | None = None, unknown_polls: int = 1, ec2: Any = None) -> None:
+                 port_map: dict[int, int] | None = None, unknown_polls: int = 1, ec2: Any = None,
+                 online: Sequence[str] = (), environment: dict[str, dict[str, str]] | None = None,
+                 region: str = "us-east-1") -> None:
         self.s3, self.bucket, self.prefix, self.ec2 = s3, bucket, prefix.strip("/"), ec2
         self.port_map = dict(port_map or {})
         self.unknown_polls = unknown_polls
+        self.environment = dict(environment or {})
+        self.region = region
         self.runs: dict[tuple[str, str], LocalAgent.Run] = {}
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
@@ -234,6 +248,16 @@ class LocalAgent:
                 faults.respond("ssm", "DescribeInstanceInformation", self._describe, times=10**9),
                 faults.respond("ssm", "ListCommandInvocations", self._list, times=10**9),
             ]
+        else:
+            self._rules.append(faults.respond("ssm", "ListCommandInvocations", self._list, times=10**9,
+                                              when=self._ran))
+            if online:
+                ping = dict.fromkeys(online, "Online")
+                self._rules.append(faults.respond(
+                    "ssm", "DescribeInstanceInformation",
+                    lambda params: instance_information(ping, next(f["Values"] for f in params["Filters"]
+                                                                   if f["Key"] == "InstanceIds")),
+                    times=10**9))
 
     def __enter__(self) -> LocalAgent:
         self._remove = add_client_hook(self.hook)
@@ -302,7 +326,14 @@ class LocalAgent:
         asked = [v for f in params.get("Filters", []) if f["Key"] == "InstanceIds" for v in f["Values"]]
         return instance_information(dict.fromkeys(asked, "Online"), asked)
 
+    def _ran(self, body: str) -> bool:
+        command_id = json.loads(body or "{}").get("CommandId", "")
+        with self._lock:
+            return any(key[0] == command_id for key in self.runs)
+
     def _list(self, params: Params) -> Params:
+        """Every invocation of the command at once (a wide page: its callers ask for 50 a page and
+        the stand-ins run a few), each as it stands now."""
         with self._lock:
             runs = [r for r in self.runs.values() if r.command_id == params["CommandId"]]
             return {"CommandInvocations": [
@@ -315,9 +346,11 @@ class LocalAgent:
         with tempfile.TemporaryDirectory(prefix="dfbench-agent-") as folder:
             path = Path(folder) / "_script.sh"
             path.write_text(run.script)
+            env = {**os.environ, "AWS_SSM_INSTANCE_ID": run.instance_id, "AWS_SSM_REGION_NAME": self.region,
+                   **self.environment.get(run.instance_id, {})}
             try:
                 done = subprocess.run(["bash", str(path)], cwd=folder, capture_output=True, timeout=timeout,
-                                      stdin=subprocess.DEVNULL)
+                                      stdin=subprocess.DEVNULL, env=env)
                 stdout, stderr, code = done.stdout, done.stderr, done.returncode
                 status = details = "Success" if code == 0 else "Failed"
             except subprocess.TimeoutExpired as expired:

@@ -24,6 +24,16 @@ class Body:
         yield self._body
 
 
+class StatusOnly:
+    """The HTTP response a ``before-call`` handler returns beside its parsed answer, when it answers
+    for the service: botocore reads only the status (and raises the parsed error at 300 and up)."""
+
+    def __init__(self, status: int) -> None:
+        self.status_code = status
+        self.headers: dict[str, str] = {}
+        self.content = b""
+
+
 def error_response(service: str, code: str, message: str, status: int) -> AWSResponse:
     """``service`` as botocore's event names spell it (``route-53`` for Route 53). An error answer in the wire format the service really uses, so botocore parses it (and its
     retry handler judges it) exactly as it would parse AWS's."""

@@ -2,7 +2,8 @@
 
 Ownership rule: dfbench manages a bucket only if it carries ``dfbench:managed=true``, which
 dfbench sets in the CreateBucket call itself (so an interrupted create never leaves an untagged
-bucket). A bucket without that tag is the user's: dfbench reads from it and writes to it, but
+bucket), or right after it where tagging at creation is unavailable (botocore before 1.39.3) or
+refused (no ``s3:TagResource``). A bucket without that tag is the user's: dfbench reads from it and writes to it, but
 never changes its settings, empties it or deletes it.
 """
 
@@ -38,6 +39,9 @@ class BucketState:
     encrypted: bool = False
     tls_only: bool = False
     policy: dict[str, Any] | None = None
+    # No tags and no objects, under the name dfbench would create: what a create interrupted
+    # before its PutBucketTagging leaves (see _create). Taken as dfbench's by the next provision.
+    untagged_and_empty: bool = False
 
 
 def _tls_only_statement(bucket: str) -> dict[str, Any]:
@@ -51,8 +55,10 @@ def _tls_only_statement(bucket: str) -> dict[str, Any]:
     }
 
 
-def find_bucket(s3: Any, name: str) -> BucketState | None:
-    """The bucket's state, or None when no bucket has this name anywhere."""
+def find_bucket(s3: Any, name: str, *, adopt_untagged: bool = False) -> BucketState | None:
+    """The bucket's state, or None when no bucket has this name anywhere. ``adopt_untagged``: the
+    name is dfbench's own default, so a bucket there with no tags and no objects is looked at as
+    one an interrupted create left behind."""
     try:
         s3.head_bucket(Bucket=name)
     except ClientError as error:
@@ -72,7 +78,8 @@ def find_bucket(s3: Any, name: str) -> BucketState | None:
             raise
         tags = {}
     if not is_managed(tags):
-        return BucketState(name=name, managed=False)
+        empty = adopt_untagged and not tags and s3.list_objects_v2(Bucket=name, MaxKeys=1).get("KeyCount", 0) == 0
+        return BucketState(name=name, managed=False, untagged_and_empty=empty)
     policy = _policy(s3, name)
     return BucketState(
         name=name,
@@ -122,6 +129,13 @@ def ensure_bucket(
     s3: Any, *, name: str, region: str, tags: dict[str, str], found: BucketState | None, changes: ChangeSet
 ) -> None:
     """Create the bucket if absent; bring a dfbench bucket's security settings to the spec."""
+    if found is not None and found.untagged_and_empty:
+        changes.make(
+            Change(action="update", resource="bucket", name=name,
+                   detail="tag as dfbench's (an interrupted create left it untagged and empty)"),
+            lambda: s3.put_bucket_tagging(Bucket=name, Tagging={"TagSet": tag_list(tags)}),
+        )
+        found = BucketState(name=name, managed=True)
     if found is not None and not found.managed:
         log.debug("bucket %s is not dfbench's: using it as it is", name)
         return
@@ -162,12 +176,41 @@ def _with_tls_only(policy: dict[str, Any] | None, name: str) -> dict[str, Any]:
 
 
 def _create(s3: Any, name: str, region: str, tags: dict[str, str]) -> None:
-    config: dict[str, Any] = {"Tags": tag_list(tags)}
+    config: dict[str, Any] = {}
     # us-east-1 is the one region that rejects an explicit LocationConstraint.
     if region != "us-east-1":
         config["LocationConstraint"] = region
+    if tags_at_creation(s3):
+        try:
+            _create_call(s3, name, {**config, "Tags": tag_list(tags)})
+            return
+        except ClientError as error:
+            # Tagging at creation needs s3:TagResource besides s3:CreateBucket, and S3 refuses the
+            # whole CreateBucket (AccessDenied) without it:
+            # https://docs.aws.amazon.com/AmazonS3/latest/API/API_CreateBucket.html
+            if error_code(error) != "AccessDenied":
+                raise
+            log.debug("CreateBucket with tags refused (%s): creating, then tagging", error_code(error))
+    else:
+        log.debug("this botocore (before 1.39.3) cannot tag a bucket at creation: creating, then tagging")
+    # The bucket exists untagged until PutBucketTagging: a run interrupted right between the two
+    # leaves it untagged and empty, which the next provision adopts under dfbench's default name
+    # only (find_bucket); a bucket the user named stays the user's then.
+    _create_call(s3, name, config)
+    s3.put_bucket_tagging(Bucket=name, Tagging={"TagSet": tag_list(tags)})
+
+
+def tags_at_creation(s3: Any) -> bool:
+    """Whether this botocore's S3 model has ``CreateBucketConfiguration.Tags`` (botocore 1.39.3
+    on; an older one refuses the parameter before sending anything)."""
+    configuration = s3.meta.service_model.operation_model("CreateBucket").input_shape.members[
+        "CreateBucketConfiguration"]
+    return "Tags" in configuration.members
+
+
+def _create_call(s3: Any, name: str, config: dict[str, Any]) -> None:
     try:
-        s3.create_bucket(Bucket=name, CreateBucketConfiguration=config)
+        s3.create_bucket(Bucket=name, **({"CreateBucketConfiguration": config} if config else {}))
     except ClientError as error:
         if error_code(error) == "BucketAlreadyExists":
             raise OwnershipError(

@@ -57,18 +57,32 @@ def resolve_ami(ssm: Any, ec2: Any, pinned: str | None) -> Ami:
 
 
 def offered_zones(ec2: Any, instance_type: str, region: str) -> list[str]:
-    """Zones of the region that offer the instance type, in a stable order."""
-    zones = [
+    """Availability zones of the region that offer the instance type, in a stable order.
+
+    Offerings for LocationType availability-zone also list the Local Zones and Wavelength Zones the
+    account opted in to (``us-east-1-bos-1a`` sorts before ``us-east-1a``); a cluster there would
+    get other instance and volume types and prices, so only zones of ZoneType availability-zone
+    count. https://docs.aws.amazon.com/local-zones/latest/ug/getting-started.html"""
+    offered = {
         offering["Location"]
         for page in ec2.get_paginator("describe_instance_type_offerings").paginate(
             LocationType="availability-zone", Filters=[{"Name": "instance-type", "Values": [instance_type]}]
         )
         for offering in page["InstanceTypeOfferings"]
-    ]
+    }
+    zones = sorted(offered & set(availability_zones(ec2)))
     if not zones:
-        raise ConfigError(f"Instance type {instance_type} is not offered in {region}; choose another "
-                          "--instance-type or --region.")
-    return sorted(zones)
+        elsewhere = f" (only in {', '.join(sorted(offered))}, not availability zones)" if offered else ""
+        raise ConfigError(f"Instance type {instance_type} is not offered in an availability zone of {region}"
+                          f"{elsewhere}; choose another --instance-type or --region.")
+    return zones
+
+
+def availability_zones(ec2: Any) -> list[str]:
+    """The region's available zones of ZoneType availability-zone (no Local or Wavelength Zone)."""
+    answer = ec2.describe_availability_zones(Filters=[{"Name": "zone-type", "Values": ["availability-zone"]},
+                                                      {"Name": "state", "Values": ["available"]}])
+    return sorted(zone["ZoneName"] for zone in answer["AvailabilityZones"])
 
 
 def _instance(raw: dict[str, Any]) -> Instance:

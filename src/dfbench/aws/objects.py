@@ -1,4 +1,4 @@
-"""S3 objects: the one uploader (parallel, multipart, with a progress bar), listing and sizes.
+"""S3 objects: the one uploader (parallel, multipart, with a progress bar), downloads, listing and sizes.
 
 Dataset sync and worker publish both upload through :func:`upload_files`. Every object it
 writes carries the sha256 of its content as metadata, so a later run can trust what is in the
@@ -8,7 +8,7 @@ bucket without downloading it; the ETags S3 returns are handed back for the same
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -129,6 +129,20 @@ class _EtagCapture:
         for op in ("PutObject", "CompleteMultipartUpload"):
             events.unregister(f"before-parameter-build.s3.{op}", unique_id=f"{self._id}-p-{op}")
             events.unregister(f"after-call.s3.{op}", unique_id=f"{self._id}-a-{op}")
+
+
+def download_file(s3: Any, bucket: str, key: str, path: Path, *, on_bytes: Callable[[int], None]) -> None:
+    """Download one object to ``path`` (in parallel ranged parts when it is large), calling
+    ``on_bytes(n)`` as bytes arrive."""
+    from s3transfer.manager import TransferManager
+    from s3transfer.subscribers import BaseSubscriber
+
+    class Advance(BaseSubscriber):  # type: ignore[misc]
+        def on_progress(self, future: Any, bytes_transferred: int, **_: Any) -> None:
+            on_bytes(bytes_transferred)
+
+    with TransferManager(s3) as manager:
+        manager.download(bucket, key, str(path), subscribers=[Advance()]).result()
 
 
 def upload_files(s3: Any, bucket: str, uploads: Sequence[Upload], *, transfer: Transfer, bar: Progress,

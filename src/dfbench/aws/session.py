@@ -130,6 +130,16 @@ class Aws:
                 clients[key] = client
             return clients[key]
 
+    def presigner(self) -> Any:
+        """An S3 client for signing URLs that others use (it sends nothing itself): SigV4, and
+        virtual-host addressing, which names the bucket's regional endpoint
+        (bucket.s3.<region>.amazonaws.com). With the default style botocore signs for the global
+        one, which answers a bucket of another region younger than a day with a 307 redirect
+        (https://docs.aws.amazon.com/AmazonS3/latest/userguide/Redirects.html) that curl does not
+        follow for a POST."""
+        config = Config(signature_version="s3v4", region_name=self.region, s3={"addressing_style": "virtual"})
+        return self.session.create_client("s3", region_name=self.region, config=config)
+
     @property
     def endpoint_url(self) -> str | None:
         return os.environ.get("AWS_ENDPOINT_URL")

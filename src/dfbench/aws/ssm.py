@@ -222,6 +222,30 @@ def send_to_instance(
     return command_id
 
 
+# SendCommand's InstanceIds takes at most 50 ids.
+INSTANCE_IDS_MAX = 50
+
+
+def send_to_instances(
+    ssm: Any, *, instance_ids: Sequence[str], script: str, comment: str, execution_timeout_s: int,
+    output_bucket: str, output_prefix: str, delivery_timeout_s: int = DELIVERY_TIMEOUT_S,
+) -> str:
+    """Send ``script`` to the listed instances in ONE SendCommand (``InstanceIds``); returns the
+    command id. For work aimed at some of a cluster's instances (a retry on those left): every
+    instance runs to its own end whatever happens on the others (MaxErrors 100%), since each
+    does its own share."""
+    ids = list(dict.fromkeys(instance_ids))
+    if not 1 <= len(ids) <= INSTANCE_IDS_MAX:
+        raise ConfigError(f"A command goes to 1 to {INSTANCE_IDS_MAX} instances by id, not {len(ids)}.")
+    command_id = _send(
+        ssm, script=script, comment=comment, execution_timeout_s=execution_timeout_s,
+        output_bucket=output_bucket, output_prefix=output_prefix, delivery_timeout_s=delivery_timeout_s,
+        InstanceIds=ids, MaxConcurrency="100%", MaxErrors="100%",
+    )
+    log.info("sent SSM command %s to %d instance(s)", command_id, len(ids))
+    return command_id
+
+
 def _send(
     ssm: Any, *, script: str, comment: str, execution_timeout_s: int, output_bucket: str, output_prefix: str,
     delivery_timeout_s: int, **targeting: Any,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from rich.markup import escape
 from rich.table import Table
 
 from dfbench.cli.output import emit, out
@@ -65,6 +66,30 @@ def _render_teardown(report: TeardownReport) -> None:
     else:
         out.print(f"[red]cluster {report.cluster}: {len(report.left)} resource(s) left; "
                   "run teardown again, or delete them by hand[/]")
+
+
+_STATUS_STYLES = {"ok": "green", "warn": "yellow", "unknown": "cyan", "fail": "red"}
+
+
+def _render_doctor(report) -> None:  # type: ignore[no-untyped-def]
+    table = Table(title=f"doctor: cluster {report.cluster} ({report.region})", show_header=True, header_style="bold")
+    for column in ("check", "status", "detail", "fix"):
+        table.add_column(column, overflow="fold")
+    for check in report.checks:
+        style = _STATUS_STYLES[check.status]
+        table.add_row(check.name, f"[{style}]{check.status}[/]", escape(check.detail), escape(check.fix))
+    out.print(table)
+    blockers = report.blockers
+    out.print(f"[red]{len(blockers)} blocker(s): {', '.join(c.name for c in blockers)}[/]" if blockers
+              else "[green]no blocker[/]: provision should succeed")
+
+
+def run_doctor(args: argparse.Namespace) -> int:
+    from dfbench.cluster.doctor import doctor  # the checks' modules: only for this command
+
+    report = doctor(_spec(args), profile=args.profile, via=args.via)
+    emit(args, report, _render_doctor)
+    return 1 if report.blockers else 0
 
 
 def run_cluster_command(args: argparse.Namespace) -> int:

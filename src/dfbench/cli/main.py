@@ -21,6 +21,7 @@ _COMMANDS = {
     "plan": ("dfbench.cli.cluster", "run_cluster_command", False),
     "provision": ("dfbench.cli.cluster", "run_cluster_command", False),
     "status": ("dfbench.cli.cluster", "run_cluster_command", False),
+    "doctor": ("dfbench.cli.cluster", "run_doctor", False),
     "teardown": ("dfbench.cli.cluster", "run_cluster_command", False),
     "deploy": ("dfbench.cli.remote", "run_deploy", False),
     "exec": ("dfbench.cli.remote", "run_remote_command", False),

@@ -108,7 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
         return command
 
     for name, help in (("provision", "create or converge the cluster"),
-                       ("plan", "show what provision would change, changing nothing")):
+                       ("plan", "show what provision would change, changing nothing"),
+                       ("doctor", "check, changing nothing, whether provision would succeed and how to reach the "
+                        "cluster: a table of checks, each with its fix; exit 1 on a blocker")):
         command = cluster_command(name, help)
         command.add_argument("--count", type=int, help="number of instances (default 12)")
         command.add_argument("--instance-type", help="EC2 instance type (default c5n.2xlarge)")
@@ -124,6 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
                              help="accept an --ssh-cidr wider than /8 (such as 0.0.0.0/0: the whole internet)")
         command.add_argument("--tag", action="append", default=[], type=_tag, metavar="KEY=VALUE",
                              help="extra tag on every resource (repeatable)")
+        if name == "doctor":
+            command.add_argument("--via", default="auto", choices=VIAS,
+                                 help="how you will reach the workers (default auto): ssm needs the plugin")
     cluster_command("status", "show the cluster as it exists now")
     command = cluster_command("teardown", "delete the cluster (the bucket only with --delete-bucket)")
     command.add_argument("--delete-bucket", action="store_true",
@@ -176,6 +181,12 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--partitions", type=int, default=16, help="files per table (default 16)")
     generate.add_argument("--compression", default="SNAPPY", help="parquet compression (default SNAPPY)")
     generate.add_argument("--force", action="store_true", help="regenerate even when complete")
+    generate.add_argument("--on-cluster", action="store_true",
+                          help="generate on the cluster's instances, straight into its bucket "
+                          "(s3://<bucket>/<dataset>/)")
+    generate.add_argument("--generator", metavar="PATH",
+                          help="with --on-cluster: the Linux x86-64 generator to ship (default: the one "
+                          "installed here)")
     download = data_commands.add_parser("clickbench", help="download ClickBench's partitioned hits files")
     download.add_argument("--partitions", default="0-100", metavar="START-END",
                           help="partitions START … END-1 of the 100 → clickbench_<START>-<END> (default 0-100)")
@@ -185,13 +196,18 @@ def build_parser() -> argparse.ArgumentParser:
     sync = data_commands.add_parser("sync", help="upload a dataset to the bucket, skipping unchanged files")
     sync.add_argument("dataset", help="dataset folder name, e.g. tpch_sf10")
     sync.add_argument("--delete", action="store_true", help="delete remote files that are gone locally")
+    pull = data_commands.add_parser("pull", help="download a complete dataset from the bucket, checked against "
+                                    "its manifest")
+    pull.add_argument("dataset", help="dataset name, e.g. tpch_sf100")
     listing = data_commands.add_parser("list", help="local datasets, and the bucket's with --bucket/--cluster")
     for command, folder in ((generate, _writable_data_dir), (download, _writable_data_dir), (sync, _data_dir),
-                            (listing, _data_dir)):
+                            (pull, _writable_data_dir), (listing, _data_dir)):
         command.add_argument("--data-dir", default="benchmarks/data", type=folder, help="default benchmarks/data")
-    for command in (sync, listing):
+    for command in (sync, pull, listing):
         command.add_argument("--bucket", help="S3 bucket (default: the cluster's)")
         command.add_argument("--cluster", help="cluster whose bucket to use")
+    generate.add_argument("--cluster", help="with --on-cluster: the cluster (default: dfbench)")
+    for command in (sync, pull, listing, generate):
         command.add_argument("--region", help="AWS region (default: AWS_REGION, else us-east-1)")
         command.add_argument("--profile", help="AWS profile")
         command.add_argument("--json", action="store_true", help="print the result as JSON")

@@ -20,6 +20,7 @@ from dfbench.aws import dns, iam, network
 from dfbench.aws import instances as ec2_instances
 from dfbench.aws.session import Aws, connect, default_bucket_name, default_region
 from dfbench.aws.tags import BUCKET_KEY, TTL_KEY, cluster_tags, ensure_ec2_tags
+from dfbench.cluster.preflight import check as check_spec
 from dfbench.config import TAG_DISCOVERY_TAG, ClusterSpec, validate_cluster_name, validate_region
 from dfbench.errors import (
     CapacityError,
@@ -73,7 +74,7 @@ def provision(spec: ClusterSpec, *, profile: str | None = None, write_outputs: b
 def _observe(aws: Aws, spec: ClusterSpec, bucket: str) -> _Observed:
     name = iam.role_name(spec.name, spec.region)
     return _Observed(
-        bucket=buckets.find_bucket(aws.client("s3"), bucket),
+        bucket=buckets.find_bucket(aws.client("s3"), bucket, adopt_untagged=spec.bucket is None),
         role=iam.find_role(aws.client("iam"), name),
         instance_profile=iam.find_instance_profile(aws.client("iam"), name),
         network=network.find_network(aws.client("ec2"), spec.name),
@@ -84,6 +85,8 @@ def _observe(aws: Aws, spec: ClusterSpec, bucket: str) -> _Observed:
 
 def _converge(aws: Aws, spec: ClusterSpec, changes: ChangeSet) -> Cluster | None:
     account = aws.account()  # credential preflight: before anything else
+    # What EC2 would refuse at launch (or put in a Local Zone), found before anything is created.
+    offered = check_spec(aws.client("ec2"), spec)
     bucket = spec.bucket or default_bucket_name(account, spec.region)
     partition = aws.session.get_partition_for_region(spec.region)
     seen = _observe(aws, spec, bucket)
@@ -106,7 +109,8 @@ def _converge(aws: Aws, spec: ClusterSpec, changes: ChangeSet) -> Cluster | None
     zone = dns.ensure_zone(route53, cluster=spec.name, region=spec.region, vpc_id=ids.vpc_id, tags=tags,
                            found=seen.zones, changes=changes)
     record = dns.workers_record_name(dns.zone_name(spec.name, spec.region))
-    instances, subnet_id, launching = _converge_instances(aws, spec, seen, ids, bucket, tags, role_name, changes)
+    instances, subnet_id, launching = _converge_instances(aws, spec, seen, ids, bucket, tags, role_name, offered,
+                                                          changes)
     _ensure_workers_record(route53, zone, record, instances, launching, changes)
 
     if not changes.apply:
@@ -147,10 +151,10 @@ def _ensure_workers_record(route53: object, zone: dns.Zone | None, record: str, 
 
 def _converge_instances(
     aws: Aws, spec: ClusterSpec, seen: _Observed, ids: network.NetworkIds, bucket: str, tags: dict[str, str],
-    instance_profile: str, changes: ChangeSet,
+    instance_profile: str, offered: list[str], changes: ChangeSet,
 ) -> tuple[list[Instance], str | None, int]:
     """The cluster's instances once settled (a plan: those it keeps), its subnet, and how many a
-    plan would launch."""
+    plan would launch. ``offered``: the availability zones offering the type."""
     ec2 = aws.client("ec2")
     fitting = [i for i in seen.instances if _fits(i, spec)]
     unfit = [i for i in seen.instances if not _fits(i, spec)]
@@ -185,7 +189,6 @@ def _converge_instances(
     if keep:
         zones = [keep[0].availability_zone]
     elif missing:
-        offered = ec2_instances.offered_zones(ec2, spec.instance_type, spec.region)
         zones = sorted(offered, key=lambda z: (seen.network.subnet_in(z) is None, z))
     else:
         zones = []

@@ -77,7 +77,7 @@ def binary_version(binary: str) -> str:
     return out.split()[-1] if out else "unknown"
 
 
-def _validate(spec: GeneratorSpec, scale_factor: Any, partitions: Any) -> Decimal:
+def validate_request(spec: GeneratorSpec, scale_factor: Any, partitions: Any) -> Decimal:
     problems = []
     sf: Decimal | None = None
     try:
@@ -146,7 +146,7 @@ def generate(spec: GeneratorSpec, scale_factor: Any, partitions: int = 16, data_
     hidden sibling folder and moved into place at the end, and ``manifest.json`` is written last,
     so an interrupted run never leaves a folder that looks complete (the next run starts over).
     """
-    sf = _validate(spec, scale_factor, partitions)
+    sf = validate_request(spec, scale_factor, partitions)
     name = dataset_name(spec.benchmark, sf)
     data_dir = Path(data_dir)
     final = data_dir / name

@@ -83,7 +83,7 @@ def _known_checksums(s3: Any, bucket: str, prefix: str, remote: dict[str, Stored
     return known
 
 
-def _delete_keys(s3: Any, bucket: str, keys: list[str]) -> None:
+def delete_keys(s3: Any, bucket: str, keys: list[str]) -> None:
     for start in range(0, len(keys), 1000):  # the DeleteObjects limit
         batch = keys[start:start + 1000]
         answer = s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True})
@@ -136,7 +136,7 @@ def sync_dataset(dataset: str, *, bucket: str | None = None, cluster: Cluster | 
                                              for f in uploads],
                                 transfer=transfer, bar=bar, description=f"upload → s3://{bucket}/{prefix}")
             etags.update({f.path: sent[prefix + f.path] for f in uploads if prefix + f.path in sent})
-        _delete_keys(s3, bucket, stale)
+        delete_keys(s3, bucket, stale)
 
         final = manifest.model_copy(update={"etags": dict(sorted(etags.items()))})
         manifest_needed = bool(uploads or stale) or old is None or old.dump() != final.dump()

@@ -50,8 +50,11 @@ class Artifact(Record):
 KIND_METADATA = "worker-kind"
 
 
-def artifact_key(sha256: str) -> str:
-    return f"{ARTIFACT_PREFIX}/{sha256}/worker"
+def artifact_key(sha256: str, name: str = "worker") -> str:
+    """Where a binary called ``name`` is stored by content: the worker's
+    ``<ARTIFACT_PREFIX>/<sha256>/worker``, any other tool's (a data generator) beside it as
+    ``.dfbench/artifacts/<name>/<sha256>/<name>``."""
+    return f"{ARTIFACT_PREFIX.rpartition('/')[0]}/{name}/{sha256}/{name}"
 
 
 def publish_worker(binary: str | Path, *, bucket: str, region: str | None = None, profile: str | None = None,
@@ -76,8 +79,18 @@ def upload_worker(binary: str | Path, *, bucket: str, region: str | None = None,
     """
     path = Path(binary)
     sha = check_binary(path)
+    key, uploaded = upload_artifact(path, sha, name="worker", bucket=bucket, region=region, profile=profile,
+                                    progress=progress)
+    return Artifact(sha256=sha, kind=kind, key=key, size=path.stat().st_size, uploaded=uploaded,
+                    url=f"s3://{bucket}/{key}")
+
+
+def upload_artifact(path: Path, sha256: str, *, name: str, bucket: str, region: str | None = None,
+                    profile: str | None = None, progress: bool = True) -> tuple[str, bool]:
+    """Upload the checked binary ``path`` (of sha256 ``sha256``) to :func:`artifact_key` unless an
+    object of its size is there already; returns the key and whether it was uploaded."""
     size = path.stat().st_size
-    key = artifact_key(sha)
+    key = artifact_key(sha256, name)
     aws = connect(region=default_region(region), profile=profile)
     with aws_errors(profile), _bucket_named(bucket):
         s3 = aws.client("s3")
@@ -88,11 +101,11 @@ def upload_worker(binary: str | Path, *, bucket: str, region: str | None = None,
             log.warning("s3://%s/%s holds %d bytes, not %d: uploading it again", bucket, key, stored, size)
         if uploaded:
             with transfer_progress(progress) as bar:
-                upload_files(s3, bucket, [Upload(path=path, key=key, size=size, sha256=sha,
+                upload_files(s3, bucket, [Upload(path=path, key=key, size=size, sha256=sha256,
                                                  content_type="application/octet-stream")],
-                             transfer=_TRANSFER, bar=bar, description=f"upload worker → s3://{bucket}/{key}")
-    log.info("worker %s %s s3://%s/%s", sha[:12], "uploaded to" if uploaded else "already in", bucket, key)
-    return Artifact(sha256=sha, kind=kind, key=key, size=size, uploaded=uploaded, url=f"s3://{bucket}/{key}")
+                             transfer=_TRANSFER, bar=bar, description=f"upload {name} → s3://{bucket}/{key}")
+    log.info("%s %s %s s3://%s/%s", name, sha256[:12], "uploaded to" if uploaded else "already in", bucket, key)
+    return key, uploaded
 
 
 def point_latest(sha256: str, *, bucket: str, region: str | None = None, profile: str | None = None,

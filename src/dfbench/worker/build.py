@@ -21,6 +21,9 @@ from dfbench.models import Record
 log = logging.getLogger("dfbench")
 
 TARGET = "x86_64-unknown-linux-gnu"
+# EC2's name for the one machine check_binary admits (ELF e_machine x86-64): the instances' and
+# the AMI's architecture must be this one.
+ARCHITECTURE = "x86_64"
 # The CDK tooling's build: zig as the linker gives a Linux x86-64 binary from macOS or ARM machines too.
 DEFAULT_BUILD_COMMAND = ["cargo", "zigbuild", "-p", "datafusion-distributed-benchmarks", "--release",
                          "--bin", "worker", "--target", TARGET]
