@@ -69,7 +69,7 @@ def measure() -> list[Row]:
     import dfbench
     from dfbench import ClusterSpec
     from dfbench.cluster.doctor import doctor
-    from dfbench_testing import MotoGaps, PolicySimulator, Recorder, ServiceQuotas, hooked
+    from dfbench_testing import LaunchTokens, MotoGaps, PolicySimulator, Recorder, ServiceQuotas, hooked
 
     rows: list[Row] = []
     with emulated_aws(TIME_SCALE) as (server, _):
@@ -81,7 +81,8 @@ def measure() -> list[Row]:
             recorder = Recorder()
             # A fresh MotoGaps per reset: its bucket-policy store must be as empty as the account.
             # moto has neither EC2's quotas nor IAM's policy simulator: the harness answers for them.
-            with hooked(MotoGaps(server.url).hook, ServiceQuotas().hook, PolicySimulator().hook, recorder.hook):
+            with hooked(MotoGaps(server.url).hook, LaunchTokens().hook, ServiceQuotas().hook, PolicySimulator().hook,
+                        recorder.hook):
                 spec = ClusterSpec(name=f"bench{n}", instance_count=n)
                 label = str(n)
                 rows.append(_measure(recorder, "cold provision", label, lambda: dfbench.provision(spec)))

@@ -41,14 +41,15 @@ def measure() -> dict[tuple[str, int], Counter[str]]:
     from dfbench.worker.process import LocalWorkerProcess
     import boto3
 
-    from dfbench_testing import Faults, InstanceSide, LocalAgent, MotoGaps, Recorder, Sshd, hooked
+    from dfbench_testing import Faults, InstanceSide, LaunchTokens, LocalAgent, MotoGaps, Recorder, Sshd, hooked
 
     counts: dict[tuple[str, int], Counter[str]] = {}
     with emulated_aws() as (server, workdir), Sshd(workdir / "sshd") as sshd:
         for n in SIZES:
             server.reset()
             recorder, faults = Recorder(), Faults()
-            with hooked(MotoGaps(server.url).hook, recorder.hook, faults.hook, InstanceSide(sshd).hook):
+            with hooked(MotoGaps(server.url).hook, LaunchTokens().hook, recorder.hook, faults.hook,
+                        InstanceSide(sshd).hook):
                 cluster = dfbench.provision(dfbench.ClusterSpec(name=f"connect{n}", instance_count=n,
                                                                 ssh_ingress_cidrs=("127.0.0.1/32",)))
                 # The instances' public addresses are this machine's, where sshd listens.

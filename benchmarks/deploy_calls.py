@@ -37,7 +37,7 @@ SCENARIOS = ("first deploy (upload, install)", "same binary again (nothing to do
 def measure() -> dict[tuple[str, int], Counter[str]]:
     import dfbench
     from dfbench.aws.ssm import OUTPUT_PREFIX
-    from dfbench_testing import FakeSsm, Faults, MotoGaps, Recorder, Run, hooked, worker_binary
+    from dfbench_testing import FakeSsm, Faults, LaunchTokens, MotoGaps, Recorder, Run, hooked, worker_binary
     from dfbench.worker.build import check_binary
     from dfbench.worker.scripts import INSTALLED_MARKER
     from dfbench.worker_deploy import deploy_worker
@@ -49,7 +49,7 @@ def measure() -> dict[tuple[str, int], Counter[str]]:
         for n in SIZES:
             server.reset()
             recorder, faults = Recorder(), Faults()
-            with hooked(MotoGaps(server.url).hook, recorder.hook, faults.hook):
+            with hooked(MotoGaps(server.url).hook, LaunchTokens().hook, recorder.hook, faults.hook):
                 cluster = dfbench.provision(dfbench.ClusterSpec(name=f"deploy{n}", instance_count=n))
                 ids = [i.instance_id for i in cluster.instances]
                 # Every worker knows every instance, on one commit: the check passes.

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import boto3
 import pytest
 
-from dfbench_testing import (Ec2Rules, Faults, MotoGaps, MotoServer, Recorder, RequestChecks, emulator_environment,
-                             hooked)
+from dfbench_testing import (Ec2Rules, Faults, LaunchTokens, MotoGaps, MotoServer, Recorder, RequestChecks,
+                             emulator_environment, hooked)
 
 
 @pytest.fixture(scope="session")
@@ -19,7 +19,14 @@ def moto_server() -> Iterator[MotoServer]:
 
 
 @pytest.fixture
-def aws(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch, tmp_path) -> Iterator[MotoServer]:
+def launch_tokens() -> LaunchTokens:
+    """EC2's memory of RunInstances client tokens, for the test's emulated account."""
+    return LaunchTokens()
+
+
+@pytest.fixture
+def aws(moto_server: MotoServer, launch_tokens: LaunchTokens, monkeypatch: pytest.MonkeyPatch,
+        tmp_path) -> Iterator[MotoServer]:
     """A clean emulated account; dfbench's clients reach it through AWS_ENDPOINT_URL."""
     moto_server.reset()
     for name in ("AWS_PROFILE", "AWS_VAULT", "BENCHMARK_BUCKET", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
@@ -31,8 +38,10 @@ def aws(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch, tmp_path) -> I
     monkeypatch.setenv("DFBENCH_TIME_SCALE", "0.001")
     monkeypatch.chdir(tmp_path)
     # AWS's own checks where moto and botocore lack them: the model's patterns, enums and limits,
-    # and EC2's server-side rules (dfbench_testing.strict), on for every test.
-    with hooked(MotoGaps(moto_server.url).hook, RequestChecks().hook, Ec2Rules(moto_server.url).hook):
+    # and EC2's server-side rules (dfbench_testing.strict), on for every test; EC2's memory of
+    # launch tokens (dfbench_testing.launches).
+    with hooked(MotoGaps(moto_server.url).hook, RequestChecks().hook, Ec2Rules(moto_server.url).hook,
+                launch_tokens.hook):
         yield moto_server
 
 

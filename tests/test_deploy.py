@@ -16,7 +16,7 @@ import pytest
 
 import dfbench
 from dfbench.aws.ssm import OUTPUT_PREFIX
-from dfbench.errors import ClusterNotFound, CommandFailed, ConfigError, WorkersDisagree
+from dfbench.errors import ClusterNotFound, CommandFailed, ConfigError, InstancesGone, WorkersDisagree
 from dfbench_testing import FakeSsm, Recorder, Run, worker_binary
 from dfbench.worker.artifacts import artifact_key
 from dfbench.worker.build import check_binary
@@ -369,3 +369,24 @@ def test_a_tag_discovery_worker_is_refused_while_another_cluster_carries_its_tag
     fake.script(ping=online(ids(cluster)), polls=[every(ids(cluster), installed(sha))],
                 then=[[every(ids(cluster), info(cluster))]])
     assert deploy_worker("d", binary=binary).kind == "tag-discovery"
+
+
+def test_a_terminated_instance_fails_a_command_at_once_and_a_dying_one_is_not_waited_for(
+        cluster, fake, recorder, inspector, capsys) -> None:
+    from dfbench.cli import main
+
+    first, second, dying = ids(cluster)
+    inspector.client("ec2").terminate_instances(InstanceIds=[dying])
+    # SSM would keep listing the dying instance's invocation until its delivery timed out.
+    fake.script(ping=online(ids(cluster)), polls=[{**every([first, second], Run("Success", 0, "ok\n")),
+                                                   dying: Run("Pending")}])
+
+    # The record read before the termination still names it: refused before anything is sent.
+    with pytest.raises(InstancesGone) as raised:
+        exec_command(cluster, "true")
+    assert raised.value.gone == {dying: "terminated"} and sends(recorder) == []
+    # Found again by name, the cluster is the two live instances: the dying one is not waited for.
+    assert main(["exec", "--cluster", "d", "--", "true"]) == 0
+    shown = capsys.readouterr().out
+    assert first in shown and second in shown and dying not in shown
+    assert len(recorder.named("ListCommandInvocations")) == 1

@@ -17,7 +17,7 @@ import pytest
 from dfbench.aws import ssm as remote
 from dfbench.aws.instances import AL2023_PARAMETER
 from dfbench.aws.session import connect
-from dfbench.errors import CommandFailed, ConfigError, InstancesOffline, WaitTimeout
+from dfbench.errors import CommandFailed, ConfigError, InstancesGone, InstancesOffline, WaitTimeout
 from dfbench_testing import FakeSsm, Faults, Recorder, Run
 
 BUCKET = "dfbench-ssm-test"
@@ -260,3 +260,59 @@ def test_invalid_timeouts_are_refused_before_sending(ssm, recorder):
         remote.send_command(ssm, cluster="c", script=SCRIPT, comment=COMMENT, execution_timeout_s=60,
                             output_bucket=BUCKET, output_prefix=PREFIX, delivery_timeout_s=5)
     assert recorder.named("SendCommand") == []
+
+
+# --- targets EC2 reports gone: SSM would only find out by its delivery timeout ------------------
+
+
+@pytest.fixture
+def ec2(aws: Any, recorder: Recorder, faults: Faults) -> Any:
+    return connect(region="us-east-1").client("ec2")
+
+
+def test_targets_ec2_reports_gone_fail_at_once_before_sending(ssm, ec2, fake, recorder, inspector):
+    ids = launch(inspector, 2)
+    inspector.client("ec2").terminate_instances(InstanceIds=ids[1:])
+    fake.script(ping=online(ids), polls=[every(ids, IN_PROGRESS)])
+
+    with pytest.raises(InstancesGone) as one:
+        run(ssm, ids, ec2=ec2)
+    inspector.client("ec2").terminate_instances(InstanceIds=ids[:1])
+    with pytest.raises(InstancesGone) as none:
+        run(ssm, ids[:1], ec2=ec2)
+
+    assert one.value.gone == {ids[1]: "terminated"}
+    assert f"{ids[1]} (terminated)" in str(one.value) and ids[0] not in str(one.value)
+    assert none.value.gone == {}
+    assert "dfbench:cluster=c reaches no pending or running instance in us-east-1" in str(none.value)
+    for raised in (one, none):
+        assert "\n" not in str(raised.value)
+        assert "`dfbench provision --cluster c --region us-east-1` replaces them" in str(raised.value)
+    assert recorder.named("SendCommand") == [] and recorder.named("DescribeInstanceInformation") == []
+
+
+def test_an_instance_terminated_during_the_command_ends_the_wait(ssm, ec2, fake, recorder, inspector):
+    ids = launch(inspector, 2)
+    # The second never leaves Pending: its delivery would time out in SSM's own time.
+    fake.script(ping=online(ids), polls=[{ids[0]: SUCCESS, ids[1]: Run("Pending")}])
+    command_id = remote.send_command(ssm, cluster="c", script=SCRIPT, comment=COMMENT, execution_timeout_s=60,
+                                     output_bucket=BUCKET, output_prefix=PREFIX)
+    inspector.client("ec2").terminate_instances(InstanceIds=ids[1:])
+
+    with pytest.raises(InstancesGone) as raised:
+        remote.wait_command(ssm, command_id, ids, deadline_s=1800, targets=remote.Targets(ec2, "c"))
+
+    assert raised.value.gone == {ids[1]: "terminated"}
+    assert len(recorder.named("ListCommandInvocations")) == 1
+
+
+def test_a_dying_instance_the_tag_still_reaches_is_not_waited_for(ssm, ec2, fake, recorder, inspector):
+    ids = launch(inspector, 2)
+    live, dying = ids[:1], ids[1]
+    inspector.client("ec2").terminate_instances(InstanceIds=[dying])
+    fake.script(ping=online(live), polls=[{**every(live, SUCCESS), dying: Run("Pending")}])
+
+    results = run(ssm, live, ec2=ec2)
+
+    assert [(r.instance_id, r.status) for r in results] == [(i, "Success") for i in live]
+    assert len(recorder.named("ListCommandInvocations")) == 1

@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import shlex
+import shutil
 import socket
 import subprocess
 import time
@@ -50,6 +51,14 @@ bucket=${bucket%%/*} key=${path#*/}
 if [[ -f $FAKE/deny ]]; then
     echo "fatal error: An error occurred (403) when calling the HeadObject operation: Forbidden" >&2
     exit 1
+fi
+# $FAKE/unready/<name>: how many more reads of a key ending in /<name> fail as on a first boot whose
+# role credentials have not reached the instance yet (the CLI's words and exit status 253).
+unready=$FAKE/unready/${key##*/}
+if [[ -f $unready && $(<"$unready") -gt 0 ]]; then
+    echo $(($(<"$unready") - 1)) >"$unready"
+    echo "Unable to locate credentials. You can configure credentials by running \"aws configure\"." >&2
+    exit 253
 fi
 if [[ $bucket != "$FAKE_BUCKET" || ! -f $FAKE/bucket/$key ]]; then
     echo "fatal error: An error occurred (404) when calling the HeadObject operation: Key \"$key\" does not exist" >&2
@@ -130,6 +139,7 @@ def machine(tmp_path: Path) -> Machine:
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "DFBENCH_ROOT": str(root),
            "FAKE": str(fake), "FAKE_BUCKET": BUCKET}
     env.pop("DFBENCH_READY_TIMEOUT", None)
+    env["DFBENCH_S3_RETRY_DELAY"] = "0"  # the boot script's retries, without their pauses
     return Machine(root=root, fake=fake, env=env)
 
 
@@ -366,7 +376,61 @@ def test_boot_fails_when_latest_cannot_be_read(machine: Machine) -> None:
 
     assert result.returncode == 1
     assert "(403)" in result.stderr
+    assert "try 11 of 12" in result.stderr and "try 12" not in result.stderr
+    assert len(machine.log("aws")) == 12  # about a minute at 5 s apart, then it gives up
     assert machine.log("systemctl") == []
+
+
+def test_boot_waits_for_a_new_role_s_credentials_before_installing(machine: Machine) -> None:
+    sha = machine.publish(b"worker v1")
+    (machine.fake / "bucket/.dfbench/artifacts/worker/latest").write_text(sha + "\n")
+    (machine.fake / "unready").mkdir()
+    (machine.fake / "unready/latest").write_text("3")
+    (machine.fake / "unready/worker").write_text("2")
+
+    result = machine.run(boot_script(bucket=BUCKET, region=REGION))
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == f"dfbench: installed {sha}"
+    assert machine.binary.read_bytes() == b"worker v1"
+    reads = [line.split()[-2] for line in machine.log("aws")]
+    assert [r.rsplit("/", 1)[1] for r in reads] == ["latest"] * 4 + ["worker"] * 3
+    assert "reading s3://bench-bucket/.dfbench/artifacts/worker/latest failed (try 3 of 12)" in result.stderr
+    assert "Unable to locate credentials" in result.stderr
+    assert sorted(p.name for p in machine.binary.parent.iterdir()) == ["worker"]  # no temporary left
+
+
+def test_a_deploy_does_not_retry_a_failed_download(machine: Machine) -> None:
+    """The role of a deployed cluster is old: a deploy's failed download is a real fault, shown at once."""
+    sha = machine.publish(b"worker v1")
+    (machine.fake / "unready").mkdir()
+    (machine.fake / "unready/worker").write_text("1")
+
+    result = install(machine, sha)
+
+    assert result.returncode != 0
+    assert "Unable to locate credentials" in result.stderr
+    assert len(machine.log("aws")) == 1 and not machine.binary.exists()
+
+
+def test_install_needs_no_tool_amazon_linux_2023_minimal_lacks(machine: Machine, tmp_path: Path) -> None:
+    """Only bash, coreutils and the stand-ins (systemctl, aws, curl, ...) on PATH: no cmp
+    (diffutils), which AL2023's minimal images do not have. A second install of the same build
+    then still finds the unit unchanged and does nothing."""
+    tools = tmp_path / "al2023"
+    tools.mkdir()
+    for name in ("bash", "cat", "chmod", "cp", "date", "mkdir", "mktemp", "mv", "rm", "sha256sum", "sleep", "touch"):
+        (tools / name).symlink_to(shutil.which(name))
+    path = f"{machine.env['PATH'].split(os.pathsep)[0]}{os.pathsep}{tools}"
+    sha = machine.publish(b"worker v1")
+    first = machine.run(install_script(bucket=BUCKET, sha256=sha, region=REGION), PATH=path)
+    assert first.returncode == 0, first.stderr
+
+    again = machine.run(install_script(bucket=BUCKET, sha256=sha, region=REGION), PATH=path)
+
+    assert again.returncode == 0, again.stderr
+    assert "command not found" not in first.stderr + again.stderr
+    assert again.stdout.splitlines()[-1] == f"dfbench: worker {sha} already installed and active"
 
 
 TTL_STANDINS = {

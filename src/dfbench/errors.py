@@ -18,6 +18,7 @@ The tree (exit code 1 unless noted)::
     ├── ClusterNotFound          no cluster of that name in the region
     ├── BuildFailed              cargo could not build the worker
     ├── InstancesOffline         instances SSM cannot reach
+    ├── InstancesGone            a command's targets are none, or shutting down / terminated
     ├── CommandFailed            an SSM command failed on some instances
     ├── WorkersDisagree          workers report different commits or peers after a deploy
     ├── WorkerUnreachable        a worker's HTTP API does not answer
@@ -156,6 +157,24 @@ class InstancesOffline(DfbenchError):
             "or VPC endpoints); or its instance profile lacks the AmazonSSMManagedInstanceCore policy.\n"
             "  Fix that (or give new instances a few more minutes), then run the same command again."
         )
+
+
+class InstancesGone(DfbenchError):
+    """A command's targets, as EC2 reports them, are none at all or instances shutting down or
+    terminated: SSM could only time out on them (about 27 minutes), so nothing waits. ``gone``
+    maps each such instance id to its EC2 state ("not found" once EC2 forgot it); empty when the
+    cluster's tag reaches no live instance at all."""
+
+    def __init__(self, cluster: str, region: str, gone: dict[str, str]) -> None:
+        self.cluster, self.region, self.gone = cluster, region, dict(gone)
+        again = f"`dfbench provision --cluster {cluster} --region {region}`"
+        if self.gone:
+            listed = ", ".join(f"{instance_id} ({state})" for instance_id, state in self.gone.items())
+            text = (f"SSM cannot reach {len(self.gone)} instance(s) of cluster {cluster!r} that EC2 reports gone: "
+                    f"{listed}")
+        else:
+            text = f"The tag dfbench:cluster={cluster} reaches no pending or running instance in {region}"
+        super().__init__(f"{text}; nothing was waited for. {again} replaces them, then run the same command again.")
 
 
 class CommandFailed(DfbenchError):

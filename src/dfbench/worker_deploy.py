@@ -220,7 +220,7 @@ def _send(cluster: Cluster, instances: Sequence[Instance], *, script: str, comme
         invocations = ssm.run_command(aws.client("ssm"), cluster=cluster.name,
                                       instance_ids=[i.instance_id for i in instances], script=script,
                                       comment=comment, output_bucket=cluster.bucket, output_prefix=ssm.OUTPUT_PREFIX,
-                                      execution_timeout_s=timeout_s)
+                                      execution_timeout_s=timeout_s, ec2=aws.client("ec2"))
     return aws.client("s3"), invocations
 
 

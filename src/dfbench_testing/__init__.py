@@ -20,6 +20,13 @@ dfbench never imports it: ``import dfbench`` loads neither this package nor moto
   Deny statement as denying everything, so dfbench's TLS-only policy would lock every call out);
   a CreateHostedZone whose CallerReference was used before (its zone live or deleted) is refused
   with HostedZoneAlreadyExists, as Route 53 refuses it (moto makes a second zone).
+- ``NotYetVisible`` (consistency.py): EC2's and IAM's eventual consistency: the first calls naming
+  a VPC, subnet, security group, internet gateway, route table, role or instance profile created
+  moments before fail as AWS fails them then (moto knows every resource at once).
+- ``LaunchTokens`` (launches.py): RunInstances' ClientToken remembered as EC2 remembers it (the
+  same token returns the first launch's instances, terminated ones included, or fails with
+  IdempotentParameterMismatch for other parameters), and DescribeInstances' ``client-token``
+  filter; moto has neither.
 - ``RequestChecks``, ``Ec2Rules`` (strict.py): requests refused as AWS refuses them where moto
   accepts them: every parameter against its service model's patterns, enums and limits (botocore
   checks none of these but ``min``), and a table of EC2's server-side rules (an instance type of
@@ -57,11 +64,13 @@ dfbench never imports it: ``import dfbench`` loads neither this package nor moto
 
 from dfbench_testing.account import PolicySimulator, ServiceQuotas
 from dfbench_testing.cluster import launched_cluster
+from dfbench_testing.consistency import NotYetVisible
 from dfbench_testing.faults import Faults, Interrupt
 from dfbench_testing.gaps import MotoGaps
 from dfbench_testing.hooks import hooked
 from dfbench_testing.imds import Imds
 from dfbench_testing.instance import InstanceSide, cloud_init_console
+from dfbench_testing.launches import LaunchTokens
 from dfbench_testing.moto import MOTO_FLAGS, MotoServer, emulator_environment
 from dfbench_testing.recording import READ_PREFIXES, Call, Recorder
 from dfbench_testing.s3post import post_policy_problems
@@ -84,9 +93,11 @@ __all__ = [
     "Imds",
     "InstanceSide",
     "Interrupt",
+    "LaunchTokens",
     "LocalAgent",
     "MotoGaps",
     "MotoServer",
+    "NotYetVisible",
     "PolicySimulator",
     "Recorder",
     "RequestChecks",

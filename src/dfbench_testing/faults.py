@@ -4,10 +4,8 @@ interrupted right after its n-th change at AWS (``Interrupt``)."""
 
 from __future__ import annotations
 
-import http.client
 import json
 import threading
-import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +15,7 @@ from botocore.client import BaseClient
 from botocore.exceptions import ConnectionClosedError
 
 from dfbench_testing.recording import READ_PREFIXES
-from dfbench_testing.wire import NON_JSON_SERVICES, error_response, json_response
+from dfbench_testing.wire import NON_JSON_SERVICES, error_response, forward, json_response
 
 Params = dict[str, Any]
 
@@ -105,18 +103,9 @@ def _raise_closed() -> AWSResponse:
 
 
 def _forward(request: Any) -> None:
-    """Send a signed request to the emulator as botocore would (http.client: urllib would add a
-    form Content-Type that moto routes elsewhere)."""
-    url = urllib.parse.urlsplit(request.url)
-    connection = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
-    try:
-        target = url.path + (f"?{url.query}" if url.query else "")
-        connection.request(request.method, target, body=request.body, headers=dict(request.headers))
-        status = connection.getresponse().status
-        if status >= 300:
-            raise AssertionError(f"the emulator refused the forwarded {request.method} {url.path}: HTTP {status}")
-    finally:
-        connection.close()
+    status, _ = forward(request)
+    if status >= 300:
+        raise AssertionError(f"the emulator refused the forwarded {request.method} {request.url}: HTTP {status}")
 
 
 class Interrupt:

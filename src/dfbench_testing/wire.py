@@ -4,7 +4,9 @@ botocore parses them (and its retry handler judges them) exactly as it parses AW
 from __future__ import annotations
 
 import base64
+import http.client
 import json
+import urllib.parse
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -73,3 +75,20 @@ def console_response(instance_id: str, text: str) -> AWSResponse:
             f"<output>{base64.b64encode(text.encode()).decode()}</output></GetConsoleOutputResponse>")
     return AWSResponse("https://ec2.us-east-1.amazonaws.com/", 200, {"content-type": "text/xml;charset=UTF-8"},
                        Body(body.encode()))
+
+
+def forward(request: Any, body: bytes | str | None = None) -> tuple[int, bytes]:
+    """Send a signed botocore request (with ``body`` in place of its own, when given) to the
+    emulator as botocore would, and return the answer's status and body (http.client: urllib
+    would add a form Content-Type that moto routes elsewhere). moto does not check signatures,
+    so a replaced body needs none."""
+    url = urllib.parse.urlsplit(request.url)
+    headers = {k: v for k, v in request.headers.items() if body is None or k.lower() != "content-length"}
+    connection = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+    try:
+        target = url.path + (f"?{url.query}" if url.query else "")
+        connection.request(request.method, target, body=request.body if body is None else body, headers=headers)
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()

@@ -8,6 +8,7 @@ List calls), and ownership is checked through the dfbench tags set by the create
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,7 @@ from dfbench.aws.ssm import OUTPUT_PREFIX as SSM_OUTPUT_PREFIX
 from dfbench.aws.tags import BUCKET_KEY, is_managed, missing_tags, tag_dict, tag_list, tags_text
 from dfbench.errors import OwnershipError, error_code
 from dfbench.models import Change, ChangeSet
+from dfbench.waiting import retry_client_error
 
 INLINE_POLICY_NAME = "dfbench-worker"
 SSM_CORE_POLICY = "AmazonSSMManagedInstanceCore"
@@ -97,8 +99,20 @@ class InstanceProfile:
     role_names: tuple[str, ...]
 
 
+# IAM is eventually consistent: right after CreateRole or CreateInstanceProfile, the calls naming
+# the new role or profile may fail with NoSuchEntity for a while.
+# https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_general.html#troubleshoot_general_eventual-consistency
+VISIBILITY_TIMEOUT_S = 120
+
+
 def _not_found(error: ClientError) -> bool:
     return error_code(error) == "NoSuchEntity"
+
+
+def _visible(call: Callable[[], object], what: str) -> None:
+    """``call``, naming a role or profile that may have been created moments before, retried while
+    IAM answers NoSuchEntity (bounded)."""
+    retry_client_error(call, codes={"NoSuchEntity"}, what=f"IAM to know {what}", timeout=VISIBILITY_TIMEOUT_S)
 
 
 def find_role(iam: Any, name: str) -> Role | None:
@@ -159,7 +173,7 @@ def ensure_role(
     if found is None or core_arn not in found.attached_policy_arns:
         changes.make(
             Change(action="update", resource="iam-role", name=name, detail=f"attach {SSM_CORE_POLICY}"),
-            lambda: iam.attach_role_policy(RoleName=name, PolicyArn=core_arn),
+            lambda: _visible(lambda: iam.attach_role_policy(RoleName=name, PolicyArn=core_arn), f"role {name}"),
         )
     policy = worker_policy(bucket, partition, cluster=cluster, region=region, account=account)
     if found is None or found.inline_policy != policy:
@@ -167,9 +181,9 @@ def ensure_role(
             Change(action="update", resource="iam-role", name=name,
                    detail=f"policy {INLINE_POLICY_NAME}: describe instances, read s3://{bucket}, write command output, "
                           f"read parameters {secret_parameters_prefix(cluster)}*"),
-            lambda: iam.put_role_policy(
+            lambda: _visible(lambda: iam.put_role_policy(
                 RoleName=name, PolicyName=INLINE_POLICY_NAME, PolicyDocument=json.dumps(policy)
-            ),
+            ), f"role {name}"),
         )
 
 
@@ -223,7 +237,7 @@ def ensure_instance_profile(
     if found is None or role not in found.role_names:
         changes.make(
             Change(action="update", resource="instance-profile", name=name, detail=f"add role {role}"),
-            lambda: _add_role(iam, name, role),
+            lambda: _visible(lambda: _add_role(iam, name, role), f"instance profile {name} and role {role}"),
         )
     lacking = missing_tags(found.tags, tags) if found is not None else {}
     if lacking:

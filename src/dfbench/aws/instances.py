@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import re
 from collections.abc import Sequence
@@ -11,8 +12,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from dfbench.aws.network import NOT_VISIBLE_YET
 from dfbench.aws.tags import CLUSTER_KEY, TTL_KEY, cluster_filters, tag_dict, tag_list, tag_specifications
-from dfbench.errors import CapacityError, ConfigError, error_code
+from dfbench.errors import CapacityError, ConfigError, DfbenchError, error_code
 from dfbench.models import Change, ChangeSet, Instance
 from dfbench.waiting import poll, retry_client_error
 
@@ -25,7 +27,8 @@ LIVE_STATES = ("pending", "running", "stopping", "stopped")
 # https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/troubleshooting-launch.html
 CAPACITY_CODES = {"InsufficientInstanceCapacity", "InsufficientCapacity", "InsufficientHostCapacity", "Unsupported"}
 # A new instance profile is not usable by EC2 for some seconds after CreateInstanceProfile:
-# RunInstances answers InvalidParameterValue "Invalid IAM Instance Profile name".
+# RunInstances answers InvalidParameterValue "Invalid IAM Instance Profile name"; a new subnet or
+# security group may be unknown to it too (aws/network.py's NOT_VISIBLE_YET).
 IAM_PROPAGATION_TIMEOUT_S = 120
 RUNNING_TIMEOUT_S = 600
 TERMINATED_TIMEOUT_S = 900
@@ -137,10 +140,8 @@ class LaunchRequest:
     """One RunInstances call: ``count`` instances of one shape in one subnet, as plain values.
 
     ``keep`` (the instances of the cluster that stay) is not sent: it is part of the cluster
-    state the idempotency token (:attr:`token`) stands for."""
+    state the idempotency token stands for (see ``_TOKEN_GENERATIONS``)."""
 
-    cluster: str
-    region: str
     count: int
     instance_type: str
     ami: Ami
@@ -157,27 +158,49 @@ class LaunchRequest:
     user_data: str
     keep: tuple[str, ...] = ()
 
-    @property
-    def token(self) -> str:
-        """RunInstances idempotency token. The same cluster state and request give the same token,
-        so a launch retried after a lost response, or re-run after an interrupt before the new
-        instances became visible to DescribeInstances, returns the first launch instead of
-        starting a second set. https://docs.aws.amazon.com/ec2/latest/devguide/ec2-api-idempotency.html"""
-        material = "|".join(
-            [self.cluster, self.region, ",".join(sorted(self.keep)), str(self.count), self.subnet_id,
-             self.instance_type, self.ami.image_id, str(self.spot), str(self.volume_size_gib), self.volume_type]
-        )
-        return "dfbench-" + hashlib.sha256(material.encode()).hexdigest()[:48]
+
+# RunInstances idempotency (https://docs.aws.amazon.com/ec2/latest/devguide/ec2-api-idempotency.html):
+# a request repeated with its client token returns the first response (only the instances' state
+# may differ) for at least 24 hours after those instances terminate; the same token with another
+# parameter changed fails with IdempotentParameterMismatch. A token is therefore a hash of the
+# whole request and the cluster state it launches into, plus a generation: a launch whose
+# instances are gone (time-to-live, spot reclaim, terminated by hand) makes the same request
+# again under the next generation, while a retry of an interrupted launch, whose instances are
+# alive or not visible yet, keeps its generation and gets its instances back.
+_TOKEN_GENERATIONS = 20
+# Answers meaning "this token's launch is over": its instances returned terminated, EC2's error
+# for that (documented among RunInstances' error codes), or a token used with other parameters.
+_SPENT_TOKEN_CODES = {"IdempotentInstanceTerminated", "IdempotentParameterMismatch"}
+_GONE_STATES = ("shutting-down", "terminated")
+
+
+def _token(digest: str, generation: int) -> str:
+    return f"dfbench-{digest[:44]}-{generation}"  # at most 64 ASCII characters, as EC2 takes
+
+
+def _first_live_generation(ec2: Any, digest: str) -> int:
+    """The first generation whose token has launched nothing DescribeInstances lists, or whose
+    instances are still alive (a retried launch: the same token returns them)."""
+    for generation in range(_TOKEN_GENERATIONS):
+        states = [i.state for i in _describe(ec2, Filters=[{"Name": "client-token",
+                                                            "Values": [_token(digest, generation)]}])]
+        if not states or any(state not in _GONE_STATES for state in states):
+            return generation
+    return _TOKEN_GENERATIONS
 
 
 def launch_instances(ec2: Any, launch: LaunchRequest) -> list[str]:
-    """All ``launch.count`` instances in one RunInstances call. Raises CapacityError for the zone."""
+    """All ``launch.count`` instances in one RunInstances call. Raises CapacityError for the zone.
+
+    The client token (see ``_TOKEN_GENERATIONS``) starts at the first generation DescribeInstances
+    does not show spent; a generation EC2 answers with instances all gone (terminated over an hour
+    ago, no longer listed) or refuses as spent moves to the next one: never reported as lost
+    capacity."""
     request: dict[str, Any] = dict(
         ImageId=launch.ami.image_id,
         InstanceType=launch.instance_type,
         MinCount=launch.count,
         MaxCount=launch.count,
-        ClientToken=launch.token,
         SubnetId=launch.subnet_id,
         SecurityGroupIds=[launch.security_group_id],
         IamInstanceProfile={"Name": launch.instance_profile},
@@ -204,22 +227,42 @@ def launch_instances(ec2: Any, launch: LaunchRequest) -> list[str]:
             "SpotOptions": {"SpotInstanceType": "one-time", "InstanceInterruptionBehavior": "terminate"},
         }
 
-    def is_profile_propagation(error: ClientError) -> bool:
-        return "instance profile" in str(error.response.get("Error", {}).get("Message", "")).lower()
+    def is_propagation(error: ClientError) -> bool:
+        """A subnet or security group EC2 does not know yet (eventual consistency:
+        https://docs.aws.amazon.com/ec2/latest/devguide/eventual-consistency.html), or an instance
+        profile IAM has not propagated to EC2 yet."""
+        return error_code(error) in NOT_VISIBLE_YET or \
+            "instance profile" in str(error.response.get("Error", {}).get("Message", "")).lower()
 
-    try:
-        reservation = retry_client_error(
-            lambda: ec2.run_instances(**request),
-            codes={"InvalidParameterValue"},
-            matches=is_profile_propagation,
-            what=f"instance profile {launch.instance_profile} to propagate",
-            timeout=IAM_PROPAGATION_TIMEOUT_S,
-        )
-    except ClientError as error:
-        if error_code(error) in CAPACITY_CODES:
-            raise CapacityError([launch.zone], launch.instance_type, error_code(error)) from None
-        raise
-    return [raw["InstanceId"] for raw in reservation["Instances"]]
+    # The whole request (its tags name the cluster, its subnet the region) and the instances it joins.
+    digest = hashlib.sha256(json.dumps([request, sorted(launch.keep)], sort_keys=True).encode()).hexdigest()
+    spent: list[str] = []
+    for generation in range(_first_live_generation(ec2, digest), _TOKEN_GENERATIONS):
+        token = _token(digest, generation)
+        try:
+            reservation = retry_client_error(
+                lambda token=token: ec2.run_instances(**request, ClientToken=token),
+                codes={"InvalidParameterValue", "InvalidSubnetID.NotFound", "InvalidGroup.NotFound"},
+                matches=is_propagation,
+                what=f"EC2 to know instance profile {launch.instance_profile}, {launch.subnet_id} and "
+                     f"{launch.security_group_id}",
+                timeout=IAM_PROPAGATION_TIMEOUT_S,
+            )
+        except ClientError as error:
+            if error_code(error) in CAPACITY_CODES:
+                raise CapacityError([launch.zone], launch.instance_type, error_code(error)) from None
+            if error_code(error) not in _SPENT_TOKEN_CODES:
+                raise
+            spent.append(f"{token}: {error_code(error)}")
+            continue
+        gone = [raw["InstanceId"] for raw in reservation["Instances"] if raw["State"]["Name"] in _GONE_STATES]
+        if len(gone) < len(reservation["Instances"]):
+            return [raw["InstanceId"] for raw in reservation["Instances"]]
+        spent.append(f"{token}: instances of an earlier launch, gone ({', '.join(gone)})")
+        log.info("launch token %s was spent on instances now gone; launching under the next one", token)
+    raise DfbenchError(f"Every RunInstances client token dfbench tried for this launch was spent ({'; '.join(spent)}). "
+                       "EC2 keeps a token for at least 24 hours after its instances terminate: run the same command "
+                       "again later, or change the cluster's spec.")
 
 
 def ensure_names(ec2: Any, cluster: str, instances: list[Instance], changes: ChangeSet) -> list[Instance]:
@@ -245,6 +288,14 @@ def ensure_names(ec2: Any, cluster: str, instances: list[Instance], changes: Cha
 def is_indexed(cluster: str, name: str) -> bool:
     prefix = f"{cluster}-"
     return name.startswith(prefix) and name[len(prefix):].isdigit()
+
+
+def tagged_states(ec2: Any, cluster: str) -> dict[str, str]:
+    """Every instance carrying ``dfbench:cluster=<cluster>`` (what an SSM command sent to that tag
+    targets), by id, with its EC2 state: shutting-down and terminated ones too (EC2 lists a
+    terminated instance for up to about an hour)."""
+    tagged = _describe(ec2, Filters=[{"Name": f"tag:{CLUSTER_KEY}", "Values": [cluster]}])
+    return {i.instance_id: i.state for i in tagged}
 
 
 def other_clusters_with_tag(ec2: Any, key: str, value: str, cluster: str) -> set[str]:

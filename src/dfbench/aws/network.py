@@ -8,8 +8,9 @@ two; provision uses the first (by id, so the choice is stable) and teardown dele
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from botocore.exceptions import ClientError
 
@@ -19,11 +20,25 @@ from dfbench.errors import error_code
 from dfbench.models import Change, ChangeSet
 from dfbench.waiting import retry_client_error
 
+T = TypeVar("T")
+
 VPC_CIDR = "10.0.0.0/16"
 ANYWHERE = "0.0.0.0/0"
 # Deleting a network resource right after its dependents can fail for a while (an ENI of a
 # terminated instance lingers): https://repost.aws/knowledge-center/troubleshoot-dependency-error-delete-vpc
 DEPENDENCY_TIMEOUT_S = 300
+# EC2 is eventually consistent: for a while after its create, a VPC, subnet, security group,
+# internet gateway or route table may be unknown to the calls naming it, which then fail with
+# these codes. https://docs.aws.amazon.com/ec2/latest/devguide/eventual-consistency.html
+NOT_VISIBLE_YET = frozenset({"InvalidVpcID.NotFound", "InvalidSubnetID.NotFound", "InvalidGroup.NotFound",
+                             "InvalidInternetGatewayID.NotFound", "InvalidRouteTableID.NotFound"})
+VISIBILITY_TIMEOUT_S = 120
+
+
+def _visible(call: Callable[[], T], what: str) -> T:
+    """``call``, retried while EC2 does not know yet a resource it names (bounded): each call here
+    names resources created moments before, or found by a describe that already saw them."""
+    return retry_client_error(call, codes=NOT_VISIBLE_YET, what=f"EC2 to know {what}", timeout=VISIBILITY_TIMEOUT_S)
 
 
 @dataclass(frozen=True)
@@ -275,7 +290,8 @@ def ensure_network(
     if vpc_id is None or igw is None or vpc_id not in igw.attached_vpc_ids:
         changes.make(
             Change(action="update", resource="internet-gateway", name=igw_id or cluster, detail="attach to vpc"),
-            lambda: ec2.attach_internet_gateway(InternetGatewayId=igw_id, VpcId=vpc_id),
+            lambda: _visible(lambda: ec2.attach_internet_gateway(InternetGatewayId=igw_id, VpcId=vpc_id),
+                             f"{igw_id} and {vpc_id}"),
         )
 
     table = found.route_table
@@ -283,15 +299,17 @@ def ensure_network(
     if table is None:
         table_id = changes.make(
             Change(action="create", resource="route-table", name=cluster),
-            lambda: ec2.create_route_table(
+            lambda: _visible(lambda: ec2.create_route_table(
                 VpcId=vpc_id, TagSpecifications=tag_specifications("route-table", tags)
-            )["RouteTable"]["RouteTableId"],
+            ), str(vpc_id))["RouteTable"]["RouteTableId"],
         )
     if table is None or igw_id is None or table.default_route_target != igw_id:
         changes.make(
             Change(action="update", resource="route-table", name=table_id or cluster,
                    detail=f"route {ANYWHERE} -> internet gateway"),
-            lambda: _set_default_route(ec2, table_id, igw_id, replace=bool(table and table.default_route_target)),
+            lambda: _visible(lambda: _set_default_route(ec2, table_id, igw_id,
+                                                        replace=bool(table and table.default_route_target)),
+                             f"{table_id} and {igw_id}"),
         )
 
     group = found.security_group
@@ -301,12 +319,12 @@ def ensure_network(
             Change(action="create", resource="security-group", name=security_group_name(cluster),
                    detail="traffic only from cluster members"
                    + (f", ssh from {', '.join(ssh_cidrs)}" if ssh_cidrs else "")),
-            lambda: ec2.create_security_group(
+            lambda: _visible(lambda: ec2.create_security_group(
                 GroupName=security_group_name(cluster),
                 Description=f"dfbench cluster {cluster}: intra-cluster traffic only",
                 VpcId=vpc_id,
                 TagSpecifications=tag_specifications("security-group", tags),
-            )["GroupId"],
+            ), str(vpc_id))["GroupId"],
         )
     _ensure_rules(ec2, group, group_id, group_id or security_group_name(cluster), ssh_cidrs, changes)
     return NetworkIds(vpc_id, igw_id, table_id, group_id)
@@ -325,12 +343,14 @@ def ensure_vpc_dns(ec2: Any, vpc_id: str | None, changes: ChangeSet, *, cluster:
     """Turn on the VPC's DNS support and DNS hostnames (``vpc_id`` None: the VPC this plan would
     create). ModifyVpcAttribute takes one attribute per call."""
     for attribute, key, text, new_vpc_value in _VPC_DNS_ATTRIBUTES:
-        enabled = (ec2.describe_vpc_attribute(VpcId=vpc_id, Attribute=attribute)[key]["Value"]
+        enabled = (_visible(lambda attribute=attribute: ec2.describe_vpc_attribute(VpcId=vpc_id, Attribute=attribute),
+                            vpc_id)[key]["Value"]
                    if vpc_id is not None else new_vpc_value)
         if not enabled:
             changes.make(
                 Change(action="update", resource="vpc", name=vpc_id or cluster, detail=f"enable {text}"),
-                lambda key=key: ec2.modify_vpc_attribute(VpcId=vpc_id, **{key: {"Value": True}}),
+                lambda key=key: _visible(lambda: ec2.modify_vpc_attribute(VpcId=vpc_id, **{key: {"Value": True}}),
+                                         str(vpc_id)),
             )
 
 
@@ -352,20 +372,24 @@ def _ensure_rules(
         changes.make(
             Change(action="update", resource="security-group", name=name,
                    detail="allow " + ", ".join(_rule_text(r) for r in sorted(missing, key=str))),
-            lambda: ec2.authorize_security_group_ingress(
+            lambda: _visible(lambda: ec2.authorize_security_group_ingress(
                 GroupId=group_id, IpPermissions=_permissions(desired_ingress(group_id, ssh_cidrs) - current_ingress)
-            ),
+            ), str(group_id)),
         )
     if extra:
         changes.make(
             Change(action="update", resource="security-group", name=name,
                    detail="revoke " + ", ".join(_rule_text(r) for r in sorted(extra, key=str))),
-            lambda: ec2.revoke_security_group_ingress(GroupId=group_id, IpPermissions=_permissions(extra)),
+            lambda: _visible(lambda: ec2.revoke_security_group_ingress(GroupId=group_id,
+                                                                       IpPermissions=_permissions(extra)),
+                             str(group_id)),
         )
     if EGRESS_ALL - current_egress:
         changes.make(
             Change(action="update", resource="security-group", name=name, detail="allow all outbound"),
-            lambda: ec2.authorize_security_group_egress(GroupId=group_id, IpPermissions=_permissions(EGRESS_ALL)),
+            lambda: _visible(lambda: ec2.authorize_security_group_egress(GroupId=group_id,
+                                                                         IpPermissions=_permissions(EGRESS_ALL)),
+                             str(group_id)),
         )
 
 
@@ -389,23 +413,26 @@ def ensure_subnet(
         cidr = next_free_cidr(subnets)
         subnet_id = changes.make(
             Change(action="create", resource="subnet", name=f"{cluster}-{zone}", detail=f"{cidr} in {zone}"),
-            lambda: ec2.create_subnet(
+            lambda: _visible(lambda: ec2.create_subnet(
                 VpcId=vpc_id, CidrBlock=cidr, AvailabilityZone=zone,
                 TagSpecifications=tag_specifications("subnet", tags),
-            )["Subnet"]["SubnetId"],
+            ), str(vpc_id))["Subnet"]["SubnetId"],
         )
         subnets.append(Subnet(subnet_id or "planned", vpc_id or "planned", zone, cidr, public_ip_on_launch=False))
     if subnet is None or not subnet.public_ip_on_launch:
         changes.make(
             Change(action="update", resource="subnet", name=subnet_id or f"{cluster}-{zone}",
                    detail="public IPs on launch"),
-            lambda: ec2.modify_subnet_attribute(SubnetId=subnet_id, MapPublicIpOnLaunch={"Value": True}),
+            lambda: _visible(lambda: ec2.modify_subnet_attribute(SubnetId=subnet_id,
+                                                                 MapPublicIpOnLaunch={"Value": True}),
+                             str(subnet_id)),
         )
     if subnet is None or route_table is None or subnet.subnet_id not in route_table.associations:
         changes.make(
             Change(action="update", resource="subnet", name=subnet_id or f"{cluster}-{zone}",
                    detail="use the route table"),
-            lambda: ec2.associate_route_table(RouteTableId=route_table_id, SubnetId=subnet_id),
+            lambda: _visible(lambda: ec2.associate_route_table(RouteTableId=route_table_id, SubnetId=subnet_id),
+                             f"{route_table_id} and {subnet_id}"),
         )
     return subnet_id
 

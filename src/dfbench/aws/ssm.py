@@ -15,8 +15,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from dfbench.aws.instances import tagged_states
 from dfbench.aws.tags import CLUSTER_KEY
-from dfbench.errors import CommandFailed, ConfigError, InstancesOffline, WaitTimeout, error_code
+from dfbench.errors import CommandFailed, ConfigError, InstancesGone, InstancesOffline, WaitTimeout, error_code
 from dfbench.waiting import poll
 
 log = logging.getLogger("dfbench")
@@ -116,10 +117,39 @@ class Invocation:
         return (self.stdout_tail + "\n" if self.stdout_tail else "") + "--- stderr ---\n" + self.stderr_tail
 
 
-def wait_online(ssm: Any, instance_ids: Sequence[str], *, timeout_s: float = ONLINE_TIMEOUT_S) -> None:
+# EC2 states of instances SSM can never deliver to; "not found": EC2 no longer lists the id.
+_GONE_STATES = ("shutting-down", "terminated", "not found")
+
+
+@dataclass(frozen=True)
+class Targets:
+    """What a command sent to a cluster's tag reaches, as EC2 reports it now. SSM only learns that
+    an instance is gone when its delivery times out (a deploy waited about 27 minutes for that),
+    so the waits ask EC2 instead and never wait on an instance shutting down or terminated."""
+
+    ec2: Any
+    cluster: str
+
+    def gone(self, instance_ids: Sequence[str]) -> dict[str, str]:
+        """Those of ``instance_ids`` EC2 reports shutting down, terminated or unknown, with that state.
+        Raises InstancesGone when the tag reaches no pending or running instance at all."""
+        states = tagged_states(self.ec2, self.cluster)
+        if not any(state in ("pending", "running") for state in states.values()):
+            raise InstancesGone(self.cluster, self.ec2.meta.region_name, {})
+        return {i: states.get(i, "not found") for i in instance_ids if states.get(i, "not found") in _GONE_STATES}
+
+    def refuse_gone(self, instance_ids: Sequence[str]) -> None:
+        """Raise InstancesGone naming those of ``instance_ids`` EC2 reports gone, if any."""
+        if gone := self.gone(instance_ids):
+            raise InstancesGone(self.cluster, self.ec2.meta.region_name, gone)
+
+
+def wait_online(ssm: Any, instance_ids: Sequence[str], *, timeout_s: float = ONLINE_TIMEOUT_S,
+                targets: Targets | None = None) -> None:
     """Poll until every instance reports PingStatus Online to SSM (there is no waiter for this).
 
-    Raises InstancesOffline naming the ones that did not, and why that usually happens."""
+    Raises InstancesOffline naming the ones that did not, and why that usually happens; with
+    ``targets``, InstancesGone as soon as EC2 reports one of those not online gone."""
     wanted = list(dict.fromkeys(instance_ids))
     last: dict[str, str] = {}
 
@@ -143,6 +173,8 @@ def wait_online(ssm: Any, instance_ids: Sequence[str], *, timeout_s: float = ONL
                 if error_code(error) != "InvalidInstanceId":
                     raise
         offline = {i: state for i, state in last.items() if state != "Online"}
+        if offline and targets is not None:
+            targets.refuse_gone(list(offline))
         return not offline, f"{len(wanted) - len(offline)}/{len(wanted)} online in SSM"
 
     try:
@@ -250,10 +282,14 @@ def output_url(bucket: str, prefix: str, command_id: str, instance_id: str, stre
 
 def wait_command(
     ssm: Any, command_id: str, instance_ids: Sequence[str], *, deadline_s: float,
-    output_bucket: str | None = None, output_prefix: str = "",
+    output_bucket: str | None = None, output_prefix: str = "", targets: Targets | None = None,
 ) -> list[Invocation]:
     """Poll the command's invocations until every expected instance has a final status; returns
     them in the order of ``instance_ids`` (then any other instance the tag reached).
+
+    With ``targets``, each poll that still waits asks EC2 about the instances it waits for: an
+    expected one shutting down or terminated raises InstancesGone at once; another instance the
+    tag reached that is on its way out is not waited for, nor returned.
 
     Each poll is one paginated ListCommandInvocations for all instances. Right after SendCommand the
     command may be unknown (InvocationDoesNotExist) or list no invocations yet, and an instance may
@@ -280,6 +316,14 @@ def wait_command(
             seen[invocation.instance_id] = invocation
         unfinished = [i for i in expected if i not in seen or seen[i].status not in TERMINAL]
         unfinished += [i for i, inv in seen.items() if i not in expected and inv.status not in TERMINAL]
+        if unfinished and targets is not None:
+            gone = targets.gone(unfinished)
+            if lost := {i: state for i, state in gone.items() if i in expected}:
+                raise InstancesGone(targets.cluster, targets.ec2.meta.region_name, lost)
+            for instance_id in gone:
+                log.info("not waiting for %s: EC2 reports it %s", instance_id, gone[instance_id])
+                del seen[instance_id]
+            unfinished = [i for i in unfinished if i not in gone]
         if seen and not unfinished:
             return True, "done"
         return False, _progress(expected, seen, unfinished)
@@ -458,13 +502,17 @@ def _describe_failure(inv: Invocation) -> str:
 def run_command(
     ssm: Any, *, cluster: str, instance_ids: Sequence[str], script: str, comment: str, output_bucket: str,
     output_prefix: str, execution_timeout_s: int = EXECUTION_TIMEOUT_S, delivery_timeout_s: int = DELIVERY_TIMEOUT_S,
-    online_timeout_s: float = ONLINE_TIMEOUT_S,
+    online_timeout_s: float = ONLINE_TIMEOUT_S, ec2: Any = None,
 ) -> list[Invocation]:
     """wait_online, then send_command, then wait_command for the cluster's instances. The caller
-    decides what a failure means (``raise_for_failures``, or a table of the results)."""
+    decides what a failure means (``raise_for_failures``, or a table of the results). With ``ec2``,
+    targets EC2 reports gone fail at once (InstancesGone), not after SSM's delivery timeout."""
     if not instance_ids:
         raise ConfigError(f"Cluster {cluster!r} has no instances to run the command on.")
-    wait_online(ssm, instance_ids, timeout_s=online_timeout_s)
+    targets = Targets(ec2, cluster) if ec2 is not None else None
+    if targets is not None:
+        targets.refuse_gone(instance_ids)
+    wait_online(ssm, instance_ids, timeout_s=online_timeout_s, targets=targets)
     command_id = send_command(ssm, cluster=cluster, script=script, comment=comment,
                               execution_timeout_s=execution_timeout_s, output_bucket=output_bucket,
                               output_prefix=output_prefix, delivery_timeout_s=delivery_timeout_s)
@@ -472,4 +520,4 @@ def run_command(
     # status propagation, so the deadline only fires when SSM itself stops reporting.
     deadline_s = delivery_timeout_s + execution_timeout_s + 120
     return wait_command(ssm, command_id, instance_ids, deadline_s=deadline_s, output_bucket=output_bucket,
-                        output_prefix=output_prefix)
+                        output_prefix=output_prefix, targets=targets)

@@ -274,7 +274,7 @@ def _launch(
     ami = ec2_instances.resolve_ami(aws.client("ssm"), ec2, spec.ami)
     assert subnet_id and ids.security_group_id
     request = ec2_instances.LaunchRequest(
-        cluster=spec.name, region=spec.region, count=count, instance_type=spec.instance_type, ami=ami, zone=zone,
+        count=count, instance_type=spec.instance_type, ami=ami, zone=zone,
         subnet_id=subnet_id, security_group_id=ids.security_group_id, instance_profile=instance_profile,
         volume_size_gib=spec.volume_size_gib, volume_type=spec.volume_type, spot=spec.spot, ttl_hours=spec.ttl_hours,
         instance_tags=_instance_tags(spec, tags), volume_tags=tags,

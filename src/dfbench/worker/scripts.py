@@ -13,8 +13,12 @@ Exit codes of the install: 3 the download's sha256 is wrong (nothing changed), 4
 did not start or did not answer ``/info`` after its restart. On success the last line printed is
 ``dfbench: installed <sha256>``, or ``dfbench: worker <sha256> already installed and active``
 when there was nothing to do. ``DFBENCH_ROOT`` prefixes every path written, and
-``DFBENCH_READY_TIMEOUT`` (seconds, default 60) bounds the wait for ``/info``: both exist so
-the scripts can run in tests against a temporary folder.
+``DFBENCH_READY_TIMEOUT`` (seconds, default 60) bounds the wait for ``/info``, and
+``DFBENCH_S3_RETRY_DELAY`` (seconds, default 5) is the pause between the boot script's S3 reads:
+they exist so the scripts can run in tests against a temporary folder.
+
+The scripts use bash, coreutils, curl, systemd and the AWS CLI only, all of which the Amazon Linux
+2023 AMI dfbench launches has: no ``cmp`` (diffutils, absent from AL2023's minimal images).
 """
 
 from __future__ import annotations
@@ -129,6 +133,41 @@ dfbench_put() {
     mv -f -- "$tmp" "$path"
 }
 
+# Whether FILE holds exactly TEXT, byte for byte (sha256sum is coreutils'; cmp is not everywhere).
+dfbench_same() {
+    local path=$1 text=$2 want have
+    [[ -f $path ]] || return 1
+    want=$(printf '%s' "$text" | sha256sum)
+    have=$(sha256sum <"$path")
+    [[ $want == "$have" ]]
+}
+
+# aws s3 cp SOURCE DEST (DEST - writes the object to stdout). Returns 0, 2 when the object is
+# absent (404, an answer: never retried), else 1 after $dfbench_s3_tries tries (default 1), the
+# last error on stderr. The boot script tries for about a minute: at first boot a brand-new
+# instance role's credentials may not have reached the instance yet ("Unable to locate
+# credentials"), nor its policy every IAM endpoint (403 AccessDenied), because IAM is eventually
+# consistent: https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_general.html#troubleshoot_general_eventual-consistency
+dfbench_s3_cp() {
+    local source=$1 dest=$2 tries=${dfbench_s3_tries:-1} delay=${DFBENCH_S3_RETRY_DELAY:-5} try=1 error
+    while true; do
+        # The object (DEST -) goes to stdout through fd 3; only stderr is kept, to judge a failure.
+        { error=$(aws s3 cp --region "$dfbench_region" --only-show-errors "$source" "$dest" 2>&1 >&3 3>&-); } 3>&1 \
+            && return 0
+        if [[ $error == *"(404)"* || $error == *NoSuchKey* ]]; then
+            printf '%s\n' "$error" >&2
+            return 2
+        fi
+        if ((try >= tries)); then
+            printf '%s\n' "$error" >&2
+            return 1
+        fi
+        echo "dfbench: reading $source failed (try $try of $tries), again in ${delay}s: $error" >&2
+        sleep "$delay"
+        try=$((try + 1))
+    done
+}
+
 dfbench_install_worker() {
     local sha=$1 force=$2
     local bin="$dfbench_root/usr/local/bin/worker"
@@ -143,11 +182,9 @@ dfbench_install_worker() {
         installed=$(sha256sum -- "$bin")
         installed=${installed%% *}
     fi
-    # cmp reads the wanted unit from stdin; no process substitution, which sh-mode bash may lack.
     # The unit and the helpers it runs: changed together, they count as one.
-    if [[ -f $unit_path ]] && printf '%s' "$dfbench_unit" | cmp -s - "$unit_path" \
-        && [[ -f $helper ]] && printf '%s' "$dfbench_pod_ip" | cmp -s - "$helper" \
-        && [[ -f $secrets_helper ]] && printf '%s' "$dfbench_secrets" | cmp -s - "$secrets_helper"; then
+    if dfbench_same "$unit_path" "$dfbench_unit" && dfbench_same "$helper" "$dfbench_pod_ip" \
+        && dfbench_same "$secrets_helper" "$dfbench_secrets"; then
         unit_same=1
     fi
     if [[ $force != 1 && $installed == "$sha" && $unit_same == 1 ]] \
@@ -160,8 +197,7 @@ dfbench_install_worker() {
     if [[ $installed != "$sha" ]]; then
         tmp=$(mktemp -- "$bin.XXXXXX")
         dfbench_tmp+=("$tmp")
-        aws s3 cp --region "$dfbench_region" --only-show-errors \
-            "s3://$dfbench_bucket/$dfbench_artifacts/$sha/worker" "$tmp"
+        dfbench_s3_cp "s3://$dfbench_bucket/$dfbench_artifacts/$sha/worker" "$tmp"
         got=$(sha256sum -- "$tmp")
         got=${got%% *}
         if [[ $got != "$sha" ]]; then
@@ -210,11 +246,16 @@ dfbench_install_worker() {
 """
 
 # User data runs inside cloud-init, so the boot script must not wait for cloud-init (it would
-# wait for itself). An absent `latest` means the cluster was provisioned before any deploy;
-# any other failure to read it (permissions, network) fails the boot script visibly.
+# wait for itself). Its S3 reads (`latest`, then the worker) are tried 12 times 5 s apart, about a
+# minute, while a new role's credentials and policy arrive (dfbench_s3_cp). An absent `latest`
+# means the cluster was provisioned before any deploy; any other failure to read it (permissions,
+# network) still failing after those tries fails the boot script visibly.
 _BOOT = r"""
+dfbench_s3_tries=12
 dfbench_latest_key="s3://$dfbench_bucket/$dfbench_artifacts/latest"
-if dfbench_latest=$(aws s3 cp --region "$dfbench_region" --only-show-errors "$dfbench_latest_key" - 2>&1); then
+dfbench_read=0
+dfbench_latest=$(dfbench_s3_cp "$dfbench_latest_key" -) || dfbench_read=$?
+if ((dfbench_read == 0)); then
     # The first line is the sha256; what follows, when anything does, is the last deploy's unit.
     dfbench_sha=${dfbench_latest%%$'\n'*}
     dfbench_sha=${dfbench_sha//[[:space:]]/}
@@ -228,10 +269,10 @@ if dfbench_latest=$(aws s3 cp --region "$dfbench_region" --only-show-errors "$df
         dfbench_unit="${dfbench_latest#*$'\n'}"$'\n'
     fi
     dfbench_install_worker "$dfbench_sha" 0
-elif [[ $dfbench_latest == *"(404)"* || $dfbench_latest == *NoSuchKey* ]]; then
+elif ((dfbench_read == 2)); then
     echo "dfbench: no worker published yet ($dfbench_latest_key is absent); deploy one with dfbench deploy"
 else
-    echo "dfbench: cannot read $dfbench_latest_key: $dfbench_latest" >&2
+    echo "dfbench: cannot read $dfbench_latest_key (its last error is above)" >&2
     exit 1
 fi
 """
