@@ -85,9 +85,3 @@ def _own_state_folder(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pyt
     """Every test's XDG_STATE_HOME is a folder of its own: dfbench's SSH pins default to the
     user's state folder, and no test may read or write the real one."""
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests marked slow go first (the order is otherwise kept): the test workers take tests in
-    collection order, and a long test started last holds the whole run up after the others end."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

@@ -22,8 +22,6 @@ from dfbench.worker.build import check_binary
 from dfbench.worker.scripts import LATEST_KEY
 from dfbench_testing import Imds, LocalAgent, StandinSystemd, worker_binary
 
-pytestmark = pytest.mark.slow
-
 DATASET = "tpch_sf0.01"
 DEPLOY = "dfbench: deploy worker "
 

@@ -17,8 +17,6 @@ import pytest
 
 from dfbench_testing import system_tool
 
-pytestmark = pytest.mark.slow
-
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
 

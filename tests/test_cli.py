@@ -106,7 +106,6 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
 # --- the life cycle against the emulator ----------------------------------------------------------
 
 
-@pytest.mark.slow
 def test_provision_plan_status_teardown(
     aws: MotoServer, recorder: Recorder, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -84,7 +84,6 @@ def binary(tmp_path: Path) -> Path:
     return worker_binary(tmp_path / "worker")
 
 
-@pytest.mark.slow
 def test_a_deploy_is_one_install_command_and_one_check_whatever_the_size(
         aws, recorder, faults, inspector, tmp_path) -> None:
     small, large = provisioned("d3", 3), provisioned("d12", 12)

@@ -26,7 +26,6 @@ from dfbench.oncluster import STATE_PREFIX, OnClusterReport, generate_on_cluster
 from dfbench_testing import (Faults, Interrupt, LocalAgent, Recorder, hooked, launched_cluster, post_policy_problems,
                               system_tool)
 
-
 SF = "0.01"
 PARTS = 2
 # Long enough for two generator runs on a loaded machine once DFBENCH_TIME_SCALE shrinks it.
@@ -122,7 +121,6 @@ def posted_forms(folder: Path) -> list[dict[str, str]]:
     return forms
 
 
-@pytest.mark.slow
 def test_the_bucket_holds_a_local_generation_byte_for_byte_and_the_manifest_comes_last(
         cluster: dfbench.Cluster, faults: Faults, recorder: Recorder, inspector: Any, local: Path,
         capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -176,7 +174,6 @@ def tool(folder: Path, name: str, text: str) -> dict[str, str]:
     return {"PATH": f"{folder}:{os.environ['PATH']}"}
 
 
-@pytest.mark.slow
 def test_failed_and_lossy_instances_are_named_and_their_parts_made_by_the_one_left(
         aws: Any, faults: Faults, recorder: Recorder, inspector: Any, local: Path, tmp_path: Path) -> None:
     cluster = launched_cluster(inspector, name="gen", count=3, bucket="dfbench-generate-test")
@@ -227,7 +224,6 @@ def test_with_every_instance_failing_no_manifest_is_written_and_the_error_names_
     assert remote_manifest(inspector, cluster.bucket) is None
 
 
-@pytest.mark.slow
 def test_an_interrupted_run_leaves_no_manifest_and_the_next_makes_only_what_is_missing(
         cluster: dfbench.Cluster, faults: Faults, recorder: Recorder, inspector: Any, local: Path) -> None:
     s3 = inspector.client("s3")

@@ -129,7 +129,6 @@ def test_plan_is_read_only_and_lists_everything(aws, recorder):
     assert dfbench.status("planned") is None
 
 
-@pytest.mark.slow
 def test_count_changes_converge_without_duplicates(aws, inspector, recorder):
     cluster = dfbench.provision(ClusterSpec(name="scale", instance_count=3))
     original = {i.instance_id for i in cluster.instances}
@@ -299,7 +298,6 @@ def interrupted(run, after: int) -> Interrupt | None:
 
 
 @pytest.mark.parametrize("shard", range(SHARDS))
-@pytest.mark.slow
 def test_interrupted_provision_converges_from_any_point(aws, inspector, recorder, shard):
     """Interrupt a cold provision after each of its mutating calls in turn, then run it again."""
     for after in itertools.count(shard + 1, SHARDS):
@@ -327,7 +325,6 @@ def test_interrupted_provision_converges_from_any_point(aws, inspector, recorder
 
 
 @pytest.mark.parametrize("shard", range(SHARDS))
-@pytest.mark.slow
 def test_interrupted_teardown_converges(aws, inspector, shard):
     for after in itertools.count(shard + 1, SHARDS):
         name = f"td{after}"

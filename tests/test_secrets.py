@@ -43,7 +43,6 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.mark.slow
 def test_a_deploy_with_a_secret_sends_its_name_only_and_the_worker_starts_with_its_value(
         aws: Any, recorder: Any, faults: Any, inspector: Any, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:

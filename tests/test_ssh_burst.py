@@ -22,8 +22,6 @@ from dfbench_testing import Sshd
 from dfbench.transport.keys import EphemeralKey
 from dfbench.transport.ssh import SshTransport
 
-pytestmark = pytest.mark.slow
-
 THREADS = 8
 PER_THREAD = 250
 # What sshd logs when a message names a channel it has freed, just before it drops the session.

@@ -129,7 +129,6 @@ def fingerprint_of(sshd: Sshd) -> str:
     return printed.split()[1]
 
 
-@pytest.mark.slow
 def test_bursts_of_short_connections_share_one_session(sshd, key, known_hosts, worker):
     """2,000 requests, each its own TCP connection, from 8 threads: every one answered, and no
     reconnect (the select()-based forwarder of paramiko's demo loses connections here)."""
