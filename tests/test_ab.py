@@ -26,7 +26,7 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def workers(data_dir: Path) -> Iterator[tuple[str, str]]:
     with LocalWorkerProcess(data_dir=data_dir) as first, LocalWorkerProcess(data_dir=data_dir) as second:
-        yield first.start(), second.start()
+        yield first.url, second.url
 
 
 def test_abba_order() -> None:

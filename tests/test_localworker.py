@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from dfbench.worker.local import serve
+from dfbench.worker.process import LocalWorkerProcess
 from dfbench.sql import split_statements
 
 NOTES = ["plain", "a;b", "it's", "-- not a comment", "x"]
@@ -322,3 +323,11 @@ def test_subprocess_port_zero_and_clean_shutdown(signum: int) -> None:
             process.wait()
         process.stdout.close()
         process.stderr.close()
+
+
+def test_a_second_start_leaves_no_worker_behind() -> None:
+    """Starting a started worker returns its URL; the one process is stopped on exit."""
+    with LocalWorkerProcess() as worker:
+        process = worker.process
+        assert worker.start() == worker.url and worker.process is process
+    assert process is not None and process.poll() is not None

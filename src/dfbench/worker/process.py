@@ -32,6 +32,9 @@ class LocalWorkerProcess:
         self._stderr = tempfile.TemporaryFile(mode="w+", prefix="dfbench-worker-")
 
     def start(self) -> str:
+        """Start the worker (unless it runs already) and return its URL once it listens."""
+        if self.url is not None and self.process is not None and self.process.poll() is None:
+            return self.url  # a second start would leave the first process running, unowned
         command = [sys.executable, "-m", "dfbench.worker.local", "--host", "127.0.0.1", "--port", "0", "--quiet"]
         if self.data_dir is not None:
             command += ["--data-dir", str(self.data_dir)]
