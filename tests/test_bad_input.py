@@ -55,6 +55,13 @@ CASES: list[tuple[str, list[str], dict[str, str | None], str]] = [
 # --secret-env (deploy): the reference is checked before the binary and before any AWS call.
 _DEPLOY = ["deploy", "--cluster", "s", "--binary", "worker", "--env", "RUST_LOG=info", "--secret-env"]
 CASES += [
+    # An engine is a folder of the results folder: a path would read results from elsewhere.
+    *[(f"engine {name!r} for compare", ["compare", "--dataset", "tpch_sf1", "--data-dir", "d", name, "b"],
+       {"d/tpch_sf1/x/q1.json": "{}", "d/tpch_sf1/.results-remote/b/q1.json": "{}"}, "Invalid engine name")
+      for name in ("../x", "..", "a/b")],
+]
+
+CASES += [
     (f"secret {name}", [*_DEPLOY, text], {}, mentions)
     for name, text, mentions in (
         ("lower-case name", "api_token=ssm:/dfbench/s/t", "'api_token' is not an environment variable name"),

@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from dfbench.bench.results import QueryResult, engines_dir, read_previous, read_query_results
+from dfbench.bench.results import QueryResult, engines_dir, read_previous, read_query_results, safe_engine_name
 from dfbench.comparison.records import (FORMATS, RESULTS_KINDS, Comparison, QueryComparison, Suite,
                                         query_sort_key, runs_of)
 from dfbench.comparison.stats import assess_queries, assess_suite, t_critical
@@ -52,6 +52,11 @@ def _by_id(results: list[QueryResult]) -> dict[str, QueryResult]:
 def load_results(data_dir: str | Path, dataset: str, engine: str,
                  results: str = "remote") -> dict[str, QueryResult]:
     """Every ``<query>.json`` of one engine's run, keyed by query id, in numeric query order."""
+    # An engine is a folder dfbench named (safe_engine_name): any other name, ``../x`` say,
+    # would read result files from outside the results folder.
+    if safe_engine_name(engine) != engine:
+        raise ConfigError(f"Invalid engine name {engine!r}: engines are folders of the results folder, named with "
+                          "letters, digits, '.', '_', '+' and '-' (e.g. datafusion-distributed-main).")
     parent = engines_dir(data_dir, dataset, remote=_is_remote(results))
     folder = parent / engine
     if not folder.is_dir():
