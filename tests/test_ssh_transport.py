@@ -512,3 +512,23 @@ def test_an_unpinned_key_is_refused_unless_first_use_is_trusted(sshd, key, known
         transport.__enter__()
     assert "Accepted publickey" not in sshd.log()
     assert not known_hosts.exists()
+
+
+def test_the_paramiko_internals_the_forwarder_orders_its_messages_by_are_there():
+    """transport/forward.py sends under paramiko's own send lock, through names paramiko does not
+    document as public (pyproject admits any paramiko >= 3.4): a paramiko that renames them fails
+    here, by name, rather than as a hang in an SSH burst."""
+    import paramiko
+
+    left, right = socket.socketpair()
+    try:
+        transport = paramiko.Transport(left)
+        assert isinstance(transport.clear_to_send, threading.Event)
+        assert hasattr(transport.clear_to_send_lock, "acquire") and hasattr(transport.clear_to_send_lock, "release")
+        assert isinstance(transport.clear_to_send_timeout, int | float)
+        assert callable(transport._send_message) and isinstance(transport.active, bool)
+        assert hasattr(paramiko.Channel(0).lock, "acquire")  # the channel's lock, taken second
+        transport.close()
+    finally:
+        left.close()
+        right.close()
