@@ -367,3 +367,18 @@ def test_remote_tables_and_listing_need_no_local_copy(aws, inspector, bucket, da
     found = list_datasets(data_dir, bucket=bucket)
     assert [(d.name, d.location, d.complete, d.bytes) for d in found] == [
         (NAME, f"s3://{bucket}", False, manifest.total_bytes)]
+
+
+@pytest.mark.parametrize("under", ["", "/data"])
+def test_the_library_refuses_a_data_folder_that_is_a_file_in_one_line(tmp_path: Path, under: str) -> None:
+    """As the command line does: a ConfigError naming the file, before anything is generated."""
+    (tmp_path / "afile").write_text("x")
+    from dfbench.data import download_clickbench
+    from dfbench.data.pull import pull_dataset
+
+    for call in (lambda d: generate_tpch(0.01, partitions=1, data_dir=d, progress=False),
+                 lambda d: download_clickbench("0-1", d, url="http://127.0.0.1:9/", progress=False),
+                 lambda d: pull_dataset("tpch_sf1", bucket="b", data_dir=d, progress=False)):
+        with pytest.raises(ConfigError, match="afile is a file, not a folder"):
+            call(tmp_path / f"afile{under}")
+    assert (tmp_path / "afile").read_text() == "x"

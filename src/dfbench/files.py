@@ -68,3 +68,27 @@ def checked_dataset_name(name: str) -> str:
         raise ConfigError(f"Invalid dataset name {name!r}: use letters, digits, '.', '_' and '-' "
                           "(starting with a letter or digit, no '/' and no '..'), e.g. tpch_sf10.")
     return name
+
+
+def folder_problem(path: str | Path, *, write: bool) -> str | None:
+    """Why ``path`` cannot be, or become, a folder this user can read (with ``write``: also write);
+    None when it can. The nearest part of it that exists decides."""
+    path = Path(path)
+    try:
+        existing = next((p for p in (path, *path.parents) if p.exists()), Path("."))
+    except PermissionError:  # a folder on the way cannot be searched: stat itself is refused
+        return f"cannot reach the folder {path} (permissions): give one you can"
+    if not existing.is_dir():
+        return f"{existing} is a file, not a folder: give a folder (it may not exist yet)"
+    need, what = (os.R_OK | os.W_OK | os.X_OK, "read and write") if write else (os.R_OK | os.X_OK, "read")
+    if (existing == path or write) and not os.access(existing, need):
+        return f"cannot {what} the folder {existing} (permissions): give one you can"
+    return None
+
+
+def checked_folder(path: str | Path, *, write: bool) -> Path:
+    """``path``, or a ConfigError saying why it cannot be the folder asked for (``folder_problem``)."""
+    problem = folder_problem(path, write=write)
+    if problem is not None:
+        raise ConfigError(f"Data folder: {problem}.")
+    return Path(path)

@@ -8,12 +8,11 @@ library, which lists what it accepts."""
 from __future__ import annotations
 
 import argparse
-import os
-from pathlib import Path
 from typing import NoReturn
 
 from dfbench import __version__
 from dfbench.errors import ConfigError
+from dfbench.files import folder_problem
 from dfbench.transport import VIAS
 
 
@@ -47,16 +46,9 @@ def _variable(text: str) -> tuple[str, str]:
 def _folder(text: str, *, write: bool) -> str:
     """A data folder that is one, or can become one: refused here, in one line, when it names a
     file or a folder this user cannot read (or, for ``write``, write)."""
-    path = Path(text)
-    try:
-        existing = next((p for p in (path, *path.parents) if p.exists()), Path("."))
-    except PermissionError:  # a folder on the way cannot be searched: stat itself is refused
-        raise argparse.ArgumentTypeError(f"cannot reach the folder {path} (permissions): give one you can") from None
-    if not existing.is_dir():
-        raise argparse.ArgumentTypeError(f"{existing} is a file, not a folder: give a folder (it may not exist yet)")
-    need, what = (os.R_OK | os.W_OK | os.X_OK, "read and write") if write else (os.R_OK | os.X_OK, "read")
-    if (existing == path or write) and not os.access(existing, need):
-        raise argparse.ArgumentTypeError(f"cannot {what} the folder {existing} (permissions): give one you can")
+    problem = folder_problem(text, write=write)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(problem)
     return text
 
 

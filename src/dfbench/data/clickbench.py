@@ -29,7 +29,7 @@ from dfbench.data.catalog import DEFAULT_DATA_DIR, LocalDataset
 from dfbench.data.generate import progress_bar
 from dfbench.data.manifest import MANIFEST, ChecksumCache, Generator, Manifest, describe_files, tables_from
 from dfbench.errors import ConfigError, DfbenchError
-from dfbench.files import write_atomically
+from dfbench.files import checked_folder, write_atomically
 
 log = logging.getLogger("dfbench")
 
@@ -142,7 +142,7 @@ def download_clickbench(partitions: str, data_dir: str | Path = DEFAULT_DATA_DIR
         raise ConfigError(f"workers must be a whole number of at least 1 (got {workers!r}).")
     base = url if url.endswith("/") else url + "/"
     name = clickbench_dataset_name(start, end)
-    folder = Path(data_dir) / name
+    folder = checked_folder(data_dir, write=True) / name
     (folder / TABLE).mkdir(parents=True, exist_ok=True)
     numbers = list(range(start, end))
     wanted = [n for n in numbers if not (folder / TABLE / f"{n}.parquet").exists()]

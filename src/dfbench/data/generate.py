@@ -25,7 +25,7 @@ from dfbench.data.manifest import (CHECKSUM_CACHE, MANIFEST, ChecksumCache, Gene
                                    is_complete, natural_key, read_manifest, tables_from)
 from dfbench.data.scale import dataset_name, format_decimal, scale_factor_of
 from dfbench.errors import ConfigError, DfbenchError
-from dfbench.files import write_atomically
+from dfbench.files import checked_folder, write_atomically
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -148,7 +148,7 @@ def generate(spec: GeneratorSpec, scale_factor: Any, partitions: int = 16, data_
     """
     sf = validate_request(spec, scale_factor, partitions)
     name = dataset_name(spec.benchmark, sf)
-    data_dir = Path(data_dir)
+    data_dir = checked_folder(data_dir, write=True)
     final = data_dir / name
     threads = threads or os.cpu_count() or 1
     existing = read_manifest(final)
