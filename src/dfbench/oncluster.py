@@ -15,7 +15,6 @@ the parts without a valid record, and an interrupted run never leaves a manifest
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import re
@@ -32,7 +31,8 @@ from dfbench.aws import ssm
 from dfbench.aws.objects import StoredObject, list_objects
 from dfbench.aws.session import connect
 from dfbench.data.generate import binary_version, find_binary, validate_request
-from dfbench.data.manifest import MANIFEST, DatasetFile, Generator, Manifest, read_remote_manifest, tables_from
+from dfbench.data.manifest import (MANIFEST, DatasetFile, Generator, Manifest, read_remote_manifest, tables_from,
+                                   write_remote_manifest)
 from dfbench.data.oncluster import (Report, assign, footer_length, footer_rows, generate_script, parse_report,
                                     part_of, settings_of)
 from dfbench.data.scale import dataset_name, format_decimal
@@ -188,9 +188,7 @@ def generate_on_cluster(
                                                                          version=binary_version(str(binary))),
                             created_at=datetime.now(UTC).isoformat(timespec="seconds"), tables=tables_from(files),
                             etags=dict(sorted(etags.items())))
-        body = manifest.dump().encode()
-        s3.put_object(Bucket=bucket, Key=prefix + MANIFEST, Body=body, ContentType="application/json",
-                      Metadata={"sha256": hashlib.sha256(body).hexdigest()})
+        write_remote_manifest(s3, bucket, prefix + MANIFEST, manifest)
     log.info("generated s3://%s/%s on %s: %d files, %d bytes", bucket, prefix, found.name, len(files),
              manifest.total_bytes)
     return OnClusterReport(dataset=name, bucket=bucket, cluster=found.name, partitions=partitions,

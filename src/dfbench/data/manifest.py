@@ -7,6 +7,7 @@ dataset is complete.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -130,6 +131,14 @@ def read_remote_manifest(s3: Any, bucket: str, key: str) -> Manifest | None:
     except ValueError:
         log.warning("s3://%s/%s is not a dfbench manifest; ignoring it", bucket, key)
         return None
+
+
+def write_remote_manifest(s3: Any, bucket: str, key: str, manifest: Manifest) -> None:
+    """Put ``manifest`` at ``s3://<bucket>/<key>``, its sha256 in the object's metadata as for
+    every object dfbench writes. Written last: its presence says the dataset is complete."""
+    body = manifest.dump().encode()
+    s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json",
+                  Metadata={"sha256": hashlib.sha256(body).hexdigest()})
 
 
 def file_in(folder: Path, rel: str) -> Path:

@@ -6,7 +6,6 @@ Only the files the manifest lists are uploaded: results kept in a dataset folder
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from collections.abc import Callable
@@ -17,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from dfbench.aws.objects import StoredObject, Transfer, Upload, list_objects, transfer_progress, upload_files
 from dfbench.data.catalog import DEFAULT_DATA_DIR, LocalDataset, connect_to_data, data_bucket, local_dataset
 from dfbench.data.manifest import (MANIFEST, ChecksumCache, DataRecord, Manifest, describe_files, file_in,
-                                   read_remote_manifest, tables_from)
+                                   read_remote_manifest, tables_from, write_remote_manifest)
 from dfbench.errors import DfbenchError, aws_errors
 from dfbench.files import write_atomically
 
@@ -141,9 +140,7 @@ def sync_dataset(dataset: str, *, bucket: str | None = None, cluster: Cluster | 
         final = manifest.model_copy(update={"etags": dict(sorted(etags.items()))})
         manifest_needed = bool(uploads or stale) or old is None or old.dump() != final.dump()
         if manifest_needed:
-            body = final.dump().encode()
-            s3.put_object(Bucket=bucket, Key=manifest_key, Body=body, ContentType="application/json",
-                          Metadata={"sha256": hashlib.sha256(body).hexdigest()})
+            write_remote_manifest(s3, bucket, manifest_key, final)
     report = SyncReport(dataset=dataset, bucket=bucket, uploaded_files=len(uploads),
                         uploaded_bytes=sum(f.size for f in uploads), skipped_files=len(skipped),
                         deleted_files=len(stale), uploaded=[f.path for f in uploads], deleted=stale,
