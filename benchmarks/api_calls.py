@@ -68,7 +68,7 @@ def _measure(recorder, scenario: str, n: str, command: Callable[[], object]) -> 
 def measure() -> list[Row]:
     import dfbench
     from dfbench import ClusterSpec
-    from dfbench.cluster.doctor import doctor
+    from dfbench.checkup import doctor
     from dfbench_testing import LaunchTokens, MotoGaps, PolicySimulator, Recorder, ServiceQuotas, hooked
 
     rows: list[Row] = []

@@ -21,7 +21,7 @@ LAYERS = {
     "aws": 2.0,
     "config": 3.0,
     "worker": 4.0, "data": 4.1, "bench": 4.2, "comparison": 4.3, "transport": 4.4,
-    "cluster": 5.0, "worker_deploy": 5.0, "runner": 5.0, "ab": 5.0,
+    "preflight": 5.0, "provision": 5.0, "checkup": 5.0, "worker_deploy": 5.0, "runner": 5.0, "ab": 5.0,
     "oncluster": 5.0,
     "cli": 6.0, "__init__": 6.0, "__main__": 6.0,
 }
@@ -158,3 +158,22 @@ def test_public_api_resolves():
     code = "import dfbench\nmissing = [n for n in dfbench.__all__ if getattr(dfbench, n, None) is None]\nprint(missing)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_the_design_cards_entry_points_are_where_it_names_them():
+    """The design card's top level (ARCHITECTURE §2, layer 5): the cluster's life cycle, the deploy
+    and the runner are modules of the package itself, not of a sub-package."""
+    for name in ("provision", "worker_deploy", "runner"):
+        assert (PACKAGE / f"{name}.py").is_file(), name
+        assert not (PACKAGE / name).is_dir(), name
+
+
+def test_dfbench_provision_is_the_function_whatever_was_imported_first():
+    """The module ``dfbench.provision`` and the public function share a name; importing the module
+    binds the package's attribute to it, which must still provision when called."""
+    code = ("import inspect, dfbench, dfbench.provision\n"
+            "from dfbench.provision import provision\n"
+            "assert callable(dfbench.provision)\n"
+            "assert inspect.signature(type(dfbench.provision).__call__).parameters.keys() - {'self'}"
+            " == inspect.signature(provision).parameters.keys()\n")
+    subprocess.run([sys.executable, "-c", code], check=True)

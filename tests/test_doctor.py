@@ -11,7 +11,7 @@ import pytest
 
 import dfbench
 from dfbench import ClusterSpec, cli
-from dfbench.cluster.doctor import REQUIRED_ACTIONS
+from dfbench.checkup import REQUIRED_ACTIONS
 from dfbench_testing import PolicySimulator, Recorder, ServiceQuotas, hooked
 
 # S3's IAM actions are named after permissions, not operations.

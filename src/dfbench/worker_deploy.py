@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from dfbench.cluster import status as cluster_status
+from dfbench.provision import status as cluster_status
 from dfbench.aws import ssm
 from dfbench.aws.instances import other_clusters_with_tag
 from dfbench.aws.parameters import parameter_types

@@ -8,7 +8,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from dfbench.cli.output import emit, out
-from dfbench.cluster import plan, provision, status, teardown
+from dfbench.provision import plan, provision, status, teardown
 from dfbench.config import make_spec
 from dfbench.models import Cluster, Plan, TeardownReport
 
@@ -85,7 +85,7 @@ def _render_doctor(report) -> None:  # type: ignore[no-untyped-def]
 
 
 def run_doctor(args: argparse.Namespace) -> int:
-    from dfbench.cluster.doctor import doctor  # the checks' modules: only for this command
+    from dfbench.checkup import doctor  # the checks' modules: only for this command
 
     report = doctor(_spec(args), profile=args.profile, via=args.via)
     emit(args, report, _render_doctor)

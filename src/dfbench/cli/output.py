@@ -65,7 +65,7 @@ def cluster_of(args: argparse.Namespace) -> Cluster | None:
     """The cluster ``--cluster`` names, as it exists now; None without the option."""
     if not args.cluster:
         return None
-    from dfbench.cluster import status  # the whole provisioning layer: only when a cluster is named
+    from dfbench.provision import status  # the whole provisioning layer: only when a cluster is named
 
     cluster = status(args.cluster, region=args.region, profile=args.profile)
     if cluster is None:

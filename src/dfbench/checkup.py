@@ -13,8 +13,8 @@ from dfbench.aws import account
 from dfbench.aws import instances as ec2_instances
 from dfbench.aws.session import Aws, connect
 from dfbench.aws.tags import cluster_tags
-from dfbench.cluster.preflight import check_architecture
-from dfbench.cluster.provision import status
+from dfbench.preflight import check_architecture
+from dfbench.provision import status
 from dfbench.config import ClusterSpec
 from dfbench.errors import DfbenchError, error_code, translate
 from dfbench.models import Cluster, Record
