@@ -21,7 +21,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 # benchmarks/ is on sys.path: scripts run as files
@@ -187,7 +187,7 @@ def section(rows: list[Row]) -> str:
                  "**no**: " + "; ".join(f"N={r.n}: {', '.join(sorted(r.mutating_operations))}"
                                         for r in plan_rows if r.mutating) + "."))
 
-    today = datetime.now(timezone.utc).date().isoformat()
+    today = datetime.now(UTC).date().isoformat()
     return "\n".join([
         START,
         "## AWS API calls per command",

@@ -42,9 +42,15 @@ from pathlib import Path
 
 from dfbench.comparison.records import round_half_up
 from dfbench.comparison.render import TOOLING_HIGHLIGHT, percent
-from dfbench.comparison.stats import (QUERY_ALPHA, QUERY_MIN_EFFECT, SUITE_CONFIDENCE, SUITE_MIN_EFFECT,
-                                      SUITE_PRIOR_DF, assess_queries, assess_suite)
-
+from dfbench.comparison.stats import (
+    QUERY_ALPHA,
+    QUERY_MIN_EFFECT,
+    SUITE_CONFIDENCE,
+    SUITE_MIN_EFFECT,
+    SUITE_PRIOR_DF,
+    assess_queries,
+    assess_suite,
+)
 from report import write_section  # benchmarks/ is on sys.path: scripts run as files
 
 ROOT = Path(__file__).resolve().parent.parent

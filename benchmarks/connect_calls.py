@@ -36,11 +36,11 @@ SCENARIOS = ("ssh, first contact", "ssh, host keys pinned", "relay")
 
 
 def measure() -> dict[tuple[str, int], Counter[str]]:
+    import boto3
+
     import dfbench
     from dfbench.aws.ssm import OUTPUT_PREFIX
     from dfbench.worker.process import LocalWorkerProcess
-    import boto3
-
     from dfbench_testing import Faults, InstanceSide, LaunchTokens, LocalAgent, MotoGaps, Recorder, Sshd, hooked
 
     counts: dict[tuple[str, int], Counter[str]] = {}

@@ -25,13 +25,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from report import write_section  # benchmarks/ is on sys.path: scripts run as files
-
 from dfbench.bench.queries import select_queries
 from dfbench.data import download_clickbench, generate_tpcds, generate_tpch
 from dfbench.runner import bench_local
 from dfbench_testing.clickbench import hits_server, write_hits_partition
 from dfbench_testing.reference import reference_rows
+from report import write_section  # benchmarks/ is on sys.path: scripts run as files
 
 GENERATORS = {"tpch": generate_tpch, "tpcds": generate_tpcds}
 PARTITIONS = 4

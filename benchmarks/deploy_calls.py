@@ -37,10 +37,10 @@ SCENARIOS = ("first deploy (upload, install)", "same binary again (nothing to do
 def measure() -> dict[tuple[str, int], Counter[str]]:
     import dfbench
     from dfbench.aws.ssm import OUTPUT_PREFIX
-    from dfbench_testing import FakeSsm, Faults, LaunchTokens, MotoGaps, Recorder, Run, hooked, worker_binary
     from dfbench.worker.build import check_binary
     from dfbench.worker.scripts import INSTALLED_MARKER
     from dfbench.worker_deploy import deploy_worker
+    from dfbench_testing import FakeSsm, Faults, LaunchTokens, MotoGaps, Recorder, Run, hooked, worker_binary
 
     counts: dict[tuple[str, int], Counter[str]] = {}
     with emulated_aws() as (server, workdir):

@@ -22,13 +22,13 @@ import platform
 import time
 
 import boto3
-from emulator import emulated_aws
-from report import write_section  # benchmarks/ is on sys.path: scripts run as files
 
 from dfbench.aws.ssm import OUTPUT_PREFIX
 from dfbench.data import generate_tpch, sync_dataset
 from dfbench.oncluster import generate_on_cluster
 from dfbench_testing import Faults, LocalAgent, hooked, launched_cluster
+from emulator import emulated_aws
+from report import write_section  # benchmarks/ is on sys.path: scripts run as files
 
 # What the README's tpch_sf100 flow runs on: the default cluster.
 AWS_INSTANCES, AWS_VCPUS, AWS_TYPE = 12, 8, "c5n.2xlarge"

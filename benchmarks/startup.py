@@ -21,9 +21,8 @@ import sys
 import time
 from pathlib import Path
 
-from report import write_section  # benchmarks/ is on sys.path: scripts run as files
-
 from dfbench import __version__
+from report import write_section  # benchmarks/ is on sys.path: scripts run as files
 
 GOAL = 0.3  # dfbench --help at most this fraction of aws --version
 

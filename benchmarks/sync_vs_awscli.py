@@ -28,7 +28,6 @@ import boto3
 from dfbench import __version__
 from dfbench.data import CHECKSUM_CACHE, generate_tpch, sync_dataset
 from dfbench_testing import emulator_environment
-
 from report import write_section  # benchmarks/ is on sys.path: scripts run as files
 
 ROOT = Path(__file__).resolve().parent.parent

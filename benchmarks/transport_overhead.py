@@ -36,12 +36,11 @@ from pathlib import Path
 
 import paramiko
 
-from dfbench_testing import Sshd
 from dfbench.transport.keys import EphemeralKey
 from dfbench.transport.ssh import SshTransport
 from dfbench.worker.client import WorkerClient
 from dfbench.worker.process import LocalWorkerProcess
-
+from dfbench_testing import Sshd
 from report import write_section  # benchmarks/ is on sys.path: scripts run as files
 
 COMMAND = "make bench-transport"

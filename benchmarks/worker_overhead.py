@@ -42,7 +42,6 @@ from datafusion import SessionContext
 from dfbench.bench.settings import table_sql
 from dfbench.worker.client import WorkerClient
 from dfbench.worker.process import LocalWorkerProcess
-
 from report import write_section  # benchmarks/ is on sys.path: scripts run as files
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -7,8 +7,17 @@ from collections.abc import Iterator
 import boto3
 import pytest
 
-from dfbench_testing import (Ec2Rules, Faults, LaunchTokens, MotoGaps, MotoServer, Recorder, RequestChecks,
-                             emulator_environment, hooked)
+from dfbench_testing import (
+    Ec2Rules,
+    Faults,
+    LaunchTokens,
+    MotoGaps,
+    MotoServer,
+    Recorder,
+    RequestChecks,
+    emulator_environment,
+    hooked,
+)
 
 
 @pytest.fixture(scope="session")

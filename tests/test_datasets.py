@@ -17,12 +17,23 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from dfbench.data import (MANIFEST, TPCH_FIXED_ROWS, TPCH_ROWS_PER_SF, TPCH_TABLES, generate_tpch, is_complete,
-                          list_datasets, local_dataset, read_manifest, remote_tables, sync_dataset,
-                          tpch_dataset_name)
+from dfbench.bench.queries import expected_rows, tpch_queries
+from dfbench.data import (
+    MANIFEST,
+    TPCH_FIXED_ROWS,
+    TPCH_ROWS_PER_SF,
+    TPCH_TABLES,
+    generate_tpch,
+    is_complete,
+    list_datasets,
+    local_dataset,
+    read_manifest,
+    remote_tables,
+    sync_dataset,
+    tpch_dataset_name,
+)
 from dfbench.errors import ConfigError
 from dfbench.models import Cluster
-from dfbench.bench.queries import expected_rows, tpch_queries
 
 SF = 0.01
 PARTS = 2

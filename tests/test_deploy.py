@@ -17,11 +17,11 @@ import pytest
 import dfbench
 from dfbench.aws.ssm import OUTPUT_PREFIX
 from dfbench.errors import ClusterNotFound, CommandFailed, ConfigError, InstancesGone, WorkersDisagree
-from dfbench_testing import FakeSsm, Recorder, Run, worker_binary
 from dfbench.worker.artifacts import artifact_key
 from dfbench.worker.build import check_binary
 from dfbench.worker.scripts import INSTALLED_MARKER, LATEST_KEY, install_script, latest_record, worker_unit
 from dfbench.worker_deploy import deploy_worker, exec_command, logs
+from dfbench_testing import FakeSsm, Recorder, Run, worker_binary
 
 COMMIT = "4f0c2a9e1b7d"
 ARTIFACT_WRITES = {"PutObject", "CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload"}

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
-from dfbench.worker.health import health_table, judge, problems_text
 from dfbench.models import Instance
+from dfbench.worker.health import health_table, judge, problems_text
 
 
 def instance(n: int) -> Instance:
     return Instance(instance_id=f"i-{n:017x}", name=f"c-{n}", private_ip=f"10.0.1.{10 + n}",
                     public_ip=None, availability_zone="us-east-1a", instance_type="c5n.2xlarge", state="running",
-                    image_id="ami-0123456789abcdef0", spot=False, launch_time=datetime(2026, 12, 1, tzinfo=timezone.utc))
+                    image_id="ami-0123456789abcdef0", spot=False, launch_time=datetime(2026, 12, 1, tzinfo=UTC))
 
 
 CLUSTER = [instance(n) for n in range(3)]

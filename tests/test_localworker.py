@@ -13,7 +13,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -23,9 +23,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
+from dfbench.sql import split_statements
 from dfbench.worker.local import serve
 from dfbench.worker.process import LocalWorkerProcess
-from dfbench.sql import split_statements
 
 NOTES = ["plain", "a;b", "it's", "-- not a comment", "x"]
 REGIONS = ["AFRICA", "AMERICA", "ASIA", "EUROPE", "MIDDLE EAST"]
@@ -110,7 +110,7 @@ def test_info_contract(worker: Worker) -> None:
     assert info["engine"] == f"datafusion-python {datafusion.__version__}"
     started = datetime.fromisoformat(info["build_time_utc"])
     assert started.tzinfo is not None and started.utcoffset().total_seconds() == 0
-    assert abs((datetime.now(timezone.utc) - started).total_seconds()) < 60
+    assert abs((datetime.now(UTC) - started).total_seconds()) < 60
     assert info["errors"] == []
     assert info["settings"] == {}
 

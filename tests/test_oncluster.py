@@ -23,8 +23,16 @@ from dfbench.data.oncluster import assign, generate_script
 from dfbench.data.tpch import TPCH
 from dfbench.errors import CommandFailed, ConfigError
 from dfbench.oncluster import STATE_PREFIX, OnClusterReport, generate_on_cluster
-from dfbench_testing import (Faults, Interrupt, LocalAgent, Recorder, hooked, launched_cluster, post_policy_problems,
-                              system_tool)
+from dfbench_testing import (
+    Faults,
+    Interrupt,
+    LocalAgent,
+    Recorder,
+    hooked,
+    launched_cluster,
+    post_policy_problems,
+    system_tool,
+)
 
 SF = "0.01"
 PARTS = 2

@@ -20,10 +20,10 @@ import pytest
 from dfbench.aws import ssm as remote
 from dfbench.aws.session import connect
 from dfbench.errors import QueryFailed, TransportError, WorkerUnreachable
-from dfbench_testing import Faults, LocalAgent, system_tool
 from dfbench.transport.relay import RelayTransport, parse_relay_output, relay_script
 from dfbench.worker.client import WorkerClient
 from dfbench.worker.process import LocalWorkerProcess
+from dfbench_testing import Faults, LocalAgent, system_tool
 
 INSTANCE = "i-0fedcba9876543210"  # moto's SendCommand with InstanceIds needs no such instance
 BUCKET = "dfbench-relay-test"

@@ -23,10 +23,10 @@ from dfbench.aws import ssm as remote
 from dfbench.cli import main
 from dfbench.data import generate_tpch, sync_dataset
 from dfbench.errors import ClusterUnhealthy, ConfigError, HostKeyMismatch, TransportError, WorkerUnreachable
-from dfbench_testing import Faults, InstanceSide, LocalAgent, Recorder, Sshd, hooked, worker_binary
 from dfbench.worker.artifacts import publish_worker
 from dfbench.worker.client import WorkerClient
 from dfbench.worker.process import LocalWorkerProcess
+from dfbench_testing import Faults, InstanceSide, LocalAgent, Recorder, Sshd, hooked, worker_binary
 
 DATASET = "tpch_sf0.01"
 COMMIT = "e2e0c0ffee"

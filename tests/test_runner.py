@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from dfbench.data import generate_tpch
-from dfbench.errors import ConfigError, DfbenchError, QueryFailed, WorkerUnreachable
-from dfbench.worker.local import serve
 from dfbench.bench.queries import Query, expected_rows, select_queries
 from dfbench.bench.results import QueryOutcome
 from dfbench.bench.settings import DISTRIBUTED_DEFAULTS, resolve_settings
+from dfbench.data import generate_tpch
+from dfbench.errors import ConfigError, DfbenchError, QueryFailed, WorkerUnreachable
 from dfbench.runner import bench_local, run_benchmark
 from dfbench.worker.client import WorkerClient
+from dfbench.worker.local import serve
 
 DATASET = "tpch_sf0.01"
 ITERATION_KEYS = {"elapsed", "rowCount", "plan", "tasks"}

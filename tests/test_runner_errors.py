@@ -20,12 +20,12 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from dfbench import cli
-from dfbench.data import generate_tpch
-from dfbench.errors import ConfigError, WorkerUnreachable
-from dfbench.worker.local import serve
 from dfbench.bench.queries import Query
 from dfbench.bench.results import QueryOutcome
+from dfbench.data import generate_tpch
+from dfbench.errors import ConfigError, WorkerUnreachable
 from dfbench.runner import run_benchmark
+from dfbench.worker.local import serve
 from dfbench.worker.process import LocalWorkerProcess
 
 DATASET = "tpch_sf0.01"
@@ -54,7 +54,7 @@ class RecordingProxy:
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 url = urlsplit(self.path)
                 sql = parse_qs(url.query).get("sql")
                 seen = sql[-1] if sql else url.path
@@ -64,7 +64,7 @@ class RecordingProxy:
                     self.close_connection = True
                     return
                 try:
-                    with urllib.request.urlopen(proxy.upstream + self.path, timeout=30) as response:  # noqa: S310
+                    with urllib.request.urlopen(proxy.upstream + self.path, timeout=30) as response:
                         status, body = response.status, response.read()
                 except urllib.error.HTTPError as error:
                     status, body = error.code, error.read()

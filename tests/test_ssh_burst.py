@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
-from dfbench.worker.process import LocalWorkerProcess
-from dfbench_testing import Sshd
 from dfbench.transport.keys import EphemeralKey
 from dfbench.transport.ssh import SshTransport
+from dfbench.worker.process import LocalWorkerProcess
+from dfbench_testing import Sshd
 
 THREADS = 8
 PER_THREAD = 250
@@ -62,7 +62,7 @@ def in_threads(work: Callable[[], None], threads: int = THREADS, each: int = PER
         for _ in range(each):
             try:
                 work()
-            except Exception as error:  # noqa: BLE001 - every failure is reported, whatever it is
+            except Exception as error:
                 failures.append(repr(error))
 
     running = [threading.Thread(target=loop) for _ in range(threads)]

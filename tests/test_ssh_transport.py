@@ -31,11 +31,11 @@ from dfbench.errors import (
     TransportError,
     WorkerUnreachable,
 )
-from dfbench_testing import Sshd, cloud_init_console, console_response, hooked, system_tool
 from dfbench.transport.keys import EphemeralKey, fingerprint
 from dfbench.transport.ssh import SshTransport
 from dfbench.worker.client import WorkerClient
 from dfbench.worker.process import LocalWorkerProcess
+from dfbench_testing import Sshd, cloud_init_console, console_response, hooked, system_tool
 
 INSTANCE_ID = "i-0a1b2c3d4e5f67890"
 

@@ -20,10 +20,10 @@ import pytest
 
 from dfbench.aws.session import connect
 from dfbench.errors import TransportError
-from dfbench_testing import Faults, Recorder
 from dfbench.transport.ssm_plugin import INSTALL_URL, SsmTransport, shell_command
 from dfbench.worker.client import WorkerClient
 from dfbench.worker.process import LocalWorkerProcess
+from dfbench_testing import Faults, Recorder
 
 INSTANCE = "i-0123456789abcdef0"
 SESSION = "dfbench-user-0a1b2c3d4e5f67890"

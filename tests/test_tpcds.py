@@ -14,8 +14,15 @@ import pytest
 
 from dfbench import cli
 from dfbench.bench.queries import bundled_queries, queries_from_dir
-from dfbench.data import (MANIFEST, TPCDS_TABLES, benchmark_of, generate_tpcds, list_datasets, make_command,
-                          scale_factor_of)
+from dfbench.data import (
+    MANIFEST,
+    TPCDS_TABLES,
+    benchmark_of,
+    generate_tpcds,
+    list_datasets,
+    make_command,
+    scale_factor_of,
+)
 from dfbench.errors import ConfigError
 from dfbench.runner import bench_local
 from dfbench_testing.reference import duckdb_over, reference_rows

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import datetime, timezone
 import socket
 import subprocess
 import time
@@ -13,15 +12,16 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from dfbench.errors import ConfigError
 from dfbench.models import Instance
-from dfbench_testing import worker_binary
 from dfbench.worker import kinds
 from dfbench.worker.health import judge
+from dfbench_testing import worker_binary
 
 STANDINS = Path(__file__).parent / "standins"
 POD_IP_MESSAGE = b"POD_IP is not set"
@@ -190,7 +190,7 @@ def test_the_health_judge_takes_either_kind_s_peer_list(tmp_path):
     cluster = [Instance(instance_id=f"i-{n:017x}", name=f"c-{n}", private_ip=f"10.0.1.{10 + n}", public_ip=None,
                         availability_zone="us-east-1a", instance_type="c5n.2xlarge", state="running",
                         image_id="ami-0123456789abcdef0", spot=False,
-                        launch_time=datetime(2026, 12, 1, tzinfo=timezone.utc)) for n in range(3)]
+                        launch_time=datetime(2026, 12, 1, tzinfo=UTC)) for n in range(3)]
     name = "workers.h.us-east-1.dfbench.internal"
     hosts = tmp_path / "hosts"
     described = tmp_path / "instances.json"

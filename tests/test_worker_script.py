@@ -19,9 +19,17 @@ from pathlib import Path
 import pytest
 
 from dfbench.errors import ConfigError
+from dfbench.worker.scripts import (
+    INSTALLED_MARKER,
+    POD_IP_SCRIPT,
+    SECRETS_SCRIPT,
+    boot_script,
+    install_script,
+    latest_record,
+    ttl_script,
+    worker_unit,
+)
 from dfbench_testing import Imds, system_tool
-from dfbench.worker.scripts import (INSTALLED_MARKER, POD_IP_SCRIPT, SECRETS_SCRIPT, boot_script, install_script,
-                                    latest_record, ttl_script, worker_unit)
 
 BUCKET = "bench-bucket"
 REGION = "eu-west-1"

@@ -13,11 +13,11 @@ from dfbench.aws import account
 from dfbench.aws import instances as ec2_instances
 from dfbench.aws.session import Aws, connect
 from dfbench.aws.tags import cluster_tags
-from dfbench.preflight import check_architecture
-from dfbench.provision import status
 from dfbench.config import ClusterSpec
 from dfbench.errors import DfbenchError, error_code, translate
 from dfbench.models import Cluster, Record
+from dfbench.preflight import check_architecture
+from dfbench.provision import status
 from dfbench.transport.ssm_plugin import INSTALL_URL, find_plugin
 
 Status = Literal["ok", "warn", "unknown", "fail"]
@@ -102,7 +102,7 @@ def _credentials(aws: Aws) -> tuple[Check, str | None]:
     name = "credentials"
     try:
         identity = aws.client("sts").get_caller_identity()
-    except Exception as error:  # noqa: BLE001 - every credential failure (botocore's or AWS's) is this row
+    except Exception as error:
         mapped = translate(error, aws.profile)
         if mapped is error:
             raise

@@ -387,7 +387,7 @@ def aws_errors(profile: str | None = None) -> Iterator[None]:
         yield
     except DfbenchError:
         raise
-    except Exception as error:  # noqa: BLE001 - translate() passes unknown errors through
+    except Exception as error:
         mapped = translate(error, profile)
         if mapped is error:
             raise

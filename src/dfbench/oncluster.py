@@ -31,10 +31,25 @@ from dfbench.aws import ssm
 from dfbench.aws.objects import StoredObject, list_objects
 from dfbench.aws.session import connect
 from dfbench.data.generate import binary_version, find_binary, validate_request
-from dfbench.data.manifest import (MANIFEST, DatasetFile, Generator, Manifest, read_remote_manifest, tables_from,
-                                   write_remote_manifest)
-from dfbench.data.oncluster import (Report, assign, footer_length, footer_rows, generate_script, parse_report,
-                                    part_of, settings_of)
+from dfbench.data.manifest import (
+    MANIFEST,
+    DatasetFile,
+    Generator,
+    Manifest,
+    read_remote_manifest,
+    tables_from,
+    write_remote_manifest,
+)
+from dfbench.data.oncluster import (
+    Report,
+    assign,
+    footer_length,
+    footer_rows,
+    generate_script,
+    parse_report,
+    part_of,
+    settings_of,
+)
 from dfbench.data.scale import dataset_name, format_decimal
 from dfbench.data.sync import PARQUET_CONTENT_TYPE, delete_keys
 from dfbench.data.tpcds import TPCDS
@@ -395,7 +410,7 @@ class _UploadProgress:
     def _refresh(self) -> None:
         try:
             listing = list_objects(self.s3, self.bucket, self.prefix)
-        except Exception as error:  # noqa: BLE001 - progress only; the command's own wait reports failures
+        except Exception as error:
             log.debug("progress listing failed: %s", error)
             return
         new = [(k[len(self.prefix):], o) for k, o in listing.items()

@@ -22,7 +22,6 @@ from dfbench.aws import dns, iam, network
 from dfbench.aws import instances as ec2_instances
 from dfbench.aws.session import Aws, connect, default_bucket_name, default_region
 from dfbench.aws.tags import BUCKET_KEY, TTL_KEY, cluster_tags, ensure_ec2_tags
-from dfbench.preflight import check as check_spec
 from dfbench.config import TAG_DISCOVERY_TAG, ClusterSpec, validate_cluster_name, validate_region
 from dfbench.errors import (
     CapacityError,
@@ -35,6 +34,7 @@ from dfbench.errors import (
 )
 from dfbench.files import write_json_atomically
 from dfbench.models import Change, ChangeSet, Cluster, Instance, Plan, TeardownReport
+from dfbench.preflight import check as check_spec
 from dfbench.transport import known_hosts
 from dfbench.worker.scripts import boot_script, ttl_script
 

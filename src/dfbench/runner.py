@@ -35,8 +35,19 @@ from dfbench.bench.options import RunOptions
 from dfbench.bench.queries import Query, expected_rows, select_queries
 from dfbench.bench.results import Iteration, QueryOutcome
 from dfbench.bench.settings import settings_sql, table_sql
-from dfbench.data import (DEFAULT_DATA_DIR, TPCH_TABLES, LocalDataset, benchmark_of, format_scale_factor, generate_tpch,
-                          local_dataset, make_command, read_manifest, scale_factor_of, tpch_dataset_name)
+from dfbench.data import (
+    DEFAULT_DATA_DIR,
+    TPCH_TABLES,
+    LocalDataset,
+    benchmark_of,
+    format_scale_factor,
+    generate_tpch,
+    local_dataset,
+    make_command,
+    read_manifest,
+    scale_factor_of,
+    tpch_dataset_name,
+)
 from dfbench.errors import ConfigError, DfbenchError, QueryFailed, WorkerUnreachable
 from dfbench.sql import quoted_identifier
 from dfbench.worker.client import INFO_TIMEOUT_S, WorkerClient
@@ -106,7 +117,7 @@ def dfbench_version() -> str:
         from importlib.metadata import version
 
         return version("dfbench")
-    except Exception:  # noqa: BLE001 - not installed as a distribution
+    except Exception:
         from dfbench import __version__
 
         return __version__

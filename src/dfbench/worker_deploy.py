@@ -16,7 +16,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from dfbench.provision import status as cluster_status
 from dfbench.aws import ssm
 from dfbench.aws.instances import other_clusters_with_tag
 from dfbench.aws.parameters import parameter_types
@@ -24,6 +23,7 @@ from dfbench.aws.session import connect, default_region
 from dfbench.config import TAG_DISCOVERY_TAG
 from dfbench.errors import ClusterNotFound, CommandFailed, ConfigError, WorkersDisagree, aws_errors
 from dfbench.models import Cluster, Instance, Record
+from dfbench.provision import status as cluster_status
 from dfbench.worker import health
 from dfbench.worker.artifacts import Artifact, point_latest, upload_worker
 from dfbench.worker.build import Build, build_worker, check_binary

@@ -75,8 +75,8 @@ from dfbench_testing.moto import MOTO_FLAGS, MotoServer, emulator_environment
 from dfbench_testing.recording import READ_PREFIXES, Call, Recorder
 from dfbench_testing.s3post import post_policy_problems
 from dfbench_testing.sshd import Sshd
-from dfbench_testing.strict import LOCAL_ZONE, Ec2Rules, RequestChecks
 from dfbench_testing.ssm import PLUGIN_OUTPUT_MAX, FakeSsm, LocalAgent, Run, agent_output
+from dfbench_testing.strict import LOCAL_ZONE, Ec2Rules, RequestChecks
 from dfbench_testing.systemd import StandinSystemd
 from dfbench_testing.tools import system_tool, worker_binary
 from dfbench_testing.wire import console_response, error_response, json_response

@@ -62,7 +62,7 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args: object) -> None:
         pass
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         name = self.path.lstrip("/")
         self.requests.append(("GET", name, self.headers.get("Range")))
         path = Path(self.directory) / name
@@ -88,7 +88,7 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
             return
         self.wfile.write(body)
 
-    def do_HEAD(self) -> None:  # noqa: N802
+    def do_HEAD(self) -> None:
         self.requests.append(("HEAD", self.path.lstrip("/"), None))
         super().do_HEAD()
 

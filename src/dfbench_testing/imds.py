@@ -23,12 +23,12 @@ class Imds:
         imds = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_PUT(self) -> None:  # noqa: N802 (http.server's naming)
+            def do_PUT(self) -> None:
                 imds.requests.append(("PUT", self.path))
                 ok = self.path == "/latest/api/token" and self.headers.get("X-aws-ec2-metadata-token-ttl-seconds")
                 self._answer(200 if ok else 400, imds.TOKEN if ok else "")
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 imds.requests.append(("GET", self.path))
                 if self.headers.get("X-aws-ec2-metadata-token") != imds.TOKEN:
                     self._answer(401, "")

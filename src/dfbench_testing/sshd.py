@@ -90,7 +90,7 @@ class Sshd:
                     probe.bind(("127.0.0.1", 0))
                     self.port = probe.getsockname()[1]
             config = self._write_config()
-            self._log_file = open(self.folder / "sshd.log", "ab")  # noqa: SIM115 - closed in stop()
+            self._log_file = open(self.folder / "sshd.log", "ab")
             self._process = subprocess.Popen([self._sshd, "-D", "-e", "-f", str(config)], stdin=subprocess.DEVNULL,
                                              stdout=self._log_file, stderr=self._log_file)
             deadline = time.monotonic() + self.start_timeout_s

@@ -47,7 +47,7 @@ def serve(server: ThreadingHTTPServer, peers: Callable[[], list[str]]) -> None:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 - the http.server naming
+    def do_GET(self) -> None:
         url = urlsplit(self.path)
         if url.path == "/info":
             self._send(HTTPStatus.OK, {
@@ -81,5 +81,5 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - base class signature
+    def log_message(self, format: str, *args: object) -> None:
         pass

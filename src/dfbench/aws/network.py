@@ -14,8 +14,15 @@ from typing import Any, TypeVar
 
 from botocore.exceptions import ClientError
 
-from dfbench.aws.tags import (BUCKET_KEY, CLUSTER_KEY, MANAGED_KEY, cluster_filters, ensure_ec2_tags, tag_dict,
-                              tag_specifications)
+from dfbench.aws.tags import (
+    BUCKET_KEY,
+    CLUSTER_KEY,
+    MANAGED_KEY,
+    cluster_filters,
+    ensure_ec2_tags,
+    tag_dict,
+    tag_specifications,
+)
 from dfbench.errors import error_code
 from dfbench.models import Change, ChangeSet
 from dfbench.waiting import retry_client_error

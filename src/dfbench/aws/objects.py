@@ -11,9 +11,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
@@ -69,8 +67,7 @@ def transfer_progress(enabled: bool) -> Progress:
     """A rich progress display of bytes and files sent, on stderr (rendered only when stderr is a
     terminal). Its tasks need a ``files`` field: :func:`upload_files` counts files in it."""
     from rich.console import Console
-    from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
-                               TransferSpeedColumn)
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
                     TextColumn("{task.fields[files]}"), TimeRemainingColumn(), console=Console(stderr=True),

@@ -8,9 +8,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from dfbench.cli.output import emit, out
-from dfbench.provision import plan, provision, status, teardown
 from dfbench.config import make_spec
 from dfbench.models import Cluster, Plan, TeardownReport
+from dfbench.provision import plan, provision, status, teardown
 
 
 def _spec(args: argparse.Namespace):  # type: ignore[no-untyped-def]

@@ -31,8 +31,15 @@ import math
 from pathlib import Path
 
 from dfbench.bench.results import QueryResult, engines_dir, read_previous, read_query_results, safe_engine_name
-from dfbench.comparison.records import (FORMATS, RESULTS_KINDS, Comparison, QueryComparison, Suite,
-                                        query_sort_key, runs_of)
+from dfbench.comparison.records import (
+    FORMATS,
+    RESULTS_KINDS,
+    Comparison,
+    QueryComparison,
+    Suite,
+    query_sort_key,
+    runs_of,
+)
 from dfbench.comparison.stats import assess_queries, assess_suite, t_critical
 
 QUERY_INTERVAL_ALPHA = 0.05  # the per-query interval shown (JSON, plot): 95%

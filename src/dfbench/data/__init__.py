@@ -3,13 +3,26 @@ ClickBench's download (clickbench), manifests (manifest), the bucket sync (sync)
 (pull), finding datasets locally and in the bucket (catalog), scale factors and dataset names
 (scale)."""
 
-from dfbench.data.catalog import (DEFAULT_DATA_DIR, DatasetInfo, LocalDataset, RemoteTable, list_datasets,
-                                  local_dataset, remote_tables)
+from dfbench.data.catalog import (
+                                  DEFAULT_DATA_DIR,
+                                  DatasetInfo,
+                                  LocalDataset,
+                                  RemoteTable,
+                                  list_datasets,
+                                  local_dataset,
+                                  remote_tables,
+)
 from dfbench.data.clickbench import CLICKBENCH_URL, download_clickbench
 from dfbench.data.manifest import CHECKSUM_CACHE, MANIFEST, DatasetFile, Manifest, TableInfo, is_complete, read_manifest
-from dfbench.data.scale import (benchmark_of, dataset_name, format_scale_factor, make_command, scale_factor_of,
-                                tpch_dataset_name)
 from dfbench.data.pull import pull_dataset
+from dfbench.data.scale import (
+                                  benchmark_of,
+                                  dataset_name,
+                                  format_scale_factor,
+                                  make_command,
+                                  scale_factor_of,
+                                  tpch_dataset_name,
+)
 from dfbench.data.sync import SyncReport, sync_dataset
 from dfbench.data.tpcds import TPCDS_TABLES, generate_tpcds
 from dfbench.data.tpch import TPCH_FIXED_ROWS, TPCH_ROWS_PER_SF, TPCH_TABLES, generate_tpch

@@ -145,7 +145,7 @@ def list_datasets(data_dir: str | Path = DEFAULT_DATA_DIR, bucket: str | None = 
         by_dataset: dict[str, list[StoredObject]] = {}
         for key, item in objects.items():
             parts = key.split("/")
-            if len(parts) == 3 and parts[2].endswith(".parquet") or (len(parts) == 2 and parts[1] == MANIFEST):
+            if (len(parts) == 3 and parts[2].endswith(".parquet")) or (len(parts) == 2 and parts[1] == MANIFEST):
                 by_dataset.setdefault(parts[0], []).append(item)
         for name, items in sorted(by_dataset.items()):
             manifest = read_remote_manifest(s3, bucket, f"{name}/{MANIFEST}") \

@@ -21,8 +21,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dfbench.data.catalog import DEFAULT_DATA_DIR, LocalDataset
-from dfbench.data.manifest import (CHECKSUM_CACHE, MANIFEST, ChecksumCache, Generator, Manifest, describe_files,
-                                   is_complete, natural_key, read_manifest, tables_from)
+from dfbench.data.manifest import (
+    CHECKSUM_CACHE,
+    MANIFEST,
+    ChecksumCache,
+    Generator,
+    Manifest,
+    describe_files,
+    is_complete,
+    natural_key,
+    read_manifest,
+    tables_from,
+)
 from dfbench.data.scale import dataset_name, format_decimal, scale_factor_of
 from dfbench.errors import ConfigError, DfbenchError
 from dfbench.files import checked_folder, write_atomically

@@ -172,7 +172,7 @@ def _parquet_rows(path: Path) -> int:
         import pyarrow.parquet as pq
 
         return int(pq.read_metadata(path).num_rows)
-    except Exception as error:  # noqa: BLE001 - any reader failure means the same to the user
+    except Exception as error:
         raise DfbenchError(f"{path} is not a readable parquet file ({error}); regenerate the dataset.") from None
 
 

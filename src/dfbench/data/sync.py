@@ -15,8 +15,17 @@ from typing import TYPE_CHECKING, Any
 
 from dfbench.aws.objects import StoredObject, Transfer, Upload, list_objects, transfer_progress, upload_files
 from dfbench.data.catalog import DEFAULT_DATA_DIR, LocalDataset, connect_to_data, data_bucket, local_dataset
-from dfbench.data.manifest import (MANIFEST, ChecksumCache, DataRecord, Manifest, describe_files, file_in,
-                                   read_remote_manifest, tables_from, write_remote_manifest)
+from dfbench.data.manifest import (
+    MANIFEST,
+    ChecksumCache,
+    DataRecord,
+    Manifest,
+    describe_files,
+    file_in,
+    read_remote_manifest,
+    tables_from,
+    write_remote_manifest,
+)
 from dfbench.errors import DfbenchError, aws_errors
 from dfbench.files import write_atomically
 

@@ -16,13 +16,18 @@ from types import TracebackType
 from typing import Any, Self
 
 from dfbench.aws.session import connect
-from dfbench.errors import (ClusterUnhealthy, ConfigError, DfbenchError, HostKeyMismatch, TransportError,
-                            WorkerUnreachable)
-from dfbench.worker.health import WorkerHealth, health_table, judge
+from dfbench.errors import (
+    ClusterUnhealthy,
+    ConfigError,
+    DfbenchError,
+    HostKeyMismatch,
+    TransportError,
+    WorkerUnreachable,
+)
 from dfbench.models import Cluster, Instance
-from dfbench.transport.base import Transport
-from dfbench.transport.base import WORKER_PORT
+from dfbench.transport.base import WORKER_PORT, Transport
 from dfbench.transport.choice import REACHABLE_STATES, choose, open_transport, pick_instance
+from dfbench.worker.health import WorkerHealth, health_table, judge
 
 log = logging.getLogger("dfbench")
 
@@ -183,5 +188,5 @@ def _close_all(transports: Iterable[Transport]) -> None:
     for transport in list(transports):
         try:
             transport.__exit__(None, None, None)
-        except Exception as error:  # noqa: BLE001 - closing must reach every transport
+        except Exception as error:
             log.warning("closing %s failed: %s", getattr(transport, "description", transport), error)

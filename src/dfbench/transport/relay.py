@@ -211,7 +211,7 @@ class RelayTransport:
 
 def _handler(transport: RelayTransport) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - the http.server naming
+        def do_GET(self) -> None:
             if not self.path.startswith("/"):
                 self._send(HTTPStatus.BAD_REQUEST, f"not a request path: {self.path}")
                 return
@@ -220,7 +220,7 @@ def _handler(transport: RelayTransport) -> type[BaseHTTPRequestHandler]:
             except RelayError as error:
                 self._send(error.status, str(error))
                 return
-            except Exception as error:  # noqa: BLE001 - the client gets the reason, not a dropped connection
+            except Exception as error:
                 log.warning("relay GET %s failed: %s", self.path, error)
                 self._send(HTTPStatus.BAD_GATEWAY, f"relay to {transport.instance_id} failed: {error}")
                 return
@@ -234,7 +234,7 @@ def _handler(transport: RelayTransport) -> type[BaseHTTPRequestHandler]:
             self._send(HTTPStatus.METHOD_NOT_ALLOWED, "the relay forwards GET requests only",
                        extra={"Allow": "GET"})
 
-        do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _not_allowed  # noqa: N815
+        do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _not_allowed
 
         def _send(self, status: int, body: str, extra: dict[str, str] | None = None) -> None:
             data = body.encode("utf-8")
@@ -252,7 +252,7 @@ def _handler(transport: RelayTransport) -> type[BaseHTTPRequestHandler]:
             if self.command != "HEAD":
                 self.wfile.write(data)
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+        def log_message(self, format: str, *args: Any) -> None:
             log.debug("relay %s: " + format, transport.instance_id, *args)
 
     return Handler

@@ -6,8 +6,8 @@ from __future__ import annotations
 import logging
 import os
 import shlex
-import signal
 import shutil
+import signal
 import subprocess
 import tempfile
 from collections.abc import Sequence
@@ -95,7 +95,7 @@ def _attached(argv: list[str], env: dict[str, str] | None = None) -> int:
     ignored = (signal.SIGINT, signal.SIGQUIT, signal.SIGTSTP)
     previous = {number: signal.signal(number, signal.SIG_IGN) for number in ignored}
     try:
-        process = subprocess.Popen(argv, env=env, preexec_fn=_default_signals)  # noqa: PLW1509 - no threads here
+        process = subprocess.Popen(argv, env=env, preexec_fn=_default_signals)
         return process.wait()
     finally:
         for number, handler in previous.items():

@@ -155,7 +155,7 @@ def terminate_session(ssm: Any, session_id: str, profile: str | None = None) -> 
     try:
         with aws_errors(profile):
             ssm.terminate_session(SessionId=session_id)
-    except Exception as error:  # noqa: BLE001 - cleanup must not hide the error that caused it
+    except Exception as error:
         log.warning("could not terminate SSM session %s: %s", session_id, error)
 
 

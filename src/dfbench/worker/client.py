@@ -32,7 +32,7 @@ class WorkerClient:
     def _get(self, path: str, timeout: float | None) -> tuple[int, str]:
         request = urllib.request.Request(self.url + path, headers={"Accept": "application/json"})
         try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - http(s) only
+            with urllib.request.urlopen(request, timeout=timeout) as response:
                 return response.status, response.read().decode("utf-8", errors="replace")
         except urllib.error.HTTPError as error:
             body = error.read().decode("utf-8", errors="replace") if error.fp is not None else ""

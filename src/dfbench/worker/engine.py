@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -110,7 +110,7 @@ class LocalWorker:
         self._registered: set[str] = set()
         # Resolved once (symlinks followed): locations are compared with the real folder.
         self.data_dir = os.path.realpath(data_dir) if data_dir is not None else None
-        self.started = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        self.started = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         self.version = datafusion.__version__
         self._ctx = SessionContext()
         # Queries and SET only: DDL and DML are refused while planning, before anything runs.
@@ -160,14 +160,14 @@ class LocalWorker:
         statement = self._resolve_location(statement)
         try:
             return self._ctx.sql_with_options(statement, self._queries)
-        except Exception as refused:  # noqa: BLE001 - DataFusion raises plain exceptions
+        except Exception as refused:
             # Not a query: DDL (refused above before it ran) or a bad statement. EXPLAIN plans it
             # without running it, so every LOCATION is known before a table is created (creating
             # one reads its files). The locations come from DataFusion's own parse, whatever the
             # quoting (E'\x2f...' escapes included), not from a pattern over the text.
             try:
                 explained = self._ctx.sql_with_options(f"EXPLAIN {statement}", self._no_writes)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 raise refused from None  # the statement's own error (DML refused, parse error, ...)
         for location in _external_locations(explained.logical_plan()):
             self._allow(location)

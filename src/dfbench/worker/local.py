@@ -112,7 +112,7 @@ class _Handler(BaseHTTPRequestHandler):
             return HTTPStatus.FORBIDDEN, f"requests from web pages (Sec-Fetch-Site: {site}) are refused"
         return None
 
-    def do_GET(self) -> None:  # noqa: N802 - the http.server naming
+    def do_GET(self) -> None:
         url = urlsplit(self.path)
         worker = self.server.worker
         if url.path == "/info":
@@ -128,7 +128,7 @@ class _Handler(BaseHTTPRequestHandler):
                 result = worker.run(sql[-1])
             except RequestError as error:
                 self._send(HTTPStatus.BAD_REQUEST, str(error))
-            except Exception as error:  # noqa: BLE001 - DataFusion raises plain exceptions
+            except Exception as error:
                 self._send(HTTPStatus.INTERNAL_SERVER_ERROR, str(error) or type(error).__name__)
             else:
                 self._send(HTTPStatus.OK, asdict(result))
@@ -152,7 +152,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - base class signature
+    def log_message(self, format: str, *args: Any) -> None:
         if not self.server.quiet:
             super().log_message(format, *args)
 
@@ -208,7 +208,7 @@ class _Server(HTTPServer):
         """ThreadingMixIn.process_request_thread, with the slot given back at the end."""
         try:
             _Handler(request, client_address, self, busy=busy)
-        except Exception:  # noqa: BLE001 - socketserver's own policy: report and go on
+        except Exception:
             self.handle_error(request, client_address)
         finally:
             self.shutdown_request(request)
