@@ -85,10 +85,10 @@ def measure() -> list[Row]:
                         recorder.hook):
                 spec = ClusterSpec(name=f"bench{n}", instance_count=n)
                 label = str(n)
-                rows.append(_measure(recorder, "cold provision", label, lambda: dfbench.provision(spec)))
-                rows.append(_measure(recorder, "no-op re-provision", label, lambda: dfbench.provision(spec)))
-                rows.append(_measure(recorder, "plan (nothing to change)", label, lambda: dfbench.plan(spec)))
-                rows.append(_measure(recorder, "doctor (of the running cluster)", label, lambda: doctor(spec)))
+                rows.append(_measure(recorder, "cold provision", label, lambda s=spec: dfbench.provision(s)))
+                rows.append(_measure(recorder, "no-op re-provision", label, lambda s=spec: dfbench.provision(s)))
+                rows.append(_measure(recorder, "plan (nothing to change)", label, lambda s=spec: dfbench.plan(s)))
+                rows.append(_measure(recorder, "doctor (of the running cluster)", label, lambda s=spec: doctor(s)))
                 count = n
                 if n == SIZES[0]:
                     for target in SCALE_STEPS:
@@ -97,7 +97,7 @@ def measure() -> list[Row]:
                                              lambda s=scaled: dfbench.provision(s)))
                         count = target
                 scenario = "teardown" if count == n else f"teardown (of the {count} left after scaling)"
-                rows.append(_measure(recorder, scenario, label, lambda: dfbench.teardown(spec.name)))
+                rows.append(_measure(recorder, scenario, label, lambda name=spec.name: dfbench.teardown(name)))
     return rows
 
 
@@ -194,20 +194,20 @@ def section(rows: list[Row]) -> str:
         "",
         f"Produced by `{COMMAND}` (`benchmarks/api_calls.py`) on {today}, all numbers from one run.",
         "",
-        "Every AWS API call dfbench makes, counted once each (botocore retries are not counted; each page of "
+        ("Every AWS API call dfbench makes, counted once each (botocore retries are not counted; each page of "
         "a paginated read is a call), against moto in server mode on loopback with "
         f"`DFBENCH_TIME_SCALE={TIME_SCALE}`. Mutating = anything but `Describe*`/`Get*`/`List*`/`Head*`. "
         f"Each size starts from an empty account: cold provision, no-op re-provision of the same spec, plan, "
         "doctor, "
         f"then (N={lo} only) scale {lo} → {' → '.join(str(s) for s in SCALE_STEPS)}, then teardown "
-        "(the bucket is kept, as by default).",
+        "(the bucket is kept, as by default)."),
         "",
-        "**Wall seconds are emulator time, not AWS time**: moto answers at once and every poll interval is "
+        ("**Wall seconds are emulator time, not AWS time**: moto answers at once and every poll interval is "
         "scaled down, so they show dfbench's and the emulator's own overhead only (after one unmeasured warm-up "
         "plan, since moto builds each service on first use). On AWS the instance waits alone take minutes, and "
         "`wait_running`/`wait_terminated` poll `DescribeInstances` (one call for all instances) until done: "
         "more polls there than the single one counted here, but the same number for any N. "
-        "The wall seconds vary from run to run with the machine's load; the call counts do not.",
+        "The wall seconds vary from run to run with the machine's load; the call counts do not."),
         "",
         summary_table(rows),
         "",

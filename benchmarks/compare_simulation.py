@@ -251,24 +251,24 @@ def main(argv: list[str] | None = None) -> int:
              cell[("q1 +20%", 0.05)]["dfb_changed"], 0.90, False),
         goal(f"no change, CV 10%, per-run drift {RUN_EFFECT:.0%}, interleaved: suite faster/slower",
              found[(aa.name, 0.10, ITERATIONS, designs[4])]["dfb_suite_alarm"], 0.05, True),
-        f"- the same, sequential: {pct(found[(aa.name, 0.10, ITERATIONS, drift)]['dfb_suite_alarm'])} "
-        "(no statistic over two runs can tell a common per-run offset from a change).",
+        (f"- the same, sequential: {pct(found[(aa.name, 0.10, ITERATIONS, drift)]['dfb_suite_alarm'])} "
+        "(no statistic over two runs can tell a common per-run offset from a change)."),
     ]
     tooling_notes = [
-        f"- CDK tooling rule, no change, CV 10%: some query marked ✅/❌ in {pct(cell[('no change', 0.10)]['tooling_any'])} "
-        "of suites (expected about 30%).",
-        f"- CDK tooling rule, q1 +10%, CV 5%: q1 marked ❌ in {pct(cell[('q1 +10%', 0.05)]['tooling_changed'])} "
-        "of suites (expected about 1%).",
+        (f"- CDK tooling rule, no change, CV 10%: some query marked ✅/❌ in {pct(cell[('no change', 0.10)]['tooling_any'])} "
+        "of suites (expected about 30%)."),
+        (f"- CDK tooling rule, q1 +10%, CV 5%: q1 marked ❌ in {pct(cell[('q1 +10%', 0.05)]['tooling_changed'])} "
+        "of suites (expected about 1%)."),
     ]
     today = datetime.date.today().isoformat()
     section = "\n".join([
         START,
         "## Compare: false alarms and detection (the CDK tooling's rule vs dfbench verdicts)",
         "",
-        f"Produced by `make bench-compare` (`.venv/bin/python benchmarks/compare_simulation.py`) on {today}, "
-        f"all numbers from one run ({args.suites} simulated suites per row, fixed seeds, {seconds:.0f} s).",
+        (f"Produced by `make bench-compare` (`.venv/bin/python benchmarks/compare_simulation.py`) on {today}, "
+        f"all numbers from one run ({args.suites} simulated suites per row, fixed seeds, {seconds:.0f} s)."),
         "",
-        f"Model: {QUERIES} queries, {ITERATIONS} iterations per query on each side; every iteration is the "
+        (f"Model: {QUERIES} queries, {ITERATIONS} iterations per query on each side; every iteration is the "
         "query's true time × a lognormal factor with the given coefficient of variation (CV), independent "
         "across iterations, queries and the two runs (in this first table the run-to-run variation is this "
         "iteration noise, with no per-run offset; the tables below add them); true times log-uniform in 100 ms–10 s. A change multiplies the new "
@@ -280,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
         f"degrees of freedom, excludes 1 and |geomean − 1| > {percent(SUITE_MIN_EFFECT)}). Percentages are "
         f"of simulated suites; with {args.suites} suites a rate near 5% has a standard error of about "
         f"{100 * math.sqrt(0.05 * 0.95 / args.suites):.1f} points, near 90% about "
-        f"{100 * math.sqrt(0.9 * 0.1 / args.suites):.1f} points.",
+        f"{100 * math.sqrt(0.9 * 0.1 / args.suites):.1f} points."),
         "",
         "| Scenario | CV | CDK tooling rule | dfbench suite verdict | dfbench per-query verdicts |",
         "| --- | ---: | --- | --- | --- |",
@@ -296,28 +296,28 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"### Run-level effects: sequential runs against interleaved rounds (CV 10%, {ITERATIONS} iterations)",
         "",
-        f"Per-run offsets with a standard deviation of {RUN_EFFECT:.0%} (see the model in "
+        (f"Per-run offsets with a standard deviation of {RUN_EFFECT:.0%} (see the model in "
         "`benchmarks/compare_simulation.py`): sequential runs draw one per side, shared by all its "
         "iterations; interleaved rounds (`dfbench ab`) draw one per round, shared by both sides. "
-        "\"Detectable\" is the mean of the smallest uniform change each comparison states it could detect.",
+        "\"Detectable\" is the mean of the smallest uniform change each comparison states it could detect."),
         "",
-        "| Design and effects | no change: suite faster/slower | all +5%: suite slower | detectable | "
-        "no change: CDK tooling any ✅/❌ |",
+        ("| Design and effects | no change: suite faster/slower | all +5%: suite slower | detectable | "
+        "no change: CDK tooling any ✅/❌ |"),
         "| --- | ---: | ---: | ---: | ---: |",
         *run_rows,
         "",
         "### Detection against iterations (CV 10%, uniform +5%)",
         "",
-        "| Design and effects | iterations (rounds) per side | no change: suite faster/slower | "
-        "all +5%: suite slower | detectable |",
+        ("| Design and effects | iterations (rounds) per side | no change: suite faster/slower | "
+        "all +5%: suite slower | detectable |"),
         "| --- | ---: | ---: | ---: | ---: |",
         *iteration_rows,
         "",
-        "A common per-run offset moves every query of a sequential run alike: no statistic over the two "
+        ("A common per-run offset moves every query of a sequential run alike: no statistic over the two "
         "runs can tell it from a real change, and the false alarms above grow with it. Per-run per-query "
         "offsets widen the suite interval (the spread across queries carries them) but not the per-query "
         "tests, which see iteration noise only. Interleaved rounds put both sides under the same drift, "
-        "and a query's per-run offsets become iteration noise that both tests see.",
+        "and a query's per-run offsets become iteration noise that both tests see."),
         END,
     ])
     print(section)

@@ -98,10 +98,10 @@ def render(counts: dict[tuple[str, int], Counter[str]]) -> str:
     lines = [
         "## AWS API calls to open the way to a cluster",
         "",
-        f"Command: `{COMMAND}` (`benchmarks/connect_calls.py`), {datetime.now(UTC).date().isoformat()}, against moto "
+        (f"Command: `{COMMAND}` (`benchmarks/connect_calls.py`), {datetime.now(UTC).date().isoformat()}, against moto "
         "on loopback; one `ClusterConnection` per row: a transport to every instance, each worker's `/info` judged, "
         "the coordinator's transport kept. Everything else a run sends goes to the worker, not to AWS (except the "
-        "relay's commands).",
+        "relay's commands)."),
         "",
         "| transport | N | calls | per operation |",
         "|---|---:|---:|---|",
@@ -113,10 +113,10 @@ def render(counts: dict[tuple[str, int], Counter[str]]) -> str:
             lines.append(f"| {scenario} | {n} | {sum(calls.values())} | {detail} |")
     lines += [
         "",
-        "One call per instance and transport, by design: each instance's own way in is opened and used, so the "
+        ("One call per instance and transport, by design: each instance's own way in is opened and used, so the "
         "check also proves that every worker can be reached. The relay adds one GetCommandInvocation per poll, "
         "polled at its real intervals (first after 0.2 s, then growing to 1 s) against commands that finish here "
-        "in milliseconds: a floor, since on AWS a command takes a second or more, so more polls.",
+        "in milliseconds: a floor, since on AWS a command takes a second or more, so more polls."),
     ]
     return "\n".join(lines)
 

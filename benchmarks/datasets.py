@@ -106,20 +106,20 @@ def main() -> None:
     body = "\n".join([
         "## Datasets: generation and download throughput, and the bundled query sets",
         "",
-        f"`.venv/bin/python benchmarks/datasets.py {'--quick' if args.quick else f'--sf {args.sf}'}` on "
+        (f"`.venv/bin/python benchmarks/datasets.py {'--quick' if args.quick else f'--sf {args.sf}'}` on "
         f"{os.cpu_count()} cores, "
         f"{platform.python_implementation()} {platform.python_version()}, load average {started_load:.1f} at the "
         f"start and {os.getloadavg()[0]:.1f} at the end (the machine is shared); {PARTITIONS} partitions; the whole "
         "call timed (generation or download, layout, sha256 of every file, manifest; for ClickBench also "
-        "EventDate's rewrite to a date).",
+        "EventDate's rewrite to a date)."),
         "",
         "| benchmark | scale | tables | files | MB | rows | seconds | MB/s |",
         "|---|---|---|---|---|---|---|---|",
         *rows,
         "",
-        "Queries on the local worker (DataFusion in one process), each query's row count compared with "
+        ("Queries on the local worker (DataFusion in one process), each query's row count compared with "
         "DuckDB's for the same text on the same files. ClickBench's sample is synthetic (the stand-in's "
-        "values), so its timings say little about the real set; many of its queries match no row there.",
+        "values), so its timings say little about the real set; many of its queries match no row there."),
         "",
         *notes,
     ])

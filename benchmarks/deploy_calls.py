@@ -93,7 +93,7 @@ def section(counts: dict[tuple[str, int], Counter[str]]) -> str:
         "",
         f"Produced by `{COMMAND}` (`benchmarks/deploy_calls.py`) on {today}, all numbers from one run.",
         "",
-        "`dfbench.deploy_worker(cluster_name, binary=...)` (the cluster looked up by name, as `dfbench deploy` does) "
+        ("`dfbench.deploy_worker(cluster_name, binary=...)` (the cluster looked up by name, as `dfbench deploy` does) "
         "with the /info check, against moto in server mode, "
         f"on clusters of {lo} and {hi} instances (provisioning not counted), with a {BINARY_BYTES // 1024} KiB "
         "stand-in binary. Every call dfbench makes is counted once (botocore retries are not; each page of a "
@@ -101,14 +101,14 @@ def section(counts: dict[tuple[str, int], Counter[str]]) -> str:
         "for both sizes: online at once, the install listed as nothing yet → in progress → done, the check done "
         "at once. On AWS the number of status polls depends on how long the install takes, not on N; above 50 "
         "instances a poll (and the online check) takes one call per 50 instances. The /info check is a command "
-        "of its own, so it checks again that the instances are online (the second `DescribeInstanceInformation`).",
+        "of its own, so it checks again that the instances are online (the second `DescribeInstanceInformation`)."),
         "",
         summary,
         "",
-        f"Calls grow with N: {'no, identical per operation for both sizes' if same else '**yes**'}. "
+        (f"Calls grow with N: {'no, identical per operation for both sizes' if same else '**yes**'}. "
         "The upload is one `PutObject` below 16 MiB and multipart above (parts by binary size, not by N); "
         "the second deploy uploads nothing (`HeadObject` finds the artifact) and only rewrites the 65-byte "
-        "`latest` pointer.",
+        "`latest` pointer."),
         "",
         per_op,
         END,

@@ -101,27 +101,27 @@ def main() -> None:
     body = "\n".join([
         "## Datasets on the cluster: local generation + sync against on-cluster generation",
         "",
-        f"`.venv/bin/python benchmarks/oncluster_generate.py --sf {args.sf} --partitions {args.partitions} "
+        (f"`.venv/bin/python benchmarks/oncluster_generate.py --sf {args.sf} --partitions {args.partitions} "
         f"--instances {args.instances}`, {time.strftime('%Y-%m-%d')}, on {cores} cores ({platform.python_version()}; "
         f"load average {os.getloadavg()[0]:.1f} when it ended): TPC-H, {args.partitions} partitions, both into a "
         f"moto server on 127.0.0.1. On-cluster: {args.instances} stand-in instances, each SSM command run here by "
         "LocalAgent (the real generator, curl posting each part to a presigned POST), so the instances share this "
         "machine's cores: the emulator measures dfbench's own overhead (artifact, command, verification of every "
         "file against S3, footers for row counts, manifest), not the speed-up. Every on-cluster dataset was checked "
-        "byte for byte (sha256 of every file) against the local generation.",
+        "byte for byte (sha256 of every file) against the local generation."),
         "",
         "| SF | files | MB | generate (s) | sync (s) | local + sync (s) | on-cluster (s) | commands | bytes |",
         "|---|---|---|---|---|---|---|---|---|",
         *rows,
         "",
-        f"**Estimate for AWS, not a measurement.** Measured here: {rate / 1e6:.1f} MB/s of parquet per core "
+        (f"**Estimate for AWS, not a measurement.** Measured here: {rate / 1e6:.1f} MB/s of parquet per core "
         f"(SF {scale_factors[-1]}, all {cores} cores, the whole generate call). TPC-H SF{TARGET_SF} at "
         f"{per_sf / 1e6:,.0f} MB per unit of SF is about {target / 1e9:,.1f} GB. Locally on {cores} cores and a "
         f"{args.uplink_mbit:g} Mbit/s uplink: {target / (rate * cores) / 60:,.0f} min generating + "
         f"{target / uplink / 60:,.0f} min uploading = **{local_total / 60:,.0f} min**. On {AWS_INSTANCES} × "
         f"{AWS_TYPE} ({AWS_VCPUS} vCPUs each) at the same per-core rate, S3 uploads in the region assumed to keep up "
         f"(the instances' network is 25 Gbit/s): **{cluster_total / 60:,.1f} min**. Assumed, not measured: that "
-        "a vCPU generates as fast as a core here, and that the rate stays linear up to SF 100.",
+        "a vCPU generates as fast as a core here, and that the rate stays linear up to SF 100."),
     ])
     print(body)
     write_section("oncluster", body)

@@ -53,7 +53,7 @@ def main() -> None:
             times[name].append(timed(commands[name]))
     median = {name: statistics.median(values) for name, values in times.items()}
     ratio = median["dfbench --help"] / median["aws --version"]
-    aws_version = subprocess.run([aws, "--version"], capture_output=True, text=True).stdout.strip().split()[0]
+    aws_version = subprocess.run([aws, "--version"], capture_output=True, text=True, check=True).stdout.strip().split()[0]
     rows = "\n".join(f"| `{name}` | {median[name] * 1000:.0f} ms | {median[name] / median['aws --version']:.2f}x |"
                      for name in commands)
     text = f"""## Start-up: `dfbench --help` vs `aws --version`

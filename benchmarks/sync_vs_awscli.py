@@ -110,20 +110,20 @@ def main() -> None:
                 bucket = f"bench-{tool}"
                 s3.create_bucket(Bucket=bucket)
                 if tool == "dfbench":
-                    first = timed(lambda: sync_dataset(dataset.name, bucket=bucket, data_dir=args.data_dir,
+                    first = timed(lambda b=bucket: sync_dataset(dataset.name, bucket=b, data_dir=args.data_dir,
                                                        progress=False))
-                    noop = timed(lambda: sync_dataset(dataset.name, bucket=bucket, data_dir=args.data_dir,
+                    noop = timed(lambda b=bucket: sync_dataset(dataset.name, bucket=b, data_dir=args.data_dir,
                                                       progress=False))
                     # The same no-op typed in a shell: the command line in a fresh process.
                     command = [dfbench_cli, "data", "sync", dataset.name, "--bucket", bucket,
                                "--data-dir", args.data_dir]
-                    times["dfbench_noop_process"].append(timed(lambda: subprocess.run(
-                        command, check=True, stdout=subprocess.DEVNULL)))
-                    times["botocore_floor"].append(timed(lambda: subprocess.run(
-                        [sys.executable, "-c", FLOOR, bucket, dataset.name], check=True)))
+                    times["dfbench_noop_process"].append(timed(lambda c=command: subprocess.run(
+                        c, check=True, stdout=subprocess.DEVNULL)))
+                    times["botocore_floor"].append(timed(lambda b=bucket: subprocess.run(
+                        [sys.executable, "-c", FLOOR, b, dataset.name], check=True)))
                 else:
-                    first = timed(lambda: aws_sync(dataset.path, bucket, dataset.name, url))
-                    noop = timed(lambda: aws_sync(dataset.path, bucket, dataset.name, url))
+                    first = timed(lambda b=bucket: aws_sync(dataset.path, b, dataset.name, url))
+                    noop = timed(lambda b=bucket: aws_sync(dataset.path, b, dataset.name, url))
                 times[f"{tool}_first"].append(first)
                 times[f"{tool}_noop"].append(noop)
             # First sync without the local checksum cache (a dataset copied from elsewhere).
@@ -141,7 +141,7 @@ def main() -> None:
     noop_ratio = med["aws_noop"] / med["dfbench_noop"]
     typed_ratio = med["aws_noop"] / med["dfbench_noop_process"]
     floor_ratio = med["aws_noop"] / med["botocore_floor"]
-    aws_version = subprocess.run(["aws", "--version"], capture_output=True, text=True).stdout.strip().split()[0]
+    aws_version = subprocess.run(["aws", "--version"], capture_output=True, text=True, check=True).stdout.strip().split()[0]
     verdict = lambda ok: "met" if ok else "NOT met"  # noqa: E731
     text = f"""## Dataset sync: `dfbench.sync_dataset` vs `aws s3 sync`
 

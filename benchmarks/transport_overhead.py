@@ -68,7 +68,7 @@ def latency(direct: WorkerClient, tunnelled: WorkerClient, reps: int) -> dict[st
         for rep in range(reps):
             pair = [(0, direct), (1, tunnelled)]
             for side, client in pair if rep % 2 == 0 else reversed(pair):
-                samples[name][side].append(timed(lambda: request(client)))
+                samples[name][side].append(timed(lambda r=request, c=client: r(c)))
     return samples
 
 
@@ -116,11 +116,11 @@ def main() -> int:
     lines = [
         "## SSH transport overhead",
         "",
-        f"Command: `{COMMAND}` (`benchmarks/transport_overhead.py --reps {args.reps}`), "
+        (f"Command: `{COMMAND}` (`benchmarks/transport_overhead.py --reps {args.reps}`), "
         f"{datetime.date.today().isoformat()}, Python {platform.python_version()}, paramiko {paramiko.__version__}, "
         f"{os.cpu_count()} CPUs. The local worker reached directly and through `SshTransport` (Debian's sshd on "
         "loopback), in interleaved pairs; one new TCP connection (and SSH channel) per request, as the runner sends "
-        "them.",
+        "them."),
         "",
         "| request | direct median | SSH median | ratio | added | direct p95 | SSH p95 |",
         "|---|---:|---:|---:|---:|---:|---:|",
@@ -132,12 +132,12 @@ def main() -> int:
     direct_rate, ssh_rate = statistics.median(rates[0]), statistics.median(rates[1])
     lines += [
         "",
-        f"Burst: {BURST:,} `/info` requests from {THREADS} threads, all answered, one SSH session throughout "
+        (f"Burst: {BURST:,} `/info` requests from {THREADS} threads, all answered, one SSH session throughout "
         f"(no reconnect): {direct_rate:,.0f} requests/s direct, {ssh_rate:,.0f} requests/s through SSH "
-        f"({ssh_rate / direct_rate:.2f}× the direct rate; median of 2 alternating rounds each).",
+        f"({ssh_rate / direct_rate:.2f}× the direct rate; median of 2 alternating rounds each)."),
         "",
-        f"Opening the transport (TCP, handshake, host-key check, login, listener): median "
-        f"{statistics.median(opens):.1f} ms over {OPENS} opens on loopback.",
+        (f"Opening the transport (TCP, handshake, host-key check, login, listener): median "
+        f"{statistics.median(opens):.1f} ms over {OPENS} opens on loopback."),
     ]
     body = "\n".join(lines)
     print(body)

@@ -123,21 +123,21 @@ def section(samples: dict[str, dict[str, list[float]]], reps: int, seconds: floa
         START,
         "## Local worker: HTTP overhead per query",
         "",
-        f"Produced by `{COMMAND}` (`benchmarks/worker_overhead.py`) on {today}, all numbers from one run "
+        (f"Produced by `{COMMAND}` (`benchmarks/worker_overhead.py`) on {today}, all numbers from one run "
         f"({seconds:.0f} s). Machine: {os.cpu_count()} CPUs, {platform.machine()}, Python "
-        f"{platform.python_version()}, datafusion {datafusion.__version__}.",
+        f"{platform.python_version()}, datafusion {datafusion.__version__}."),
         "",
-        f"One parquet table `t` ({ROWS:,} rows, one file, temporary folder). The worker is "
+        (f"One parquet table `t` ({ROWS:,} rows, one file, temporary folder). The worker is "
         "`python -m dfbench.worker.local` on 127.0.0.1 (a subprocess, as `dfbench bench` runs it), reached "
         "with the runner's `WorkerClient` (one urllib request per query). In-process: a default "
         "`SessionContext` with the same `CREATE EXTERNAL TABLE`, each query planned and its result streamed "
         f"and counted as the worker does. {reps} interleaved pairs per query (order alternating within "
         f"pairs) after {WARMUP} unrecorded ones; every difference is taken within a pair (the same request "
-        "for round-trip − elapsed_ms). Times in ms.",
+        "for round-trip − elapsed_ms). Times in ms."),
         "",
-        "| query | in-process p50 | worker elapsed_ms p50 | round-trip p50 "
+        ("| query | in-process p50 | worker elapsed_ms p50 | round-trip p50 "
         "| round-trip − in-process p50 / p95 | elapsed_ms − in-process p50 / p95 "
-        "| round-trip − elapsed_ms p50 / p95 |",
+        "| round-trip − elapsed_ms p50 / p95 |"),
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     overheads = {}
@@ -156,17 +156,17 @@ def section(samples: dict[str, dict[str, list[float]]], reps: int, seconds: floa
     worst_p95 = max(p for _, p in overheads.values())
     lines += [
         "",
-        f"Goal: median overhead (round-trip − in-process) under {GOAL_MS:g} ms for every query — "
+        (f"Goal: median overhead (round-trip − in-process) under {GOAL_MS:g} ms for every query — "
         f"worst median {worst:.2f} ms: **{'met' if worst < GOAL_MS else 'NOT met'}**. "
         f"At p95 (stricter than the goal): worst {worst_p95:.2f} ms, "
-        f"{'also under' if worst_p95 < GOAL_MS else 'NOT under'} {GOAL_MS:g} ms.",
+        f"{'also under' if worst_p95 < GOAL_MS else 'NOT under'} {GOAL_MS:g} ms."),
         "",
-        "Reading the columns: round-trip − elapsed_ms is what HTTP, JSON and the worker's request "
+        ("Reading the columns: round-trip − elapsed_ms is what HTTP, JSON and the worker's request "
         "handling (including rendering the plan text, which the worker does after its clock stops) add "
         "to a query; it never enters result files, which record elapsed_ms. elapsed_ms − in-process is "
         "how far the recorded time is from DataFusion run directly in one process (same work, another "
         "process and its thread pool). Loopback only: a worker reached through a tunnel or a VPN adds the "
-        "network's round trip to the round-trip column, not to elapsed_ms.",
+        "network's round trip to the round-trip column, not to elapsed_ms."),
         END,
     ]
     return "\n".join(lines)

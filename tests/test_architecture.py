@@ -105,7 +105,8 @@ def test_package_faces_only_re_export():
         for node in ast.parse(path.read_text(encoding="utf-8")).body:
             if isinstance(node, allowed) or (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)):
                 continue
-            targets = [t.id for t in getattr(node, "targets", [getattr(node, "target", None)]) if isinstance(t, ast.Name)]
+            assigned = getattr(node, "targets", [getattr(node, "target", None)])
+            targets = [t.id for t in assigned if isinstance(t, ast.Name)]
             if targets == ["__all__"] or (root and targets and set(targets) <= {"__version__", "_EXPORTS"}):
                 continue
             if root and isinstance(node, ast.FunctionDef) and node.name in {"__getattr__", "__dir__"}:
@@ -158,6 +159,8 @@ def test_public_api_resolves():
     code = "import dfbench\nmissing = [n for n in dfbench.__all__ if getattr(dfbench, n, None) is None]\nprint(missing)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+    import dfbench
+    assert set(dfbench.__all__) == {"__version__", *dfbench._EXPORTS}
 
 
 def test_the_design_cards_entry_points_are_where_it_names_them():

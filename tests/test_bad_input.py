@@ -164,7 +164,7 @@ def test_an_unreadable_data_folder_is_one_line_exit_2(tmp_path: Path, capsys: py
                  "import sys; from dfbench.cli import main; sys.exit(main(sys.argv[1:]))",
                  *argv, "--data-dir", str(folder)],
                 capture_output=True, text=True, timeout=120, cwd=tmp_path,
-                env={**os.environ, "HOME": str(tmp_path)})
+                env={**os.environ, "HOME": str(tmp_path)}, check=False)
             code, err = done.returncode, done.stderr
     finally:
         folder.chmod(0o700)

@@ -76,7 +76,7 @@ def test_download_verifies_records_sha256_and_resumes_nothing_when_complete(sour
 def test_a_broken_download_leaves_no_manifest_and_the_next_run_continues_it(source: Path, tmp_path: Path) -> None:
     with hits_server(source) as (url, handler):
         handler.cut.add("hits_0.parquet")
-        with pytest.raises(DfbenchError, match="run it again to resume|announced"):
+        with pytest.raises(DfbenchError, match=r"run it again to resume|announced"):
             download_clickbench("0-2", tmp_path, url=url, workers=1, progress=False)
         folder = tmp_path / "clickbench_0-2"
         assert not (folder / MANIFEST).exists()

@@ -127,7 +127,7 @@ def test_expired_token_cli_every_command(
     argv: list[str], faults: Faults, recorder: Recorder, capsys: pytest.CaptureFixture[str]
 ) -> None:
     expired(faults)
-    code, out, err = run(capsys, argv)
+    code, _, err = run(capsys, argv)
     assert code == 3
     message = assert_one_error(err)
     assert "error: AWS credentials problem: ExpiredToken from GetCallerIdentity" in message

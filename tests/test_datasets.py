@@ -32,7 +32,7 @@ from dfbench.data import (
     sync_dataset,
     tpch_dataset_name,
 )
-from dfbench.errors import ConfigError
+from dfbench.errors import ConfigError, DfbenchError
 from dfbench.models import Cluster
 
 SF = 0.01
@@ -318,7 +318,7 @@ def test_a_failed_sync_leaves_no_manifest_and_the_next_one_resumes(aws, faults, 
                                                                    data_dir) -> None:
     total = len(read_manifest(data_dir / NAME).files)
     faults.error("s3", "PutObject", "AccessDenied", "injected", status=403, times=1)
-    with pytest.raises(Exception):
+    with pytest.raises(DfbenchError, match="AccessDenied"):
         sync_dataset(NAME, bucket=bucket, data_dir=data_dir, progress=False, max_concurrency=2)
     uploaded_before = {k for k in _keys(inspector) if k.startswith(f"{NAME}/")}
     assert f"{NAME}/{MANIFEST}" not in uploaded_before

@@ -80,14 +80,14 @@ def test_table_sql_quotes_the_name_and_refuses_anything_but_an_identifier() -> N
     assert table_sql("lineitem", "/data/tpch_sf1/lineitem").startswith('DROP TABLE IF EXISTS "lineitem";\n'
                                                                        'CREATE EXTERNAL TABLE IF NOT EXISTS "lineitem"')
     for bad in (INJECTION, 'a"b', "Lineitem", "1table", "", "a-b", "a b"):
-        with pytest.raises(ConfigError, match="Invalid table name"):
+        with pytest.raises(ConfigError, match=r"Invalid table name"):
             table_sql(bad, "/data")
 
 
 def test_a_crafted_manifest_sends_no_sql(recording_worker, tmp_path: Path) -> None:
     url, seen = recording_worker
     _dataset(tmp_path, "tpch_sf0.01", {INJECTION: ["x/1.parquet"]})
-    with pytest.raises(ConfigError, match="no valid manifest.json"):
+    with pytest.raises(ConfigError, match=r"no valid manifest.json"):
         run_benchmark(dataset="tpch_sf0.01", url=url, data_dir=tmp_path, progress=False)
     assert seen == []
 
@@ -99,7 +99,7 @@ def test_a_crafted_bucket_listing_is_refused(aws, inspector) -> None:
     s3.put_object(Bucket="data", Key="tpch_sf1/nation/1.parquet", Body=b"PAR1")
     assert [t.name for t in remote_tables("data", "tpch_sf1")] == ["nation"]
     s3.put_object(Bucket="data", Key="tpch_sf1/x;DROP TABLE nation/1.parquet", Body=b"PAR1")
-    with pytest.raises(ConfigError, match="Invalid table name"):
+    with pytest.raises(ConfigError, match=r"Invalid table name"):
         remote_tables("data", "tpch_sf1")
 
 
@@ -114,7 +114,7 @@ def test_manifest_file_paths_stay_inside_their_table_folder(tmp_path: Path, path
         "created_at": "x", "tables": {"nation": {"rows": 1, "bytes": 4, "files": [
             {"path": path, "size": 4, "sha256": "0" * 64, "rows": 1}]}}}))
     assert read_manifest(folder) is None
-    with pytest.raises(ConfigError, match="no valid manifest.json"):
+    with pytest.raises(ConfigError, match=r"no valid manifest.json"):
         local_dataset("tpch_sf1", tmp_path / "data")
 
 
@@ -128,12 +128,12 @@ def test_a_symbolic_link_out_of_the_dataset_is_neither_read_nor_uploaded(aws, in
     manifest["tables"]["nation"] = {"rows": 1, "bytes": 4, "files": [
         {"path": "nation/1.parquet", "size": 4, "sha256": "0" * 64, "rows": 1}]}
     (folder / MANIFEST).write_text(json.dumps(manifest))
-    with pytest.raises(ConfigError, match="leads outside"):
+    with pytest.raises(ConfigError, match=r"leads outside"):
         is_complete(folder)
-    with pytest.raises(ConfigError, match="leads outside"):
+    with pytest.raises(ConfigError, match=r"leads outside"):
         describe_files(folder, ["nation/1.parquet"], ChecksumCache(folder), threads=1)
     inspector.client("s3").create_bucket(Bucket="data")
-    with pytest.raises(ConfigError, match="leads outside"):
+    with pytest.raises(ConfigError, match=r"leads outside"):
         sync_dataset("tpch_sf1", bucket="data", data_dir=tmp_path / "data", progress=False)
     assert "Contents" not in inspector.client("s3").list_objects_v2(Bucket="data")
 
@@ -142,13 +142,13 @@ def test_a_symbolic_link_out_of_the_dataset_is_neither_read_nor_uploaded(aws, in
 def test_dataset_names_never_leave_the_data_folder_or_the_prefix(aws, inspector, tmp_path: Path, name: str) -> None:
     data_dir = tmp_path / "data"
     data_dir.mkdir()
-    with pytest.raises(ConfigError, match="Invalid dataset name"):
+    with pytest.raises(ConfigError, match=r"Invalid dataset name"):
         local_dataset(name, data_dir)
-    with pytest.raises(ConfigError, match="Invalid dataset name"):
+    with pytest.raises(ConfigError, match=r"Invalid dataset name"):
         results_dir(data_dir, name, "engine", remote=False)
-    with pytest.raises(ConfigError, match="Invalid dataset name"):
+    with pytest.raises(ConfigError, match=r"Invalid dataset name"):
         run_benchmark(dataset=name, url="http://127.0.0.1:9", data_dir=data_dir, progress=False)
     inspector.client("s3").create_bucket(Bucket="data")
-    with pytest.raises(ConfigError, match="Invalid dataset name"):
+    with pytest.raises(ConfigError, match=r"Invalid dataset name"):
         remote_tables("data", name)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data"] and not any(data_dir.iterdir())

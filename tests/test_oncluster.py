@@ -6,6 +6,7 @@ file with a local generation of the same partitions."""
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import shutil
@@ -120,7 +121,7 @@ def posted_forms(folder: Path) -> list[dict[str, str]]:
     for call in sorted(folder.glob("call.*")):
         args = call.read_bytes().decode().split("\0")[:-1]
         form = {}
-        for flag, value in zip(args, args[1:], strict=False):
+        for flag, value in itertools.pairwise(args):
             if flag in ("--form-string", "-F"):
                 name, _, text = value.partition("=")
                 form[name] = text
@@ -300,11 +301,11 @@ def test_values_reach_the_script_as_text_and_an_unknown_instance_stops_it(tmp_pa
                             text=True, check=False, env={"PATH": os.environ["PATH"], "AWS_SSM_INSTANCE_ID": "i-1"})
     assert result.returncode == 5 and "no parts for instance 'i-1'" in result.stderr
     assert not marker.exists()
-    with pytest.raises(ConfigError, match="Not an instance id"):
+    with pytest.raises(ConfigError, match=r"Not an instance id"):
         generate_script(spec=TPCH, scale_factor=SF, partitions=PARTS, compression="SNAPPY", prefix=f"{DATASET}/",
                         generator_url="u", generator_sha256="0" * 64, post_url="u", post_fields={},
                         shares={"i-1; reboot": [1]})
-    with pytest.raises(ConfigError, match="within 1..2"):
+    with pytest.raises(ConfigError, match=r"within 1..2"):
         script_for_parts = {"i-0123456789abcdef0": [3]}
         generate_script(spec=TPCH, scale_factor=SF, partitions=PARTS, compression="SNAPPY", prefix=f"{DATASET}/",
                         generator_url="u", generator_sha256="0" * 64, post_url="u", post_fields={},

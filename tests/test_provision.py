@@ -161,7 +161,7 @@ def test_count_changes_converge_without_duplicates(aws, inspector, recorder):
     zone = zone_id(inspector, "scale")
     report = dfbench.teardown("scale", delete_bucket=True)
     assert report.left == [] and f"hosted-zone {zone} (scale.us-east-1.dfbench.internal)" in report.deleted
-    assert inventory(inspector, "scale") == dict.fromkeys(inventory(inspector, "scale"), [])
+    assert inventory(inspector, "scale") == {kind: [] for kind in inventory(inspector, "scale")}
 
 
 def test_changed_instance_type_replaces_instances(aws, inspector):
@@ -303,7 +303,7 @@ def test_interrupted_provision_converges_from_any_point(aws, inspector, recorder
     for after in itertools.count(shard + 1, SHARDS):
         name = f"intr{after}"
         spec = ClusterSpec(name=name, instance_count=2)
-        interrupt = interrupted(lambda: dfbench.provision(spec), after)
+        interrupt = interrupted(lambda s=spec: dfbench.provision(s), after)
         if interrupt is None:
             break
         recorder.clear()
@@ -316,7 +316,7 @@ def test_interrupted_provision_converges_from_any_point(aws, inspector, recorder
 
         report = dfbench.teardown(name, delete_bucket=True)
         assert report.left == [], f"after {interrupt.last}"
-        assert inventory(inspector, name) == dict.fromkeys(inventory(inspector, name), [])
+        assert inventory(inspector, name) == {kind: [] for kind in inventory(inspector, name)}
         assert dfbench_buckets(inspector) == []
         again = dfbench.teardown(name, delete_bucket=True)
         assert (again.deleted, again.left) == ([], [])
@@ -329,10 +329,10 @@ def test_interrupted_teardown_converges(aws, inspector, shard):
     for after in itertools.count(shard + 1, SHARDS):
         name = f"td{after}"
         dfbench.provision(ClusterSpec(name=name, instance_count=2))
-        interrupt = interrupted(lambda: dfbench.teardown(name, delete_bucket=True), after)
+        interrupt = interrupted(lambda n=name: dfbench.teardown(n, delete_bucket=True), after)
         report = dfbench.teardown(name, delete_bucket=True)
         assert report.left == [], f"after {interrupt.last if interrupt else 'nothing'}"
-        assert inventory(inspector, name) == dict.fromkeys(inventory(inspector, name), [])
+        assert inventory(inspector, name) == {kind: [] for kind in inventory(inspector, name)}
         assert dfbench_buckets(inspector) == []
         if interrupt is None:
             break
@@ -346,7 +346,7 @@ def test_teardown_reports_and_second_teardown_does_nothing(aws, inspector):
     assert {f"instance {i.instance_id}" for i in cluster.instances} <= set(report.deleted)
     assert f"vpc {cluster.vpc_id}" in report.deleted
     assert f"iam-role {cluster.role_name}" in report.deleted
-    assert inventory(inspector, "gone") == dict.fromkeys(inventory(inspector, "gone"), [])
+    assert inventory(inspector, "gone") == {kind: [] for kind in inventory(inspector, "gone")}
     # The bucket holds datasets: it survives a plain teardown.
     assert dfbench_buckets(inspector) == [cluster.bucket]
     assert dfbench.status("gone") is None

@@ -133,11 +133,11 @@ def test_bad_remote_input_is_refused_before_any_aws_call(aws: Any, recorder: Rec
                                                         capsys: pytest.CaptureFixture[str]) -> None:
     found = dfbench.provision(dfbench.ClusterSpec(name="closed", instance_count=1))
     recorder.clear()
-    with pytest.raises(ConfigError, match="--ssh-cidr"):
+    with pytest.raises(ConfigError, match=r"--ssh-cidr"):
         dfbench.run_benchmark(dataset=DATASET, cluster=found, via="ssh", data_dir=tpch)
-    with pytest.raises(ConfigError, match="Unknown transport"):
+    with pytest.raises(ConfigError, match=r"Unknown transport"):
         dfbench.run_benchmark(dataset=DATASET, cluster=found, via="carrier-pigeon", data_dir=tpch)
-    with pytest.raises(ConfigError, match="iterations"):
+    with pytest.raises(ConfigError, match=r"iterations"):
         dfbench.run_benchmark(dataset=DATASET, cluster=found, iterations=0, data_dir=tpch)
     assert recorder.calls == []
     # A dataset that was never synced: named, with the command that fixes it, before any transport.
@@ -153,7 +153,7 @@ def test_a_missing_plugin_is_named_with_its_install_link(aws: Any, recorder: Rec
     found = dfbench.provision(dfbench.ClusterSpec(name="plugin", instance_count=1))
     monkeypatch.setenv("PATH", str(tpch))  # no session-manager-plugin anywhere
     recorder.clear()
-    with pytest.raises(TransportError, match="session-manager-working-with-install-plugin"):
+    with pytest.raises(TransportError, match=r"session-manager-working-with-install-plugin"):
         with dfbench.ClusterConnection(found, via="ssm"):
             pass
     assert not any(c.operation == "StartSession" for c in recorder.calls)
@@ -304,7 +304,7 @@ def test_dfbench_shell_over_session_manager_runs_the_plugin_attached_and_ends_th
     [start] = recorder.named("StartSession")
     assert start.params == {"Target": found.instances[1].instance_id}
     assert [c.params["SessionId"] for c in recorder.named("TerminateSession")] == [session]
-    with pytest.raises(ConfigError, match="dfbench exec"):
+    with pytest.raises(ConfigError, match=r"dfbench exec"):
         dfbench.shell(found, via="ssm", command=["uptime"])
 
 
@@ -401,7 +401,7 @@ def test_no_console_key_is_one_clear_error_unless_first_use_is_trusted(
     options = {"ssh_port": sshd.port, "ssh_user": sshd.user, "known_hosts": known_hosts, "check": False}
     with hooked(InstanceSide(sshd, blank_reads=None).hook), worker_for(cluster) as worker:
         options["worker_port"] = port_of(worker.url)
-        with pytest.raises(TransportError, match="No SSH host key of .* --trust-first-key") as refused:
+        with pytest.raises(TransportError, match=r"No SSH host key of .* --trust-first-key") as refused:
             dfbench.ClusterConnection(on_loopback(cluster), via="ssh", **options).__enter__()
         assert "\n" not in str(refused.value)
         assert "Accepted publickey" not in sshd.log() and not known_hosts.exists()

@@ -111,7 +111,7 @@ def run_secrets_helper(root: Path, unit: str, bin_dir: Path) -> subprocess.Compl
     environment = dict(line.split("=", 1) for line in unit_lines(unit, "Environment"))
     return subprocess.run([str(helper), *words], capture_output=True, text=True, timeout=60,
                           env={**os.environ, **environment, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
-                               "DFBENCH_ROOT": str(root)})
+                               "DFBENCH_ROOT": str(root)}, check=False)
 
 
 def test_the_helper_writes_each_value_escaped_to_a_0600_file_and_fails_on_an_unreadable_one(

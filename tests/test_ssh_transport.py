@@ -217,7 +217,8 @@ def test_pinned_console_keys_decide_first_contact(sshd, key, known_hosts, worker
 
     console_lines = [other, f"{sshd.host_public_key} root@ip-10-0-0-7"]
     with caplog.at_level("WARNING", logger="dfbench"), \
-            ssh(sshd, key, known_hosts, worker, host_key_alias=INSTANCE_ID, pinned_host_keys=console_lines) as transport:
+            ssh(sshd, key, known_hosts, worker, host_key_alias=INSTANCE_ID,
+                pinned_host_keys=console_lines) as transport:
         WorkerClient(transport.url).info()
     assert "first use" not in caplog.text
     assert known_hosts.read_text() == f"{INSTANCE_ID} {sshd.host_public_key}\n"
@@ -319,7 +320,7 @@ def test_not_an_ssh_server(key, known_hosts, worker):
     with socket.create_server(("127.0.0.1", 0)) as silent:
         transport = SshTransport(host="127.0.0.1", port=silent.getsockname()[1], pkey=key.pkey,
                                  known_hosts=known_hosts, remote_port=worker, connect_timeout_s=0.5)
-        with pytest.raises(TransportError, match="handshake"):
+        with pytest.raises(TransportError, match=r"handshake"):
             transport.__enter__()
 
 
@@ -485,7 +486,7 @@ def test_cluster_path_end_to_end(aws, recorder, sshd, key, known_hosts, worker):
 
 
 def test_reading_a_missing_key_file_is_a_config_error(tmp_path, known_hosts):
-    with pytest.raises(ConfigError, match="Cannot read"):
+    with pytest.raises(ConfigError, match=r"Cannot read"):
         SshTransport(host="127.0.0.1", key_file=tmp_path / "absent", known_hosts=known_hosts)
     path = EphemeralKey.generate().write_private(tmp_path / "id")
     assert SshTransport(host="127.0.0.1", key_file=path, known_hosts=known_hosts).pkey.get_name() == "ssh-ed25519"
@@ -508,7 +509,7 @@ def test_a_chosen_local_port_is_used_and_a_taken_one_is_named(sshd, key, known_h
 
 def test_an_unpinned_key_is_refused_unless_first_use_is_trusted(sshd, key, known_hosts, worker):
     transport = ssh(sshd, key, known_hosts, worker, host_key_alias=INSTANCE_ID, trust_on_first_use=False)
-    with pytest.raises(TransportError, match="refusing the unverified key .* trust_on_first_use=True"):
+    with pytest.raises(TransportError, match=r"refusing the unverified key .* trust_on_first_use=True"):
         transport.__enter__()
     assert "Accepted publickey" not in sshd.log()
     assert not known_hosts.exists()

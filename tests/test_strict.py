@@ -43,10 +43,10 @@ def _launch(ec2, image: str, instance_type: str, volume_type: str = "gp3"):
 def test_ec2s_server_side_rules_moto_lacks(aws, inspector) -> None:
     ec2 = connect(region="us-east-1").client("ec2")
     image = inspector.client("ssm").get_parameter(Name=AL2023_PARAMETER)["Parameter"]["Value"]  # x86_64
-    with pytest.raises(ClientError, match="InvalidParameterValue.*architecture 'arm64' of the specified instance "
+    with pytest.raises(ClientError, match=r"InvalidParameterValue.*architecture 'arm64' of the specified instance "
                                           "type does not match the architecture 'x86_64'"):
         _launch(ec2, image, "c7g.xlarge")
-    with pytest.raises(ClientError, match="InvalidParameterCombination.*iops must be specified for io2"):
+    with pytest.raises(ClientError, match=r"InvalidParameterCombination.*iops must be specified for io2"):
         _launch(ec2, image, "c5n.2xlarge", "io2")
     assert inspector.client("ec2").describe_instances()["Reservations"] == []
     _launch(ec2, image, "c5n.2xlarge")  # what EC2 accepts still reaches moto
@@ -62,5 +62,5 @@ def test_the_account_is_opted_in_to_a_local_zone_that_takes_no_cluster(aws) -> N
         LocationType="availability-zone", Filters=[{"Name": "instance-type", "Values": ["c5n.2xlarge"]}])
     assert LOCAL_ZONE["ZoneName"] in {o["Location"] for o in offered["InstanceTypeOfferings"]}
     vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
-    with pytest.raises(ClientError, match="Local Zone"):
+    with pytest.raises(ClientError, match=r"Local Zone"):
         ec2.create_subnet(VpcId=vpc, CidrBlock="10.9.1.0/24", AvailabilityZone=LOCAL_ZONE["ZoneName"])

@@ -84,7 +84,7 @@ def test_second_generation_does_nothing_and_other_settings_are_refused(data_dir:
     before = {p: p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
     assert not generate_tpcds(SF, partitions=PARTS, data_dir=data_dir, progress=False).generated
     assert {p: p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()} == before
-    with pytest.raises(ConfigError, match="TPC-DS SF 0.01 with 2 partitions"):
+    with pytest.raises(ConfigError, match=r"TPC-DS SF 0.01 with 2 partitions"):
         generate_tpcds(SF, partitions=PARTS + 1, data_dir=data_dir, progress=False)
 
 
@@ -134,5 +134,5 @@ def test_q72_is_the_repositorys_file(data_dir: Path) -> None:
 
 
 def test_a_missing_tpcds_dataset_names_the_command_that_makes_it(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="`dfbench data generate --benchmark tpcds --sf 1 --data-dir "):
+    with pytest.raises(ConfigError, match=r"`dfbench data generate --benchmark tpcds --sf 1 --data-dir "):
         bench_local(dataset="tpcds_sf1", data_dir=tmp_path, progress=False)

@@ -68,8 +68,8 @@ def test_a_create_interrupted_before_its_tagging_is_taken_over_by_the_next_run(a
     interrupt = Interrupt(after=1)
     with hooked(interrupt.hook):  # on the clients made inside the block
         try:
-            buckets.ensure_bucket(connect(region="us-east-1").client("s3"), name=BUCKET, region="us-east-1", tags=tags, found=None,
-                                  changes=ChangeSet(apply=True))
+            buckets.ensure_bucket(connect(region="us-east-1").client("s3"), name=BUCKET, region="us-east-1", tags=tags,
+                                  found=None, changes=ChangeSet(apply=True))
         except KeyboardInterrupt:
             pass
     assert interrupt.last == "CreateBucket"

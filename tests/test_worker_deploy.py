@@ -96,9 +96,9 @@ def test_anything_else_is_refused_with_what_it_is_and_how_to_build_one(tmp_path:
 
 
 def test_a_missing_binary_names_the_build_command(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="No worker binary at .*cargo zigbuild -p datafusion-distributed"):
+    with pytest.raises(ConfigError, match=r"No worker binary at .*cargo zigbuild -p datafusion-distributed"):
         check_binary(tmp_path / "target" / "worker")
-    with pytest.raises(ConfigError, match="is a folder"):
+    with pytest.raises(ConfigError, match=r"is a folder"):
         check_binary(tmp_path)
 
 
@@ -181,7 +181,7 @@ def test_a_bad_binary_is_refused_before_any_aws_call(aws, recorder, inspector, b
         path.parent.mkdir()
         path.write_bytes(content)
     for binary in (arm, macos, tmp_path / "missing" / "worker"):
-        with pytest.raises(ConfigError, match="cargo zigbuild"):
+        with pytest.raises(ConfigError, match=r"cargo zigbuild"):
             publish_worker(binary, bucket=BUCKET, progress=False)
     assert recorder.calls == []
     assert inspector.client("s3").list_objects_v2(Bucket=BUCKET)["KeyCount"] == 0
@@ -295,13 +295,13 @@ def test_build_command_and_output_are_configurable(checkout, cargo, monkeypatch)
     build = build_worker(checkout, command=["cargo", "build", "--release"], output="out/worker-bin")
     assert log.read_text().splitlines()[1] == "build --release"
     assert build.binary == checkout / "out" / "worker-bin"
-    with pytest.raises(ConfigError, match="succeeded but wrote no file at .*elsewhere/worker"):
+    with pytest.raises(ConfigError, match=r"succeeded but wrote no file at .*elsewhere/worker"):
         build_worker(checkout, output="elsewhere/worker")
 
 
 def test_a_build_for_the_wrong_architecture_is_refused(tmp_path, checkout, cargo) -> None:
     cargo(CARGO_BUILDS, worker=write_elf(tmp_path / "arm-worker", machine=0xB7))
-    with pytest.raises(ConfigError, match="aarch64.*--target x86_64-unknown-linux-gnu"):
+    with pytest.raises(ConfigError, match=r"aarch64.*--target x86_64-unknown-linux-gnu"):
         build_worker(checkout)
 
 
@@ -335,11 +335,11 @@ def test_missing_cargo_says_how_to_install_rust(tmp_path, checkout, monkeypatch)
 
 
 def test_bad_build_arguments_are_refused_before_running_anything(tmp_path, checkout) -> None:
-    with pytest.raises(ConfigError, match="is not a folder"):
+    with pytest.raises(ConfigError, match=r"is not a folder"):
         build_worker(tmp_path / "nowhere")
-    with pytest.raises(ConfigError, match="The build command is empty"):
+    with pytest.raises(ConfigError, match=r"The build command is empty"):
         build_worker(checkout, command=[])
-    with pytest.raises(ConfigError, match="`no-such-builder` .* is not on PATH"):
+    with pytest.raises(ConfigError, match=r"`no-such-builder` .* is not on PATH"):
         build_worker(checkout, command=["no-such-builder", "--release"])
 
 

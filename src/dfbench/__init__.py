@@ -43,7 +43,41 @@ _EXPORTS = {
     "tpch_queries": ("dfbench.bench.queries", "tpch_queries"),
 }
 
-__all__ = ["__version__", *_EXPORTS]
+__all__ = [  # spelled out for static tools; tests/test_architecture.py checks it matches _EXPORTS
+    "BenchmarkRun",
+    "Change",
+    "Cluster",
+    "ClusterConnection",
+    "ClusterSpec",
+    "DeployReport",
+    "DfbenchError",
+    "DoctorReport",
+    "Instance",
+    "Plan",
+    "TeardownReport",
+    "__version__",
+    "bench_local",
+    "compare",
+    "deploy_worker",
+    "doctor",
+    "exec",
+    "generate_on_cluster",
+    "generate_tpch",
+    "list_datasets",
+    "logs",
+    "plan",
+    "provision",
+    "pull_dataset",
+    "remote_tables",
+    "run_ab",
+    "run_ab_cluster",
+    "run_benchmark",
+    "shell",
+    "status",
+    "sync_dataset",
+    "teardown",
+    "tpch_queries",
+]
 
 
 def __getattr__(name: str) -> object:

@@ -123,8 +123,9 @@ def run_ab(*, base_url: str, new_url: str, dataset: str, rounds: int = DEFAULT_R
     docstring. Arguments are checked (dataset, queries, settings) before either worker is contacted."""
     _check_rounds(rounds)
     _check_names(base_name, new_name)
-    options = RunOptions(dataset=dataset, url=base_url, queries=queries, queries_dir=queries_dir, data_dir=Path(data_dir),
-                         location=location, settings=settings, iterations=rounds, warmup=warmup, progress=progress)
+    options = RunOptions(dataset=dataset, url=base_url, queries=queries, queries_dir=queries_dir,
+                         data_dir=Path(data_dir), location=location, settings=settings, iterations=rounds,
+                         warmup=warmup, progress=progress)
     target = resolve_target(options)
     clients = {"base": WorkerClient(base_url), "new": WorkerClient(new_url)}
     if clients["base"].url == clients["new"].url:

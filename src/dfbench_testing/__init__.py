@@ -13,8 +13,9 @@ dfbench never imports it: ``import dfbench`` loads neither this package nor moto
   parameters dfbench passed.
 - ``Faults``, ``Interrupt`` (faults.py): chosen calls answered, before they reach moto, with real
   AWS error responses (throttling, capacity, IAM propagation, quotas), AWS success responses or a
-  dropped connection, or carried out and their answer lost (``lose_answer``); a run interrupted right after its n-th change at AWS. The answers are in
-  each service's wire format (wire.py), so botocore parses and retries them as it would AWS's.
+  dropped connection, or carried out and their answer lost (``lose_answer``); a run interrupted right
+  after its n-th change at AWS. The answers are in each service's wire format (wire.py), so botocore
+  parses and retries them as it would AWS's.
 - ``MotoGaps`` (gaps.py), where moto departs from AWS: CreateBucket's ``Tags`` are applied (moto
   ignores them); bucket policies are kept here and answered as AWS answers them (moto treats any
   Deny statement as denying everything, so dfbench's TLS-only policy would lock every call out);

@@ -11,6 +11,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import ClassVar
 
 # (column, type) in ClickBench's create.sql order; "s" binary, "i16"/"i32"/"i64" ints, "ts" epoch
 # seconds (int64), "date" days since 1970 (uint16).
@@ -56,8 +57,9 @@ def write_hits_partition(path: Path, number: int, rows: int) -> None:
 class _Handler(http.server.SimpleHTTPRequestHandler):
     """Static files with Range support; ``cut`` names files whose next GET stops half-way once."""
 
-    cut: set[str] = set()
-    requests: list[tuple[str, str, str | None]] = []
+    # Each server gets a subclass with its own (hits_server), so no state is shared between servers.
+    cut: ClassVar[set[str]] = set()
+    requests: ClassVar[list[tuple[str, str, str | None]]] = []
 
     def log_message(self, *args: object) -> None:
         pass

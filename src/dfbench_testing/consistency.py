@@ -101,8 +101,8 @@ def _answer(service: str, kind: str, name: str) -> tuple[str, str] | None:
         code, message = next(v for prefix, v in _EC2_NOT_FOUND.items() if name.startswith(prefix))
         return (code, message.format(name)) if service == "ec2" else None
     if kind == "ec2-profile":
-        return ("InvalidParameterValue", f"Value ({name}) for parameter iamInstanceProfile.name is invalid. "
-                "Invalid IAM Instance Profile name") if service == "ec2" else None
+        return ("InvalidParameterValue", (f"Value ({name}) for parameter iamInstanceProfile.name is invalid. "
+                "Invalid IAM Instance Profile name")) if service == "ec2" else None
     if service == "iam":
         what = "Instance Profile" if kind == "profile" else "The role with name"
         return "NoSuchEntity", f"{what} {name} cannot be found."

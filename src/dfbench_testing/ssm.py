@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from botocore.client import BaseClient
 
@@ -202,7 +202,7 @@ class LocalAgent:
     # GetCommandInvocation keeps the first 24,000 bytes of stdout and 8,000 of stderr; a longer
     # stream ends with this marker (amazon-ssm-agent, iohandler.DefaultOutputConfig). Written out
     # here rather than imported, so the stand-in does not share a mistake with the code it tests.
-    LIMITS = {"stdout": 24_000, "stderr": 8_000}
+    LIMITS: ClassVar[dict[str, int]] = {"stdout": 24_000, "stderr": 8_000}
     CUT = "--output truncated--"
 
     @dataclass
@@ -350,7 +350,7 @@ class LocalAgent:
                    **self.environment.get(run.instance_id, {})}
             try:
                 done = subprocess.run(["bash", str(path)], cwd=folder, capture_output=True, timeout=timeout,
-                                      stdin=subprocess.DEVNULL, env=env)
+                                      stdin=subprocess.DEVNULL, env=env, check=False)
                 stdout, stderr, code = done.stdout, done.stderr, done.returncode
                 status = details = "Success" if code == 0 else "Failed"
             except subprocess.TimeoutExpired as expired:

@@ -86,11 +86,11 @@ def violations(value: Any, shape: Shape, where: str) -> list[str]:
 
 def _length(size: int, meta: dict[str, Any], where: str, what: str) -> list[str]:
     if "min" in meta and size < meta["min"]:
-        return [f"Value at '{where}' failed to satisfy constraint: Member must have {what} greater than or equal "
-                f"to {meta['min']}"]
+        return [(f"Value at '{where}' failed to satisfy constraint: Member must have {what} greater than or equal "
+                f"to {meta['min']}")]
     if "max" in meta and size > meta["max"]:
-        return [f"Value at '{where}' failed to satisfy constraint: Member must have {what} less than or equal "
-                f"to {meta['max']}"]
+        return [(f"Value at '{where}' failed to satisfy constraint: Member must have {what} less than or equal "
+                f"to {meta['max']}")]
     return []
 
 

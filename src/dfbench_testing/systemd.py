@@ -161,7 +161,8 @@ def _restart(config: dict, state: Path) -> int:
         for value in unit.get("ExecStartPre", []):
             program, *args = _words(value)
             done = subprocess.run([str(root / program.lstrip("/")), *args], env={**base, **_environment(unit, root)},
-                                  stdout=journal, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=_WAIT_S)
+                                  stdout=journal, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=_WAIT_S,
+                                  check=False)
             if done.returncode != 0:
                 journal.write(f"worker.service: Control process exited, code=exited, status={done.returncode}\n")
                 print("Job for worker.service failed because the control process exited with error code.",

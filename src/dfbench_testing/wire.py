@@ -35,8 +35,9 @@ class StatusOnly:
 
 
 def error_response(service: str, code: str, message: str, status: int) -> AWSResponse:
-    """``service`` as botocore's event names spell it (``route-53`` for Route 53). An error answer in the wire format the service really uses, so botocore parses it (and its
-    retry handler judges it) exactly as it would parse AWS's."""
+    """``service`` as botocore's event names spell it (``route-53`` for Route 53). An error answer in
+    the wire format the service really uses, so botocore parses it (and its retry handler judges it)
+    exactly as it would parse AWS's."""
     request_id = str(uuid.uuid4())
     headers = {"x-amzn-requestid": request_id}
     if service == "ec2":

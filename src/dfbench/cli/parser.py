@@ -101,8 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, help in (("provision", "create or converge the cluster"),
                        ("plan", "show what provision would change, changing nothing"),
-                       ("doctor", "check, changing nothing, whether provision would succeed and how to reach the "
-                        "cluster: a table of checks, each with its fix; exit 1 on a blocker")):
+                       ("doctor", ("check, changing nothing, whether provision would succeed and how to reach the "
+                        "cluster: a table of checks, each with its fix; exit 1 on a blocker"))):
         command = cluster_command(name, help)
         command.add_argument("--count", type=int, help="number of instances (default 12)")
         command.add_argument("--instance-type", help="EC2 instance type (default c5n.2xlarge)")

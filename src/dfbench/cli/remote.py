@@ -98,7 +98,8 @@ def run_tunnel(args: argparse.Namespace) -> int:
         else:
             out.print(f"[bold]{connection.url}[/]  →  {connection.instance.instance_id} ({connection.instance.name}) "
                       f"via {escape(connection.description)}", markup=True)
-            out.print(f"worker {escape(str(info.get('git_commit_hash')))}, {len(info.get('worker_urls') or [])} peer(s); "
+            peers = len(info.get("worker_urls") or [])
+            out.print(f"worker {escape(str(info.get('git_commit_hash')))}, {peers} peer(s); "
                       f"try: curl -sS {connection.url}/info", markup=True)
             out.print("holding the connection open: Ctrl-C closes it")
         try:

@@ -74,8 +74,8 @@ def tooling_lines(comparison: Comparison) -> list[str]:
     query of the new side that the base side has too (a query on one side only gets no line),
     TOTAL over the queries that failed on neither side (the sum of their p50s), then the QERR
     lines: the median of every statsQErrorP50 (P95) of the queries in TOTAL."""
-    lines = [f"=== Comparing {comparison.dataset} results from engine '{comparison.base}' [prev] "
-             f"with '{comparison.new}' [new] ==="]
+    lines = [(f"=== Comparing {comparison.dataset} results from engine '{comparison.base}' [prev] "
+             f"with '{comparison.new}' [new] ===")]
     total_prev = total_new = 0
     qerr: dict[str, list[float]] = {"p50 prev": [], "p50 new": [], "p95 prev": [], "p95 new": []}
     for query in comparison.queries:
@@ -168,14 +168,15 @@ def detectable_sentence(comparison: Comparison) -> str | None:
     if detectable is None:
         return None
     return (f"smallest uniform change this comparison could detect: ±{100 * detectable:.1f}% "
-            f"(its {percent(SUITE_CONFIDENCE)} interval's half-width, at least the {percent(SUITE_MIN_EFFECT)} minimum)")
+            f"(its {percent(SUITE_CONFIDENCE)} interval's half-width, "
+            f"at least the {percent(SUITE_MIN_EFFECT)} minimum)")
 
 
 def render_text(comparison: Comparison) -> str:
     lines = tooling_lines(comparison) + check_lines(comparison)
-    lines += ["", f"Statistics (ratio = new/base geometric mean; per query: moderated t-test on log "
+    lines += ["", (f"Statistics (ratio = new/base geometric mean; per query: moderated t-test on log "
                   f"timings, p < {QUERY_ALPHA} and |ratio - 1| > {percent(QUERY_MIN_EFFECT)}; suite: "
-                  f"{percent(SUITE_CONFIDENCE)} t-interval over queries, |geomean - 1| > {percent(SUITE_MIN_EFFECT)})",
+                  f"{percent(SUITE_CONFIDENCE)} t-interval over queries, |geomean - 1| > {percent(SUITE_MIN_EFFECT)})"),
               f"{'query':>8}  {'base p50':>10}  {'new p50':>10}  {'ratio':>6}  {'p-value':>8}  verdict"]
     for query in comparison.queries:
         note = ""

@@ -41,9 +41,9 @@ from dfbench.comparison.records import (
     runs_of,
 )
 from dfbench.comparison.stats import assess_queries, assess_suite, t_critical
+from dfbench.errors import ConfigError
 
 QUERY_INTERVAL_ALPHA = 0.05  # the per-query interval shown (JSON, plot): 95%
-from dfbench.errors import ConfigError
 
 
 def _is_remote(results: str) -> bool:

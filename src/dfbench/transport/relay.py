@@ -58,7 +58,7 @@ def relay_script(path: str, *, remote_port: int = 9000, timeout_s: float) -> str
     if not path.startswith("/") or any(ord(c) < 0x21 or c == "\x7f" for c in path):
         raise ValueError(f"not a request path: {path!r}")
     url = shlex.quote(f"http://127.0.0.1:{int(remote_port)}") + shlex.quote(path)
-    max_time = max(1, int(round(timeout_s)))
+    max_time = max(1, round(timeout_s))
     return f"""#!/bin/bash
 # dfbench relay: one HTTP GET to the worker on this instance (see dfbench.transport.relay).
 body=$(mktemp) && error=$(mktemp) || exit 1
