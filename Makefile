@@ -35,7 +35,7 @@ CLUSTER_ARGS = --cluster $(CLUSTER) --region $(REGION) \
 	$(if $(INSTANCE_TYPE),--instance-type $(INSTANCE_TYPE))
 
 .DEFAULT_GOAL := help
-.PHONY: help install system-tools test test-min-versions bench tunnel shell health compare bench-api-calls bench-sync bench-compare bench-overhead bench-deploy bench-transport bench-connect bench-startup bench-datasets bench-oncluster deploy logs data sync pull worker provision plan doctor status teardown clean
+.PHONY: help install system-tools lint test test-min-versions bench tunnel shell health compare bench-api-calls bench-sync bench-compare bench-overhead bench-deploy bench-transport bench-connect bench-startup bench-datasets bench-oncluster deploy logs data sync pull worker provision plan doctor status teardown clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -50,7 +50,7 @@ help:
 	@echo "                REMOTE=1 DATASET=tpch_sf10 [VIA=auto|ssh|ssm|relay]: on the cluster"
 	@echo "make tunnel     the way to a worker, held open [INSTANCE=0 VIA=auto PORT=9000];  make shell [INSTANCE=0]"
 	@echo "make health     every worker reachable, every peer known, one commit [VIA=auto]"
-	@echo "make test       the test suite (moto server, loopback only), and test-min-versions:"
+	@echo "make test       lint (ruff, mypy), the test suite (moto server, loopback only), and test-min-versions:"
 	@echo "                the provisioning tests at the lowest boto3/botocore pyproject.toml admits"
 	@echo "make data       generate TPC-H (SF=10 PARTITIONS=16 [BENCHMARK=tpcds] [REMOTE=1: on the cluster, into its bucket])"
 	@echo "make sync       DATASET=tpch_sf10 [DELETE=1];  make pull DATASET=tpch_sf100 (bucket → benchmarks/data)"
@@ -90,8 +90,13 @@ system-tools:
 		fi; \
 	fi
 
-test: install system-tools test-min-versions
+test: install system-tools lint test-min-versions
 	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
+
+# ruff (rules chosen in pyproject.toml) on everything Python, mypy on the package.
+lint: install
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/mypy
 
 # The lowest boto3 and botocore pyproject.toml admits (tests/test_versions.py checks that these
 # are its floors), in a second venv that holds only them: a .pth line puts the first venv's

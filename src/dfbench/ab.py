@@ -123,7 +123,7 @@ def run_ab(*, base_url: str, new_url: str, dataset: str, rounds: int = DEFAULT_R
     docstring. Arguments are checked (dataset, queries, settings) before either worker is contacted."""
     _check_rounds(rounds)
     _check_names(base_name, new_name)
-    options = RunOptions(dataset=dataset, url=base_url, queries=queries, queries_dir=queries_dir,
+    options = RunOptions(dataset=dataset, url=base_url, queries=queries, queries_dir=_folder(queries_dir),
                          data_dir=Path(data_dir), location=location, settings=settings, iterations=rounds,
                          warmup=warmup, progress=progress)
     target = resolve_target(options)
@@ -177,8 +177,9 @@ def run_ab_cluster(*, cluster: Cluster | str, base: str | Path, new: str | Path,
              for role, source in where.items()}
     found, instances = find_cluster(cluster, region, profile)
     options = RunOptions(dataset=dataset, cluster=found, via=via, profile=profile, queries=queries,
-                         queries_dir=queries_dir, data_dir=Path(data_dir), location=location, settings=settings,
-                         iterations=rounds, warmup=warmup, progress=progress, transport_options=transport_options)
+                         queries_dir=_folder(queries_dir), data_dir=Path(data_dir), location=location,
+                         settings=settings, iterations=rounds, warmup=warmup, progress=progress,
+                         transport_options=transport_options)
     target = resolve_target(options)  # the transport and the bucket's tables, before anything is built or uploaded
     sides = {role: Side(role, deployment=prepare_deployment(
         found, instances, kind=kinds[role], worker_kind=worker_kind, args=args, env=env, secrets=parameters,
@@ -300,3 +301,8 @@ def _interleave(sides: dict[str, Side], options: RunOptions, target: Target, swi
     comparison = compare_results(dict(sides["base"].outcomes), dict(sides["new"].outcomes), dataset=dataset,
                                  base_name=sides["base"].engine, new_name=sides["new"].engine)
     return ABRun(run_id, dataset, rounds, order, sides["base"], sides["new"], comparison, remote)
+
+
+def _folder(path: str | Path | None) -> Path | None:
+    """The library takes a str or a Path for a folder; RunOptions holds a Path."""
+    return None if path is None else Path(path)

@@ -19,7 +19,7 @@ import json
 import logging
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -365,7 +365,7 @@ def _rows(s3: Any, bucket: str, key: str, size: int) -> int:
 
 
 def _run(aws: Any, cluster: Cluster, shares: dict[str, list[int]], script: str, timeout_s: int,
-         names: dict[str, str | None], dataset: str, progress: bool) -> dict[str, tuple[ssm.Invocation, Report]]:
+         names: Mapping[str, str | None], dataset: str, progress: bool) -> dict[str, tuple[ssm.Invocation, Report]]:
     """One command to every instance with a share; each one's outcome and report (its whole
     stdout, read from S3 where SSM cut it)."""
     client, s3 = aws.client("ssm"), aws.client("s3")
@@ -388,7 +388,7 @@ class _UploadProgress:
     from one listing every few seconds (in a thread, stopped when the command ends)."""
 
     def __init__(self, s3: Any, bucket: str, prefix: str, shares: dict[str, list[int]],
-                 names: dict[str, str | None], enabled: bool) -> None:
+                 names: Mapping[str, str | None], enabled: bool) -> None:
         self.s3, self.bucket, self.prefix, self.shares = s3, bucket, prefix, shares
         self.bar = Progress(SpinnerColumn(), TextColumn("{task.description}"), console=Console(stderr=True),
                             disable=not enabled)

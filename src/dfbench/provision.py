@@ -13,7 +13,9 @@ import sys
 import types
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 from botocore.exceptions import ClientError
 
@@ -365,16 +367,17 @@ def teardown(
         # The zone (with its record) goes before the VPC it is associated with, or it would outlive
         # it; the network cannot go while instances hold network interfaces in it.
         # Every zone's step runs, whatever the one before it did.
-        zone_steps = [_step(errors, f"delete {zone.describe()}", lambda zone=zone: dns.delete_zone(route53, zone))
+        zone_steps = [_step(errors, f"delete {zone.describe()}", partial(dns.delete_zone, route53, zone))
                       for zone in zones]
         zones_gone = all(zone_steps)
         if _step(errors, f"terminate {len(ids)} instance(s)", lambda: _terminate(ec2, ids), skip=not ids) \
                 and zones_gone:
             _step(errors, "delete network", lambda: network.delete_network(ec2, net), skip=net.empty)
         # An instance profile must lose its role before either can be deleted.
-        if _step(errors, f"delete instance profile {role_name}",
-                 lambda: iam.delete_instance_profile(iam_client, instance_profile), skip=instance_profile is None):
-            _step(errors, f"delete role {role_name}", lambda: iam.delete_role(iam_client, role), skip=role is None)
+        if instance_profile is None or _step(errors, f"delete instance profile {role_name}",
+                                             partial(iam.delete_instance_profile, iam_client, instance_profile)):
+            if role is not None:
+                _step(errors, f"delete role {role_name}", partial(iam.delete_role, iam_client, role))
 
         notes: list[str] = []
         if bucket_state is not None:
@@ -444,7 +447,10 @@ def _inventory(
     )
 
 
-def _owned(find):  # type: ignore[no-untyped-def]
+_Found = TypeVar("_Found")
+
+
+def _owned(find: Callable[[], _Found]) -> _Found | None:
     """A find_* result, or None when the resource exists but is not dfbench's (never touched)."""
     try:
         return find()

@@ -282,7 +282,8 @@ def _run(connection: Any, options: RunOptions, target: Target, *, info_timeout_s
     # Remote means "not dfbench's local worker": a `--url` to a real worker is filed, compared and
     # given the default iterations as a cluster run is (ARCHITECTURE.md §7).
     remote = cluster is not None or not is_local_worker
-    options = dataclasses.replace(options, iterations=options.iterations_for(remote))
+    iterations = options.iterations_for(remote)
+    options = dataclasses.replace(options, iterations=iterations)
     folder = results.results_dir(options.data_dir, dataset, engine_name, remote=remote)
     start_time = time.time()
     run = BenchmarkRun(dataset=dataset, engine=engine_name, url=client.url, remote=remote, results_dir=folder,
@@ -357,7 +358,7 @@ def _run(connection: Any, options: RunOptions, target: Target, *, info_timeout_s
                 outcome.iterations.append(Iteration.failure(f"worker unreachable: not run, {lost['error']}"))
             else:
                 query_runner = QueryRunner(client, query)
-                _run_query(outcome, query_runner, options)
+                _run_query(outcome, query_runner, options, iterations)
             run.queries.append(outcome)
             results.write_query_result(folder, outcome)
             console.print(f"  {query.id:>4}  p50 {_ms(outcome.p50):>10}  {outcome.status}",
@@ -435,7 +436,7 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:,.1f} ms"
 
 
-def _run_query(outcome: QueryOutcome, runner: QueryRunner, options: RunOptions) -> None:
+def _run_query(outcome: QueryOutcome, runner: QueryRunner, options: RunOptions, iterations: int) -> None:
     """The warm-up and the timed iterations of one query into ``outcome``, and its status."""
     if options.warmup:
         outcome.warmup = runner.execute()
@@ -444,7 +445,7 @@ def _run_query(outcome: QueryOutcome, runner: QueryRunner, options: RunOptions) 
             outcome.iterations.append(outcome.warmup)
     if not outcome.iterations:
         started = time.monotonic()
-        while len(outcome.iterations) < options.iterations or time.monotonic() - started < options.min_time_s:
+        while len(outcome.iterations) < iterations or time.monotonic() - started < options.min_time_s:
             record = runner.execute()
             outcome.iterations.append(record)
             if not record.ok:

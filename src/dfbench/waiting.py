@@ -91,8 +91,12 @@ def retry_client_error(
     def retryable(error: BaseException) -> bool:
         return isinstance(error, ClientError) and error_code(error) in codes and matches(error)
 
+    def last_code(state: RetryCallState) -> str:
+        error = state.outcome.exception() if state.outcome is not None else None
+        return error_code(error) if error is not None else ""
+
     retrying = _retrying(what=what, timeout=timeout, first=first, cap=cap, retry=retry_if_exception(retryable),
-                         progress=lambda state: error_code(state.outcome.exception()))  # type: ignore[union-attr]
+                         progress=last_code)
     try:
         return retrying(call)
     except RetryError as error:

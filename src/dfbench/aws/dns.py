@@ -276,7 +276,7 @@ def delete_zone(route53: Any, zone: Zone) -> None:
     """Every record set but the zone's own SOA and NS (DeleteHostedZone refuses a zone holding
     others), in one change batch, then the zone. A zone already gone counts as deleted."""
     try:
-        own = []
+        own: list[dict[str, Any]] = []
         for page in route53.get_paginator("list_resource_record_sets").paginate(HostedZoneId=zone.zone_id):
             own.extend(raw for raw in page["ResourceRecordSets"]
                        if not (raw["Type"] in ("SOA", "NS") and raw["Name"].rstrip(".") == zone.name))

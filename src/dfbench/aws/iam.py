@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -232,7 +233,7 @@ def ensure_instance_profile(
         if other != role:
             changes.make(
                 Change(action="update", resource="instance-profile", name=name, detail=f"remove role {other}"),
-                lambda other=other: iam.remove_role_from_instance_profile(InstanceProfileName=name, RoleName=other),
+                partial(iam.remove_role_from_instance_profile, InstanceProfileName=name, RoleName=other),
             )
     if found is None or role not in found.role_names:
         changes.make(

@@ -8,6 +8,7 @@ import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -241,7 +242,7 @@ def launch_instances(ec2: Any, launch: LaunchRequest) -> list[str]:
         token = _token(digest, generation)
         try:
             reservation = retry_client_error(
-                lambda token=token: ec2.run_instances(**request, ClientToken=token),
+                partial(ec2.run_instances, **request, ClientToken=token),
                 codes={"InvalidParameterValue", "InvalidSubnetID.NotFound", "InvalidGroup.NotFound"},
                 matches=is_propagation,
                 what=f"EC2 to know instance profile {launch.instance_profile}, {launch.subnet_id} and "
@@ -278,7 +279,7 @@ def ensure_names(ec2: Any, cluster: str, instances: list[Instance], changes: Cha
             name = next(free)
             changes.make(
                 Change(action="update", resource="instance", name=instance.instance_id, detail=f"Name={name}"),
-                lambda i=instance, n=name: ec2.create_tags(Resources=[i.instance_id], Tags=tag_list({"Name": n})),
+                partial(ec2.create_tags, Resources=[instance.instance_id], Tags=tag_list({"Name": name})),
             )
             instance = instance.model_copy(update={"name": name, "tags": {**instance.tags, "Name": name}})
         named.append(instance)

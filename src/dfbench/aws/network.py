@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, TypeVar
 
 from botocore.exceptions import ClientError
@@ -350,14 +351,13 @@ def ensure_vpc_dns(ec2: Any, vpc_id: str | None, changes: ChangeSet, *, cluster:
     """Turn on the VPC's DNS support and DNS hostnames (``vpc_id`` None: the VPC this plan would
     create). ModifyVpcAttribute takes one attribute per call."""
     for attribute, key, text, new_vpc_value in _VPC_DNS_ATTRIBUTES:
-        enabled = (_visible(lambda attribute=attribute: ec2.describe_vpc_attribute(VpcId=vpc_id, Attribute=attribute),
-                            vpc_id)[key]["Value"]
-                   if vpc_id is not None else new_vpc_value)
+        described = partial(ec2.describe_vpc_attribute, VpcId=vpc_id, Attribute=attribute)
+        enabled = _visible(described, vpc_id)[key]["Value"] if vpc_id is not None else new_vpc_value
         if not enabled:
             changes.make(
                 Change(action="update", resource="vpc", name=vpc_id or cluster, detail=f"enable {text}"),
-                lambda key=key: _visible(lambda: ec2.modify_vpc_attribute(VpcId=vpc_id, **{key: {"Value": True}}),
-                                         str(vpc_id)),
+                partial(_visible, partial(ec2.modify_vpc_attribute, VpcId=vpc_id, **{key: {"Value": True}}),
+                        str(vpc_id)),
             )
 
 
@@ -380,7 +380,7 @@ def _ensure_rules(
             Change(action="update", resource="security-group", name=name,
                    detail="allow " + ", ".join(_rule_text(r) for r in sorted(missing, key=str))),
             lambda: _visible(lambda: ec2.authorize_security_group_ingress(
-                GroupId=group_id, IpPermissions=_permissions(desired_ingress(group_id, ssh_cidrs) - current_ingress)
+                GroupId=group_id, IpPermissions=_permissions(missing)
             ), str(group_id)),
         )
     if extra:

@@ -134,7 +134,7 @@ def download_file(s3: Any, bucket: str, key: str, path: Path, *, on_bytes: Calla
     from s3transfer.manager import TransferManager
     from s3transfer.subscribers import BaseSubscriber
 
-    class Advance(BaseSubscriber):  # type: ignore[misc]
+    class Advance(BaseSubscriber):
         def on_progress(self, future: Any, bytes_transferred: int, **_: Any) -> None:
             on_bytes(bytes_transferred)
 
@@ -155,7 +155,7 @@ def upload_files(s3: Any, bucket: str, uploads: Sequence[Upload], *, transfer: T
     done = 0
     lock = threading.Lock()
 
-    class Advance(BaseSubscriber):  # type: ignore[misc]
+    class Advance(BaseSubscriber):
         def on_progress(self, future: Any, bytes_transferred: int, **_: Any) -> None:
             bar.advance(task, bytes_transferred)
 

@@ -106,7 +106,7 @@ class Aws:
             self.session.get_scoped_config()
         self._config = Config(
             region_name=region,
-            retries=RETRY_POLICY,  # type: ignore[arg-type]
+            retries=RETRY_POLICY,
             connect_timeout=10,
             read_timeout=60,
             user_agent_extra=f"dfbench/{__version__}",

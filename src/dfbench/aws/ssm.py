@@ -453,7 +453,8 @@ def read_output(s3: Any, invocations: Sequence[Invocation], *, last_bytes: int |
     result = list(invocations)
     for (index, stream), text in zip(wanted, texts, strict=True):
         if text is not None:
-            result[index] = replace(result[index], **{stream: text, f"{stream}_cut": False})
+            result[index] = (replace(result[index], stdout=text, stdout_cut=False) if stream == "stdout"
+                             else replace(result[index], stderr=text, stderr_cut=False))
     return result
 
 

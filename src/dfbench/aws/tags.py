@@ -4,6 +4,7 @@ tags of existing EC2 resources to the spec (create calls tag what they create)."
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from functools import partial
 from typing import Any
 
 from dfbench.models import Change, ChangeSet
@@ -72,4 +73,4 @@ def ensure_ec2_tags(ec2: Any, *, resource: str, found: Mapping[str, tuple[Mappin
     for lacking_items, ids in groups.items():
         lacking = dict(lacking_items)
         changes.make(Change(action="update", resource=resource, name=", ".join(ids), detail=tags_text(lacking)),
-                     lambda ids=ids, lacking=lacking: ec2.create_tags(Resources=ids, Tags=tag_list(lacking)))
+                     partial(ec2.create_tags, Resources=ids, Tags=tag_list(lacking)))

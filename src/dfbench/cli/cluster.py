@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from rich.markup import escape
 from rich.table import Table
 
 from dfbench.cli.output import emit, out
-from dfbench.config import make_spec
+from dfbench.config import ClusterSpec, make_spec
 from dfbench.models import Cluster, Plan, TeardownReport
 from dfbench.provision import plan, provision, status, teardown
 
+if TYPE_CHECKING:  # the checks' modules load only for the doctor command
+    from dfbench.checkup import DoctorReport
 
-def _spec(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+
+def _spec(args: argparse.Namespace) -> ClusterSpec:
     return make_spec(
         name=args.cluster, region=args.region, instance_count=args.count, instance_type=args.instance_type,
         ami=args.ami, volume_size_gib=args.volume_size, bucket=args.bucket, spot=args.spot or None,
@@ -71,7 +75,7 @@ def _render_teardown(report: TeardownReport) -> None:
 _STATUS_STYLES = {"ok": "green", "warn": "yellow", "unknown": "cyan", "fail": "red"}
 
 
-def _render_doctor(report) -> None:  # type: ignore[no-untyped-def]
+def _render_doctor(report: DoctorReport) -> None:
     table = Table(title=f"doctor: cluster {report.cluster} ({report.region})", show_header=True, header_style="bold")
     for column in ("check", "status", "detail", "fix"):
         table.add_column(column, overflow="fold")

@@ -44,10 +44,14 @@ def emit(args: argparse.Namespace, result: Any, render: Callable[[Any], None]) -
     from dfbench.models import Plan, TeardownReport
 
     if args.json:
-        payload = result.model_dump(mode="json") if result is not None else None
-        if isinstance(result, Plan | TeardownReport):
-            payload["empty" if isinstance(result, Plan) else "clean"] = (
-                result.empty if isinstance(result, Plan) else result.clean)
+        payload = None
+        if result is not None:
+            payload = result.model_dump(mode="json")
+            # Computed properties the JSON readers rely on, which model_dump leaves out.
+            if isinstance(result, Plan):
+                payload["empty"] = result.empty
+            elif isinstance(result, TeardownReport):
+                payload["clean"] = result.clean
         print(json.dumps(payload, indent=2))
     else:
         render(result)

@@ -190,7 +190,7 @@ class RelayTransport:
         self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
                                         name="dfbench-relay", daemon=True)
         self._thread.start()
-        host, port = server.server_address[:2]
+        host, port = listener.getsockname()[:2]
         self.url = f"http://{host}:{port}"
         log.info("relay to %s:%d listening on %s", self.instance_id, self.remote_port, self.url)
         return self

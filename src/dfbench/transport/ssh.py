@@ -90,7 +90,7 @@ class SshTransport:
         self._forwards: set[Forward] = set()
         self._state_lock = threading.Lock()
         self._reconnect_lock = threading.Lock()
-        self._closed = False
+        self._closed = threading.Event()  # set by close(), read by the accept and forward threads
 
     @property
     def session(self) -> paramiko.Transport | None:
@@ -100,7 +100,7 @@ class SshTransport:
     # --- the context --------------------------------------------------------------------------
 
     def __enter__(self) -> Self:
-        self._closed = False
+        self._closed.clear()
         try:
             self._session = self._connect()
             listener = local_listener(self.kind, self.local_port)
@@ -122,7 +122,7 @@ class SshTransport:
 
     def close(self) -> None:
         """Stop listening, close every forwarded connection and the SSH session. Idempotent."""
-        self._closed = True
+        self._closed.set()
         listener, self._listener = self._listener, None
         if listener is not None:
             try:
@@ -149,12 +149,12 @@ class SshTransport:
         listener = self._listener
         assert listener is not None
         number = 0
-        while not self._closed:
+        while not self._closed.is_set():
             try:
                 client, _ = listener.accept()
             except OSError:
                 return  # the listener was closed
-            if self._closed:
+            if self._closed.is_set():
                 reset(client)
                 return
             number += 1
@@ -180,7 +180,7 @@ class SshTransport:
             return
         forward = Forward(client, channel, self._forward_done)
         with self._state_lock:
-            if self._closed:
+            if self._closed.is_set():
                 channel.close()
                 reset(client)
                 return
@@ -222,7 +222,7 @@ class SshTransport:
             current = self._session
             if current is not None and current is not dead and current.is_active():
                 return current  # another connection already reconnected
-            if self._closed:
+            if self._closed.is_set():
                 raise TransportError("ssh", "The SSH transport is closed.")
             where = f"{self.user}@{self.host}:{self.port}"
             if self.reconnects >= 1:
@@ -276,7 +276,7 @@ class SshTransport:
                 "a public IP, and that your IP address is in ssh_ingress_cidrs of the cluster spec.") from None
         # Requests and answers are small and latency-bound: no Nagle delay on our side either.
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        session = paramiko.Transport(PromptAckSocket(sock))  # type: ignore[arg-type]
+        session = paramiko.Transport(PromptAckSocket(sock))
         try:
             self._prefer_pinned_key_types(session)
             session.banner_timeout = self.connect_timeout_s

@@ -75,9 +75,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def __init__(self, request: socket.socket, client_address: Any, server: _Server, *, busy: bool) -> None:
         self.busy = busy  # over MAX_CONNECTIONS: answer 503 and close
-        # StreamRequestHandler.setup applies it to the socket: every read and write times out.
-        self.timeout = server.idle_timeout_s
         super().__init__(request, client_address, server)
+
+    def setup(self) -> None:
+        # Every read and write on the connection times out (StreamRequestHandler.setup would apply
+        # its class-wide ``timeout``; this server's is per instance).
+        self.request.settimeout(self.server.idle_timeout_s)
+        super().setup()
 
     def parse_request(self) -> bool:
         """The request line and headers, then the refusals that apply to every path and method."""
@@ -233,7 +237,7 @@ def _is_loopback(host: str) -> bool:
         infos = socket.getaddrinfo(host, None)
     except socket.gaierror:
         return False
-    return bool(infos) and all(ipaddress.ip_address(info[4][0].split("%")[0]).is_loopback for info in infos)
+    return bool(infos) and all(ipaddress.ip_address(str(info[4][0]).split("%")[0]).is_loopback for info in infos)
 
 
 def _url(host: str, port: int) -> str:
