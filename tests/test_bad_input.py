@@ -50,6 +50,15 @@ CASES: list[tuple[str, list[str], dict[str, str | None], str]] = [
       )],
 ]
 
+# `bench --dataset` on this machine in a new folder: the dataset is checked before the local worker
+# starts (which would refuse a missing --data-dir in words of its own), so both an empty folder and
+# an empty data folder get the one line that says how to make the dataset.
+CASES += [
+    (f"bench {where}", ["bench", "--dataset", "tpch_sf1"], files,
+     "No dataset 'tpch_sf1' in benchmarks/data: make it with `dfbench data generate --sf 1`")
+    for where, files in (("in an empty folder", {}), ("with an empty data folder", {"benchmarks/data": None}))
+]
+
 # --secret-env (deploy): the reference is checked before the binary and before any AWS call.
 _DEPLOY = ["deploy", "--cluster", "s", "--binary", "worker", "--env", "RUST_LOG=info", "--secret-env"]
 CASES += [

@@ -246,9 +246,7 @@ def resolve_target(options: RunOptions) -> Target:
             remote_tables = [t.name for t in bucket_tables(None, dataset, cluster=cluster, profile=options.profile)]
             location = f"s3://{cluster.bucket}"
     if location is None:
-        if not (data_dir / dataset).is_dir():
-            raise ConfigError(_missing_dataset(dataset, data_dir))
-        local_data = local_dataset(dataset, data_dir)  # a ConfigError saying how to get it
+        local_data = _local_data(dataset, data_dir)
         location = str(data_dir.resolve())
     else:
         manifest = read_manifest(data_dir / dataset)
@@ -420,6 +418,14 @@ def _cluster_record(cluster: Cluster, connection: Any, worker_kind: str | None) 
             "health": [h.model_dump(mode="json") for h in connection.health]}
 
 
+def _local_data(dataset: str, data_dir: Path) -> LocalDataset:
+    """The complete local copy of ``dataset``, or a ConfigError saying how to make it (a missing
+    data folder is the same answer: the dataset is not there)."""
+    if not (data_dir / dataset).is_dir():
+        raise ConfigError(_missing_dataset(dataset, data_dir))
+    return local_dataset(dataset, data_dir)  # a ConfigError saying how to complete it
+
+
 def _missing_dataset(dataset: str, data_dir: Path) -> str:
     command = make_command(dataset)
     if command is None:
@@ -487,6 +493,8 @@ def bench_local(*, scale_factor: Any = 1, partitions: int = 16, iterations: int 
             local_dataset(name, data_dir)
         except ConfigError:
             generate_tpch(scale_factor, partitions=partitions, data_dir=data_dir, progress=progress)
+    else:
+        _local_data(name, Path(data_dir))  # before the worker starts, which needs the folder to exist
     worker = LocalWorkerProcess(data_dir=data_dir)  # the only folder it may read
     try:
         url = worker.start()
