@@ -163,6 +163,8 @@ def make_expansion(arguments: list[str]) -> tuple[str | None, list[list[str]]]:
         return (shown.stderr.strip().splitlines() or [f"make exited {shown.returncode}"])[-1], []
     commands = []
     for line in shown.stdout.replace("\\\n", " ").splitlines():
+        if "dfbench " not in line:  # other recipes' shell (quotes, $$) is not ours to read
+            continue
         words = shlex.split(line)
         found = dfbench_arguments(words)
         if found is not None:
