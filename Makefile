@@ -166,7 +166,7 @@ deploy: install
 
 logs: install
 	$(DFBENCH) logs --cluster $(CLUSTER) --region $(REGION) $(if $(PROFILE),--profile $(PROFILE)) \
-		--lines $(LINES) $(if $(SINCE),--since "$(SINCE)")
+		--lines $(LINES) $(if $(SINCE),--since="$(SINCE)")
 
 # Needs sshd: `make system-tools` installs it as root.
 bench-transport: install

@@ -160,7 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
     command.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD", help="a command instead of a shell (ssh)")
     command = cluster_command("logs", "worker.service's journal on every instance")
     command.add_argument("--lines", type=int, default=200, help="last N lines (default 200)")
-    command.add_argument("--since", help="from this time on, as journalctl takes it (-1h, '2026-01-31 12:00', today)")
+    command.add_argument("--since", help="from this time on, as journalctl takes it (--since=-1h: with '=' "
+                         "when it starts with '-'; '2026-01-31 12:00'; today)")
 
     data = commands.add_parser("data", help="datasets (TPC-H, TPC-DS, ClickBench): generate, sync to the bucket, "
                                "list")
