@@ -9,7 +9,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -26,7 +25,7 @@ from dfbench.errors import ClusterUnhealthy, ConfigError, HostKeyMismatch, Trans
 from dfbench.worker.artifacts import publish_worker
 from dfbench.worker.client import WorkerClient
 from dfbench.worker.process import LocalWorkerProcess
-from dfbench_testing import Faults, InstanceSide, LocalAgent, Recorder, Sshd, hooked, worker_binary
+from dfbench_testing import Faults, InstanceSide, LocalAgent, Recorder, Sshd, hooked, python_program, worker_binary
 
 DATASET = "tpch_sf0.01"
 COMMIT = "e2e0c0ffee"
@@ -288,12 +287,11 @@ def test_dfbench_shell_over_session_manager_runs_the_plugin_attached_and_ends_th
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     plugin = bin_dir / "session-manager-plugin"
-    plugin.write_text(f"#!{sys.executable}\nimport json, os, sys\n"
+    python_program(plugin, "import json, os, sys\n"
                       "if sys.argv[1:] == ['--version']:\n    print('1.2.707.0'); sys.exit(0)\n"
                       f"json.dump({{'argv': sys.argv[1:], 'path': os.environ.get('PATH'), "
                       f"'response': os.environ.get('AWS_SSM_START_SESSION_RESPONSE')}}, open({str(tmp_path / 'seen.json')!r}, 'w'))\n"
                       "sys.exit(3)\n")
-    plugin.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
 
     assert dfbench.shell(found, instance=1) == 3  # auto: the plugin is installed

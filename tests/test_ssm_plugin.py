@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import stat
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -23,7 +21,7 @@ from dfbench.errors import TransportError
 from dfbench.transport.ssm_plugin import INSTALL_URL, SsmTransport, shell_command
 from dfbench.worker.client import WorkerClient
 from dfbench.worker.process import LocalWorkerProcess
-from dfbench_testing import Faults, Recorder
+from dfbench_testing import Faults, Recorder, python_program
 
 INSTANCE = "i-0123456789abcdef0"
 SESSION = "dfbench-user-0a1b2c3d4e5f67890"
@@ -101,8 +99,7 @@ def worker():
 def plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "bin" / "session-manager-plugin"
     path.parent.mkdir()
-    path.write_text(f"#!{sys.executable}\n{STAND_IN}")
-    path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    python_program(path, STAND_IN)
     monkeypatch.setenv("STAND_IN_RECORD", str(tmp_path / "record.json"))
     return path
 

@@ -79,7 +79,7 @@ from dfbench_testing.sshd import Sshd
 from dfbench_testing.ssm import PLUGIN_OUTPUT_MAX, FakeSsm, LocalAgent, Run, agent_output
 from dfbench_testing.strict import LOCAL_ZONE, Ec2Rules, RequestChecks
 from dfbench_testing.systemd import StandinSystemd
-from dfbench_testing.tools import system_tool, worker_binary
+from dfbench_testing.tools import python_program, system_tool, worker_binary
 from dfbench_testing.wire import console_response, error_response, json_response
 
 __all__ = [
@@ -115,6 +115,7 @@ __all__ = [
     "json_response",
     "launched_cluster",
     "post_policy_problems",
+    "python_program",
     "system_tool",
     "worker_binary",
 ]

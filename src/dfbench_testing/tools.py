@@ -1,11 +1,14 @@
-"""The programs a test runs: a real system program (or the test skipped, saying how to get it),
-and a stand-in worker binary that passes dfbench's executable check."""
+"""The programs a test runs: a real system program (or the test skipped, saying how to get it), a
+stand-in program written in Python, and a stand-in worker binary that passes dfbench's executable
+check."""
 
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import struct
+import sys
 from pathlib import Path
 
 
@@ -24,6 +27,17 @@ def system_tool(name: str) -> str:
     if os.environ.get("DFBENCH_REQUIRE_SYSTEM_TOOLS") == "1":
         pytest.fail(message)
     pytest.skip(message)
+
+
+def python_program(path: Path, code: str) -> Path:
+    """An executable at ``path`` running ``code`` (kept beside it as ``<name>.py``) with this
+    interpreter. A ``#!`` line cannot name an interpreter whose path holds a space, as a checkout
+    under such a folder has, so the program is a shell script that execs it, quoted."""
+    source = path.with_name(path.name + ".py")
+    source.write_text(code)
+    path.write_text(f"#!/bin/sh\nexec {shlex.quote(sys.executable)} {shlex.quote(str(source))} \"$@\"\n")
+    path.chmod(0o755)
+    return path
 
 
 def worker_binary(path: Path, size: int = 64 * 1024, kind: str | None = "tag-discovery") -> Path:
