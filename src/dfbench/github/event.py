@@ -73,7 +73,7 @@ def _event(payload: dict[str, Any], name: str) -> Event | None:
         raise ConfigError(f"GITHUB_EVENT_NAME is {name!r}: the workflow runs on {' or '.join(EVENTS)}")
     if name == "issue_comment":
         issue, comment = payload["issue"], payload["comment"]
-        if payload.get("action") != "created" or not issue.get("pull_request"):
+        if payload.get("action") != "created" or issue.get("pull_request") is None:
             return None
         user = comment["user"]
         return Event(name=name, number=int(issue["number"]), author=str(user["login"]),
