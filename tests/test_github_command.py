@@ -259,3 +259,15 @@ def test_a_broken_event_file_is_one_line(tmp_path: Path, monkeypatch: pytest.Mon
     assert "lacks the fields of a GitHub issue_comment event" in capsys.readouterr().err
     monkeypatch.setenv("GITHUB_EVENT_NAME", "push")
     assert main(["github", "run", "--event", str(tmp_path / "e.json")]) == 2
+
+
+def test_a_failed_build_is_reported_once_naming_the_step(github: Any, recorder: Any, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GITHUB_EVENT_NAME", "issue_comment")
+    event = comment_event(tmp_path, "/dfbench run tpch/sf1")
+    assert main(["github", "run", "--event", str(event), "--failed-step", "build"]) == 0
+    [(number, body)] = github.comments
+    assert number == 7 and body.startswith("### dfbench: the **build** step failed")
+    assert "Nothing was provisioned." in body and "actions/runs/4242" in body
+    assert github.reactions == [] and recorder.calls == []
+    assert main(["github", "run", "--event", str(event), "--failed-step", "$(x)"]) == 2

@@ -10,8 +10,14 @@ import re
 import sys
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dfbench.errors import ConfigError
+
+if TYPE_CHECKING:
+    from dfbench.github.api import GitHub
+    from dfbench.github.command import Limits
+    from dfbench.github.event import Event
 
 _SHA = re.compile(r"^[0-9a-f]{40}\Z")
 
@@ -36,7 +42,7 @@ def _init(args: argparse.Namespace) -> int:
     return 0
 
 
-def _limits(args: argparse.Namespace) -> object:
+def _limits(args: argparse.Namespace) -> Limits:
     from dfbench.github.command import Limits
 
     try:
@@ -69,15 +75,17 @@ def _run(args: argparse.Namespace) -> int:
         write_outputs(None, os.environ.get("GITHUB_OUTPUT"))
         return 0
     github = GitHub.from_environment()
+    if args.failed_step:
+        return _report_failure(args.failed_step, event, github, limits)
     if binaries[0] is None:
-        accepted = decide(event, github, limits, answer=True)  # type: ignore[arg-type]
+        accepted = decide(event, github, limits, answer=True)
         outputs = write_outputs(accepted, os.environ.get("GITHUB_OUTPUT"))
         print(json.dumps(outputs))
         return 0
     for path in binaries:
         if not Path(path).is_file():
             raise ConfigError(f"no worker binary at {path}: the build job's artifact was not downloaded there")
-    accepted = decide(event, github, limits, answer=False)  # type: ignore[arg-type]
+    accepted = decide(event, github, limits, answer=False)
     if accepted is None:
         raise ConfigError("this event is no request dfbench may run: nothing was started")
     if args.head_sha:
@@ -88,6 +96,22 @@ def _run(args: argparse.Namespace) -> int:
                              plot=Path(args.results) / "comparison.png" if args.plot else None)
     return run_benchmark(event, accepted, github, base_binary=Path(binaries[0]), head_binary=Path(binaries[1]),
                          settings=settings, links=RunLinks.from_environment())
+
+
+def _report_failure(step: str, event: Event, github: GitHub, limits: Limits) -> int:
+    from dfbench.github.event import decide
+    from dfbench.github.report import RunLinks, failure_comment
+
+    if not re.fullmatch(r"[a-z][a-z0-9 -]{0,40}", step):
+        raise ConfigError(f"--failed-step {step!r}: a step's name, such as build")
+    accepted = decide(event, github, limits, answer=False)
+    if accepted is None:
+        raise ConfigError("this event is no request dfbench may run: nothing to report")
+    links = RunLinks.from_environment()
+    github.comment(event.number, failure_comment(
+        step, [f"The {step} job failed: its log in the workflow run holds its output."], accepted.request,
+        author=event.author, links=links, cleaned_up=None))
+    return 0
 
 
 def _role(args: argparse.Namespace) -> int:

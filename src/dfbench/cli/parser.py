@@ -302,6 +302,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--head-binary", metavar="PATH", help="the pull request's worker the build job made")
     run.add_argument("--base-sha", metavar="SHA", help="the base commit the build job built (reported as such)")
     run.add_argument("--head-sha", metavar="SHA", help="the head commit the build job built (reported as such)")
+    run.add_argument("--failed-step", metavar="STEP", help="comment that this step of the workflow failed (the "
+                     "workflow's report job, after a failed build)")
     run.add_argument("--max-nodes", type=int, default=16, help="largest --nodes a comment may ask for (default 16)")
     run.add_argument("--max-scale-factor", default="100", help="largest TPC-H/TPC-DS scale factor (default 100)")
     run.add_argument("--instance-types", default=None, metavar="T1,T2",

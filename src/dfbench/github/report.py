@@ -98,11 +98,11 @@ def result_comment(comparison: Comparison, request: BenchRequest, *, author: str
 
 
 def failure_comment(step: str, tail: Sequence[str], request: BenchRequest, *, author: str,
-                    links: RunLinks | None, cleaned_up: bool) -> str:
-    """A failed step: its name and the end of its output."""
+                    links: RunLinks | None, cleaned_up: bool | None) -> str:
+    """A failed step: its name and the end of its output. ``cleaned_up`` None: no cluster was made."""
     shown = list(tail)[-FAILURE_TAIL_LINES:]
     output = "\n".join(shown)[-MAX_COMMENT // 2:]
-    after = ("The cluster was torn down." if cleaned_up else
+    after = ("Nothing was provisioned." if cleaned_up is None else "The cluster was torn down." if cleaned_up else
              "The teardown did not finish: the workflow's teardown step and the instances' time-to-live remove "
              "what is left.")
     return "\n".join([f"### dfbench: the **{step}** step failed", "", "The end of its output:", "",
