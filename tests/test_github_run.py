@@ -7,6 +7,7 @@ comment naming the step, and still tears down."""
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import shlex
 import socket
@@ -20,6 +21,7 @@ from botocore.client import BaseClient
 from dfbench.aws.ssm import OUTPUT_PREFIX
 from dfbench.cli import main
 from dfbench.data import generate_tpch, sync_dataset
+from dfbench.github.role import permissions_policy
 from dfbench.worker.build import check_binary
 from dfbench_testing import Imds, LocalAgent, StandinSystemd, hooked, worker_binary
 from dfbench_testing.github import GitHubStandin
@@ -77,6 +79,28 @@ def inventory(inspector: Any) -> dict[str, Any]:
 def bucket_keys(inspector: Any, leave_out: str | None = None, prefix: str = "") -> list[str]:
     listing = inspector.client("s3").list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("Contents", [])
     return sorted(o["Key"] for o in listing if leave_out is None or not o["Key"].startswith(leave_out))
+
+
+# The IAM action behind an S3 operation, where the two names differ
+# (https://docs.aws.amazon.com/AmazonS3/latest/userguide/using-with-s3-policy-actions.html).
+S3_PERMISSIONS = {"HeadBucket": "ListBucket", "ListObjectsV2": "ListBucket", "HeadObject": "GetObject",
+                  "CreateMultipartUpload": "PutObject", "UploadPart": "PutObject",
+                  "CompleteMultipartUpload": "PutObject",
+                  "AbortMultipartUpload": "AbortMultipartUpload", "PutBucketEncryption": "PutEncryptionConfiguration",
+                  "GetBucketEncryption": "GetEncryptionConfiguration", "DeleteObjects": "DeleteObject",
+                  "ListObjectVersions": "ListBucketVersions", "PutPublicAccessBlock": "PutBucketPublicAccessBlock",
+                  "GetPublicAccessBlock": "GetBucketPublicAccessBlock"}
+
+
+def not_granted(calls: list[Any], policy: dict[str, Any]) -> set[str]:
+    """The actions of the calls that no statement of the role's policy names (by action alone:
+    the resources and conditions are IAM's to judge, which moto does not)."""
+    granted = [a for s in policy["Statement"] for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])]
+    prefixes = {"route-53": "route53"}
+    actions = {f"{prefixes.get(c.service, c.service)}:{S3_PERMISSIONS.get(c.operation, c.operation)}"
+               if c.service == "s3" else f"{prefixes.get(c.service, c.service)}:{c.operation}"
+               for c in calls if c.service != "sts"}  # GetCallerIdentity needs no permission
+    return {a for a in actions if not any(fnmatch.fnmatchcase(a, g) for g in granted)}
 
 
 def comment_event(folder: Path, body: str) -> Path:
@@ -166,6 +190,9 @@ def test_a_valid_command_runs_end_to_end_posts_the_comparison_and_leaves_nothing
         assert run["worker_info"]["git_commit_hash"] == commit
         assert run["settings"]["distributed.files_per_task"] == "2"
         assert run["cluster"]["name"] == "dfbench-pr-7"
+    # The role `dfbench github role` makes names every action the job called.
+    assert not_granted(recorder.calls, permissions_policy(partition="aws", account="123456789012",
+                                                          bucket=bucket)) == set()
     # Torn down: the emulator holds what it held before, and the bucket the two builds, kept by
     # sha256 as every deploy keeps them (a later run of the same commit uploads nothing).
     assert recorder.named("TerminateInstances")
