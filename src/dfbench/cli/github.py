@@ -49,9 +49,9 @@ def _limits(args: argparse.Namespace) -> Limits:
         max_sf = Decimal(args.max_scale_factor)
     except InvalidOperation:
         raise ConfigError(f"--max-scale-factor {args.max_scale_factor!r} is not a number") from None
-    types = tuple(t.strip() for t in args.instance_types.split(",") if t.strip()) if args.instance_types else None
+    types = tuple(t.strip() for t in (args.instance_types or "").split(",") if t.strip())
     return Limits(max_nodes=args.max_nodes, max_scale_factor=max_sf, max_rounds=args.max_rounds,
-                  nodes=args.nodes, **({"instance_types": types} if types else {}))
+                  nodes=args.nodes, instance_types=types or Limits.instance_types)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -81,6 +81,7 @@ def run_benchmark(event: Event, accepted: Accepted, github: GitHub, *, base_bina
     is gone, else 1 (after a comment naming the failed step)."""
     import dfbench.provision as lifecycle
     from dfbench.ab import run_ab_cluster
+    from dfbench.aws.session import default_region
     from dfbench.comparison.plot import write_plot
     from dfbench.config import ClusterSpec
 
@@ -88,10 +89,9 @@ def run_benchmark(event: Event, accepted: Accepted, github: GitHub, *, base_bina
     failure: StepFailed | None = None
     try:
         with step("provision"):
-            lifecycle.provision(ClusterSpec(name=name, instance_type=request.instance_type,
-                                            instance_count=request.nodes, spot=settings.spot,
-                                            ttl_hours=settings.ttl_hours,
-                                            **({"region": settings.region} if settings.region else {})))
+            lifecycle.provision(ClusterSpec(name=name, region=default_region(settings.region),
+                                            instance_type=request.instance_type, instance_count=request.nodes,
+                                            spot=settings.spot, ttl_hours=settings.ttl_hours))
         with step("benchmark"):
             run = run_ab_cluster(cluster=name, base=base_binary, new=head_binary, dataset=request.dataset,
                                  rounds=request.rounds, queries=list(request.queries) if request.queries else None,
