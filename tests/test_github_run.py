@@ -116,9 +116,10 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def bench_job(event: Path, base: Path, head: Path, results: Path) -> int:
+def bench_job(event: Path, base: Path, head: Path, results: Path, *extra: str) -> int:
     return main(["github", "run", "--event", str(event), "--base-binary", str(base), "--head-binary", str(head),
-                 "--base-sha", BASE_SHA, "--head-sha", HEAD_SHA, "--via", "relay", "--results", str(results)])
+                 "--base-sha", BASE_SHA, "--head-sha", HEAD_SHA, "--via", "relay", "--results", str(results),
+                 *extra])
 
 
 def test_a_valid_command_runs_end_to_end_posts_the_comparison_and_leaves_nothing(
@@ -157,7 +158,8 @@ def test_a_valid_command_runs_end_to_end_posts_the_comparison_and_leaves_nothing
     with imds, systemd, hooked(learn_address), LocalAgent(
             faults, s3=inspector.client("s3"), bucket=bucket, prefix=OUTPUT_PREFIX, port_map={9000: port},
             ec2=inspector.client("ec2")):
-        code = bench_job(comment_event(tmp_path, COMMAND + "\n\nplease"), base, head, tmp_path / "results")
+        code = bench_job(comment_event(tmp_path, COMMAND + "\n\nplease"), base, head, tmp_path / "results",
+                         "--plot")
     assert code == 0, github.comments
 
     # The job decided again (no second reaction), then posted exactly one comment.
@@ -184,6 +186,9 @@ def test_a_valid_command_runs_end_to_end_posts_the_comparison_and_leaves_nothing
     [launch] = recorder.named("RunInstances")
     assert launch.params["InstanceType"] == "c5n.2xlarge" and launch.params["MinCount"] == 1
     assert systemd.started == [shas["base"], shas["head"], shas["base"]]
+    # The chart and its report, for the workflow's results artifact.
+    assert (tmp_path / "results" / "comparison.png").stat().st_size > 0
+    assert (tmp_path / "results" / "comparison.html").is_file()
     results = tmp_path / "results" / DATASET / ".results-remote"
     for engine, commit in ((f"base-{BASE_SHA[:12]}", "base0000"), (f"head-{HEAD_SHA[:12]}", "head0000")):
         run = json.loads((results / engine / "run.json").read_text())
