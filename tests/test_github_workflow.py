@@ -48,13 +48,16 @@ def action(step: dict[str, Any]) -> str | None:
     return step["uses"].split("@")[0] if "uses" in step else None
 
 
-def test_it_runs_on_pull_request_comments_and_by_hand_one_at_a_time_per_pull_request(
+def test_it_runs_on_pull_request_comments_and_by_hand_one_benchmark_at_a_time_per_pull_request(
         workflow: dict[str, Any]) -> None:
     assert workflow["on"]["issue_comment"] == {"types": ["created"]}
     assert set(workflow["on"]["workflow_dispatch"]["inputs"]) == {"pr", "command"}
     assert workflow["permissions"] == {}
-    assert workflow["concurrency"] == {"group": "dfbench-${{ github.event.issue.number || inputs.pr }}",
-                                       "cancel-in-progress": False}
+    # One benchmark per pull request, and only requests queue for it: an ordinary comment's run
+    # never enters the group (where it would cancel a waiting request).
+    assert "concurrency" not in workflow
+    assert workflow["jobs"]["bench"]["concurrency"] == {"group": "dfbench-pr-${{ needs.request.outputs.pr }}",
+                                                        "cancel-in-progress": False}
     assert "github.event.issue.pull_request" in workflow["jobs"]["request"]["if"]
 
 

@@ -96,11 +96,6 @@ on:
 # Nothing unless a job asks for it.
 permissions: {{}}
 
-# One benchmark per pull request at a time; a second request waits for the first.
-concurrency:
-  group: dfbench-${{{{ github.event.issue.number || inputs.pr }}}}
-  cancel-in-progress: false
-
 env:
   DFBENCH_REQUIREMENT: "{requirement}"
   AWS_REGION: us-east-1
@@ -177,6 +172,12 @@ jobs:
     if: needs.request.outputs.proceed == 'true'
     runs-on: ubuntu-latest
     timeout-minutes: 180
+    # One benchmark per pull request (its cluster) at a time; a request waits for the running one.
+    # On the job, not the workflow: GitHub keeps one pending run per group and cancels the older,
+    # so at the workflow's level any comment would push a waiting request out.
+    concurrency:
+      group: {cluster}${{{{ needs.request.outputs.pr }}}}
+      cancel-in-progress: false
     permissions:
       id-token: write       # GitHub's OIDC token, which the role trusts
       contents: read
