@@ -25,7 +25,8 @@ The tree (exit code 1 unless noted)::
     ├── TransportError           a way in (ssh, ssm plugin, relay) could not be opened
     │   └── HostKeyMismatch      an instance presented another host key than the pinned one
     ├── ClusterUnhealthy         a worker's /info shows a problem; nothing was run
-    └── QueryFailed              a query's statement failed on the worker
+    ├── QueryFailed              a query's statement failed on the worker
+    └── GitHubError              a GitHub REST call failed (after its rate-limit waits)
 
 AWS error codes are mapped to these in one place, :func:`translate` (used through
 :func:`aws_errors`).
@@ -267,6 +268,16 @@ class QueryFailed(DfbenchError):
         self.text = text
         self.status = status
         super().__init__(text)
+
+
+class GitHubError(DfbenchError):
+    """A GitHub REST API call failed; ``status`` is the HTTP status (0 when nothing answered)."""
+
+    def __init__(self, method: str, path: str, status: int, message: str) -> None:
+        self.method = method
+        self.path = path
+        self.status = status
+        super().__init__(f"GitHub {method} {path} failed: " + (f"HTTP {status}: " if status else "") + message)
 
 
 # Error codes by what they mean to the user. Codes vary across services for the same thing

@@ -50,6 +50,10 @@ dfbench never imports it: ``import dfbench`` loads neither this package nor moto
   output holding the host key as cloud-init logs it (moto's has none), and a key sent with EC2
   Instance Connect let into the sshd that stands in for the instance (moto only records it).
 - ``Imds`` (imds.py): the instance metadata service, IMDSv2 only, on loopback.
+- ``GitHubStandin`` (github.py): the GitHub REST endpoints ``dfbench github run`` calls
+  (permission, reactions, issue comments, pull requests, commits) on loopback, recording every
+  request and refusing one without the token or the API version header; rate-limit answers on
+  demand.
 - ``launched_cluster`` (cluster.py): a Cluster record over instances launched in moto directly, for
   work that needs instances and a bucket but not a whole provision.
 - ``post_policy_problems`` (s3post.py): S3's check of a POST upload's form fields against the
@@ -68,6 +72,7 @@ from dfbench_testing.cluster import launched_cluster
 from dfbench_testing.consistency import NotYetVisible
 from dfbench_testing.faults import Faults, Interrupt
 from dfbench_testing.gaps import MotoGaps
+from dfbench_testing.github import GitHubStandin
 from dfbench_testing.hooks import hooked
 from dfbench_testing.imds import Imds
 from dfbench_testing.instance import InstanceSide, cloud_init_console
@@ -91,6 +96,7 @@ __all__ = [
     "Ec2Rules",
     "FakeSsm",
     "Faults",
+    "GitHubStandin",
     "Imds",
     "InstanceSide",
     "Interrupt",

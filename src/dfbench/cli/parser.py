@@ -286,6 +286,47 @@ def build_parser() -> argparse.ArgumentParser:
     _worker_environment(ab)
     ab.add_argument("--data-dir", default="benchmarks/data", type=_writable_data_dir, help="default benchmarks/data")
 
+    # `dfbench github …`: benchmarks of pull requests from their comments (dfbench.cli.github).
+    github = commands.add_parser("github", help="benchmarks on pull requests: the workflow, its command, its AWS role")
+    github_commands = github.add_subparsers(dest="github_command", required=True, parser_class=Parser)
+    init = github_commands.add_parser("init", help="write .github/workflows/dfbench.yml into a datafusion-distributed "
+                                      "checkout")
+    init.add_argument("--path", default=".", metavar="CHECKOUT", help="the checkout (default: this folder)")
+    init.add_argument("--force", action="store_true", help="replace a workflow file that differs")
+    init.add_argument("--dfbench", default=None, metavar="REQUIREMENT",
+                      help="what the workflow pip-installs (default: this dfbench version, with its plot extra)")
+    run = github_commands.add_parser("run", help="act on a pull request comment (the workflow runs this with "
+                                     "--event \"$GITHUB_EVENT_PATH\")")
+    run.add_argument("--event", required=True, metavar="FILE", help="the event's JSON file ($GITHUB_EVENT_PATH)")
+    run.add_argument("--base-binary", metavar="PATH", help="the base worker the build job made; with --head-binary: "
+                     "provision, A/B, comment, teardown (without: check the request, react, write the step outputs)")
+    run.add_argument("--head-binary", metavar="PATH", help="the pull request's worker the build job made")
+    run.add_argument("--base-sha", metavar="SHA", help="the base commit the build job built (reported as such)")
+    run.add_argument("--head-sha", metavar="SHA", help="the head commit the build job built (reported as such)")
+    run.add_argument("--failed-step", metavar="STEP", help="comment that this step of the workflow failed (the "
+                     "workflow's report job, after a failed build)")
+    run.add_argument("--max-nodes", type=int, default=16, help="largest --nodes a comment may ask for (default 16)")
+    run.add_argument("--max-scale-factor", default="100", help="largest TPC-H/TPC-DS scale factor (default 100)")
+    run.add_argument("--instance-types", default=None, metavar="T1,T2",
+                     help="instance types a comment may ask for, the first the default (default: c5n.2xlarge, …)")
+    run.add_argument("--max-rounds", type=int, default=20, help="most rounds a comment may ask for (default 20)")
+    run.add_argument("--nodes", type=int, default=4, help="nodes when a comment names none (default 4)")
+    run.add_argument("--spot", action="store_true", help="spot instances")
+    run.add_argument("--via", default="auto", choices=VIAS, help="how to reach the workers (default auto)")
+    run.add_argument("--region", help="AWS region (default: AWS_REGION, else us-east-1)")
+    run.add_argument("--results", default="dfbench-results", metavar="DIR",
+                     help="where the result files and the chart go (default dfbench-results)")
+    run.add_argument("--plot", action="store_true", help="also draw the chart into --results (needs dfbench[plot])")
+    role = github_commands.add_parser("role", help="create the IAM OIDC provider and the role a repository's "
+                                      "workflows assume (idempotent); print its ARN")
+    role.add_argument("--repo", required=True, metavar="OWNER/NAME", help="the repository, spelled as GitHub does")
+    role.add_argument("--region", help="AWS region the role's clusters run in (default: AWS_REGION, else us-east-1)")
+    role.add_argument("--profile", help="AWS profile")
+    role.add_argument("--bucket", help="the benchmark bucket, when not the default one")
+    role.add_argument("--delete", action="store_true",
+                      help="delete the role, and the provider when dfbench created it and no other role uses it")
+    role.add_argument("--json", action="store_true", help="print the result as JSON")
+
     # Everything after `worker` goes to the local worker's own parser (`dfbench worker --help`
     # prints its options), so they are defined once, where they are used.
     # (prefix_chars="+" keeps this parser from taking them for its own options.)
