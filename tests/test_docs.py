@@ -148,7 +148,8 @@ def parse_problem(arguments: list[str], worker_options: set[str]) -> str | None:
 
 def dfbench_arguments(words: list[str]) -> list[str] | None:
     """The arguments of a dfbench command line (`dfbench` or `.venv/bin/dfbench`), else None."""
-    if words and (words[0] == "dfbench" or words[0].endswith("/dfbench")):
+    # `/dfbench run ...` is a pull request comment's syntax (docs/github.md), not a program's path.
+    if words and (words[0] == "dfbench" or (words[0].endswith("/dfbench") and words[0] != "/dfbench")):
         return words[1:]
     return None
 
