@@ -34,6 +34,7 @@ _COMMANDS = {
     "compare": ("dfbench.cli.bench", "run_compare", True),
     "ab": ("dfbench.cli.bench", "run_ab", True),
     "worker": ("dfbench.cli.bench", "run_worker", True),
+    "verify-aws": ("dfbench.cli.verify", "run_verify_aws", True),
 }
 
 
