@@ -6,7 +6,8 @@ launch tokens), eventual consistency (``NotYetVisible``), what doctor asks moto 
 test can send it SIGINT or SIGTERM as a user would.
 
 ``DFBENCH_VPC_ID=vpc-none`` makes the resolver stand-in find no zone (the instance never sees the
-record: its command waits out its DNS bound).
+record: its command waits out its DNS bound). ``VERIFY_DRIVER_FAULT=service:Operation:Code`` (the
+service as botocore's event names spell it) answers that call with that AWS error, every time.
 """
 
 from __future__ import annotations
@@ -44,10 +45,14 @@ def run(argv: list[str]) -> int:
     resolver.bin_dir(tools)
     os.environ["PATH"] = f"{tools}:{os.environ['PATH']}"
     faults = Faults()
+    if fault := os.environ.get("VERIFY_DRIVER_FAULT"):
+        service, operation, code = fault.split(":")
+        faults.error(service, operation, code, "injected by the test", times=10**9)
     agent = LocalAgent(faults, s3=boto3.client("s3"), ec2=boto3.client("ec2"), prefix=OUTPUT_PREFIX,
                        bucket=default_bucket_name("123456789012", os.environ["AWS_REGION"]))
-    with hooked(MotoGaps(url).hook, RequestChecks().hook, Ec2Rules(url).hook, LaunchTokens().hook,
-                NotYetVisible(times=2).hook, ServiceQuotas().hook, PolicySimulator().hook, faults.hook, agent.hook):
+    # Faults first: its answers (the agent's, an injected error) come before every other stand-in's.
+    with hooked(faults.hook, MotoGaps(url).hook, RequestChecks().hook, Ec2Rules(url).hook, LaunchTokens().hook,
+                NotYetVisible(times=2).hook, ServiceQuotas().hook, PolicySimulator().hook, agent.hook):
         code = main(argv)
     agent.wait()
     return code

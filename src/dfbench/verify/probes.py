@@ -71,7 +71,7 @@ def _simulator(facts: Facts) -> Judgement:
 
 
 def _tagged_bucket(facts: Facts) -> Judgement:
-    failure = facts.failures.get("bucket_create")
+    failure = facts.errors.get("bucket_create")
     created = f"refused: {failure}" if failure else facts.need("bucket_create", "bucket")
     simulated = facts.need("simulator", "account")
     tag = simulated["decisions"].get("s3:TagResource")

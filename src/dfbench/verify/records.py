@@ -22,7 +22,8 @@ class Facts:
     """What the run's steps measured, by name, and why the steps that failed did so."""
 
     values: dict[str, Any] = field(default_factory=dict)
-    failures: dict[str, str] = field(default_factory=dict)  # step or fact -> its error, one line
+    failures: dict[str, str] = field(default_factory=dict)  # step -> its error, one line
+    errors: dict[str, str] = field(default_factory=dict)  # fact -> the error of the call that would give it
     steps: dict[str, str] = field(default_factory=dict)  # fact name -> the step that records it
 
     def record(self, step: str, **values: Any) -> None:
@@ -34,11 +35,12 @@ class Facts:
         """The fact ``name``, which ``step`` gathers; Unobserved saying why it is missing."""
         if name in self.values:
             return self.values[name]
-        if name in self.failures:
-            raise Unobserved(f"not observed: {self.failures[name]}")
+        if name in self.errors:
+            raise Unobserved(f"not observed: {self.errors[name]}")
         if step in self.failures:
             raise Unobserved(f"not observed: step {step!r} failed: {self.failures[step]}")
-        raise Unobserved(f"not observed: step {step!r} did not run to this point")
+        earlier = "; ".join(f"step {s!r} failed: {error}" for s, error in self.failures.items())
+        raise Unobserved(f"not observed: step {step!r} did not run" + (f" ({earlier})" if earlier else ""))
 
 
 # A probe's judgement: what was observed, whether the assumption holds (None: not observable), evidence.

@@ -75,7 +75,7 @@ class Run:
         try:
             self.facts.record(name, **{name: call()})
         except _ERRORS as error:
-            self.facts.failures[name] = f"{error_code(error)}: {error}"
+            self.facts.errors[name] = f"{error_code(error)}: {error}"
 
 
 def new_run_id() -> str:
@@ -201,8 +201,8 @@ def bucket_step(run: Run) -> None:
         run.observe("bucket_create", lambda: bucket.ensure_bucket(s3, name=name, region=run.aws.region, tags=run.tags,
                                                                   found=None, changes=ChangeSet(apply=True))
                     or "created")
-        if "bucket_create" in run.facts.failures:
-            raise AwsError(f"cannot create the bucket {name}: {run.facts.failures['bucket_create']}")
+        if "bucket_create" in run.facts.errors:
+            raise AwsError(f"cannot create the bucket {name}: {run.facts.errors['bucket_create']}")
     else:
         run.facts.record("bucket", bucket_create="existed")
     run.stack.register(f"objects s3://{name}/{run.prefix}/ and the run's command output", delete_objects)
@@ -361,7 +361,7 @@ def spent_token_step(run: Run) -> None:
     """The instance's RunInstances again, same client token, now that its instance terminated."""
     request = run.run_instances()
     if request is None:
-        run.facts.failures["spent_token"] = "no RunInstances of this run was seen"
+        run.facts.errors["spent_token"] = "no RunInstances of this run was seen"
         return
     ec2 = run.client("ec2")
     try:
