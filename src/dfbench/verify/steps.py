@@ -21,12 +21,13 @@ from dfbench.aws import account, bucket, dns, iam, network, parameters, ssm
 from dfbench.aws import instances as ec2_instances
 from dfbench.aws.session import Aws
 from dfbench.aws.tags import cluster_tags, tag_dict, tag_specifications
-from dfbench.errors import AwsError, WaitTimeout, error_code
+from dfbench.errors import WaitTimeout, error_code
 from dfbench.models import ChangeSet
 from dfbench.verify.cleanup import CleanupStack
 from dfbench.verify.instance import command_script, parse_output, user_data
 from dfbench.verify.records import Facts
 from dfbench.waiting import poll, time_scale
+from dfbench.worker.scripts import ttl_script
 
 log = logging.getLogger("dfbench")
 
@@ -123,14 +124,15 @@ def account_step(run: Run) -> None:
             return {"principal": None, "decisions": {}}
         return {"principal": principal, "decisions": account.simulate(iam_client, principal, SIMULATED)}
     run.observe("simulator", simulated)
-    base = dict(image_id=ami.image_id, root_device=ami.root_device, count=1, volume_size_gib=VOLUME_GIB,
-                spot=False, tags=run.tags)
-    run.observe("dry_run", lambda: account.dry_run_launch(ec2, instance_type=INSTANCE_TYPE, volume_type="gp3",
-                                                          **base).__dict__)
-    run.observe("dry_run_arch", lambda: account.dry_run_launch(ec2, instance_type=ARM_TYPE, volume_type="gp3",
-                                                               **base).__dict__)
-    run.observe("dry_run_io2", lambda: account.dry_run_launch(ec2, instance_type=INSTANCE_TYPE,
-                                                              volume_type="io2", **base).__dict__)
+
+    def dry_run(instance_type: str, volume_type: str) -> dict[str, str]:
+        answer = account.dry_run_launch(ec2, image_id=ami.image_id, root_device=ami.root_device, count=1,
+                                        instance_type=instance_type, volume_size_gib=VOLUME_GIB,
+                                        volume_type=volume_type, spot=False, tags=run.tags)
+        return {"code": answer.code, "message": answer.message}
+    run.observe("dry_run", lambda: dry_run(INSTANCE_TYPE, "gp3"))
+    run.observe("dry_run_arch", lambda: dry_run(ARM_TYPE, "gp3"))
+    run.observe("dry_run_io2", lambda: dry_run(INSTANCE_TYPE, "io2"))
 
 
 def _answer(call: Callable[[], Any]) -> str:
@@ -198,11 +200,13 @@ def bucket_step(run: Run) -> None:
                     tag_dict(s3.get_bucket_tagging(Bucket=name)["TagSet"]).get(VERIFY_KEY) == run.run_id:
                 bucket.delete_bucket(s3, name)
         run.stack.register(f"bucket {name} (created by this run)", delete_created)
-        run.observe("bucket_create", lambda: bucket.ensure_bucket(s3, name=name, region=run.aws.region, tags=run.tags,
-                                                                  found=None, changes=ChangeSet(apply=True))
-                    or "created")
-        if "bucket_create" in run.facts.errors:
-            raise AwsError(f"cannot create the bucket {name}: {run.facts.errors['bucket_create']}")
+        try:
+            bucket.ensure_bucket(s3, name=name, region=run.aws.region, tags=run.tags, found=None,
+                                 changes=ChangeSet(apply=True))
+        except ClientError as error:  # the tagged-create probe's observation; the step fails with it
+            run.facts.errors["bucket_create"] = f"{error_code(error)}: {error}"
+            raise
+        run.facts.record("bucket", bucket_create="created")
     else:
         run.facts.record("bucket", bucket_create="existed")
     run.stack.register(f"objects s3://{name}/{run.prefix}/ and the run's command output", delete_objects)
@@ -263,7 +267,7 @@ def refusals_step(run: Run) -> None:
     def launch(instance_type: str, volume: dict[str, Any]) -> Any:
         return ec2.run_instances(
             ImageId=ami.image_id, InstanceType=instance_type, MinCount=1, MaxCount=1, SubnetId=run.state["subnet_id"],
-            InstanceInitiatedShutdownBehavior="terminate",
+            InstanceInitiatedShutdownBehavior="terminate", UserData="#!/bin/bash\n" + ttl_script(TTL_HOURS),
             BlockDeviceMappings=[{"DeviceName": ami.root_device, "Ebs": {**volume, "DeleteOnTermination": True}}],
             TagSpecifications=tag_specifications("instance", run.tags))
     run.facts.record("refusals",
