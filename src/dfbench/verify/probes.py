@@ -171,7 +171,8 @@ def _record_change(facts: Facts) -> Judgement:
                 "UPSERT of the workers record, then getent every 0.5 s")
     reached = float(seen["dns-changed"]) - changed_at
     return (f"INSYNC after {insync:.0f} s; the instance resolved the new address {reached:.0f} s after the change",
-            reached < 120, "UPSERT at the run's clock, resolution at the instance's (both NTP-synchronised)")
+            reached < 120, ("UPSERT at the run's clock, resolution at the instance's (both NTP-synchronised); an "
+            "upper bound when the command started after the change"))
 
 
 def _systemd_order(facts: Facts) -> Judgement:

@@ -74,6 +74,8 @@ def judge(probe: Probe, facts: Facts) -> Finding:
         observed, holds, evidence = probe.judge(facts)
     except Unobserved as missing:
         observed, holds, evidence = "not observed", None, str(missing)
+    except (KeyError, ValueError, TypeError, IndexError) as error:  # an answer of a shape not foreseen
+        observed, holds, evidence = "not judged", None, f"the observation could not be read: {error!r}"
     return Finding(probe=probe.key, assumption=probe.assumption, observed=observed, holds=holds, evidence=evidence)
 
 
