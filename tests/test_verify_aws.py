@@ -19,8 +19,11 @@ import pytest
 
 from dfbench.aws.session import default_bucket_name
 from dfbench.cli.main import main
+from dfbench.errors import ConfigError
 from dfbench.verify import PROBES
 from dfbench.verify.cleanup import CleanupStack, Interrupted, signals_raise
+from dfbench.verify.instance import command_script, parse_output, user_data
+from dfbench_testing import system_tool
 
 ROOT = Path(__file__).resolve().parent.parent
 DRIVER = ROOT / "tests" / "standins" / "verify_aws_driver.py"
@@ -184,6 +187,19 @@ def test_without_a_terminal_it_refuses_before_any_aws_call(aws, recorder, monkey
     assert recorder.calls == []
 
 
+def test_in_a_terminal_it_shows_the_plan_and_a_no_creates_nothing(aws, recorder, monkeypatch, capsys) -> None:
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True)
+    asked: list[str] = []
+    monkeypatch.setattr("builtins.input", lambda prompt: asked.append(prompt) or "n")
+    assert main(["verify-aws"]) == 1
+    printed = capsys.readouterr().out
+    assert asked == ["Proceed? [y/N] "]
+    for words in ("t3.micro", "dfbench:verify=", "Time: about 10 minutes", "Cost: under $0.02", "private hosted zone"):
+        assert words in printed
+    assert printed.rstrip().endswith("nothing created.")
+    assert [call.operation for call in recorder.calls] == ["GetCallerIdentity"]
+
+
 def test_a_report_path_that_is_not_json_is_refused(capsys) -> None:
     assert main(["verify-aws", "--yes", "--report", "verify.txt"]) == 2
     assert "must end with .json" in capsys.readouterr().err
@@ -207,3 +223,34 @@ def test_sigterm_raises_into_the_run() -> None:
         time.sleep(5)
     assert raised.value.signum == signal.SIGTERM
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+SCRIPTS = {
+    "user data": lambda: user_data(ttl_hours=1, region="us-east-1", object_url=f"s3://{BUCKET}/.dfbench/verify/x/p"),
+    "command": lambda: command_script(run_id="abcd1234", region="us-east-1", dns_name="workers.z.dfbench.internal",
+                                      dns_wanted="127.0.0.3", dns_bound_s=5, inside="/dfbench/c/probe",
+                                      outside="/dfbench/c-outside/probe", post_url="https://b.s3.amazonaws.com/",
+                                      post_fields={"key": "k", "x-amz-signature": "s'$`"}, post_body="it's $HOME"),
+}
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_the_instance_scripts_pass_shellcheck(name: str) -> None:
+    result = subprocess.run([system_tool("shellcheck"), "--shell=bash", "-"], input=SCRIPTS[name](),
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout
+
+
+def test_the_command_script_refuses_what_it_cannot_quote() -> None:
+    with pytest.raises(ConfigError, match="run id"):
+        command_script(run_id="x; rm", region="r", dns_name="n", dns_wanted="127.0.0.3", dns_bound_s=1, inside="i",
+                       outside="o", post_url="u", post_fields={}, post_body="b")
+    with pytest.raises(ConfigError, match="field name"):
+        command_script(run_id="abcd1234", region="r", dns_name="n", dns_wanted="127.0.0.3", dns_bound_s=1,
+                       inside="i", outside="o", post_url="u", post_fields={"a b": "c"}, post_body="b")
+
+
+def test_the_command_output_is_read_back_by_name() -> None:
+    found = parse_output("noise\ndfbench-verify post 204 \ndfbench-verify dns-first 1.5 127.0.0.2\n"
+                         "dfbench-verify first-read none\n")
+    assert found == {"post": "204", "dns-first": "1.5 127.0.0.2", "first-read": "none"}
