@@ -125,7 +125,7 @@ def _window(kind: str, service: str | None = None) -> Callable[[Facts], Judgemen
 
 def _zone_young_vpc(facts: Facts) -> Judgement:
     age = facts.need("zone_vpc_age_s", "zone")
-    return (f"CreateHostedZone on a VPC created {age:.1f} s before succeeded at the first attempt", True,
+    return (f"CreateHostedZone on a VPC created at most {age:.1f} s before succeeded at the first attempt", True,
             "dfbench does not retry it; a failure would have failed the zone step")
 
 

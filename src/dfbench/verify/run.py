@@ -21,7 +21,7 @@ from dfbench.errors import error_code
 from dfbench.verify.cleanup import CleanupStack, Interrupted, signals_raise
 from dfbench.verify.probes import PROBES
 from dfbench.verify.records import Facts, VerifyReport, judge
-from dfbench.verify.steps import INSTANCE_TYPE, STEPS, TTL_HOURS, VERIFY_KEY, VOLUME_GIB, Run, new_run_id
+from dfbench.verify.steps import INSTANCE_TYPE, STEPS, TTL_HOURS, VERIFY_KEY, VOLUME_GIB, Made, Run, new_run_id
 from dfbench.verify.watch import Watch
 
 log = logging.getLogger("dfbench")
@@ -65,7 +65,7 @@ def verify_aws(*, region: str | None = None, profile: str | None = None, report:
         return None
     watch, stack, facts = Watch(), CleanupStack(), Facts()
     run = Run(aws=aws, run_id=run_id, stack=stack, facts=facts, run_instances=lambda: watch.run_instances,
-              state={"bucket": bucket})
+              made=Made(bucket=bucket))
     started_at, started = datetime.now(UTC), time.monotonic()
     interrupted = False
     remove = add_client_hook(watch.hook)

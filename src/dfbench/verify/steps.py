@@ -8,11 +8,10 @@ The run is a one-instance "cluster" named ``dfbench-verify-<run id>``, so every 
 from __future__ import annotations
 
 import hashlib
-import logging
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -22,14 +21,12 @@ from dfbench.aws import instances as ec2_instances
 from dfbench.aws.session import Aws
 from dfbench.aws.tags import cluster_tags, tag_dict, tag_specifications
 from dfbench.errors import WaitTimeout, error_code
-from dfbench.models import ChangeSet
+from dfbench.models import ChangeSet, Instance
 from dfbench.verify.cleanup import CleanupStack
 from dfbench.verify.instance import command_script, parse_output, user_data
 from dfbench.verify.records import Facts
 from dfbench.waiting import poll, time_scale
 from dfbench.worker.scripts import ttl_script
-
-log = logging.getLogger("dfbench")
 
 VERIFY_KEY = "dfbench:verify"
 INSTANCE_TYPE = "t3.micro"  # x86_64 like the worker, 1 GiB: the AWS CLI and curl run comfortably
@@ -40,7 +37,28 @@ DNS_BOUND_S = 180  # Route 53's PENDING to INSYNC ("usually within 60 seconds"),
 COMMAND_TIMEOUT_S = 600
 SSM_WATCH_S = 180  # how long an invocation of a terminated instance is followed
 SIMULATED = ["ec2:RunInstances", "iam:PassRole", "s3:TagResource", "ssm:SendCommand", "route53:CreateHostedZone"]
-_ERRORS = (ClientError,)
+
+
+@dataclass
+class Made:
+    """What the steps made or found so far, for the steps after them (each runs only once the
+    steps before it succeeded, so what it reads is set)."""
+
+    bucket: str
+    caller: str = ""
+    ami: ec2_instances.Ami | None = None
+    az: str = ""
+    vpc_id: str | None = None
+    vpc_created: float = 0.0  # monotonic time at most this long before the VPC's create
+    subnet_id: str | None = None
+    group_id: str | None = None
+    profile: str = ""
+    object_url: str = ""
+    inside: str = ""
+    outside: str = ""
+    hosted_zone: dns.Zone | None = None
+    record: str = ""
+    instance: Instance | None = None
 
 
 @dataclass
@@ -50,7 +68,7 @@ class Run:
     stack: CleanupStack
     facts: Facts
     run_instances: Callable[[], dict[str, Any] | None]  # the last RunInstances' parameters (watch.py)
-    state: dict[str, Any] = field(default_factory=dict)  # ids the later steps need
+    made: Made
 
     @property
     def name(self) -> str:
@@ -75,7 +93,7 @@ class Run:
         """``call``'s value as the fact ``name``; an AWS error becomes that fact's failure."""
         try:
             self.facts.record(name, **{name: call()})
-        except _ERRORS as error:
+        except ClientError as error:
             self.facts.errors[name] = f"{error_code(error)}: {error}"
 
 
@@ -97,7 +115,7 @@ def account_step(run: Run) -> None:
     ec2, iam_client = run.client("ec2"), run.client("iam")
     identity = run.client("sts").get_caller_identity()
     ami = ec2_instances.resolve_ami(run.client("ssm"), ec2, None)
-    run.state.update(ami=ami, caller=identity["Arn"])
+    run.made.ami, run.made.caller = ami, identity["Arn"]
     run.facts.record("account", caller=identity["Arn"], ami=ami.image_id, endpoint=run.aws.endpoint_url)
     run.observe("default_vpc", lambda: [v["VpcId"] for v in ec2.describe_vpcs(
         Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"]])
@@ -151,14 +169,15 @@ def network_step(run: Run) -> None:
     zone = ec2_instances.offered_zones(ec2, INSTANCE_TYPE, run.aws.region)[0]
     changes = ChangeSet(apply=True)
     found = network.find_network(ec2, run.name)
-    ids = network.ensure_network(ec2, cluster=run.name, bucket=run.state["bucket"], tags=run.tags, ssh_cidrs=(),
+    run.made.vpc_created = time.monotonic()
+    ids = network.ensure_network(ec2, cluster=run.name, bucket=run.made.bucket, tags=run.tags, ssh_cidrs=(),
                                  found=found, changes=changes)
     network.ensure_vpc_dns(ec2, ids.vpc_id, changes, cluster=run.name)
     subnet_id = network.ensure_subnet(ec2, cluster=run.name, zone=zone, tags=run.tags, subnets=list(found.subnets),
                                       route_table=found.route_table, vpc_id=ids.vpc_id,
                                       route_table_id=ids.route_table_id, changes=changes)
-    run.state.update(zone=zone, vpc_id=ids.vpc_id, subnet_id=subnet_id, group_id=ids.security_group_id,
-                     vpc_created=time.monotonic())
+    run.made.az, run.made.vpc_id, run.made.subnet_id, run.made.group_id = (zone, ids.vpc_id, subnet_id,
+                                                                           ids.security_group_id)
 
 
 def iam_step(run: Run) -> None:
@@ -172,20 +191,20 @@ def iam_step(run: Run) -> None:
             iam.delete_role(client, role)
     run.stack.register("role and instance profile", cleanup)
     changes = ChangeSet(apply=True)
-    partition = run.state["caller"].split(":")[1]
-    iam.ensure_role(client, name=name, bucket=run.state["bucket"], partition=partition, cluster=run.name,
+    partition = run.made.caller.split(":")[1]
+    iam.ensure_role(client, name=name, bucket=run.made.bucket, partition=partition, cluster=run.name,
                     region=run.aws.region, account=run.aws.account(), tags=run.tags,
                     found=iam.find_role(client, name), changes=changes)
     iam.ensure_instance_profile(client, name=name, role=name, tags=run.tags,
                                 found=iam.find_instance_profile(client, name), changes=changes)
-    run.state["profile"] = name
+    run.made.profile = name
 
 
 def bucket_step(run: Run) -> None:
     """The account's dfbench bucket (created, and deleted afterwards, only if absent), and the
     run's objects in it, tagged."""
     s3 = run.client("s3")
-    name = run.state["bucket"]
+    name = run.made.bucket
     found = bucket.find_bucket(s3, name)
 
     def delete_objects() -> None:
@@ -214,7 +233,7 @@ def bucket_step(run: Run) -> None:
     answer = s3.put_object(Bucket=name, Key=f"{run.prefix}/probe.txt", Body=body,
                            Tagging=f"{VERIFY_KEY}={run.run_id}")
     run.facts.record("bucket", put_etag=answer["ETag"].strip('"'), put_md5=hashlib.md5(body).hexdigest())
-    run.state["object_url"] = f"s3://{name}/{run.prefix}/probe.txt"
+    run.made.object_url = f"s3://{name}/{run.prefix}/probe.txt"
 
 
 def parameters_step(run: Run) -> None:
@@ -229,7 +248,7 @@ def parameters_step(run: Run) -> None:
     value = f'verify {run.run_id} "quoted" $HOME `tick` back\\slash 100%'
     for parameter in (inside, outside):
         parameters.put_secure_parameter(client, name=parameter, value=value, tags=run.tags)
-    run.state.update(inside=inside, outside=outside)
+    run.made.inside, run.made.outside = inside, outside
     run.facts.record("parameters", secret_sha256=hashlib.sha256(value.encode()).hexdigest())
 
 
@@ -241,15 +260,15 @@ def zone_step(run: Run) -> None:
             dns.delete_zone(route53, zone)
     run.stack.register("private hosted zone", cleanup)
     changes = ChangeSet(apply=True)
-    age = time.monotonic() - run.state["vpc_created"]
-    zone = dns.ensure_zone(route53, cluster=run.name, region=run.aws.region, vpc_id=run.state["vpc_id"],
+    age = time.monotonic() - run.made.vpc_created
+    zone = dns.ensure_zone(route53, cluster=run.name, region=run.aws.region, vpc_id=run.made.vpc_id,
                            tags=run.tags, found=dns.find_zone(route53, cluster=run.name, region=run.aws.region),
                            changes=changes)
     assert zone is not None
     run.facts.record("zone", zone_vpc_age_s=age)
     record = dns.workers_record_name(zone.name)
     dns.ensure_workers_record(route53, zone, record, ["127.0.0.2"], changes)
-    run.state.update(zone=zone, record=record)
+    run.made.hosted_zone, run.made.record = zone, record
 
 
 def refusals_step(run: Run) -> None:
@@ -262,11 +281,12 @@ def refusals_step(run: Run) -> None:
         ec2_instances.terminate_instances(ec2, ids)
         ec2_instances.wait_terminated(ec2, ids)
     run.stack.register("instances", cleanup)
-    ami = run.state["ami"]
+    ami = run.made.ami
+    assert ami is not None
 
     def launch(instance_type: str, volume: dict[str, Any]) -> Any:
         return ec2.run_instances(
-            ImageId=ami.image_id, InstanceType=instance_type, MinCount=1, MaxCount=1, SubnetId=run.state["subnet_id"],
+            ImageId=ami.image_id, InstanceType=instance_type, MinCount=1, MaxCount=1, SubnetId=run.made.subnet_id,
             InstanceInitiatedShutdownBehavior="terminate", UserData="#!/bin/bash\n" + ttl_script(TTL_HOURS),
             BlockDeviceMappings=[{"DeviceName": ami.root_device, "Ebs": {**volume, "DeleteOnTermination": True}}],
             TagSpecifications=tag_specifications("instance", run.tags))
@@ -277,18 +297,20 @@ def refusals_step(run: Run) -> None:
 
 def instance_step(run: Run) -> None:
     ec2 = run.client("ec2")
+    made = run.made
+    assert made.ami is not None and made.subnet_id is not None and made.group_id is not None
     request = ec2_instances.LaunchRequest(
-        count=1, instance_type=INSTANCE_TYPE, ami=run.state["ami"], zone=run.state["zone"],
-        subnet_id=run.state["subnet_id"], security_group_id=run.state["group_id"],
-        instance_profile=run.state["profile"], volume_size_gib=VOLUME_GIB, volume_type="gp3", spot=False,
-        ttl_hours=TTL_HOURS, instance_tags={**run.tags, "Name": f"{run.name}-0"}, volume_tags=run.tags,
-        user_data=user_data(ttl_hours=TTL_HOURS, region=run.aws.region, object_url=run.state["object_url"]))
+        count=1, instance_type=INSTANCE_TYPE, ami=made.ami, zone=made.az, subnet_id=made.subnet_id,
+        security_group_id=made.group_id, instance_profile=made.profile, volume_size_gib=VOLUME_GIB,
+        volume_type="gp3", spot=False, ttl_hours=TTL_HOURS, instance_tags={**run.tags, "Name": f"{run.name}-0"},
+        volume_tags=run.tags,
+        user_data=user_data(ttl_hours=TTL_HOURS, region=run.aws.region, object_url=made.object_url))
     started = time.monotonic()
     [instance_id] = ec2_instances.launch_instances(ec2, request)
     [instance] = ec2_instances.wait_running(ec2, [instance_id])
     running = time.monotonic() - started
     ssm.wait_online(run.client("ssm"), [instance_id], targets=ssm.Targets(ec2, run.name))
-    run.state.update(instance=instance)
+    run.made.instance = instance
     run.facts.record("instance", instance_id=instance_id, private_ip=instance.private_ip, running_s=running,
                      online_s=time.monotonic() - started)
 
@@ -296,20 +318,21 @@ def instance_step(run: Run) -> None:
 def command_step(run: Run) -> None:
     """One SSM command probing from inside the VPC, while the zone's record changes under it."""
     s3, client, route53 = run.client("s3"), run.client("ssm"), run.client("route53")
-    bucket_name, instance = run.state["bucket"], run.state["instance"]
+    bucket_name, instance = run.made.bucket, run.made.instance
+    assert instance is not None
     post_key = f"{run.prefix}/posted.txt"
     post = run.aws.presigner().generate_presigned_post(
         Bucket=bucket_name, Key=post_key, Conditions=[["content-length-range", 1, 1024]], ExpiresIn=900)
     body = f"posted by {instance.instance_id} for dfbench verify-aws {run.run_id}"
-    script = command_script(run_id=run.run_id, region=run.aws.region, dns_name=run.state["record"],
+    script = command_script(run_id=run.run_id, region=run.aws.region, dns_name=run.made.record,
                             dns_wanted="127.0.0.3", dns_bound_s=max(1, int(DNS_BOUND_S * time_scale())),
-                            inside=run.state["inside"], outside=run.state["outside"], post_url=post["url"],
+                            inside=run.made.inside, outside=run.made.outside, post_url=post["url"],
                             post_fields=post["fields"], post_body=body)
     command_id = ssm.send_to_instance(client, instance_id=instance.instance_id, script=script,
                                       comment=f"dfbench verify-aws {run.run_id}", execution_timeout_s=COMMAND_TIMEOUT_S,
                                       output_bucket=bucket_name, output_prefix=run.output_prefix)
     changed_at = time.time()
-    change = dns.ensure_workers_record(route53, run.state["zone"], run.state["record"], ["127.0.0.3"],
+    change = dns.ensure_workers_record(route53, run.made.hosted_zone, run.made.record, ["127.0.0.3"],
                                        ChangeSet(apply=True))
     started = time.monotonic()
     poll(lambda: (dns.change_status(route53, str(change)) == "INSYNC", "PENDING"),
@@ -334,11 +357,12 @@ def _real(seconds: float) -> float:
 def terminate_step(run: Run) -> None:
     """A command running while its instance terminates: how SSM lists the invocation afterwards."""
     ec2, client = run.client("ec2"), run.client("ssm")
-    instance_id = run.state["instance"].instance_id
+    assert run.made.instance is not None
+    instance_id = run.made.instance.instance_id
     seconds = max(1, int(SSM_WATCH_S * 2 * time_scale()))  # outlasts the watch on AWS
     command_id = ssm.send_to_instance(client, instance_id=instance_id, script=f"sleep {seconds}\n",
                                       comment=f"dfbench verify-aws {run.run_id}: terminated during this",
-                                      execution_timeout_s=seconds + 60, output_bucket=run.state["bucket"],
+                                      execution_timeout_s=seconds + 60, output_bucket=run.made.bucket,
                                       output_prefix=run.output_prefix)
     ec2_instances.terminate_instances(ec2, [instance_id])
     started = time.monotonic()
