@@ -5,6 +5,7 @@ process of its own (tests/standins/verify_aws_driver.py), as a user runs it."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -131,6 +132,18 @@ def test_a_whole_run_reports_every_probe_and_leaves_nothing(aws, inspector, tmp_
 
     assert _left(inspector) == {}
     assert [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"]] == ["tpch_sf1/manifest.json"]
+    # Its instance would have ended itself had the process died: the time-to-live armed at first
+    # boot, a power-off that terminates.
+    ec2 = inspector.client("ec2")
+    [instance] = [i for r in ec2.describe_instances(Filters=[{"Name": "tag:Name", "Values": ["dfbench-verify-*-0"]}])[
+        "Reservations"] for i in r["Instances"]]
+    assert instance["State"]["Name"] == "terminated"
+    assert {"Key": VERIFY_KEY, "Value": report["run_id"]} in instance["Tags"]
+    attribute = ec2.describe_instance_attribute(InstanceId=instance["InstanceId"],
+                                                Attribute="instanceInitiatedShutdownBehavior")
+    assert attribute["InstanceInitiatedShutdownBehavior"]["Value"] == "terminate"
+    data = ec2.describe_instance_attribute(InstanceId=instance["InstanceId"], Attribute="userData")
+    assert "dfbench_ttl_seconds=3600" in base64.b64decode(data["UserData"]["Value"]).decode()
 
 
 def _wait_for_running_instance(inspector: Any, process: subprocess.Popen[str]) -> str:
