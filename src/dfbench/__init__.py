@@ -20,6 +20,7 @@ _EXPORTS = {
     "Instance": ("dfbench.models", "Instance"),
     "Plan": ("dfbench.models", "Plan"),
     "TeardownReport": ("dfbench.models", "TeardownReport"),
+    "VerifyReport": ("dfbench.verify", "VerifyReport"),
     "bench_local": ("dfbench.runner", "bench_local"),
     "compare": ("dfbench.comparison", "compare"),
     "deploy_worker": ("dfbench.worker_deploy", "deploy_worker"),
@@ -41,6 +42,7 @@ _EXPORTS = {
     "sync_dataset": ("dfbench.data", "sync_dataset"),
     "teardown": ("dfbench.provision", "teardown"),
     "tpch_queries": ("dfbench.bench.queries", "tpch_queries"),
+    "verify_aws": ("dfbench.verify", "verify_aws"),
 }
 
 __all__ = [  # spelled out for static tools; tests/test_architecture.py checks it matches _EXPORTS
@@ -55,6 +57,7 @@ __all__ = [  # spelled out for static tools; tests/test_architecture.py checks i
     "Instance",
     "Plan",
     "TeardownReport",
+    "VerifyReport",
     "__version__",
     "bench_local",
     "compare",
@@ -77,6 +80,7 @@ __all__ = [  # spelled out for static tools; tests/test_architecture.py checks i
     "sync_dataset",
     "teardown",
     "tpch_queries",
+    "verify_aws",
 ]
 
 

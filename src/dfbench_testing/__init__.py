@@ -46,6 +46,8 @@ dfbench never imports it: ``import dfbench`` loads neither this package nor moto
   systemctl for ``worker.service``, starting the command a test gave for the installed build's
   sha256, and the AWS CLI commands the instance scripts run (``s3 cp``, ``ssm get-parameter``)
   answered by the emulator.
+- ``resolver``: an instance's ``getent ahostsv4`` for the names of Route 53 private zones, answered
+  from the emulator's records (moto keeps them; nothing resolves them), for the verify-aws script.
 - ``InstanceSide``, ``cloud_init_console`` (instance.py), what an instance does for SSH: console
   output holding the host key as cloud-init logs it (moto's has none), and a key sent with EC2
   Instance Connect let into the sshd that stands in for the instance (moto only records it).

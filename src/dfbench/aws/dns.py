@@ -240,36 +240,44 @@ def _record_set(name: str, addresses: Iterable[str], ttl: int) -> dict[str, Any]
 
 
 def ensure_workers_record(route53: Any, zone: Zone | None, name: str, addresses: Iterable[str],
-                          changes: ChangeSet) -> None:
+                          changes: ChangeSet) -> str | None:
     """Make the A record ``name`` of ``zone`` hold exactly ``addresses`` (None: the zone this
     plan would create). With no address the record is deleted: Route 53 refuses a record set
     without values, and a name that does not resolve tells a worker it has no peers just as well.
 
     Route 53 applies a change in the background (PENDING, then INSYNC, usually within a minute);
     nothing waits for it here: the workers resolve the name every second, and a deploy's /info
-    check waits for every worker to list every peer."""
+    check waits for every worker to list every peer. Returns the change's id (``change_status``
+    follows it), None when nothing changed."""
     wanted = _addresses(addresses)
     if zone is not None and not (name == zone.name or name.endswith(f".{zone.name}")):
         raise ConfigError(f"record {name} is not inside zone {zone.name}")
     current = find_workers_record(route53, zone.zone_id, name) if zone is not None else None
     if wanted and (current is None or tuple(sorted(current.addresses, key=ipaddress.IPv4Address)) != wanted
                    or current.ttl != RECORD_TTL_S):
-        changes.make(
+        return changes.make(
             Change(action="create" if current is None else "update", resource="dns-record", name=name,
                    detail=f"A {', '.join(wanted)} (TTL {RECORD_TTL_S} s)"),
             lambda: _change(route53, zone, [("UPSERT", _record_set(name, wanted, RECORD_TTL_S))]),
         )
-    elif not wanted and current is not None:
-        changes.make(
+    if not wanted and current is not None:
+        return changes.make(
             Change(action="delete", resource="dns-record", name=name, detail="no instances"),
             lambda: _change(route53, zone, [("DELETE", _record_set(name, current.addresses, current.ttl))]),
         )
+    return None
 
 
-def _change(route53: Any, zone: Zone | None, batch: list[tuple[str, dict[str, Any]]]) -> None:
+def _change(route53: Any, zone: Zone | None, batch: list[tuple[str, dict[str, Any]]]) -> str:
     assert zone is not None, "a plan carries no action out"
-    route53.change_resource_record_sets(HostedZoneId=zone.zone_id, ChangeBatch={
+    answer = route53.change_resource_record_sets(HostedZoneId=zone.zone_id, ChangeBatch={
         "Comment": "dfbench", "Changes": [{"Action": action, "ResourceRecordSet": rrset} for action, rrset in batch]})
+    return str(answer["ChangeInfo"]["Id"])
+
+
+def change_status(route53: Any, change_id: str) -> str:
+    """PENDING while Route 53 propagates a change to its servers, then INSYNC."""
+    return str(route53.get_change(Id=change_id)["ChangeInfo"]["Status"])
 
 
 def delete_zone(route53: Any, zone: Zone) -> None:

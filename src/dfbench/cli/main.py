@@ -35,6 +35,7 @@ _COMMANDS = {
     "ab": ("dfbench.cli.bench", "run_ab", True),
     "worker": ("dfbench.cli.bench", "run_worker", True),
     "github": ("dfbench.cli.github", "run_github", True),
+    "verify-aws": ("dfbench.cli.verify", "run_verify_aws", True),
 }
 
 

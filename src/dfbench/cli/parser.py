@@ -8,6 +8,8 @@ library, which lists what it accepts."""
 from __future__ import annotations
 
 import argparse
+import os
+from pathlib import Path
 from typing import NoReturn
 
 from dfbench import __version__
@@ -333,5 +335,26 @@ def build_parser() -> argparse.ArgumentParser:
     worker = commands.add_parser("worker", help="run the local DataFusion worker (no AWS); dfbench worker --help",
                                  add_help=False, prefix_chars="+")
     worker.add_argument("arguments", nargs="*")
+
+    # verify-aws: one cheap run settling what README lists as not verified against real AWS.
+    verify = commands.add_parser("verify-aws", help="check on a real account, in minutes and cents, every assumption "
+                                 "README lists as not verified against real AWS; deletes all it creates")
+    verify.add_argument("--region", help="AWS region (default: AWS_REGION, else us-east-1)")
+    verify.add_argument("--profile", help="AWS profile (default: AWS_PROFILE / the default chain)")
+    verify.add_argument("--yes", action="store_true", help="create without asking (needed without a terminal)")
+    verify.add_argument("--report", type=_report_file, metavar="FILE.json",
+                        help="the report's JSON (the Markdown goes beside it, FILE.md); default "
+                        "dfbench-verify-<run id>.json here")
     return parser
+
+
+def _report_file(text: str) -> str:
+    """A .json file whose folder exists and is writable (so the report cannot be lost at the end)."""
+    path = Path(text)
+    if path.suffix != ".json":
+        raise argparse.ArgumentTypeError(f"{text!r} must end with .json (the Markdown goes beside it, .md)")
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir() or not os.access(folder, os.W_OK):
+        raise argparse.ArgumentTypeError(f"{text!r}: the folder {folder} does not exist or is not writable")
+    return text
 
