@@ -149,12 +149,15 @@ def run_ab_cluster(*, cluster: Cluster | str, base: str | Path, new: str | Path,
                    profile: str | None = None, args: Sequence[str] = (), env: Mapping[str, str] | None = None,
                    secrets: Mapping[str, str] | None = None, worker_kind: str | None = None,
                    transport_options: Mapping[str, Any] | None = None,
-                   health_timeout_s: float = HEALTH_TIMEOUT_S) -> ABRun:
+                   health_timeout_s: float = HEALTH_TIMEOUT_S, package: str | None = None,
+                   features: Sequence[str] | str | None = None) -> ABRun:
     """Interleave ``rounds`` rounds of two worker builds on ``cluster``: ``base`` and ``new`` are
     each a worker binary or a datafusion-distributed checkout; see the module docstring. Each side
     runs with ``args``, ``env`` and ``secrets`` as :func:`dfbench.worker_deploy.deploy_worker` takes
-    them. Everything local (rounds, dataset, queries, settings, both sources, the secrets'
-    references) is checked before any AWS call."""
+    them. A checkout builds its workspace package with a ``worker`` bin (each side's own, so a
+    checkout from before upstream's move of the worker compares with one from after), or
+    ``package``, with ``features``. Everything local (rounds, dataset, queries, settings, both
+    sources and the packages they build, the secrets' references) is checked before any AWS call."""
     from dfbench.bench.queries import select_queries
     from dfbench.bench.settings import resolve_settings
     from dfbench.files import checked_dataset_name
@@ -172,8 +175,13 @@ def run_ab_cluster(*, cluster: Cluster | str, base: str | Path, new: str | Path,
         raise ConfigError(f"BASE and NEW are the same worker ({base}): give two binaries or checkouts.")
     where = {role: {"build_dir" if path.is_dir() else "binary": path} for role, path in sources.items()}
     parameters = secret_parameters(secrets, cluster=cluster if isinstance(cluster, str) else cluster.name, env=env)
-    kinds = {role: check_source(source.get("binary"), source.get("build_dir"), worker_kind)
+    kinds = {role: check_source(source.get("binary"), source.get("build_dir"), worker_kind,
+                                package=package if "build_dir" in source else None,
+                                features=features if "build_dir" in source else None)
              for role, source in where.items()}
+    if package is not None or features:
+        if not any("build_dir" in source for source in where.values()):
+            raise ConfigError("--package and --features choose what a checkout builds: BASE and NEW are binaries.")
     found, instances = find_cluster(cluster, region, profile)
     options = RunOptions(dataset=dataset, cluster=found, via=via, profile=profile, queries=queries,
                          queries_dir=queries_dir, data_dir=Path(data_dir), location=location, settings=settings,
@@ -181,7 +189,9 @@ def run_ab_cluster(*, cluster: Cluster | str, base: str | Path, new: str | Path,
     target = resolve_target(options)  # the transport and the bucket's tables, before anything is built or uploaded
     sides = {role: Side(role, deployment=prepare_deployment(
         found, instances, kind=kinds[role], worker_kind=worker_kind, args=args, env=env, secrets=parameters,
-        profile=profile, progress=progress, **where[role])) for role in ("base", "new")}
+        profile=profile, progress=progress, **where[role],
+        **({"package": package, "features": features} if "build_dir" in where[role] else {})))
+        for role in ("base", "new")}
     if sides["base"].deployment.artifact.sha256 == sides["new"].deployment.artifact.sha256:  # type: ignore[union-attr]
         raise ConfigError("BASE and NEW are the same build (one sha256): an A/B needs two.")
     with ExitStack() as connections:
@@ -284,8 +294,11 @@ def _interleave(sides: dict[str, Side], options: RunOptions, target: Target, swi
         ab: dict[str, Any] = {"role": side.role, "rounds": rounds, "order": order, "other_engine": other.engine,
                               "other_url": other.client.url}
         if side.deployment is not None:
+            build = side.deployment.build
             ab.update(sha256=side.deployment.artifact.sha256, kind=side.deployment.kind, deploys=side.deploys,
-                      other_sha256=other.deployment.artifact.sha256 if other.deployment else None)
+                      other_sha256=other.deployment.artifact.sha256 if other.deployment else None,
+                      package=build.package if build else None, features=list(build.features) if build else [],
+                      commit=build.commit if build else None)
         results.write_run_manifest(folder, {
             "dfbench_version": dfbench_version(), "run_id": f"{run_id}-{side.role}", "partial": options.selects_ids,
             "status": "complete", "start_time": start_time, "end_time": end_time, "dataset": dataset,

@@ -85,6 +85,15 @@ def _worker_environment(command: argparse.ArgumentParser) -> None:
                          "never sent by dfbench nor written to S3")
 
 
+def _worker_build(command: argparse.ArgumentParser) -> None:
+    """--package and --features: what a checkout builds."""
+    command.add_argument("--package", metavar="NAME",
+                         help="with a checkout: the cargo package whose `worker` bin is built (default: the "
+                              "workspace's one package with a `worker` bin)")
+    command.add_argument("--features", action="append", default=[], metavar="F[,F...]",
+                         help="with a checkout: cargo features to build the worker with, e.g. iceberg (repeatable)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="dfbench", description="Distributed DataFusion benchmarks on AWS, with boto3 alone.")
     parser.add_argument("--version", action="version", version=f"dfbench {__version__}")
@@ -131,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--binary", metavar="PATH",
                         help="the worker built for Linux x86-64 (target/x86_64-unknown-linux-gnu/release/worker)")
     source.add_argument("--build", metavar="REPO_DIR", help="build the worker in this datafusion-distributed checkout")
+    _worker_build(command)
     command.add_argument("--worker-kind", metavar="current|tag-discovery",
                          help="which upstream worker the binary is (default: read from the binary): current finds "
                               "its peers by the cluster's DNS name, tag-discovery by the BenchmarkCluster tag")
@@ -283,6 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     ab.add_argument("--worker-kind", metavar="current|tag-discovery",
                     help="with --cluster: which upstream worker both builds are (default: read from each binary)")
     _worker_environment(ab)
+    _worker_build(ab)
     ab.add_argument("--data-dir", default="benchmarks/data", type=_writable_data_dir, help="default benchmarks/data")
 
     # Everything after `worker` goes to the local worker's own parser (`dfbench worker --help`
