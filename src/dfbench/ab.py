@@ -160,13 +160,13 @@ def run_ab_cluster(*, cluster: Cluster | str, base: str | Path, new: str | Path,
     sources and the packages they build, the secrets' references) is checked before any AWS call."""
     from dfbench.bench.queries import select_queries
     from dfbench.bench.settings import resolve_settings
-    from dfbench.files import checked_dataset_name
+    from dfbench.data import checked_dataset
     from dfbench.worker.secrets import secret_parameters
     from dfbench.worker_deploy import check_source, find_cluster, prepare_deployment
 
     _check_rounds(rounds)
     _check_names(base_name, new_name)
-    checked_dataset_name(dataset)
+    dataset = checked_dataset(dataset)
     select_queries(dataset, queries, queries_dir)
     if settings is not None:
         resolve_settings(settings)

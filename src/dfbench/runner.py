@@ -40,6 +40,7 @@ from dfbench.data import (
     TPCH_TABLES,
     LocalDataset,
     benchmark_of,
+    checked_dataset,
     format_scale_factor,
     generate_tpch,
     local_dataset,
@@ -485,7 +486,7 @@ def bench_local(*, scale_factor: Any = 1, partitions: int = 16, iterations: int 
     :func:`run_benchmark` against it (results in ``.results-local``), stops the worker (SIGTERM)
     whatever happens, and returns the run. The engine defaults to ``datafusion-python-<version>``.
     """
-    name = dataset or tpch_dataset_name(scale_factor)
+    name = checked_dataset(dataset) if dataset else tpch_dataset_name(scale_factor)
     select_queries(name, queries, queries_dir)  # a typo in the selection costs no generation
     if dataset is None:
         try:

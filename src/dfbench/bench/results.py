@@ -34,8 +34,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dfbench.data.scale import checked_dataset
 from dfbench.errors import ConfigError
-from dfbench.files import checked_dataset_name, write_json_atomically
+from dfbench.files import write_json_atomically
 
 RUN_MANIFEST = "run.json"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+-]+")
@@ -47,7 +48,7 @@ def kind_name(remote: bool) -> str:
 
 def engines_dir(data_dir: str | Path, dataset: str, *, remote: bool) -> Path:
     """``<data_dir>/<dataset>/.results-{local,remote}``: one folder per engine inside."""
-    return Path(data_dir) / checked_dataset_name(dataset) / f".results-{kind_name(remote)}"
+    return Path(data_dir) / checked_dataset(dataset) / f".results-{kind_name(remote)}"
 
 
 def results_dir(data_dir: str | Path, dataset: str, engine: str, *, remote: bool) -> Path:
@@ -56,7 +57,7 @@ def results_dir(data_dir: str | Path, dataset: str, engine: str, *, remote: bool
 
 
 def previous_path(data_dir: str | Path, dataset: str, *, remote: bool) -> Path:
-    return Path(data_dir) / checked_dataset_name(dataset) / f"previous-{kind_name(remote)}.json"
+    return Path(data_dir) / checked_dataset(dataset) / f"previous-{kind_name(remote)}.json"
 
 
 def new_run_id(start_time: float) -> str:
