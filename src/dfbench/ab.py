@@ -226,7 +226,10 @@ def _cluster_switch(cluster: Cluster, options: RunOptions, connections: ExitStac
                                            **dict(options.transport_options or {}))
             try:
                 return True, connection.__enter__()
-            except (ClusterUnhealthy, WorkerUnreachable) as error:
+            except ClusterUnhealthy as error:
+                # By worker: what each one lacks, its /info errors (peers it could not connect to).
+                return False, "; ".join(f"{instance}: {problem}" for instance, problem in error.problems.items())
+            except WorkerUnreachable as error:
                 return False, str(error).splitlines()[0]
 
         connection = poll(healthy, what=f"the {side.role} worker ({deployment.artifact.sha256[:12]}) to be healthy on "
@@ -238,6 +241,14 @@ def _cluster_switch(cluster: Cluster, options: RunOptions, connections: ExitStac
         return True
 
     return switch
+
+
+def _show_info_errors(console: Any, side: Side) -> None:
+    """The peers the side's worker could not connect to (its /info ``errors``), one line each."""
+    errors = side.info.get("errors") if isinstance(side.info, dict) else None
+    for error in errors if isinstance(errors, list) else ():
+        console.print(f"{side.role} worker {side.client.url if side.client else ''}: /info reports: {error}",
+                      style="yellow", markup=False, soft_wrap=True)
 
 
 def _interleave(sides: dict[str, Side], options: RunOptions, target: Target, switch: Callable[[Side], bool], *,
@@ -262,6 +273,7 @@ def _interleave(sides: dict[str, Side], options: RunOptions, target: Target, swi
         side = sides[role]
         if switch(side):
             assert side.client is not None
+            _show_info_errors(console, side)
             side.settings = options.settings_for(side.is_local_worker)
             prepare_worker(side.client, side.settings, target, dataset)
             side.runners = {query.id: QueryRunner(side.client, query) for query in target.queries}
