@@ -21,6 +21,7 @@ _EXPORTS = {
     "Plan": ("dfbench.models", "Plan"),
     "TeardownReport": ("dfbench.models", "TeardownReport"),
     "bench_local": ("dfbench.runner", "bench_local"),
+    "canonical_dataset": ("dfbench.data", "canonical_dataset"),
     "compare": ("dfbench.comparison", "compare"),
     "deploy_worker": ("dfbench.worker_deploy", "deploy_worker"),
     "doctor": ("dfbench.checkup", "doctor"),
