@@ -189,9 +189,9 @@ def run_ab_cluster(*, cluster: Cluster | str, base: str | Path, new: str | Path,
     target = resolve_target(options)  # the transport and the bucket's tables, before anything is built or uploaded
     sides = {role: Side(role, deployment=prepare_deployment(
         found, instances, kind=kinds[role], worker_kind=worker_kind, args=args, env=env, secrets=parameters,
-        profile=profile, progress=progress, **where[role],
-        **({"package": package, "features": features} if "build_dir" in where[role] else {})))
-        for role in ("base", "new")}
+        profile=profile, progress=progress, binary=where[role].get("binary"), build_dir=where[role].get("build_dir"),
+        package=package if "build_dir" in where[role] else None,
+        features=features if "build_dir" in where[role] else None)) for role in ("base", "new")}
     if sides["base"].deployment.artifact.sha256 == sides["new"].deployment.artifact.sha256:  # type: ignore[union-attr]
         raise ConfigError("BASE and NEW are the same build (one sha256): an A/B needs two.")
     with ExitStack() as connections:

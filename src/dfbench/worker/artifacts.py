@@ -129,7 +129,7 @@ def point_latest(sha256: str, *, bucket: str, region: str | None = None, profile
     and the cargo ``package`` and ``features`` of a build, in its metadata: every instance booting
     from now on installs it, as root."""
     region = default_region(region)
-    metadata = {KIND_METADATA: kind}
+    metadata: dict[str, str] = {KIND_METADATA: kind}
     if package is not None:
         metadata.update({PACKAGE_METADATA: package, FEATURES_METADATA: ",".join(features)})
     record = latest_record(sha256, worker_unit(bucket=bucket, region=region, args=args, env=env, kind=kind,
