@@ -15,6 +15,7 @@ import dfbench
 from dfbench.aws.ssm import OUTPUT_PREFIX
 from dfbench.cli import main
 from dfbench.errors import ConfigError
+from dfbench.worker.artifacts import PublishedWorker, published_worker
 from dfbench.worker.build import build_worker, check_binary
 from dfbench.worker.cargo import worker_package
 from dfbench.worker.scripts import INSTALLED_MARKER, LATEST_KEY
@@ -139,6 +140,9 @@ def test_deploy_build_builds_the_right_package_and_records_it_with_the_artifact(
     head = inspector.client("s3").head_object(Bucket=cluster.bucket, Key=LATEST_KEY)
     assert head["Metadata"] == {"worker-kind": "current", "worker-package": package,
                                 "worker-features": "iceberg" if features else ""}
+    # What a run on the cluster copies into run.json's cluster record.
+    assert published_worker(inspector.client("s3"), cluster.bucket) == PublishedWorker(
+        kind="current", package=package, features=("iceberg",) if features else ())
 
 
 def test_deploy_build_refuses_an_ambiguous_checkout_before_any_aws_call(
