@@ -196,7 +196,7 @@ def generate(spec: GeneratorSpec, scale_factor: Any, partitions: int = 16, data_
             bar.update(task, completed=total)
             rels = _normalise_layout(spec, partial)
             if spec.sorted:
-                resorted = sort_tables(partial, rels, compression)
+                resorted = sort_tables(partial, rels, compression, threads=threads)
                 if resorted:
                     log.warning("%s: rows not in their sort key's order, sorted before writing: %s", spec.binary,
                                 ", ".join(resorted))

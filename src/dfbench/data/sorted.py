@@ -91,12 +91,13 @@ def write_sorted(path: Path, table_name: str, compression: str) -> bool:
     return ordered
 
 
-def sort_tables(folder: Path, files: Sequence[str], compression: str) -> list[str]:
+def sort_tables(folder: Path, files: Sequence[str], compression: str, *, threads: int = 1) -> list[str]:
     """Every ``<table>/<k>.parquet`` of ``files`` (relative to ``folder``) rewritten by
-    :func:`write_sorted`; the files that had to be sorted."""
-    resorted = []
-    for rel in files:
-        table = rel.split("/", 1)[0]
-        if table in SORT_KEYS and not write_sorted(folder / rel, table, compression):
-            resorted.append(rel)
-    return resorted
+    :func:`write_sorted`, ``threads`` files at a time (pyarrow reads, compresses and writes
+    without the GIL); the files that had to be sorted."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    chosen = [rel for rel in files if rel.split("/", 1)[0] in SORT_KEYS]
+    with ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="dfbench-sort") as pool:
+        ordered = list(pool.map(lambda rel: write_sorted(folder / rel, rel.split("/", 1)[0], compression), chosen))
+    return [rel for rel, in_order in zip(chosen, ordered, strict=True) if not in_order]
