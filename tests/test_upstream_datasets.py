@@ -102,6 +102,25 @@ def test_a_file_out_of_key_order_is_sorted_before_its_footer_claims_the_order(tm
         write_sorted(path, "orders", "LZO")
 
 
+def test_the_order_is_checked_on_every_key_and_across_row_groups(tmp_path: Path) -> None:
+    # Within a row group: the second key out of order under an equal first key.
+    path = tmp_path / "lineitem.parquet"
+    pq.write_table(pa.table({"l_orderkey": [1, 1, 2], "l_linenumber": [2, 1, 1]}), path)
+    assert write_sorted(path, "lineitem", "SNAPPY") is False
+    assert pq.read_table(path).to_pydict() == {"l_orderkey": [1, 1, 2], "l_linenumber": [1, 2, 1]}
+    # Each row group in order, the second starting below where the first ended.
+    path = tmp_path / "part.parquet"
+    pq.write_table(pa.table({"p_partkey": [3, 4, 1, 2]}), path, row_group_size=2)
+    assert pq.ParquetFile(path).num_row_groups == 2
+    assert write_sorted(path, "part", "SNAPPY") is False
+    assert pq.read_table(path).column("p_partkey").to_pylist() == [1, 2, 3, 4]
+    # In order across row groups: rewritten group for group, the footer declaring the key.
+    pq.write_table(pa.table({"p_partkey": [1, 2, 2, 5]}), path, row_group_size=2)
+    assert write_sorted(path, "part", "SNAPPY") is True
+    written = pq.ParquetFile(path)
+    assert written.num_row_groups == 2 and written.metadata.row_group(1).sorting_columns[0].column_index == 0
+
+
 def test_sorted_tpch_is_benchmarked_with_tpch_s_queries_and_row_checks(data: Path) -> None:
     run = bench_local(dataset="tpch/sorted_sf0.01", queries="q1,q3,q6", iterations=1, warmup=False,
                       data_dir=data, progress=False)

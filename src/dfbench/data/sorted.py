@@ -46,17 +46,25 @@ def pyarrow_compression(compression: str) -> tuple[str, int | None]:
 
 
 def _in_order(table: Any, keys: Sequence[str], previous: tuple[Any, ...] | None) -> bool:
-    """Are ``table``'s rows in ascending ``keys`` order, after the last key of the row group before?"""
-    import pyarrow as pa
+    """Are ``table``'s rows in ascending ``keys`` order, after the last key of the row group before?
+    Each row against the next, in one pass: (k1, k2) <= (k1', k2') when k1 < k1', or k1 == k1' and
+    k2 <= k2'."""
     import pyarrow.compute as pc
 
     if table.num_rows == 0:
         return True
-    indices = pc.sort_indices(table.select(list(keys)), sort_keys=[(k, "ascending") for k in keys])
-    if not pc.all(pc.equal(indices, pa.array(range(table.num_rows), type=indices.type))).as_py():
-        return False
     first = tuple(table.column(k)[0].as_py() for k in keys)
-    return previous is None or previous <= first
+    if previous is not None and previous > first:
+        return False
+    if table.num_rows == 1:
+        return True
+    columns = [table.column(k) for k in keys]
+    heads = [c.slice(0, table.num_rows - 1) for c in columns]
+    tails = [c.slice(1) for c in columns]
+    ordered = pc.less_equal(heads[-1], tails[-1])
+    for head, tail in zip(reversed(heads[:-1]), reversed(tails[:-1]), strict=True):
+        ordered = pc.or_(pc.less(head, tail), pc.and_(pc.equal(head, tail), ordered))
+    return bool(pc.all(ordered).as_py())
 
 
 def write_sorted(path: Path, table_name: str, compression: str) -> bool:
