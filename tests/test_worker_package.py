@@ -69,6 +69,8 @@ def test_features_pass_through_to_cargo_and_are_recorded(tmp_path, cargo) -> Non
     assert build.features == ("iceberg", "a", "b")
     with pytest.raises(ConfigError, match="Invalid cargo feature 'x;rm'"):
         build_worker(root, features="x;rm")
+    with pytest.raises(ConfigError, match="at most 1024 characters"):
+        build_worker(root, features=[f"feature{n}" for n in range(200)])
     with pytest.raises(ConfigError, match="Invalid package name"):
         build_worker(root, package="--all")
     assert len(cargo.builds()) == 1  # the bad ones built nothing

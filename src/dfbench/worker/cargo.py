@@ -24,6 +24,9 @@ METADATA_COMMAND = ("cargo", "metadata", "--format-version", "1", "--no-deps")
 # Cargo's own rules for a package name and a feature (`dep:x` and `pkg/feature` forms included):
 # what reaches the build command's argv is checked against them first.
 _PACKAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+# The features go into S3 user metadata beside the kind and package, which S3 limits to 2 KB in all
+# (https://docs.aws.amazon.com/AmazonS3/latest/userguide/UsingMetadata.html).
+_MAX_FEATURES = 1024
 _FEATURE = re.compile(r"^(?:dep:)?[A-Za-z0-9_][A-Za-z0-9_+.-]{0,63}(?:/[A-Za-z0-9_][A-Za-z0-9_+.-]{0,63})?$")
 
 
@@ -53,6 +56,9 @@ def checked_features(features: Sequence[str] | str | None) -> tuple[str, ...]:
         if not _FEATURE.match(word):
             raise ConfigError(f"Invalid cargo feature {word!r}: letters, digits, '_', '-', '+', '.', an optional "
                               "'dep:' prefix or 'package/feature'.")
+    if len(",".join(words)) > _MAX_FEATURES:
+        raise ConfigError(f"--features lists {len(words)} features ({len(','.join(words))} characters): at most "
+                          f"{_MAX_FEATURES} characters, which `latest`'s S3 metadata records.")
     return words
 
 
