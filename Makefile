@@ -52,7 +52,7 @@ help:
 	@echo "make health     every worker reachable, every peer known, one commit [VIA=auto]"
 	@echo "make test       lint (ruff, mypy), the test suite (moto server, loopback only), and test-min-versions:"
 	@echo "                the provisioning tests at the lowest boto3/botocore pyproject.toml admits"
-	@echo "make data       generate TPC-H (SF=10 PARTITIONS=16 [BENCHMARK=tpcds] [REMOTE=1: on the cluster, into its bucket])"
+	@echo "make data       generate TPC-H (SF=10 PARTITIONS=16 [BENCHMARK=tpcds] [SORTED=1: tpch_sorted_sf<SF>] [REMOTE=1: on the cluster, into its bucket])"
 	@echo "make sync       DATASET=tpch_sf10 [DELETE=1];  make pull DATASET=tpch_sf100 (bucket → benchmarks/data)"
 	@echo "make compare    DATASET=... BASE=engine NEW=engine RESULTS=local|remote"
 	@echo "make plan | provision | doctor [VIA=ssm] | status | teardown [DELETE_BUCKET=1]"
@@ -195,7 +195,7 @@ bench-oncluster: install
 # REMOTE=1: on the cluster's instances, straight into its bucket (make data REMOTE=1 SF=100).
 data: install
 	$(DFBENCH) data generate --sf $(SF) --partitions $(PARTITIONS) $(if $(BENCHMARK),--benchmark $(BENCHMARK)) \
-		$(if $(REMOTE),--on-cluster --cluster $(CLUSTER) --region $(REGION) $(if $(PROFILE),--profile $(PROFILE)))
+		$(if $(SORTED),--sorted) $(if $(REMOTE),--on-cluster --cluster $(CLUSTER) --region $(REGION) $(if $(PROFILE),--profile $(PROFILE)))
 
 pull: install
 	$(DFBENCH) data pull $(DATASET) --region $(REGION) $(if $(PROFILE),--profile $(PROFILE)) \

@@ -1,6 +1,7 @@
 """Benchmark: making datasets of each benchmark, and running their query sets over them locally.
 
-Generation throughput of TPC-H (tpchgen-cli) and TPC-DS (tpcgen-cli) at two scale factors, the
+Generation throughput of TPC-H (tpchgen-cli), sorted TPC-H (tpchgen-cli's files rewritten with
+their sort keys in the footers) and TPC-DS (tpcgen-cli) at two scale factors, the
 whole `dfbench.generate_*` call timed (generation, layout, sha256 of every file, manifest), on
 this machine's cores; ClickBench's download timed against a loopback stand-in serving synthetic
 partitions (this machine reaches no public host, so the number is dfbench's own cost of
@@ -19,6 +20,7 @@ between the `<!-- datasets:start -->` and `<!-- datasets:end -->` markers.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import platform
 import tempfile
@@ -32,7 +34,8 @@ from dfbench_testing.clickbench import hits_server, write_hits_partition
 from dfbench_testing.reference import reference_rows
 from report import write_section  # benchmarks/ is on sys.path: scripts run as files
 
-GENERATORS = {"tpch": generate_tpch, "tpcds": generate_tpcds}
+GENERATORS = {"tpch": generate_tpch, "tpch sorted": functools.partial(generate_tpch, sorted=True),
+              "tpcds": generate_tpcds}
 PARTITIONS = 4
 CLICKBENCH_SAMPLE = (8, 200_000)  # partitions, rows each
 QUICK_CLICKBENCH_SAMPLE = (2, 1_000)

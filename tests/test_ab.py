@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
+import subprocess
+import time
+import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -62,3 +68,44 @@ def test_same_worker_twice_is_refused(workers: tuple[str, str], data_dir: Path,
                                       capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["ab", workers[0], workers[0], "--dataset", DATASET, "--data-dir", str(data_dir)]) == 2
     assert "same worker" in capsys.readouterr().err
+
+
+STANDINS = Path(__file__).parent / "standins"
+
+
+@contextmanager
+def current_standin(tmp_path: Path, errors: list[str]) -> Iterator[str]:
+    """Upstream's current worker as its stand-in runs it, /info reporting ``errors``; yields its URL."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    hosts = tmp_path / f"hosts-{port}"
+    hosts.write_text("127.0.0.1 workers.ab.internal\n")
+    env = {"PATH": os.environ["PATH"], "POD_IP": "127.0.0.1", "DFBENCH_STANDIN_RESOLVE": str(hosts),
+           "DFBENCH_STANDIN_ERRORS": json.dumps(errors)}
+    process = subprocess.Popen([str(STANDINS / "worker_current.py"), "--port", str(port), "--worker-dns-name",
+                                "workers.ab.internal"], env=env, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/info", timeout=2).close()
+                break
+            except OSError:
+                assert process.poll() is None and time.monotonic() < deadline, "the stand-in did not start"
+                time.sleep(0.05)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_each_side_s_info_errors_are_shown_by_worker(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    unreachable = "Error connecting to http://10.0.1.12:9001/: transport error"
+    with current_standin(tmp_path, [unreachable]) as base, current_standin(tmp_path, []) as new:
+        assert main(["ab", base, new, "--dataset", DATASET, "--rounds", "1", "--queries", "q6", "--location",
+                     "/data", "--data-dir", str(tmp_path / "data")]) == 0
+    err = capsys.readouterr().err
+    assert f"base worker {base}: /info reports: {unreachable}" in err
+    assert f"new worker {new}" not in err

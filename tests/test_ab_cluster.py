@@ -6,6 +6,7 @@ worker builds, queries through the relay."""
 from __future__ import annotations
 
 import json
+import os
 import socket
 import sys
 from pathlib import Path
@@ -20,7 +21,7 @@ from dfbench.cli import main
 from dfbench.data import generate_tpch, sync_dataset
 from dfbench.worker.build import check_binary
 from dfbench.worker.scripts import LATEST_KEY
-from dfbench_testing import Imds, LocalAgent, StandinSystemd, worker_binary
+from dfbench_testing import NEW_LAYOUT, OLD_LAYOUT, Imds, LocalAgent, StandInCargo, StandinSystemd, worker_binary
 
 DATASET = "tpch_sf0.01"
 DEPLOY = "dfbench: deploy worker "
@@ -39,9 +40,15 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+# With checkouts, BASE is one of upstream's layout before the worker moved (#729/#732) and NEW one
+# of today's: each side builds its own workspace's worker package.
+PACKAGES = {"base": "datafusion-distributed-benchmarks", "new": "datafusion-distributed-remote-worker"}
+
+
+@pytest.mark.parametrize("sources", ["binaries", "checkouts"])
 def test_ab_on_a_cluster_deploys_the_sides_alternately_one_command_each_and_files_both(
         aws: Any, recorder: Any, faults: Any, inspector: Any, tpch: Path, tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], sources: str) -> None:
     cluster = dfbench.provision(dfbench.ClusterSpec(name="ab", instance_count=1))
     sync_dataset(DATASET, cluster=cluster, data_dir=tpch, progress=False)
     [instance] = cluster.instances
@@ -50,6 +57,13 @@ def test_ab_on_a_cluster_deploys_the_sides_alternately_one_command_each_and_file
     new = worker_binary(tmp_path / "new", kind="current")
     new.write_bytes(new.read_bytes() + b"\1")
     shas = {"base": check_binary(base), "new": check_binary(new)}
+    sides = {"base": base, "new": new}
+    if sources == "checkouts":
+        cargo = StandInCargo(tmp_path / "cargo")
+        monkeypatch.setenv("PATH", f"{cargo.bindir}{os.pathsep}{os.environ['PATH']}")
+        for role, layout in (("base", OLD_LAYOUT), ("new", NEW_LAYOUT)):
+            (tmp_path / f"{role}-checkout").mkdir()
+            sides[role] = cargo.checkout(tmp_path / f"{role}-checkout", layout, sides[role])
     port = free_port()
 
     def local_worker(commit: str) -> list[str]:
@@ -69,7 +83,8 @@ def test_ab_on_a_cluster_deploys_the_sides_alternately_one_command_each_and_file
     recorder.clear()
     with imds, systemd, LocalAgent(faults, s3=inspector.client("s3"), bucket=cluster.bucket, prefix=OUTPUT_PREFIX,
                              port_map={9000: port}, ec2=inspector.client("ec2")):
-        code = main(["ab", "--cluster", "ab", str(base), str(new), "--dataset", DATASET, "--rounds", "2",
+        code = main(["ab", "--cluster", "ab", str(sides["base"]), str(sides["new"]), "--dataset", DATASET,
+                     "--rounds", "2",
                      "--queries", "q1,q6", "--via", "relay", "--base-name", "main", "--new-name", "branch",
                      "--data-dir", str(tpch)])
     output = capsys.readouterr()
@@ -100,5 +115,8 @@ def test_ab_on_a_cluster_deploys_the_sides_alternately_one_command_each_and_file
         assert run["ab"]["order"] == abba_order(2) and run["ab"]["sha256"] == shas[role]
         assert len(run["ab"]["deploys"]) == {"base": 2, "new": 1}[role]
         assert run["cluster"]["name"] == "ab" and run["location"] == f"s3://{cluster.bucket}"
+        assert run["ab"]["package"] == (PACKAGES[role] if sources == "checkouts" else None)
+    if sources == "checkouts":
+        assert [c.args[2] for c in cargo.builds()] == [PACKAGES["base"], PACKAGES["new"]]
     assert output.out.startswith(f"=== Comparing {DATASET} results from engine 'main' [prev] with 'branch' [new] ===")
     assert "rows differ" not in output.out

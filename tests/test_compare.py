@@ -137,7 +137,7 @@ def test_tooling_text_for_every_case(tmp_path: Path) -> None:
     write_with(tmp_path, "branch", "q6", [ok(600)])                              # missing on the base side
     write_with(tmp_path, "main", "q10", [ok(1000, qerr=(2.0, 8.0))])
     write_with(tmp_path, "branch", "q10", [ok(1300)])                            # slower above 1.2
-    assert lines_of(run(tmp_path))[:10] == [
+    assert lines_of(run(tmp_path))[:11] == [
         "=== Comparing tpch_sf1 results from engine 'main' [prev] with 'branch' [new] ===",
         "      q1: prev= 105 ms, new=  95 ms, diff=1.11 faster ✔",
         "q2: Previously succeeded, but now failed ❌",
@@ -147,6 +147,8 @@ def test_tooling_text_for_every_case(tmp_path: Path) -> None:
         "   TOTAL: prev=1105 ms, new=1395 ms, diff=1.26 slower ❌",
         "QERR P50: prev=1.50x, new=n/a",
         "QERR P95: prev=4.00x, new=n/a",
+        # The sum of the per-query average tasks of the queries in TOTAL (q1, q10: one task each).
+        "   TASKS: prev=2, new=2",
         "not in TOTAL: 3 failed (q2, q3, q4), 2 missing (q5 (only on the base side), q6 (only on the new side))",
     ]
 
@@ -388,7 +390,7 @@ def test_json_schema_and_values(tmp_path: Path) -> None:
     write(tmp_path, "main", "q9", [900])
     data = json.loads(render(run(tmp_path, format="json")))
     assert set(data) == {"dataset", "base", "new", "queries", "suite", "left_out_of_total", "rows_differ",
-                         "sql_differs", "mixed_runs", "regressed"}
+                         "sql_differs", "mixed_runs", "regressed", "tasks", "metrics"}
     assert data["left_out_of_total"] == {"failed": ["q2"], "missing": ["q9"]}
     assert (data["rows_differ"], data["sql_differs"], data["mixed_runs"], data["regressed"]) == ([], [], {}, True)
     assert (data["dataset"], data["base"], data["new"]) == (DATASET, "main", "branch")
@@ -432,8 +434,9 @@ def test_text_has_statistics_after_tooling_lines(tmp_path: Path) -> None:
     suite_of(tmp_path, "branch", queries=2, factor=2.0, noise=MIXED)
     lines = lines_of(run(tmp_path))
     total = next(i for i, line in enumerate(lines) if "TOTAL" in line)
-    assert lines[total + 1] == ""
-    assert lines[total + 2].startswith("Statistics")
+    assert lines[total + 1] == "   TASKS: prev=6, new=6"
+    assert lines[total + 2] == ""
+    assert lines[total + 3].startswith("Statistics")
     assert lines[-2].startswith("   SUITE: slower: geomean ratio 2.0")
     assert lines[-1].startswith("          smallest uniform change this comparison could detect: ±")
 

@@ -49,7 +49,10 @@ def test_defaults_come_from_the_limits() -> None:
 
 @pytest.mark.parametrize(("name", "dataset"), [("tpch/sf10", "tpch_sf10"), ("tpcds/sf1", "tpcds_sf1"),
                                               ("tpch_sf0.1", "tpch_sf0.1"), ("tpch/sf10.0", "tpch_sf10"),
-                                              ("clickbench_0-100", "clickbench_0-100")])
+                                              ("clickbench_0-100", "clickbench_0-100"),
+                                              ("clickbench/0-100", "clickbench_0-100"),
+                                              ("tpch/sorted_sf10", "tpch_sorted_sf10"),
+                                              ("testdata/tpch/sf1", "tpch_sf1")])
 def test_dataset_names_of_both_spellings(name: str, dataset: str) -> None:
     assert dataset_for(name) == dataset
 

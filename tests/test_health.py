@@ -50,10 +50,27 @@ def test_each_problem_is_named_on_the_instance_it_is_about() -> None:
     assert healths[1].problems == (f"peer list lacks {third.instance_id} (10.0.1.12)",
                                    "reports errors: peer 10.0.1.12 unreachable")
     assert healths[2].problems == ("/info did not answer: no answer",)
+    assert healths[1].errors == ("peer 10.0.1.12 unreachable",) and healths[0].errors == ()
     table = health_table(healths)
     rows = table.splitlines()
     assert rows[0].split() == ["instance", "name", "commit", "peers", "problems"]
-    assert rows[1].split()[-1] == "ok" and rows[2].split()[3] == "2/3" and rows[3].split()[3] == "-"
+    assert rows[1].split()[-1] == "ok" and rows[2].split()[3] == "2/3" and rows[4].split()[3] == "-"
+    # The worker's errors, each on a line of its own under it.
+    assert rows[3] == f"      {second.instance_id}: peer 10.0.1.12 unreachable"
+
+
+def test_each_error_a_worker_reports_is_shown_under_it() -> None:
+    first, second, third = CLUSTER
+    errors = ["Error connecting to http://10.0.1.11:9001/: transport error",
+              "Error connecting to http://10.0.1.12:9001/: connection refused"]
+    healths = judge(CLUSTER, {first.instance_id: info(EVERYONE, errors=errors),
+                              second.instance_id: info(EVERYONE), third.instance_id: info(EVERYONE)})
+    assert [h.errors for h in healths] == [tuple(errors), (), ()]
+    assert problems_text(healths) == [f"{healths[0].label}: reports errors: {'; '.join(errors)}"]
+    rows = health_table(healths).splitlines()
+    assert rows[1].endswith("reports 2 error(s) (peers it could not connect to):")
+    assert rows[2:4] == [f"      {first.instance_id}: {error}" for error in errors]
+    assert rows[4].startswith(f"  {second.instance_id}") and rows[4].endswith("ok")
 
 
 def test_the_minority_commit_is_the_problem_and_a_tie_names_every_commit() -> None:

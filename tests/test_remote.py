@@ -86,6 +86,8 @@ def test_make_bench_remote_runs_through_the_relay_and_compares_with_the_previous
     run = json.loads((results / "run.json").read_text())
     assert run["status"] == "complete" and run["location"] == f"s3://{cluster.bucket}"
     assert run["cluster"]["transport"] == "relay" and run["cluster"]["worker_kind"] == "current"
+    # Published from a binary, not built by dfbench: no cargo package or features on record.
+    assert (run["cluster"]["worker_package"], run["cluster"]["worker_features"]) == (None, [])
     assert run["cluster"]["coordinator"] == cluster.instances[0].instance_id
     assert [i["instance_id"] for i in run["cluster"]["instances"]] == [i.instance_id for i in cluster.instances]
     assert [h["commit"] for h in run["cluster"]["health"]] == [COMMIT, COMMIT]

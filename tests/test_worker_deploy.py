@@ -26,7 +26,8 @@ PREFIX = ".dfbench/artifacts/worker"
 LATEST = f"{PREFIX}/latest"
 TOOLING_ARGS = "zigbuild -p datafusion-distributed-benchmarks --release --bin worker --target x86_64-unknown-linux-gnu"
 TOOLING_OUTPUT = "target/x86_64-unknown-linux-gnu/release/worker"
-CROSS = "cargo zigbuild -p datafusion-distributed-benchmarks --release --bin worker --target x86_64-unknown-linux-gnu"
+CROSS = ("cargo zigbuild -p datafusion-distributed-remote-worker --release --bin worker "
+         "--target x86_64-unknown-linux-gnu")
 MIB = 1024 * 1024
 ARTIFACT_WRITES = {"PutObject", "CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload"}
 
@@ -96,7 +97,7 @@ def test_anything_else_is_refused_with_what_it_is_and_how_to_build_one(tmp_path:
 
 
 def test_a_missing_binary_names_the_build_command(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"No worker binary at .*cargo zigbuild -p datafusion-distributed"):
+    with pytest.raises(ConfigError, match=r"No worker binary at .*cargo zigbuild -p datafusion-distributed-remote-"):
         check_binary(tmp_path / "target" / "worker")
     with pytest.raises(ConfigError, match=r"is a folder"):
         check_binary(tmp_path)
@@ -237,10 +238,21 @@ exit 101
 """
 
 
+# `cargo metadata` answered as cargo does for a checkout of upstream's layout before #729 (the worker
+# a bin of datafusion-distributed-benchmarks), wherever the stand-in runs.
+ANSWER_METADATA = f"""\
+if [ "$1" = metadata ]; then
+  exec {sys.executable} -c 'import json, pathlib; from dfbench_testing.cargo import OLD_LAYOUT, cargo_metadata; \
+print(json.dumps(cargo_metadata(pathlib.Path.cwd(), OLD_LAYOUT)))'
+fi
+"""
+
+
 @pytest.fixture
 def cargo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Path]:
-    """Installs a stand-in `cargo` (bash running ``body``) first on PATH; returns the file where it
-    logs its folder and arguments. CARGO_BUILDS copies ``worker`` to $FAKE_OUTPUT."""
+    """Installs a stand-in `cargo` (bash answering `cargo metadata` for the old layout, else running
+    ``body``) first on PATH; returns the file where it logs its folder and arguments. CARGO_BUILDS
+    copies ``worker`` to $FAKE_OUTPUT."""
     bindir = tmp_path / "bin"
     bindir.mkdir()
     log = tmp_path / "cargo.log"
@@ -251,7 +263,7 @@ def cargo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Path
     def install(body: str, worker: Path | None = None) -> Path:
         monkeypatch.setenv("FAKE_WORKER", str(worker or write_elf(tmp_path / "built-worker")))
         script = bindir / "cargo"
-        script.write_text(f"#!{shutil.which('bash')}\nset -euo pipefail\n{body}")
+        script.write_text(f"#!{shutil.which('bash')}\nset -euo pipefail\n{ANSWER_METADATA}{body}")
         script.chmod(0o755)
         return log
 

@@ -150,21 +150,24 @@ def run_ab_cluster(*, cluster: Cluster | str, base: str | Path, new: str | Path,
                    profile: str | None = None, args: Sequence[str] = (), env: Mapping[str, str] | None = None,
                    secrets: Mapping[str, str] | None = None, worker_kind: str | None = None,
                    transport_options: Mapping[str, Any] | None = None,
-                   health_timeout_s: float = HEALTH_TIMEOUT_S) -> ABRun:
+                   health_timeout_s: float = HEALTH_TIMEOUT_S, package: str | None = None,
+                   features: Sequence[str] | str | None = None) -> ABRun:
     """Interleave ``rounds`` rounds of two worker builds on ``cluster``: ``base`` and ``new`` are
     each a worker binary or a datafusion-distributed checkout; see the module docstring. Each side
     runs with ``args``, ``env`` and ``secrets`` as :func:`dfbench.worker_deploy.deploy_worker` takes
-    them. Everything local (rounds, dataset, queries, settings, both sources, the secrets'
-    references) is checked before any AWS call."""
+    them. A checkout builds its workspace package with a ``worker`` bin (each side's own, so a
+    checkout from before upstream's move of the worker compares with one from after), or
+    ``package``, with ``features``. Everything local (rounds, dataset, queries, settings, both
+    sources and the packages they build, the secrets' references) is checked before any AWS call."""
     from dfbench.bench.queries import select_queries
     from dfbench.bench.settings import resolve_settings
-    from dfbench.files import checked_dataset_name
+    from dfbench.data import checked_dataset
     from dfbench.worker.secrets import secret_parameters
     from dfbench.worker_deploy import check_source, find_cluster, prepare_deployment
 
     _check_rounds(rounds)
     _check_names(base_name, new_name)
-    checked_dataset_name(dataset)
+    dataset = checked_dataset(dataset)
     select_queries(dataset, queries, queries_dir)
     if settings is not None:
         resolve_settings(settings)
@@ -173,8 +176,13 @@ def run_ab_cluster(*, cluster: Cluster | str, base: str | Path, new: str | Path,
         raise ConfigError(f"BASE and NEW are the same worker ({base}): give two binaries or checkouts.")
     where = {role: {"build_dir" if path.is_dir() else "binary": path} for role, path in sources.items()}
     parameters = secret_parameters(secrets, cluster=cluster if isinstance(cluster, str) else cluster.name, env=env)
-    kinds = {role: check_source(source.get("binary"), source.get("build_dir"), worker_kind)
+    kinds = {role: check_source(source.get("binary"), source.get("build_dir"), worker_kind,
+                                package=package if "build_dir" in source else None,
+                                features=features if "build_dir" in source else None)
              for role, source in where.items()}
+    if package is not None or features:
+        if not any("build_dir" in source for source in where.values()):
+            raise ConfigError("--package and --features choose what a checkout builds: BASE and NEW are binaries.")
     found, instances = find_cluster(cluster, region, profile)
     options = RunOptions(dataset=dataset, cluster=found, via=via, profile=profile, queries=queries,
                          queries_dir=_folder(queries_dir), data_dir=Path(data_dir), location=location,
@@ -183,7 +191,9 @@ def run_ab_cluster(*, cluster: Cluster | str, base: str | Path, new: str | Path,
     target = resolve_target(options)  # the transport and the bucket's tables, before anything is built or uploaded
     sides = {role: Side(role, deployment=prepare_deployment(
         found, instances, kind=kinds[role], worker_kind=worker_kind, args=args, env=env, secrets=parameters,
-        profile=profile, progress=progress, **where[role])) for role in ("base", "new")}
+        profile=profile, progress=progress, binary=where[role].get("binary"), build_dir=where[role].get("build_dir"),
+        package=package if "build_dir" in where[role] else None,
+        features=features if "build_dir" in where[role] else None)) for role in ("base", "new")}
     if sides["base"].deployment.artifact.sha256 == sides["new"].deployment.artifact.sha256:  # type: ignore[union-attr]
         raise ConfigError("BASE and NEW are the same build (one sha256): an A/B needs two.")
     with ExitStack() as connections:
@@ -218,7 +228,10 @@ def _cluster_switch(cluster: Cluster, options: RunOptions, connections: ExitStac
                                            **dict(options.transport_options or {}))
             try:
                 return True, connection.__enter__()
-            except (ClusterUnhealthy, WorkerUnreachable) as error:
+            except ClusterUnhealthy as error:
+                # By worker: what each one lacks, its /info errors (peers it could not connect to).
+                return False, "; ".join(f"{instance}: {problem}" for instance, problem in error.problems.items())
+            except WorkerUnreachable as error:
                 return False, str(error).splitlines()[0]
 
         connection = poll(healthy, what=f"the {side.role} worker ({deployment.artifact.sha256[:12]}) to be healthy on "
@@ -230,6 +243,14 @@ def _cluster_switch(cluster: Cluster, options: RunOptions, connections: ExitStac
         return True
 
     return switch
+
+
+def _show_info_errors(console: Any, side: Side) -> None:
+    """The peers the side's worker could not connect to (its /info ``errors``), one line each."""
+    errors = side.info.get("errors") if isinstance(side.info, dict) else None
+    for error in errors if isinstance(errors, list) else ():
+        console.print(f"{side.role} worker {side.client.url if side.client else ''}: /info reports: {error}",
+                      style="yellow", markup=False, soft_wrap=True)
 
 
 def _interleave(sides: dict[str, Side], options: RunOptions, target: Target, switch: Callable[[Side], bool], *,
@@ -254,6 +275,7 @@ def _interleave(sides: dict[str, Side], options: RunOptions, target: Target, swi
         side = sides[role]
         if switch(side):
             assert side.client is not None
+            _show_info_errors(console, side)
             side.settings = options.settings_for(side.is_local_worker)
             prepare_worker(side.client, side.settings, target, dataset)
             side.runners = {query.id: QueryRunner(side.client, query) for query in target.queries}
@@ -286,8 +308,11 @@ def _interleave(sides: dict[str, Side], options: RunOptions, target: Target, swi
         ab: dict[str, Any] = {"role": side.role, "rounds": rounds, "order": order, "other_engine": other.engine,
                               "other_url": other.client.url}
         if side.deployment is not None:
+            build = side.deployment.build
             ab.update(sha256=side.deployment.artifact.sha256, kind=side.deployment.kind, deploys=side.deploys,
-                      other_sha256=other.deployment.artifact.sha256 if other.deployment else None)
+                      other_sha256=other.deployment.artifact.sha256 if other.deployment else None,
+                      package=build.package if build else None, features=list(build.features) if build else [],
+                      commit=build.commit if build else None)
         results.write_run_manifest(folder, {
             "dfbench_version": dfbench_version(), "run_id": f"{run_id}-{side.role}", "partial": options.selects_ids,
             "status": "complete", "start_time": start_time, "end_time": end_time, "dataset": dataset,

@@ -40,6 +40,7 @@ from dfbench.data import (
     TPCH_TABLES,
     LocalDataset,
     benchmark_of,
+    checked_dataset,
     format_scale_factor,
     generate_tpch,
     local_dataset,
@@ -57,6 +58,7 @@ if TYPE_CHECKING:
     from rich.table import Table
 
     from dfbench.models import Cluster
+    from dfbench.worker.artifacts import PublishedWorker
 
 
 @dataclass
@@ -288,7 +290,7 @@ def _run(connection: Any, options: RunOptions, target: Target, *, info_timeout_s
                        start_time=start_time, settings=resolved, worker_info=info,
                        run_id=results.new_run_id(start_time),
                        partial=options.selects_ids)
-    worker_kind = _published_kind(cluster, options.profile) if cluster is not None else None
+    published = _published_worker(cluster, options.profile) if cluster is not None else None
 
     from rich.console import Console
 
@@ -304,7 +306,7 @@ def _run(connection: Any, options: RunOptions, target: Target, *, info_timeout_s
             "min_time_s": options.min_time_s, "warmup": options.warmup, "settings": resolved, "url": client.url,
             "reached_by": connection.description, "location": location, "worker_info": info,
             "machine": machine_info() if is_local_worker and cluster is None else None,
-            "cluster": None if cluster is None else _cluster_record(cluster, connection, worker_kind),
+            "cluster": None if cluster is None else _cluster_record(cluster, connection, published),
             "queries": {q.id: q.summary() for q in run.queries},
             "worker_lost": dict(lost) or None,
         }
@@ -397,21 +399,26 @@ def prepare_worker(client: WorkerClient, settings: Mapping[str, str], target: Ta
             raise DfbenchError(f"Could not create table {table} on the worker: {error.text}") from None
 
 
-def _published_kind(cluster: Cluster, profile: str | None) -> str | None:
-    """The worker's kind as its deploy recorded it with the published artifact: /info does not
-    tell the kinds apart (both list http://IP:9001/ peers)."""
+def _published_worker(cluster: Cluster, profile: str | None) -> PublishedWorker:
+    """The worker's kind, package and features as its deploy recorded them with the published
+    artifact: /info tells none of them (both kinds list http://IP:9001/ peers)."""
     from dfbench.aws.session import connect
     from dfbench.errors import aws_errors
-    from dfbench.worker.artifacts import published_kind
+    from dfbench.worker.artifacts import published_worker
 
     with aws_errors(profile):
-        return published_kind(connect(region=cluster.region, profile=profile).client("s3"), cluster.bucket)
+        return published_worker(connect(region=cluster.region, profile=profile).client("s3"), cluster.bucket)
 
 
-def _cluster_record(cluster: Cluster, connection: Any, worker_kind: str | None) -> dict[str, Any]:
-    """What produced a remote run's numbers: the hardware, the workers' kind (None: not
-    published by a dfbench deploy that records it) and health."""
-    return {"name": cluster.name, "region": cluster.region, "ami_id": cluster.ami_id, "worker_kind": worker_kind,
+def _cluster_record(cluster: Cluster, connection: Any, published: PublishedWorker | None) -> dict[str, Any]:
+    """What produced a remote run's numbers: the hardware, the workers' kind, cargo package and
+    features (None/empty: not published by a dfbench deploy that records them) and health."""
+    if published is None:
+        from dfbench.worker.artifacts import PublishedWorker
+
+        published = PublishedWorker()
+    return {"name": cluster.name, "region": cluster.region, "ami_id": cluster.ami_id, "worker_kind": published.kind,
+            "worker_package": published.package, "worker_features": list(published.features),
             "instances": [i.model_dump(mode="json", include={"instance_id", "instance_type", "availability_zone",
                                                               "spot", "private_ip"}) for i in cluster.instances],
             "coordinator": connection.instance.instance_id, "transport": connection.kind,
@@ -486,7 +493,7 @@ def bench_local(*, scale_factor: Any = 1, partitions: int = 16, iterations: int 
     :func:`run_benchmark` against it (results in ``.results-local``), stops the worker (SIGTERM)
     whatever happens, and returns the run. The engine defaults to ``datafusion-python-<version>``.
     """
-    name = dataset or tpch_dataset_name(scale_factor)
+    name = checked_dataset(dataset) if dataset else tpch_dataset_name(scale_factor)
     select_queries(name, queries, queries_dir)  # a typo in the selection costs no generation
     if dataset is None:
         try:

@@ -27,6 +27,7 @@ from dfbench.provision import status as cluster_status
 from dfbench.worker import health
 from dfbench.worker.artifacts import Artifact, point_latest, upload_worker
 from dfbench.worker.build import Build, build_worker, check_binary
+from dfbench.worker.cargo import checked_features, find_worker_package
 from dfbench.worker.kinds import WorkerKind, detect_kind, parse_kind
 from dfbench.worker.scripts import INSTALLED_MARKER, install_script, worker_unit
 from dfbench.worker.secrets import secret_parameters
@@ -251,13 +252,22 @@ class Deployment(Record):
     secrets: dict[str, str]  # variable name -> SSM parameter name (dfbench.worker.secrets)
 
 
-def check_source(binary: str | Path | None, build_dir: str | Path | None, worker_kind: str | None) -> WorkerKind | None:
+def check_source(binary: str | Path | None, build_dir: str | Path | None, worker_kind: str | None, *,
+                 package: str | None = None, features: Sequence[str] | str | None = None) -> WorkerKind | None:
     """The local checks of a worker to deploy, before any AWS call: one of ``binary`` and
     ``build_dir``, a binary that runs on the instances, and its kind (None for a checkout, known
-    once built)."""
+    once built); ``package`` and ``features`` only for a checkout, and well formed."""
     if (binary is None) == (build_dir is None):
         raise ConfigError("Pass either the worker binary (binary=, --binary) or a datafusion-distributed checkout "
                           "to build it in (build_dir=, --build).")
+    if binary is not None and (package is not None or checked_features(features)):
+        raise ConfigError("--package and --features choose what a checkout builds: they go with --build, not with "
+                          "--binary.")
+    checked_features(features)
+    if build_dir is not None:
+        if not Path(build_dir).is_dir():
+            raise ConfigError(f"{build_dir} is not a folder: pass your datafusion-distributed checkout to --build.")
+        find_worker_package(Path(build_dir).resolve(), package)  # no package, or several: refused here
     if worker_kind is not None:
         parse_kind(worker_kind)
     if binary is None:
@@ -277,12 +287,14 @@ def prepare_deployment(found: Cluster, instances: list[Instance], *, binary: str
                        build_dir: str | Path | None = None, kind: WorkerKind | None = None,
                        worker_kind: str | None = None, args: Sequence[str] = (), env: Mapping[str, str] | None = None,
                        secrets: Mapping[str, str] | None = None, profile: str | None = None,
-                       progress: bool = True) -> Deployment:
-    """Build (``build_dir``) or take ``binary`` (of ``kind``, from :func:`check_source`), check
-    the unit its arguments make and the secret parameters it reads, and publish the binary to the
-    cluster's bucket by sha256 (uploaded only when absent). ``secrets`` are the checked ones
+                       progress: bool = True, package: str | None = None,
+                       features: Sequence[str] | str | None = None) -> Deployment:
+    """Build (``build_dir``: its workspace package with a ``worker`` bin, or ``package``, with
+    ``features``) or take ``binary`` (of ``kind``, from :func:`check_source`), check the unit its
+    arguments make and the secret parameters it reads, and publish the binary to the cluster's
+    bucket by sha256 (uploaded only when absent). ``secrets`` are the checked ones
     (:func:`dfbench.worker.secrets.secret_parameters`)."""
-    build = build_worker(build_dir) if build_dir is not None else None
+    build = build_worker(build_dir, package=package, features=features) if build_dir is not None else None
     source = build.binary if build is not None else binary
     assert source is not None  # one of the two, checked by check_source
     kind = kind or detect_kind(source, worker_kind)
@@ -359,7 +371,8 @@ def install_deployment(deployment: Deployment, *, force_restart: bool = False, v
         # as root, so a build that failed to install or to answer stays out of it.
         point_latest(sha, bucket=found.bucket, region=found.region, profile=profile, args=deployment.args,
                      env=deployment.env, kind=deployment.kind, dns_name=deployment.dns_name,
-                     secrets=deployment.secrets)
+                     secrets=deployment.secrets, package=deployment.build.package if deployment.build else None,
+                     features=deployment.build.features if deployment.build else ())
     log.info("worker %s: %d installed, %d already running, %d failed%s", sha[:12],
              sum(r.installed == "installed" for r in results), sum(r.installed == "already" for r in results),
              len(report.failed), "" if verified is None else "; verified" if verified else "; NOT verified")
@@ -371,7 +384,8 @@ def deploy_worker(
     args: Sequence[str] = (), env: Mapping[str, str] | None = None, force_restart: bool = False,
     verify: bool = True, region: str | None = None, profile: str | None = None,
     timeout_s: int = ssm.EXECUTION_TIMEOUT_S, progress: bool = True, worker_kind: str | None = None,
-    secrets: Mapping[str, str] | None = None,
+    secrets: Mapping[str, str] | None = None, package: str | None = None,
+    features: Sequence[str] | str | None = None,
 ) -> DeployReport:
     """Install the worker on every instance of ``cluster`` (a Cluster, or a name looked up in
     ``region``) and run it as ``worker.service`` with ``args``, ``env`` and ``secrets``.
@@ -383,10 +397,13 @@ def deploy_worker(
     values appear nowhere else.
 
     ``binary`` is the cross-compiled worker, or ``build_dir`` a datafusion-distributed checkout
-    to build it in. The binary is published to the cluster's bucket by sha256 (uploaded only when
-    absent), then ONE SendCommand installs it everywhere: instances that run that sha already
-    restart nothing unless ``force_restart``. With ``verify``, a second command reads every
-    worker's /info: one commit everywhere, and each worker knows every instance. Only when all of
+    to build it in: its workspace package with a bin named ``worker`` (``package`` when several
+    have one), with cargo ``features``; the package and features are recorded in ``latest``'s
+    metadata, which runs copy into ``run.json``. The binary is published to the cluster's bucket
+    by sha256 (uploaded only when absent), then ONE SendCommand installs it everywhere:
+    instances that run that sha already restart nothing unless ``force_restart``. With
+    ``verify``, a second command reads every worker's /info: one commit everywhere, and each
+    worker knows every instance. Only when all of
     that succeeded is ``.dfbench/artifacts/worker/latest`` (what instances booting later install)
     pointed at the new binary; after a failure it still names the previous one.
 
@@ -400,11 +417,11 @@ def deploy_worker(
     is refused while another cluster's live instances carry the tag it hard-codes."""
     parameters = secret_parameters(secrets, cluster=cluster.name if isinstance(cluster, Cluster) else cluster,
                                    env=env)
-    kind = check_source(binary, build_dir, worker_kind)
+    kind = check_source(binary, build_dir, worker_kind, package=package, features=features)
     found, instances = find_cluster(cluster, region, profile)
     deployment = prepare_deployment(found, instances, binary=binary, build_dir=build_dir, kind=kind,
                                     worker_kind=worker_kind, args=args, env=env, secrets=parameters,
-                                    profile=profile, progress=progress)
+                                    profile=profile, progress=progress, package=package, features=features)
     return install_deployment(deployment, force_restart=force_restart, verify=verify, profile=profile,
                               timeout_s=timeout_s)
 

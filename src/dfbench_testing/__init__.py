@@ -63,6 +63,9 @@ dfbench never imports it: ``import dfbench`` loads neither this package nor moto
 - ``Sshd`` (sshd.py): a real OpenSSH server on loopback, the far end of the SSH transport.
 - ``system_tool``, ``worker_binary`` (tools.py): a system program a test runs (or a skip saying how
   to get it), and a file that passes dfbench's worker executable check.
+- ``StandInCargo``, ``OLD_LAYOUT``, ``NEW_LAYOUT``, ``cargo_metadata`` (cargo.py): a ``cargo`` on PATH
+  answering ``cargo metadata`` as cargo does for upstream's two worker layouts, and recording the
+  ``zigbuild`` it is asked for while copying a prepared worker binary where cargo writes it.
 - ``hooked`` (hooks.py): the stand-ins installed on every client dfbench makes, for one block.
 - ``duckdb_over``, ``reference_rows`` (reference.py, imported on its own: it loads DuckDB): a dataset's
   tables in DuckDB, and the rows DuckDB returns for each query, the reference the worker's rows
@@ -70,6 +73,7 @@ dfbench never imports it: ``import dfbench`` loads neither this package nor moto
 """
 
 from dfbench_testing.account import PolicySimulator, ServiceQuotas
+from dfbench_testing.cargo import NEW_LAYOUT, OLD_LAYOUT, StandInCargo, cargo_metadata
 from dfbench_testing.cluster import launched_cluster
 from dfbench_testing.consistency import NotYetVisible
 from dfbench_testing.faults import Faults, Interrupt
@@ -92,6 +96,8 @@ from dfbench_testing.wire import console_response, error_response, json_response
 __all__ = [
     "LOCAL_ZONE",
     "MOTO_FLAGS",
+    "NEW_LAYOUT",
+    "OLD_LAYOUT",
     "PLUGIN_OUTPUT_MAX",
     "READ_PREFIXES",
     "Call",
@@ -113,8 +119,10 @@ __all__ = [
     "Run",
     "ServiceQuotas",
     "Sshd",
+    "StandInCargo",
     "StandinSystemd",
     "agent_output",
+    "cargo_metadata",
     "cloud_init_console",
     "console_response",
     "emulator_environment",

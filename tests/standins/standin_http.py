@@ -4,8 +4,9 @@ and error texts of upstream's workers (benchmarks/src/bin/worker.rs and benchmar
 500 answers "Missing 'sql' parameter" / "Empty 'sql' parameter").
 
 Test-only seams, none of which the real workers have: ``--port`` or ``DFBENCH_STANDIN_PORT`` (the
-real ones listen on 9000), listening on 127.0.0.1 only, and ``DFBENCH_STANDIN_COMMIT`` for the
-commit ``/info`` reports.
+real ones listen on 9000), listening on 127.0.0.1 only, ``DFBENCH_STANDIN_COMMIT`` for the
+commit ``/info`` reports, and ``DFBENCH_STANDIN_ERRORS`` (a JSON list of strings) for its
+``errors``, the peers a real worker could not connect to.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ class _Handler(BaseHTTPRequestHandler):
                 "worker_urls": self.server.peers(),  # type: ignore[attr-defined]
                 "git_commit_hash": os.environ.get("DFBENCH_STANDIN_COMMIT", DEFAULT_COMMIT),
                 "build_time_utc": self.server.build_time,  # type: ignore[attr-defined]
-                "errors": [],
+                "errors": json.loads(os.environ.get("DFBENCH_STANDIN_ERRORS") or "[]"),
             })
         elif url.path == "/":
             self._query(parse_qs(url.query).get("sql"))

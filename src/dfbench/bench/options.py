@@ -12,9 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dfbench.bench.settings import DISTRIBUTED_DEFAULTS, resolve_settings
-from dfbench.data import DEFAULT_DATA_DIR
+from dfbench.data import DEFAULT_DATA_DIR, checked_dataset
 from dfbench.errors import ConfigError
-from dfbench.files import checked_dataset_name
 from dfbench.worker.client import QUERY_TIMEOUT_S
 
 if TYPE_CHECKING:
@@ -81,7 +80,9 @@ class RunOptions:
         if self.cluster is None and self.url is None:
             raise ConfigError("No worker: pass cluster= (a provisioned cluster) or url= (e.g. "
                               "http://127.0.0.1:9000 for `dfbench worker`).")
-        checked_dataset_name(self.dataset)  # it names a folder of data_dir and a prefix of the bucket
+        # It names a folder of data_dir and a prefix of the bucket: upstream's spelling (tpch/sf10)
+        # becomes dfbench's (tpch_sf10), so both spellings' results are one dataset's.
+        object.__setattr__(self, "dataset", checked_dataset(self.dataset))
         if self.iterations is not None and (isinstance(self.iterations, bool) or not isinstance(self.iterations, int)
                                             or self.iterations < 1):
             raise ConfigError(f"iterations must be a whole number of at least 1 (got {self.iterations!r}).")

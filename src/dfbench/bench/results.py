@@ -34,8 +34,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dfbench.bench.plan_metrics import parse_plan_metrics
+from dfbench.data.scale import checked_dataset
 from dfbench.errors import ConfigError
-from dfbench.files import checked_dataset_name, write_json_atomically
+from dfbench.files import write_json_atomically
 
 RUN_MANIFEST = "run.json"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+-]+")
@@ -47,7 +49,7 @@ def kind_name(remote: bool) -> str:
 
 def engines_dir(data_dir: str | Path, dataset: str, *, remote: bool) -> Path:
     """``<data_dir>/<dataset>/.results-{local,remote}``: one folder per engine inside."""
-    return Path(data_dir) / checked_dataset_name(dataset) / f".results-{kind_name(remote)}"
+    return Path(data_dir) / checked_dataset(dataset) / f".results-{kind_name(remote)}"
 
 
 def results_dir(data_dir: str | Path, dataset: str, engine: str, *, remote: bool) -> Path:
@@ -56,7 +58,7 @@ def results_dir(data_dir: str | Path, dataset: str, engine: str, *, remote: bool
 
 
 def previous_path(data_dir: str | Path, dataset: str, *, remote: bool) -> Path:
-    return Path(data_dir) / checked_dataset_name(dataset) / f"previous-{kind_name(remote)}.json"
+    return Path(data_dir) / checked_dataset(dataset) / f"previous-{kind_name(remote)}.json"
 
 
 def new_run_id(start_time: float) -> str:
@@ -103,6 +105,16 @@ def _text(value: Any, what: str, source: Path, default: str | None) -> str | Non
     return value
 
 
+def _metrics(value: Any, source: Path) -> dict[str, int] | None:
+    """An iteration's optional ``metrics``: an object of whole numbers (names it does not know are
+    kept: a newer dfbench may record more)."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ConfigError(f"{source}: metrics must be an object, got {value!r}")
+    return {str(name): _count(number, f"metrics.{name}", source) for name, number in value.items()}
+
+
 @dataclass(frozen=True)
 class Iteration:
     """One timed execution of a query: the worker's ``elapsed_ms`` and what it answered, or why
@@ -115,6 +127,9 @@ class Iteration:
     stats_q_error_p50: float | None = None
     stats_q_error_p95: float | None = None
     error: str | None = None
+    # What the plan shows the query did (dfbench.bench.plan_metrics.METRICS); None in files written
+    # before dfbench recorded it, empty when the plan was in no format the parser reads.
+    metrics: dict[str, int] | None = None
 
     @property
     def ok(self) -> bool:
@@ -129,10 +144,11 @@ class Iteration:
     @classmethod
     def from_response(cls, response: Mapping[str, Any]) -> Iteration:
         """The iteration of a worker's ``GET /?sql=`` answer."""
+        plan = str(response.get("plan", ""))
         return cls(elapsed=float(response["elapsed_ms"]), row_count=int(response["count"]),
-                   plan=str(response.get("plan", "")), tasks=int(response.get("tasks", 0)),
+                   plan=plan, tasks=int(response.get("tasks", 0)),
                    stats_q_error_p50=response.get("stats_q_error_p50"),
-                   stats_q_error_p95=response.get("stats_q_error_p95"))
+                   stats_q_error_p95=response.get("stats_q_error_p95"), metrics=parse_plan_metrics(plan))
 
     def to_json(self) -> dict[str, Any]:
         """The file's iteration object; optional keys appear only when they have a value."""
@@ -144,6 +160,8 @@ class Iteration:
             record["statsQErrorP95"] = self.stats_q_error_p95
         if self.error is not None:
             record["error"] = self.error
+        if self.metrics is not None:
+            record["metrics"] = dict(self.metrics)
         return record
 
     @classmethod
@@ -159,7 +177,8 @@ class Iteration:
                    plan=_text(raw.get("plan"), "plan", source, "") or "",
                    tasks=_count(raw.get("tasks"), "tasks", source),
                    stats_q_error_p50=optional["statsQErrorP50"], stats_q_error_p95=optional["statsQErrorP95"],
-                   error=_text(raw.get("error"), "error", source, None))
+                   error=_text(raw.get("error"), "error", source, None),
+                   metrics=_metrics(raw.get("metrics"), source))
 
 
 @dataclass

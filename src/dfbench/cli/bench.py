@@ -77,12 +77,14 @@ def run_ab(args: argparse.Namespace) -> int:
         run = run_ab_cluster(cluster=args.cluster, base=args.base, new=args.new, via=args.via, region=args.region,
                              profile=args.profile, args=args.arg, env=dict(args.env) or None,
                              secrets=dict(args.secret_env) or None, worker_kind=args.worker_kind,
-                             transport_options={"trust_on_first_use": args.trust_first_key}, **common)
+                             transport_options={"trust_on_first_use": args.trust_first_key},
+                             package=args.package, features=args.features, **common)
     else:
         cluster_only = [option for option, given in (
             ("--via", args.via != "auto"), ("--trust-first-key", args.trust_first_key), ("--region", args.region),
             ("--profile", args.profile), ("--worker-kind", args.worker_kind),
-            ("--arg", args.arg), ("--env", args.env), ("--secret-env", args.secret_env)) if given]
+            ("--arg", args.arg), ("--env", args.env), ("--secret-env", args.secret_env),
+            ("--package", args.package), ("--features", args.features)) if given]
         if cluster_only:
             raise ConfigError(f"dfbench ab: {', '.join(cluster_only)} only with --cluster (BASE and NEW are then "
                               "worker binaries or checkouts deployed on it).")

@@ -14,14 +14,21 @@ def run_data(args: argparse.Namespace) -> int:
     from dfbench import data
 
     if args.data_command == "generate" and args.on_cluster:
+        if args.sorted:
+            raise ConfigError("--sorted is generated here, not --on-cluster: generate it locally and "
+                              "`dfbench data sync tpch_sorted_sf<SF>`.")
         return _generate_on_cluster(args)
     if args.data_command == "generate":
         if args.cluster or args.generator:
             raise ConfigError("--cluster and --generator go with --on-cluster (generation on the cluster's "
                               "instances); without it the data is generated here.")
+        if args.sorted and args.benchmark != "tpch":
+            raise ConfigError("--sorted is TPC-H's sorted variant (upstream's tpch/sorted_sf<SF>): there is no "
+                              "sorted TPC-DS.")
+        sorted_ = {"sorted": True} if args.sorted else {}
         generator = data.generate_tpcds if args.benchmark == "tpcds" else data.generate_tpch
         result = generator(args.sf, partitions=args.partitions, data_dir=args.data_dir,
-                           compression=args.compression, force=args.force)
+                           compression=args.compression, force=args.force, **sorted_)
         emit(args, result, lambda r: out.print(
             f"generated {r.path}: {len(r.manifest.files)} files, {size_text(r.manifest.total_bytes)}"
             if r.generated else f"{r.path} is complete: nothing to do"))

@@ -54,6 +54,18 @@ def _folder(text: str, *, write: bool) -> str:
     return text
 
 
+def _dataset(text: str) -> str:
+    """dfbench's name of a dataset given either way (``tpch/sf10`` → ``tpch_sf10``), refused here in
+    one line when it is neither spelling."""
+    from dfbench.data.scale import checked_dataset  # here: `dfbench --help` loads no data layer
+    from dfbench.errors import ConfigError
+
+    try:
+        return checked_dataset(text)
+    except ConfigError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def _data_dir(text: str) -> str:
     return _folder(text, write=False)
 
@@ -85,6 +97,15 @@ def _worker_environment(command: argparse.ArgumentParser) -> None:
                          help="a secret environment variable of the worker (repeatable), read by each instance "
                          "from that SSM parameter (a SecureString) at every start into a 0600 file; the value is "
                          "never sent by dfbench nor written to S3")
+
+
+def _worker_build(command: argparse.ArgumentParser) -> None:
+    """--package and --features: what a checkout builds."""
+    command.add_argument("--package", metavar="NAME",
+                         help="with a checkout: the cargo package whose `worker` bin is built (default: the "
+                              "workspace's one package with a `worker` bin)")
+    command.add_argument("--features", action="append", default=[], metavar="F[,F...]",
+                         help="with a checkout: cargo features to build the worker with, e.g. iceberg (repeatable)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -133,6 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--binary", metavar="PATH",
                         help="the worker built for Linux x86-64 (target/x86_64-unknown-linux-gnu/release/worker)")
     source.add_argument("--build", metavar="REPO_DIR", help="build the worker in this datafusion-distributed checkout")
+    _worker_build(command)
     command.add_argument("--worker-kind", metavar="current|tag-discovery",
                          help="which upstream worker the binary is (default: read from the binary): current finds "
                               "its peers by the cluster's DNS name, tag-discovery by the BenchmarkCluster tag")
@@ -172,6 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
                                         "parquet data")
     generate.add_argument("--benchmark", choices=("tpch", "tpcds"), default="tpch",
                           help="tpch (default) → tpch_sf<SF>, tpcds → tpcds_sf<SF>")
+    generate.add_argument("--sorted", action="store_true",
+                          help="TPC-H with each table's sort key recorded in the Parquet files as upstream's "
+                               "tpch/sorted_sf<SF> (#646) → tpch_sorted_sf<SF>")
     generate.add_argument("--sf", required=True, help="scale factor, e.g. 1, 0.1, 10")
     generate.add_argument("--partitions", type=int, default=16, help="files per table (default 16)")
     generate.add_argument("--compression", default="SNAPPY", help="parquet compression (default SNAPPY)")
@@ -189,11 +214,11 @@ def build_parser() -> argparse.ArgumentParser:
                           "public athena_partitioned set, as upstream's prepare-clickbench uses)")
     download.add_argument("--workers", type=int, default=4, help="parallel downloads (default 4)")
     sync = data_commands.add_parser("sync", help="upload a dataset to the bucket, skipping unchanged files")
-    sync.add_argument("dataset", help="dataset folder name, e.g. tpch_sf10")
+    sync.add_argument("dataset", type=_dataset, help="dataset folder name, e.g. tpch_sf10 (or tpch/sf10)")
     sync.add_argument("--delete", action="store_true", help="delete remote files that are gone locally")
     pull = data_commands.add_parser("pull", help="download a complete dataset from the bucket, checked against "
                                     "its manifest")
-    pull.add_argument("dataset", help="dataset name, e.g. tpch_sf100")
+    pull.add_argument("dataset", type=_dataset, help="dataset name, e.g. tpch_sf100 (or tpch/sf100)")
     listing = data_commands.add_parser("list", help="local datasets, and the bucket's with --bucket/--cluster")
     for command, folder in ((generate, _writable_data_dir), (download, _writable_data_dir), (sync, _data_dir),
                             (pull, _writable_data_dir), (listing, _data_dir)):
@@ -209,7 +234,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     description = "compare two runs of a dataset: BASE (e.g. main) vs NEW"
     command = commands.add_parser("compare", help=description, description=description)
-    command.add_argument("--dataset", required=True, help="dataset name, e.g. tpch_sf10")
+    command.add_argument("--dataset", required=True, type=_dataset,
+                         help="dataset name, e.g. tpch_sf10 (or tpch/sf10)")
     command.add_argument("--data-dir", default="benchmarks/data", type=_data_dir,
                          help="data folder (default: benchmarks/data)")
     command.add_argument("--results", default="remote",
@@ -241,8 +267,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--region", help="with --cluster: AWS region (default: AWS_REGION, else us-east-1)")
     bench.add_argument("--profile", help="with --cluster: AWS profile")
     bench.add_argument("--url", help="a running worker instead of a local one")
-    bench.add_argument("--dataset", help="dataset name, e.g. tpcds_sf1 or clickbench_0-10 (default tpch_sf<SF>; "
-                       "locally it must be in --data-dir)")
+    bench.add_argument("--dataset", type=_dataset,
+                       help="dataset name, e.g. tpcds_sf1, clickbench_0-10 or upstream's tpch/sf1 (default "
+                            "tpch_sf<SF>; locally it must be in --data-dir)")
     bench.add_argument("--location", help="with --url: where the worker reads <dataset>/ from "
                        "(--cluster: s3://<its bucket>)")
     bench.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a setting (repeatable)")
@@ -261,7 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "--cluster: its binary, or a datafusion-distributed checkout to build it in)")
     ab.add_argument("new", metavar="NEW", help="the worker to judge, e.g. http://127.0.0.1:9001 (with --cluster: "
                     "a binary or checkout)")
-    ab.add_argument("--dataset", required=True, help="dataset name, e.g. tpch_sf1")
+    ab.add_argument("--dataset", required=True, type=_dataset, help="dataset name, e.g. tpch_sf1 (or tpch/sf1)")
     ab.add_argument("--rounds", type=int, default=5, help="rounds, each side once per query per round (default 5)")
     ab.add_argument("--queries", help="comma-separated ids, e.g. q1,q3 (default: all)")
     ab.add_argument("--base-name", help="engine the base side is filed under (default: from its /info)")
@@ -286,6 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
     ab.add_argument("--worker-kind", metavar="current|tag-discovery",
                     help="with --cluster: which upstream worker both builds are (default: read from each binary)")
     _worker_environment(ab)
+    _worker_build(ab)
     ab.add_argument("--data-dir", default="benchmarks/data", type=_writable_data_dir, help="default benchmarks/data")
 
     # `dfbench github …`: benchmarks of pull requests from their comments (dfbench.cli.github).

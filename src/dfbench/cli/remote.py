@@ -27,6 +27,9 @@ def _render_deploy(report: DeployReport) -> None:
     out.print(table)
     where = "uploaded to" if report.uploaded else "already in"
     out.print(f"worker {report.sha256[:12]} {where} {escape(report.artifact_url)}; command {report.command_id}")
+    if report.build is not None and report.build.package is not None:
+        features = f" --features {','.join(report.build.features)}" if report.build.features else ""
+        out.print(f"built from package {escape(report.build.package)}{escape(features)}")
     if report.verified is not None:
         out.print("[green]/info: one commit, every peer known[/]" if report.verified
                   else "[red]/info check found problems[/]")
@@ -51,7 +54,7 @@ def run_deploy(args: argparse.Namespace) -> int:
                            env=dict(args.env) or None, secrets=dict(args.secret_env) or None,
                            force_restart=args.force_restart,
                            verify=not args.no_verify, region=args.region, profile=args.profile, progress=False,
-                           worker_kind=args.worker_kind)
+                           worker_kind=args.worker_kind, package=args.package, features=args.features)
     if args.json:
         print(json.dumps({**report.model_dump(mode="json"), "ok": report.ok}, indent=2))
     else:

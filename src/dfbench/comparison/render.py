@@ -8,6 +8,7 @@ import math
 import statistics
 from decimal import ROUND_HALF_UP, Decimal
 
+from dfbench.comparison.metrics import explanations, metrics_json, tasks_line
 from dfbench.comparison.records import FORMATS, Comparison, QueryComparison
 from dfbench.comparison.stats import QUERY_ALPHA, QUERY_MIN_EFFECT, SUITE_CONFIDENCE, SUITE_MIN_EFFECT
 from dfbench.errors import ConfigError
@@ -172,8 +173,14 @@ def detectable_sentence(comparison: Comparison) -> str | None:
             f"at least the {percent(SUITE_MIN_EFFECT)} minimum)")
 
 
+def _tasks_lines(comparison: Comparison) -> list[str]:
+    line = tasks_line(comparison)
+    return [] if line is None else [line]
+
+
 def render_text(comparison: Comparison) -> str:
-    lines = tooling_lines(comparison) + check_lines(comparison)
+    lines = (tooling_lines(comparison) + _tasks_lines(comparison) + check_lines(comparison)
+             + explanations(comparison))
     lines += ["", (f"Statistics (ratio = new/base geometric mean; per query: moderated t-test on log "
                   f"timings, p < {QUERY_ALPHA} and |ratio - 1| > {percent(QUERY_MIN_EFFECT)}; suite: "
                   f"{percent(SUITE_CONFIDENCE)} t-interval over queries, |geomean - 1| > {percent(SUITE_MIN_EFFECT)})"),
@@ -203,9 +210,9 @@ def render_markdown(comparison: Comparison) -> str:
         new_ms = "-" if query.new_p50_ms is None else str(query.new_p50_ms)
         lines.append(f"| {query.id} | {base_ms} | {new_ms} | {_fmt(query.ratio)} | "
                      f"{_p(query.p_value)} | {query.verdict} |")
-    checks = check_lines(comparison)
+    checks = _tasks_lines(comparison) + check_lines(comparison) + explanations(comparison)
     if checks:
-        lines += [""] + [f"- {line}" for line in checks]
+        lines += [""] + [f"- {line.strip()}" for line in checks]
     lines += ["", f"**Suite: {suite_sentence(comparison)}**"]
     detectable = detectable_sentence(comparison)
     if detectable is not None:
@@ -214,7 +221,8 @@ def render_markdown(comparison: Comparison) -> str:
 
 
 def render_json(comparison: Comparison) -> str:
-    return json.dumps(comparison.to_dict(), indent=2, ensure_ascii=False) + "\n"
+    return json.dumps({**comparison.to_dict(), **metrics_json(comparison)}, indent=2,
+                      ensure_ascii=False) + "\n"
 
 
 def render(comparison: Comparison, format: str | None = None) -> str:

@@ -41,6 +41,7 @@ from dfbench.comparison.records import (
     runs_of,
 )
 from dfbench.comparison.stats import assess_queries, assess_suite, t_critical
+from dfbench.data.scale import checked_dataset
 from dfbench.errors import ConfigError
 
 QUERY_INTERVAL_ALPHA = 0.05  # the per-query interval shown (JSON, plot): 95%
@@ -64,6 +65,7 @@ def load_results(data_dir: str | Path, dataset: str, engine: str,
     if safe_engine_name(engine) != engine:
         raise ConfigError(f"Invalid engine name {engine!r}: engines are folders of the results folder, named with "
                           "letters, digits, '.', '_', '+' and '-' (e.g. datafusion-distributed-main).")
+    dataset = checked_dataset(dataset)
     parent = engines_dir(data_dir, dataset, remote=_is_remote(results))
     folder = parent / engine
     if not folder.is_dir():
@@ -90,7 +92,7 @@ def load_previous(data_dir: str | Path, dataset: str,
 
     It holds every query document of that run, so it survives the engine folder being
     overwritten by a new run of the same engine."""
-    found = read_previous(data_dir, dataset, remote=_is_remote(results))
+    found = read_previous(data_dir, checked_dataset(dataset), remote=_is_remote(results))
     if found is None:
         return None
     engine, loaded = found
@@ -141,6 +143,7 @@ def compare(*, dataset: str, base: str, new: str, data_dir: str | Path = "benchm
     """Compare engine ``new`` against engine ``base`` on ``dataset``; see the module docstring."""
     if format not in FORMATS:
         raise ConfigError(f"format must be one of {', '.join(FORMATS)}, not {format!r}")
+    dataset = checked_dataset(dataset)  # tpch/sf10 and tpch_sf10 are one dataset
     comparison = compare_results(load_results(data_dir, dataset, base, results),
                                  load_results(data_dir, dataset, new, results),
                                  dataset=dataset, base_name=base, new_name=new)

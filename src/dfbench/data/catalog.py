@@ -18,9 +18,8 @@ from typing import TYPE_CHECKING
 from dfbench.aws.objects import StoredObject, list_objects
 from dfbench.aws.session import Aws, connect, default_bucket_name, default_region
 from dfbench.data.manifest import MANIFEST, DataRecord, Manifest, is_complete, read_manifest, read_remote_manifest
-from dfbench.data.scale import make_command
+from dfbench.data.scale import checked_dataset, make_command
 from dfbench.errors import ConfigError, aws_errors
-from dfbench.files import checked_dataset_name
 from dfbench.sql import quoted_identifier
 
 if TYPE_CHECKING:
@@ -55,7 +54,8 @@ class DatasetInfo(DataRecord):
 
 def local_dataset(dataset: str, data_dir: str | Path = DEFAULT_DATA_DIR) -> LocalDataset:
     """A complete local dataset, or a ConfigError saying how to get one."""
-    folder = Path(data_dir) / checked_dataset_name(dataset)
+    dataset = checked_dataset(dataset)
+    folder = Path(data_dir) / dataset
     if not folder.is_dir():
         command = make_command(dataset) or "dfbench data generate --sf 10"
         raise ConfigError(f"No dataset {dataset!r} in {data_dir}: make it first, e.g. `{command}`.")
@@ -97,7 +97,8 @@ def remote_tables(bucket: str | None, dataset: str, *, cluster: Cluster | None =
     with aws_errors(profile):
         s3 = aws.client("s3")
         bucket = data_bucket(aws, bucket, cluster)
-        prefix = f"{checked_dataset_name(dataset)}/"
+        dataset = checked_dataset(dataset)
+        prefix = f"{dataset}/"
         objects = list_objects(s3, bucket, prefix)
         manifest = read_remote_manifest(s3, bucket, prefix + MANIFEST) if prefix + MANIFEST in objects else None
     if manifest is not None:

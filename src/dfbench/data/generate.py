@@ -1,5 +1,7 @@
 """Generated datasets (TPC-H with tpchgen-cli, TPC-DS with tpcgen-cli) written to
-``<data_dir>/<benchmark>_sf<SF>/<table>/<n>.parquet`` with a manifest, one procedure for both.
+``<data_dir>/<benchmark>_sf<SF>/<table>/<n>.parquet`` with a manifest, one procedure for both (and
+for sorted TPC-H, ``tpch_sorted_sf<SF>``: tpchgen-cli's files with their sort keys recorded,
+:mod:`dfbench.data.sorted`).
 
 A dataset folder may also hold the CDK-tooling-compatible results (``.results-remote/``,
 ``previous-remote.json``, …): generation replaces only table folders and the manifest.
@@ -34,6 +36,7 @@ from dfbench.data.manifest import (
     tables_from,
 )
 from dfbench.data.scale import dataset_name, format_decimal, scale_factor_of
+from dfbench.data.sorted import pyarrow_compression, sort_tables
 from dfbench.errors import ConfigError, DfbenchError
 from dfbench.files import checked_folder, write_atomically
 
@@ -60,6 +63,7 @@ class GeneratorSpec:
     weights: Mapping[str, int]
     single_file: frozenset[str]
     command: Callable[[str, int, Path, str, int], list[str]]
+    sorted: bool = False  # each file rewritten with its table's sort key (dfbench.data.sorted)
 
 
 def progress_bar(enabled: bool) -> Progress:
@@ -157,7 +161,9 @@ def generate(spec: GeneratorSpec, scale_factor: Any, partitions: int = 16, data_
     so an interrupted run never leaves a folder that looks complete (the next run starts over).
     """
     sf = validate_request(spec, scale_factor, partitions)
-    name = dataset_name(spec.benchmark, sf)
+    name = dataset_name(spec.benchmark, sf, sorted=spec.sorted)
+    if spec.sorted:
+        pyarrow_compression(compression)  # one pyarrow writes: refused before anything is generated
     data_dir = checked_folder(data_dir, write=True)
     final = data_dir / name
     threads = threads or os.cpu_count() or 1
@@ -189,6 +195,11 @@ def generate(spec: GeneratorSpec, scale_factor: Any, partitions: int = 16, data_
             _run_generator(command, lambda table: bar.advance(task, weights.get(table, 0)))
             bar.update(task, completed=total)
             rels = _normalise_layout(spec, partial)
+            if spec.sorted:
+                resorted = sort_tables(partial, rels, compression, threads=threads)
+                if resorted:
+                    log.warning("%s: rows not in their sort key's order, sorted before writing: %s", spec.binary,
+                                ", ".join(resorted))
             cache = ChecksumCache(partial)
             size = sum((partial / rel).stat().st_size for rel in rels)
             check = bar.add_task("checksums", total=size)

@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING
 from dfbench.aws.objects import download_file, transfer_progress
 from dfbench.data.catalog import DEFAULT_DATA_DIR, LocalDataset, connect_to_data, data_bucket
 from dfbench.data.manifest import MANIFEST, ChecksumCache, DatasetFile, file_in, read_remote_manifest
+from dfbench.data.scale import checked_dataset
 from dfbench.errors import ConfigError, DfbenchError, aws_errors
-from dfbench.files import checked_dataset_name, checked_folder, sha256_file, write_atomically
+from dfbench.files import checked_folder, sha256_file, write_atomically
 
 if TYPE_CHECKING:
     from dfbench.models import Cluster
@@ -33,7 +34,7 @@ def pull_dataset(dataset: str, *, bucket: str | None = None, cluster: Cluster | 
                  max_concurrency: int = 8, progress: bool = True) -> LocalDataset:
     """Download ``s3://<bucket>/<dataset>/`` into ``<data_dir>/<dataset>/`` as its manifest lists
     it; returns the local dataset (``generated`` is False when nothing had to be fetched)."""
-    name = checked_dataset_name(dataset)
+    name = checked_dataset(dataset)
     folder = checked_folder(data_dir, write=True) / name
     aws = connect_to_data(region, cluster, profile)
     with aws_errors(profile):

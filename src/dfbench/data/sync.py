@@ -113,6 +113,7 @@ def sync_dataset(dataset: str, *, bucket: str | None = None, cluster: Cluster | 
     manifest is always complete. Running it again resumes.
     """
     local = local_dataset(dataset, data_dir)
+    dataset = local.name  # upstream's spelling (tpch/sf10) syncs to dfbench's prefix (tpch_sf10/)
     aws = connect_to_data(region, cluster, profile)
     with aws_errors(profile):
         s3 = aws.client("s3")

@@ -8,6 +8,7 @@ keep naming the tool that made them.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +33,15 @@ TPCH = GeneratorSpec(
         compression, "--num-threads", str(threads), "--no-progress", "--verbose"])
 
 
+# Upstream's tpch/sorted_sf<SF> (#646): the same generator, each file's sort key in its footer.
+TPCH_SORTED = dataclasses.replace(TPCH, label="sorted TPC-H", sorted=True)
+
+
 def generate_tpch(scale_factor: Any, partitions: int = 16, data_dir: str | Path = DEFAULT_DATA_DIR,
                   compression: str = "SNAPPY", *, threads: int | None = None, force: bool = False,
-                  progress: bool = True) -> LocalDataset:
-    """Generate TPC-H parquet data into ``<data_dir>/tpch_sf<SF>/<table>/<n>.parquet``: see
+                  progress: bool = True, sorted: bool = False) -> LocalDataset:
+    """Generate TPC-H parquet data into ``<data_dir>/tpch_sf<SF>/<table>/<n>.parquet`` (with
+    ``sorted``: ``tpch_sorted_sf<SF>``, :mod:`dfbench.data.sorted`): see
     :func:`dfbench.data.generate.generate`."""
-    return generate(TPCH, scale_factor, partitions, data_dir, compression, threads=threads, force=force,
-                    progress=progress)
+    return generate(TPCH_SORTED if sorted else TPCH, scale_factor, partitions, data_dir, compression,
+                    threads=threads, force=force, progress=progress)

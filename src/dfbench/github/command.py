@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from dfbench.data.scale import benchmark_of, dataset_name, scale_factor_of
+from dfbench.data.scale import benchmark_of, canonical_dataset, dataset_name, is_sorted, scale_factor_of
 from dfbench.errors import ConfigError
 
 COMMAND = "/dfbench"
@@ -31,7 +31,6 @@ EXAMPLE = "/dfbench run tpch/sf10 --nodes 4 --rounds 5"
 # Upstream's spellings of a generated dataset (its benchmarks' `tpch/sf10`), mapped to dfbench's
 # folder names (`tpch_sf10`). The other spellings upstream uses (clickbench/0-100,
 # tpch/sorted_sf10) come with the data layer's own mapping; dataset_for is the one place to switch.
-_UPSTREAM_GENERATED = re.compile(r"^(?P<benchmark>tpch|tpcds)/sf(?P<sf>\d+(?:\.\d+)?)\Z")
 # A git branch, tag or commit as `git check-ref-format` admits it, narrowed: no component starting
 # with '.' or '-', no '..', '@{', '//', nor a name ending in '/', '.' or '.lock'.
 _REF = re.compile(r"^(?![./-])(?!.*(?:\.\.|//|@\{|/[.-]))[A-Za-z0-9._/@-]{1,200}(?<![./])(?<!\.lock)\Z")
@@ -113,18 +112,20 @@ def quoted(text: str) -> str:
 
 
 def dataset_for(name: str) -> str:
-    """dfbench's dataset name for a name a comment may give, or a ConfigError. The one place that
-    knows the spellings: dfbench's own (tpch_sf10, tpcds_sf1, clickbench_0-100) and upstream's
-    tpch/sfN and tpcds/sfN."""
-    text = name.strip()
-    upstream = _UPSTREAM_GENERATED.match(text)
-    if upstream:
-        return dataset_name(upstream["benchmark"], upstream["sf"])
+    """dfbench's dataset name for a name a comment may give, or a ConfigError: either spelling the
+    data layer knows (``canonical_dataset``: upstream's tpch/sf10, tpch/sorted_sf10, tpcds/sf1,
+    clickbench/0-100, or dfbench's tpch_sf10...), of a benchmark dfbench runs."""
+    unknown = ConfigError(f"unknown dataset `{name}`: give tpch/sfN or tpch_sfN, tpch/sorted_sfN, tpcds/sfN or "
+                          "tpcds_sfN, or clickbench/START-END")
+    try:
+        text = canonical_dataset(name.strip())
+    except ConfigError:
+        raise unknown from None
     benchmark = benchmark_of(text)
     if benchmark is None:
-        raise ConfigError(f"unknown dataset `{name}`: give tpch/sfN or tpch_sfN, tpcds/sfN or tpcds_sfN, "
-                          "or clickbench_START-END")
-    return dataset_name(benchmark, scale_factor_of(text)) if benchmark in ("tpch", "tpcds") else text
+        raise unknown
+    return dataset_name(benchmark, scale_factor_of(text), sorted=is_sorted(text)) if benchmark != "clickbench" \
+        else text
 
 
 def command_line(body: str) -> str | None:

@@ -46,8 +46,19 @@ class Artifact(Record):
 
 
 # User metadata of ``latest``: the kind its worker was published as (S3 sends it back on HEAD as
-# x-amz-meta-worker-kind), so a run can say which kind produced its numbers.
+# x-amz-meta-worker-kind), so a run can say which kind produced its numbers; for a worker dfbench
+# built, the cargo package and the features (comma-separated) it was built with.
 KIND_METADATA = "worker-kind"
+PACKAGE_METADATA = "worker-package"
+FEATURES_METADATA = "worker-features"
+
+
+class PublishedWorker(Record):
+    """What ``latest`` says of the worker it names (None/empty where a deploy did not record it)."""
+
+    kind: WorkerKind | None = None
+    package: str | None = None
+    features: tuple[str, ...] = ()
 
 
 def artifact_key(sha256: str, name: str = "worker") -> str:
@@ -111,17 +122,22 @@ def upload_artifact(path: Path, sha256: str, *, name: str, bucket: str, region: 
 def point_latest(sha256: str, *, bucket: str, region: str | None = None, profile: str | None = None,
                  args: Sequence[str] = (), env: Mapping[str, str] | None = None,
                  kind: WorkerKind = "tag-discovery", dns_name: str | None = None,
-                 secrets: Mapping[str, str] | None = None) -> None:
+                 secrets: Mapping[str, str] | None = None, package: str | None = None,
+                 features: Sequence[str] = ()) -> None:
     """Point ``.dfbench/artifacts/worker/latest`` at the uploaded worker ``sha256``, with the unit
-    it runs under (a worker of ``kind``; ``secrets`` by their parameter names only) and the kind in
-    its metadata: every instance booting from now on installs it, as root."""
+    it runs under (a worker of ``kind``; ``secrets`` by their parameter names only) and the kind,
+    and the cargo ``package`` and ``features`` of a build, in its metadata: every instance booting
+    from now on installs it, as root."""
     region = default_region(region)
+    metadata: dict[str, str] = {KIND_METADATA: kind}
+    if package is not None:
+        metadata.update({PACKAGE_METADATA: package, FEATURES_METADATA: ",".join(features)})
     record = latest_record(sha256, worker_unit(bucket=bucket, region=region, args=args, env=env, kind=kind,
                                                dns_name=dns_name, secrets=secrets))
     aws = connect(region=region, profile=profile)
     with aws_errors(profile), _bucket_named(bucket):
         aws.client("s3").put_object(Bucket=bucket, Key=LATEST_KEY, Body=record.encode(), ContentType="text/plain",
-                                    Metadata={KIND_METADATA: kind})
+                                    Metadata=metadata)
     log.info("s3://%s/%s now names worker %s", bucket, LATEST_KEY, sha256[:12])
 
 
@@ -136,14 +152,17 @@ def _bucket_named(bucket: str) -> Iterator[None]:
         raise
 
 
-def published_kind(s3: Any, bucket: str) -> WorkerKind | None:
-    """The kind of the worker last published to ``bucket`` (the one deploy installed everywhere
-    and instances booting later install); None when none was, or by a dfbench that did not record
-    kinds."""
+def published_worker(s3: Any, bucket: str) -> PublishedWorker:
+    """What ``latest`` records of the worker last published to ``bucket`` (the one deploy installed
+    everywhere and instances booting later install): its kind, and the package and features it was
+    built from; empty when none was published, or by a dfbench that did not record them."""
     try:
         metadata = s3.head_object(Bucket=bucket, Key=LATEST_KEY).get("Metadata", {})
     except ClientError as error:
         if error_code(error) in ("404", "NoSuchKey"):
-            return None
+            return PublishedWorker()
         raise
-    return next((kind for kind in KINDS if kind == metadata.get(KIND_METADATA)), None)
+    features = str(metadata.get(FEATURES_METADATA) or "")
+    return PublishedWorker(kind=next((kind for kind in KINDS if kind == metadata.get(KIND_METADATA)), None),
+                           package=metadata.get(PACKAGE_METADATA) or None,
+                           features=tuple(f for f in features.split(",") if f))

@@ -17,6 +17,7 @@ from pathlib import Path
 from dfbench.errors import BuildFailed, ConfigError
 from dfbench.files import sha256_file
 from dfbench.models import Record
+from dfbench.worker.cargo import checked_features, checked_package, find_worker_package
 
 log = logging.getLogger("dfbench")
 
@@ -24,11 +25,20 @@ TARGET = "x86_64-unknown-linux-gnu"
 # EC2's name for the one machine check_binary admits (ELF e_machine x86-64): the instances' and
 # the AMI's architecture must be this one.
 ARCHITECTURE = "x86_64"
-# The CDK tooling's build: zig as the linker gives a Linux x86-64 binary from macOS or ARM machines too.
-DEFAULT_BUILD_COMMAND = ["cargo", "zigbuild", "-p", "datafusion-distributed-benchmarks", "--release",
-                         "--bin", "worker", "--target", TARGET]
+# Where the worker lives upstream today (#729/#732); a checkout's own package is read from `cargo
+# metadata` at build time (dfbench.worker.cargo), this name only fills the messages.
+CURRENT_PACKAGE = "datafusion-distributed-remote-worker"
 DEFAULT_OUTPUT = f"target/{TARGET}/release/worker"
-_BUILD = " ".join(DEFAULT_BUILD_COMMAND)
+
+
+def build_command(package: str, features: Sequence[str] = ()) -> list[str]:
+    """The CDK tooling's build for ``package``'s ``worker`` bin: zig as the linker gives a Linux
+    x86-64 binary from macOS or ARM machines too."""
+    command = ["cargo", "zigbuild", "-p", package, "--release", "--bin", "worker", "--target", TARGET]
+    return command + (["--features", ",".join(features)] if features else [])
+
+
+_BUILD = " ".join(build_command(CURRENT_PACKAGE))
 _CROSS_COMPILE = f"the cluster runs Linux on x86-64: cross-compile with `{_BUILD}`"
 _ZIGBUILD_SETUP = (f"`cargo install --locked cargo-zigbuild`, `rustup target add {TARGET}` and zig "
                    "(`pip install ziglang`, or https://ziglang.org/download/)")
@@ -50,6 +60,9 @@ class Build(Record):
     branch: str | None  # None also for a detached HEAD
     dirty: bool | None
     built_at: datetime
+    # The cargo package built and the features passed (None for a build command of the caller's).
+    package: str | None = None
+    features: tuple[str, ...] = ()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -91,23 +104,36 @@ def _run_build(command: list[str], repo: Path) -> None:
     raise BuildFailed(command, code, list(tail), str(repo))
 
 
-def build_worker(repo_dir: str | Path, *, command: Sequence[str] = DEFAULT_BUILD_COMMAND,
-                 output: str | Path = DEFAULT_OUTPUT) -> Build:
+def build_worker(repo_dir: str | Path, *, package: str | None = None, features: Sequence[str] | str | None = None,
+                 command: Sequence[str] | None = None, output: str | Path | None = None) -> Build:
     """Build the worker in the user's datafusion-distributed checkout and describe the result.
 
-    ``output`` is relative to ``repo_dir`` (or absolute). The binary must come out as a Linux
-    x86-64 executable (:func:`check_binary`).
+    By default the package is the workspace's one with a ``worker`` bin (``package`` chooses among
+    several; :mod:`dfbench.worker.cargo`), built by :func:`build_command` with ``features``, and the
+    binary is read from cargo's target directory. ``command`` and ``output`` (relative to
+    ``repo_dir``, or absolute) replace both. The binary must come out as a Linux x86-64
+    executable (:func:`check_binary`).
     """
     repo = Path(repo_dir).resolve()
-    argv = list(command)
+    chosen = checked_package(package)
+    wanted = checked_features(features)
     if not repo.is_dir():
         raise ConfigError(f"{repo} is not a folder: pass your datafusion-distributed checkout to build the worker.")
+    if command is not None and (chosen is not None or wanted):
+        raise ConfigError("A build command of your own takes no package or features: put them in the command.")
+    argv = list(command) if command is not None else ["cargo"]
     if not argv:
         raise ConfigError("The build command is empty: pass the command that builds the worker.")
     if shutil.which(argv[0]) is None:
         if Path(argv[0]).name == "cargo":
             raise ConfigError(_RUST_INSTALL)
         raise ConfigError(f"`{argv[0]}` (the build command) is not on PATH: install it or change the command.")
+    binary = repo / (output if output is not None else DEFAULT_OUTPUT)
+    if command is None:
+        found = find_worker_package(repo, chosen)
+        chosen, argv = found.name, build_command(found.name, wanted)
+        if output is None:
+            binary = found.output(TARGET)
     # Read before building: the build itself may add files git sees (an output folder that is not
     # ignored), and the record is about the sources that were compiled.
     commit = _git(repo, "rev-parse", "HEAD")
@@ -115,14 +141,13 @@ def build_worker(repo_dir: str | Path, *, command: Sequence[str] = DEFAULT_BUILD
     status = _git(repo, "status", "--porcelain")
     log.info("building the worker in %s: %s", repo, " ".join(argv))
     _run_build(argv, repo)
-    binary = repo / output
     if not binary.is_file():
         raise ConfigError(f"`{' '.join(argv)}` succeeded but wrote no file at {binary}: "
                           "pass the path the build writes as output.")
     sha = check_binary(binary)
     return Build(binary=binary, sha256=sha, size=binary.stat().st_size, commit=commit,
                  branch=None if branch == "HEAD" else branch, dirty=None if status is None else bool(status),
-                 built_at=datetime.now(UTC))
+                 built_at=datetime.now(UTC), package=chosen, features=wanted)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -24,6 +24,8 @@ class WorkerHealth(Record):
     commit: str | None = None
     peers: int | None = None
     problems: tuple[str, ...] = ()
+    # /info's errors: the peers the worker could not connect to, each as the worker words it.
+    errors: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -59,6 +61,7 @@ def judge(instances: Sequence[Instance], infos: Mapping[str, dict[str, Any] | st
         info = infos.get(instance.instance_id, "no answer")
         problems: list[str] = []
         commit = peers = None
+        errors: tuple[str, ...] = ()
         if isinstance(info, str):
             problems.append(f"/info did not answer: {info}")
         elif not isinstance(info.get("git_commit_hash"), str) or not isinstance(info.get("worker_urls"), list):
@@ -75,14 +78,18 @@ def judge(instances: Sequence[Instance], infos: Mapping[str, dict[str, Any] | st
             elif peers != len(instances):
                 problems.append(f"knows {peers} worker(s), the cluster has {len(instances)}: "
                                 f"{', '.join(map(str, urls)) or 'none'}")
-            if info.get("errors"):
-                problems.append(f"reports errors: {'; '.join(map(str, info['errors']))}")
+            errors = tuple(map(str, info.get("errors") or ()))
+            if errors:
+                problems.append(f"{_ERRORS}{'; '.join(errors)}")
         healths.append(WorkerHealth(instance_id=instance.instance_id, name=instance.name, commit=commit,
-                                    peers=peers, problems=tuple(problems)))
+                                    peers=peers, problems=tuple(problems), errors=errors))
     if len(set(commits.values())) > 1:
         healths = [h.model_copy(update={"problems": (*h.problems, _commit_problem(h.commit, commits))})
                    if h.commit is not None and _commit_problem(h.commit, commits) else h for h in healths]
     return healths
+
+
+_ERRORS = "reports errors: "
 
 
 def _commit_problem(commit: str, commits: Mapping[str, str]) -> str | None:
@@ -103,12 +110,22 @@ def problems_text(healths: Sequence[WorkerHealth]) -> list[str]:
 
 
 def health_table(healths: Sequence[WorkerHealth], total: int | None = None) -> str:
-    """A plain-text table, one row per instance: commit, peers known, what is wrong."""
+    """A plain-text table, one row per instance: commit, peers known, what is wrong; under a
+    worker whose /info reports errors, one line per error (a peer it could not connect to)."""
     total = len(healths) if total is None else total
     rows = [("instance", "name", "commit", "peers", "problems")]
+    below: dict[int, tuple[str, ...]] = {}
     for h in healths:
+        shown = [p for p in h.problems if not p.startswith(_ERRORS)]
+        if h.errors:
+            shown.append(f"reports {len(h.errors)} error(s) (peers it could not connect to):")
+            below[len(rows)] = h.errors
         rows.append((h.instance_id, h.name or "-", (h.commit or "-")[:12],
-                     "-" if h.peers is None else f"{h.peers}/{total}", "; ".join(h.problems) or "ok"))
+                     "-" if h.peers is None else f"{h.peers}/{total}", "; ".join(shown) or "ok"))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    return "\n".join("  " + "  ".join(cell.ljust(width) for cell, width in zip(row[:4], widths, strict=True))
-                     + "  " + row[4] for row in rows)
+    lines = []
+    for index, row in enumerate(rows):
+        lines.append("  " + "  ".join(cell.ljust(width) for cell, width in zip(row[:4], widths, strict=True))
+                     + "  " + row[4])
+        lines += [f"      {row[0]}: {error}" for error in below.get(index, ())]
+    return "\n".join(lines)

@@ -1,7 +1,8 @@
 """Which upstream worker a binary is, and the command line each kind takes.
 
-datafusion-distributed has shipped two benchmark workers (crate datafusion-distributed-benchmarks,
-bin ``worker`` in both) that find their peers in different ways:
+datafusion-distributed has shipped two benchmark workers (bin ``worker`` in both, of the crate
+datafusion-distributed-benchmarks, and of datafusion-distributed-remote-worker since #729/#732)
+that find their peers in different ways:
 
 - ``tag-discovery``: ``benchmarks/cdk/bin/worker.rs``, from the CDK stack's introduction (#227)
   up to its removal (#621). It asks ``ec2:DescribeInstances`` every second for the running
