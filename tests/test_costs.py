@@ -71,7 +71,8 @@ def test_a_region_the_table_has_no_location_for_is_asked_by_its_code(aws, price_
     client = connect(region=pricing.PRICING_REGION).client("pricing")
     price = pricing.on_demand_price(client, "c5n.2xlarge", "ap-southeast-7", partition="aws")
     assert (price.usd_per_hour, price.bundled) == (0.5, False)
-    assert {"Field": "regionCode", "Type": "TERM_MATCH", "Value": "ap-southeast-7"} in price_list.requests[-1]["Filters"]
+    by_code = {"Field": "regionCode", "Type": "TERM_MATCH", "Value": "ap-southeast-7"}
+    assert by_code in price_list.requests[-1]["Filters"]
     # Outside the aws partition the Price List API has nothing: the table, and why.
     gov = pricing.on_demand_price(client, "c5n.2xlarge", "us-gov-west-1", partition="aws-us-gov")
     assert gov.usd_per_hour is None and "does not cover the aws-us-gov partition" in gov.source

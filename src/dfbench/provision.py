@@ -22,8 +22,8 @@ from dfbench.aws import dns, iam, network
 from dfbench.aws import instances as ec2_instances
 from dfbench.aws.session import Aws, connect, default_bucket_name, default_region
 from dfbench.aws.tags import BUCKET_KEY, TTL_KEY, cluster_tags, ensure_ec2_tags
-from dfbench.costs import Prices, accrued, estimate
 from dfbench.config import TAG_DISCOVERY_TAG, ClusterSpec, validate_cluster_name, validate_region
+from dfbench.costs import Prices, accrued, estimate
 from dfbench.errors import (
     CapacityError,
     ConfigError,
