@@ -164,3 +164,46 @@ class TeardownReport(Record):
     def clean(self) -> bool:
         return not self.left
 
+
+
+class ClusterSummary(Record):
+    """One dfbench cluster as `dfbench clusters` lists it."""
+
+    name: str
+    region: str
+    # When its role was created (the first resource provision makes after the bucket), else its
+    # oldest instance's launch; None when neither remains.
+    created: datetime | None
+    age_hours: float | None
+    instances: dict[str, int]  # EC2 state -> how many (terminated ones as long as EC2 lists them)
+    ttl_deadline: datetime | None  # the earliest time-to-live deadline of its live instances
+    live: bool  # an instance in any state but terminated: sweep leaves it alone
+    cost: Cost  # per hour now, and so far
+
+
+class Orphan(Record):
+    """A resource carrying dfbench:managed=true whose owner has no live instance in its region."""
+
+    kind: str  # vpc, subnet, route-table, internet-gateway, security-group, hosted-zone, ...
+    id: str
+    region: str
+    owner: str  # "cluster bench", "verify run 1a2b", or "dfbench" for a bucket
+    age_hours: float | None  # since the newest dated trace of its owner there; None: none is dated
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.id}"
+
+
+class SweepReport(Record):
+    regions: list[str]
+    older_than_hours: float
+    applied: bool  # False: a dry run, which deleted nothing
+    orphans: list[Orphan]  # what was found, in deletion order
+    deleted: list[Orphan]
+    left: list[Orphan]  # found, and still there after the deletions (a dry run: empty)
+    skipped: list[str]  # what carries dfbench:managed=true but was left alone, and why
+    errors: list[str] = []
+
+    @property
+    def clean(self) -> bool:
+        return not self.left and not self.errors

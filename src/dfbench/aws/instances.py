@@ -13,7 +13,15 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from dfbench.aws.network import NOT_VISIBLE_YET
-from dfbench.aws.tags import CLUSTER_KEY, TTL_KEY, cluster_filters, tag_dict, tag_list, tag_specifications
+from dfbench.aws.tags import (
+    CLUSTER_KEY,
+    TTL_KEY,
+    VERIFY_KEY,
+    cluster_filters,
+    tag_dict,
+    tag_list,
+    tag_specifications,
+)
 from dfbench.errors import CapacityError, ConfigError, DfbenchError, error_code
 from dfbench.models import Change, ChangeSet, Instance
 from dfbench.waiting import poll, retry_client_error
@@ -117,6 +125,13 @@ def find_instances(ec2: Any, cluster: str, states: tuple[str, ...] = LIVE_STATES
         ec2, Filters=[*cluster_filters(cluster), {"Name": "instance-state-name", "Values": list(states)}]
     )
     return sorted(instances, key=lambda i: (name_index(i.name), i.launch_time, i.instance_id))
+
+
+def find_owned_instances(ec2: Any) -> list[Instance]:
+    """Every instance of the region carrying a dfbench:cluster or dfbench:verify tag, in any state
+    (EC2 lists terminated ones for about an hour): with or without dfbench:managed, since an
+    instance says its owner is alive whatever else it carries."""
+    return _describe(ec2, Filters=[{"Name": "tag-key", "Values": [CLUSTER_KEY, VERIFY_KEY]}])
 
 
 def name_index(name: str) -> int:
