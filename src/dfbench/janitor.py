@@ -21,6 +21,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 from botocore.exceptions import ClientError
 
@@ -203,7 +204,7 @@ def _bucket_orphans(base: Aws, regions: list[str], seen: Global, found: list[_Fo
             continue
         age = (datetime.now(UTC) - bucket.created).total_seconds() / 3600 if bucket.created else None
         orphans.append(_Found(Orphan(kind="bucket", id=bucket.name, region=bucket.region, owner="dfbench",
-                                     age_hours=age), (), lambda name=bucket.name: buckets.delete_bucket(s3, name)))
+                                     age_hours=age), (), partial(buckets.delete_bucket, s3, bucket.name)))
     return orphans
 
 
