@@ -138,11 +138,30 @@ def test_a_role_is_kept_while_its_cluster_lives_in_its_region(aws, inspector) ->
     assert iam.get_role(RoleName="dfbench-twin-eu-west-1")["Role"]
     assert dfbench.status("twin", region="eu-west-1") is not None
 
+    listed = {(c.name, c.region): c.live for c in dfbench.clusters(all_regions=True)}
+    assert listed == {("twin", "us-east-1"): False, ("twin", "eu-west-1"): True}
+
     terminate_all(inspector, "twin", region="eu-west-1")
     nothing = dfbench.sweep(region="us-east-1", older_than=timedelta(0))
     assert nothing.orphans == []
-    swept = dfbench.sweep(region="eu-west-1", older_than=timedelta(0), apply=True)
+    swept = dfbench.sweep(all_regions=True, older_than=timedelta(0), apply=True)
     assert "dfbench-twin-eu-west-1" in {o.id for o in swept.deleted} and swept.clean
+    assert {o.region for o in swept.deleted} == {"eu-west-1"} and len(swept.regions) > 10
+
+
+def test_a_network_holding_an_instance_not_of_dfbench_is_kept(aws, inspector) -> None:
+    """Someone launched an instance of their own, untagged, into a dead cluster's subnet: its
+    network stays (AWS would refuse it anyway, after minutes of DependencyViolation); the rest goes."""
+    cluster = dfbench.provision(ClusterSpec(name="dead", instance_count=1))
+    terminate_all(inspector, "dead")
+    ec2 = inspector.client("ec2")
+    [foreign] = ec2.run_instances(ImageId=cluster.ami_id, InstanceType="t3.micro", MinCount=1, MaxCount=1,
+                                  SubnetId=cluster.subnet_id)["Instances"]
+    report = dfbench.sweep(older_than=timedelta(0), apply=True)
+    assert {o.kind for o in report.deleted} == {"hosted-zone", "instance-profile", "iam-role"}, report.deleted
+    assert sum(foreign["InstanceId"] in line for line in report.skipped) == 5  # vpc, subnet, igw, table, group
+    found = inventory(inspector, "dead")
+    assert [len(found[k]) for k in ("vpc", "subnet", "igw", "route_table", "security_group")] == [1, 1, 1, 1, 1]
 
 
 def test_buckets_only_with_buckets_and_only_when_no_cluster_uses_them(aws, inspector) -> None:

@@ -42,44 +42,47 @@ def owner_text(owners: Iterable[Owner]) -> str:
 
 @dataclass(frozen=True)
 class Regional:
-    """What one region holds: every instance carrying an owner tag (any state), and every network
-    resource carrying dfbench:managed=true."""
+    """What one region holds: every instance carrying an owner tag (any state), every network
+    resource carrying dfbench:managed=true, and the instances not terminated in those VPCs,
+    tagged or not, by VPC."""
 
     region: str
     instances: list[Instance]
     network: network.Network
+    occupied: dict[str, list[str]]
 
     @property
     def live_owners(self) -> set[Owner]:
         return {owner for i in self.instances if i.state not in GONE_STATES for owner in owners_of(i.tags)}
 
 
+# (cluster, region) as a global resource's name carries them; None: not a name dfbench makes.
+Named = tuple[str, str] | None
+
+
 @dataclass(frozen=True)
 class Global:
-    """IAM's and Route 53's dfbench resources, each with the region its name carries (None when
-    its name is not one dfbench makes)."""
+    """IAM's and Route 53's dfbench resources, each with the cluster and region its name carries."""
 
-    roles: list[tuple[iam.Role, str | None]]
-    profiles: list[tuple[iam.InstanceProfile, str | None]]
-    zones: list[tuple[dns.Zone, str | None]]
+    roles: list[tuple[iam.Role, Named]]
+    profiles: list[tuple[iam.InstanceProfile, Named]]
+    zones: list[tuple[dns.Zone, Named]]
 
 
 def look_at_region(aws: Aws) -> Regional:
     ec2 = aws.client("ec2")
-    return Regional(aws.region, ec2_instances.find_owned_instances(ec2), network.find_managed_network(ec2))
+    net = network.find_managed_network(ec2)
+    return Regional(aws.region, ec2_instances.find_owned_instances(ec2), net,
+                    ec2_instances.instances_in_vpcs(ec2, [v.vpc_id for v in net.vpcs]))
 
 
 def look_globally(aws: Aws) -> Global:
     iam_client = aws.client("iam")
-
-    def region_of(owner: tuple[str, str] | None) -> str | None:
-        return owner[1] if owner else None
-
     return Global(
-        roles=[(role, region_of(iam.name_owner(role.name))) for role in iam.find_managed_roles(iam_client)],
-        profiles=[(profile, region_of(iam.name_owner(profile.name)))
+        roles=[(role, iam.name_owner(role.name)) for role in iam.find_managed_roles(iam_client)],
+        profiles=[(profile, iam.name_owner(profile.name))
                   for profile in iam.find_managed_instance_profiles(iam_client)],
-        zones=[(zone, region_of(dns.zone_owner(zone.name))) for zone in dns.find_managed_zones(aws.client("route53"))],
+        zones=[(zone, dns.zone_owner(zone.name)) for zone in dns.find_managed_zones(aws.client("route53"))],
     )
 
 
@@ -123,10 +126,9 @@ def _summaries(aws: Aws, view: Regional, seen: Global, now: datetime) -> list[Cl
     for instance in view.instances:
         if CLUSTER_KEY in instance.tags:
             instances.setdefault(instance.tags[CLUSTER_KEY], []).append(instance)
-    roles = {role.tags.get(CLUSTER_KEY): role for role, region in seen.roles if region == view.region}
-    names = set(instances) | {v.tags[CLUSTER_KEY] for v in view.network.vpcs if CLUSTER_KEY in v.tags} \
-        | {zone.tags[CLUSTER_KEY] for zone, region in seen.zones if region == view.region and CLUSTER_KEY in zone.tags}
-    names |= {name for name in roles if name}
+    roles = {named[0]: role for role, named in seen.roles if named and named[1] == view.region}
+    names = set(instances) | set(roles) | {v.tags[CLUSTER_KEY] for v in view.network.vpcs if CLUSTER_KEY in v.tags} \
+        | {named[0] for _, named in seen.zones if named and named[1] == view.region}
     prices = Prices(aws)
     summaries = []
     for name in sorted(names):

@@ -32,6 +32,7 @@ from dfbench.aws.tags import BUCKET_KEY, CLUSTER_KEY
 from dfbench.errors import CredentialsError, WaitTimeout, aws_errors, translate
 from dfbench.fleet import (
     Global,
+    Named,
     Owner,
     Regional,
     base_connection,
@@ -106,23 +107,31 @@ def _orphan(kind: str, resource_id: str, region: str, owners: tuple[Owner, ...],
 def _network_orphans(aws: Aws, view: Regional, skipped: list[str]) -> list[_Found]:
     ec2 = aws.client("ec2")
     net = view.network
-    items: list[tuple[str, str, dict[str, str], Callable[[], object]]] = [
-        *(("security-group", g.group_id, g.tags, lambda g=g: network.delete_security_group(ec2, g))
+    # (kind, id, tags, the VPCs it is part of, how to delete it)
+    items: list[tuple[str, str, dict[str, str], tuple[str, ...], Callable[[], object]]] = [
+        *(("security-group", g.group_id, g.tags, (g.vpc_id,), lambda g=g: network.delete_security_group(ec2, g))
           for g in net.security_groups),
-        *(("route-table", t.route_table_id, t.tags, lambda t=t: network.delete_route_table(ec2, t))
+        *(("route-table", t.route_table_id, t.tags, (t.vpc_id,), lambda t=t: network.delete_route_table(ec2, t))
           for t in net.route_tables),
-        *(("internet-gateway", g.igw_id, g.tags, lambda g=g: network.delete_internet_gateway(ec2, g))
-          for g in net.internet_gateways),
-        *(("subnet", s.subnet_id, s.tags, lambda s=s: network.delete_subnet(ec2, s)) for s in net.subnets),
-        *(("vpc", v.vpc_id, v.tags, lambda v=v: network.delete_vpc(ec2, v)) for v in net.vpcs),
+        *(("internet-gateway", g.igw_id, g.tags, g.attached_vpc_ids,
+           lambda g=g: network.delete_internet_gateway(ec2, g)) for g in net.internet_gateways),
+        *(("subnet", s.subnet_id, s.tags, (s.vpc_id,), lambda s=s: network.delete_subnet(ec2, s))
+          for s in net.subnets),
+        *(("vpc", v.vpc_id, v.tags, (v.vpc_id,), lambda v=v: network.delete_vpc(ec2, v)) for v in net.vpcs),
     ]
     found = []
-    for kind, resource_id, tags, delete in items:
+    for kind, resource_id, tags, vpcs, delete in items:
         owners = owners_of(tags)
+        held = sorted(i for vpc in vpcs for i in view.occupied.get(vpc, []))
         if not owners:
             skipped.append(f"{kind} {resource_id} ({view.region}): carries dfbench:managed=true but names no cluster "
                            "nor verify run")
-        elif not set(owners) & view.live_owners:
+        elif set(owners) & view.live_owners:
+            continue
+        elif held:
+            skipped.append(f"{kind} {resource_id} ({view.region}, {owner_text(owners)}): its VPC holds instance(s) "
+                           f"{', '.join(held)}, not dfbench's")
+        else:
             found.append(_orphan(kind, resource_id, view.region, owners, delete))
     return found
 
@@ -131,13 +140,12 @@ def _global_orphans(base: Aws, seen: Global, views: dict[str, Regional], skipped
     """Zones, instance profiles and roles whose region is swept and whose owner is not live there.
     The owner comes from the tags, else from the name (which also gives the region)."""
     iam_client, route53 = base.client("iam"), base.client("route53")
-    items: list[tuple[str, str, dict[str, str], tuple[str, str] | None, Callable[[], object]]] = [
-        *(("hosted-zone", z.zone_id, z.tags, dns.zone_owner(z.name), lambda z=z: dns.delete_zone(route53, z))
-          for z, _ in seen.zones),
-        *(("instance-profile", p.name, p.tags, iam.name_owner(p.name),
-           lambda p=p: iam.delete_instance_profile(iam_client, p)) for p, _ in seen.profiles),
-        *(("iam-role", r.name, r.tags, iam.name_owner(r.name), lambda r=r: iam.delete_role(iam_client, r))
-          for r, _ in seen.roles),
+    items: list[tuple[str, str, dict[str, str], Named, Callable[[], object]]] = [
+        *(("hosted-zone", z.zone_id, z.tags, named, lambda z=z: dns.delete_zone(route53, z))
+          for z, named in seen.zones),
+        *(("instance-profile", p.name, p.tags, named, lambda p=p: iam.delete_instance_profile(iam_client, p))
+          for p, named in seen.profiles),
+        *(("iam-role", r.name, r.tags, named, lambda r=r: iam.delete_role(iam_client, r)) for r, named in seen.roles),
     ]
     found = []
     for kind, resource_id, tags, named, delete in items:
@@ -157,10 +165,10 @@ def _old_enough(found: list[_Found], seen: Global, views: list[Regional], older_
     old (with ``older_than`` zero: all), each with its age; and a line for each owner left."""
     traces: dict[tuple[Owner, str], list[datetime]] = {}
     for things in (seen.roles, seen.profiles):
-        for thing, region in things:
-            for owner in owners_of(thing.tags):
-                if region and thing.created:
-                    traces.setdefault((owner, region), []).append(thing.created)
+        for thing, named in things:
+            for owner in owners_of(thing.tags) or (((CLUSTER_KEY, named[0]),) if named else ()):
+                if named and thing.created:
+                    traces.setdefault((owner, named[1]), []).append(thing.created)
     for view in views:
         for instance in view.instances:
             for owner in owners_of(instance.tags):

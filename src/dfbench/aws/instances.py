@@ -134,6 +134,21 @@ def find_owned_instances(ec2: Any) -> list[Instance]:
     return _describe(ec2, Filters=[{"Name": "tag-key", "Values": [CLUSTER_KEY, VERIFY_KEY]}])
 
 
+def instances_in_vpcs(ec2: Any, vpc_ids: Sequence[str]) -> dict[str, list[str]]:
+    """The instances in any state but terminated in each of ``vpc_ids`` (whatever their tags), by
+    VPC: what holds a network that no dfbench tag says is used."""
+    held: dict[str, list[str]] = {}
+    if not vpc_ids:
+        return held
+    for page in ec2.get_paginator("describe_instances").paginate(Filters=[
+            {"Name": "vpc-id", "Values": list(vpc_ids)},
+            {"Name": "instance-state-name", "Values": [*LIVE_STATES, "shutting-down"]}]):
+        for reservation in page["Reservations"]:
+            for raw in reservation["Instances"]:
+                held.setdefault(raw["VpcId"], []).append(raw["InstanceId"])
+    return held
+
+
 def name_index(name: str) -> int:
     match = _NAME_INDEX.search(name)
     return int(match.group(1)) if match else 1_000_000

@@ -12,8 +12,8 @@ from rich.table import Table
 
 from dfbench.cli.output import out
 from dfbench.fleet import list_clusters
-from dfbench.models import ClusterSummary, SweepReport, usd_text
 from dfbench.janitor import sweep
+from dfbench.models import ClusterSummary, SweepReport, usd_text
 
 
 def _age_text(hours: float | None) -> str:
