@@ -72,8 +72,9 @@ def sweep(*, region: str | None = None, all_regions: bool = False, older_than: t
         if not apply or not found:
             return report
         errors = _delete(found)
-        # A fresh look, not bookkeeping: what is left is what AWS still has.
-        still, _ = _orphans(base, regions, timedelta(0), include_buckets, profile)
+        # A fresh look, not bookkeeping: what is left is what AWS still has (in the regions that
+        # had orphans; IAM's and Route 53's are looked at once whatever the regions).
+        still, _ = _orphans(base, sorted({f.orphan.region for f in found}), timedelta(0), include_buckets, profile)
         present = {(f.orphan.kind, f.orphan.id) for f in still}
         return report.model_copy(update={
             "deleted": [f.orphan for f in found if (f.orphan.kind, f.orphan.id) not in present],
