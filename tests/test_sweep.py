@@ -138,7 +138,8 @@ def test_a_role_is_kept_while_its_cluster_lives_in_its_region(aws, inspector) ->
     assert iam.get_role(RoleName="dfbench-twin-eu-west-1")["Role"]
     assert dfbench.status("twin", region="eu-west-1") is not None
 
-    listed = [(c.name, c.region, c.live) for region in ("us-east-1", "eu-west-1") for c in dfbench.clusters(region=region)]
+    listed = [(c.name, c.region, c.live) for region in ("us-east-1", "eu-west-1")
+              for c in dfbench.clusters(region=region)]
     assert listed == [("twin", "us-east-1", False), ("twin", "eu-west-1", True)]
 
     terminate_all(inspector, "twin", region="eu-west-1")
