@@ -94,6 +94,7 @@ def _orphans(base: Aws, regions: list[str], older_than: timedelta, include_bucke
     found += _global_orphans(base, seen, {name: view for name, (view, _) in views.items()}, skipped)
     found, young = _old_enough(found, seen, [view for view, _ in views.values()], older_than, now)
     skipped += young
+    found = _without_answering_vpcs(base, found, skipped)
     if include_buckets:
         found += _bucket_orphans(base, regions, seen, found, [view for view, _ in views.values()], skipped)
     return sorted(found, key=lambda f: (_ORDER.index(f.orphan.kind), f.orphan.region, f.orphan.id)), skipped
@@ -188,6 +189,25 @@ def _old_enough(found: list[_Found], seen: Global, views: list[Regional], older_
     limit = _duration_text(older_than)
     return kept, [f"{owner} ({region}): {why}, not older than {limit}: left (--older-than 0 takes it)"
                   for (owner, region), why in sorted(young.items())]
+
+
+def _without_answering_vpcs(base: Aws, found: list[_Found], skipped: list[str]) -> list[_Found]:
+    """The orphans but the VPCs in which a zone that stays still answers (one not tagged by
+    dfbench: a provision stopped between creating the zone and tagging it), so that no zone
+    outlives the VPC it answers in (ARCHITECTURE §4)."""
+    route53 = base.client("route53")
+    going = {f.orphan.id for f in found if f.orphan.kind == "hosted-zone"}
+    kept = []
+    for item in found:
+        staying = (sorted(set(dns.zones_on_vpc(route53, item.orphan.id, item.orphan.region)) - going)
+                   if item.orphan.kind == "vpc" else [])
+        if staying:
+            skipped.append(f"vpc {item.orphan.id} ({item.orphan.region}, {item.orphan.owner}): hosted zone(s) "
+                           f"{', '.join(staying)} without dfbench:managed=true still answer in it; `dfbench teardown` "
+                           "of its cluster deletes a zone dfbench created, then sweep again")
+        else:
+            kept.append(item)
+    return kept
 
 
 def _bucket_orphans(base: Aws, regions: list[str], seen: Global, found: list[_Found], views: list[Regional],

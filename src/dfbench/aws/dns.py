@@ -151,6 +151,18 @@ def find_managed_zones(route53: Any) -> list[Zone]:
     return sorted(zones, key=lambda z: z.zone_id)
 
 
+def zones_on_vpc(route53: Any, vpc_id: str, region: str) -> list[str]:
+    """The ids of the private zones associated with a VPC, whoever's they are."""
+    ids: list[str] = []
+    params: dict[str, str] = {"VPCId": vpc_id, "VPCRegion": region}
+    while True:
+        page = route53.list_hosted_zones_by_vpc(**params)
+        ids += [_zone_id(summary["HostedZoneId"]) for summary in page.get("HostedZoneSummaries", [])]
+        if not page.get("NextToken"):
+            return ids
+        params["NextToken"] = page["NextToken"]
+
+
 def find_zone(route53: Any, *, cluster: str, region: str) -> list[Zone]:
     """The cluster's zones: a list, like every find, though CallerReference keeps it to one.
     A zone counts as the cluster's by its tags, or, untagged, by a CallerReference of dfbench's
