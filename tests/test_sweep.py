@@ -247,3 +247,18 @@ def test_sweep_takes_what_an_interrupted_provision_left(aws, inspector, shard: i
             left = {kind: ids for kind, ids in inventory(inspector, name).items() if ids}
         assert left == {}, f"after {interrupt.last}: {left}"
     assert after > 10
+
+
+@pytest.mark.parametrize("shard", range(2))
+def test_sweep_takes_what_an_interrupted_teardown_left(aws, inspector, shard: int) -> None:
+    for after in itertools.count(shard + 1, 2):
+        name = f"half{after}"
+        dfbench.provision(ClusterSpec(name=name, instance_count=1))
+        interrupt = interrupted(lambda name=name: dfbench.teardown(name), after)
+        terminate_all(inspector, name)  # interrupted before its instances went: they end by their time-to-live
+        report = dfbench.sweep(older_than=timedelta(0), apply=True)
+        assert report.clean, f"after {interrupt.last if interrupt else 'nothing'}: {report}"
+        assert all(ids == [] for ids in inventory(inspector, name).values()), after
+        if interrupt is None:
+            break
+    assert after > 6

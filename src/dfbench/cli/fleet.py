@@ -12,7 +12,7 @@ from rich.table import Table
 
 from dfbench.cli.output import out
 from dfbench.fleet import list_clusters
-from dfbench.janitor import sweep
+from dfbench.janitor import DEFAULT_OLDER_THAN, sweep
 from dfbench.models import ClusterSummary, SweepReport, usd_text
 
 
@@ -76,8 +76,9 @@ def _render_sweep(report: SweepReport) -> None:
 
 
 def run_sweep(args: argparse.Namespace) -> int:
-    report = sweep(region=args.region, all_regions=args.all_regions, older_than=timedelta(seconds=args.older_than),
-                   apply=args.yes, include_buckets=args.buckets, profile=args.profile)
+    older_than = DEFAULT_OLDER_THAN if args.older_than is None else timedelta(seconds=args.older_than)
+    report = sweep(region=args.region, all_regions=args.all_regions, older_than=older_than, apply=args.yes,
+                   include_buckets=args.buckets, profile=args.profile)
     if args.json:
         print(json.dumps({**report.model_dump(mode="json"), "clean": report.clean}, indent=2))
     else:

@@ -148,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
         where.add_argument("--all-regions", action="store_true", help="every region enabled for the account")
         command.add_argument("--profile", help="AWS profile (default: AWS_PROFILE / the default chain)")
         command.add_argument("--json", action="store_true", help="print the result as JSON")
-    command.add_argument("--older-than", type=older_than, default=3600.0, metavar="DURATION",
+    command.add_argument("--older-than", type=older_than, metavar="DURATION",
                          help="only what the owner left at least this long ago, such as 30m, 2h or 1d (default 1h; "
                          "0: whatever its age, and also what carries no date)")
     command.add_argument("--yes", action="store_true", help="delete what was found (without it: list it only)")
