@@ -96,7 +96,8 @@ def _orphans(base: Aws, regions: list[str], older_than: timedelta, include_bucke
     skipped += young
     found = _without_answering_vpcs(base, found, skipped)
     if include_buckets:
-        found += _bucket_orphans(base, regions, seen, found, [view for view, _ in views.values()], skipped)
+        found += _bucket_orphans(base, regions, seen, found, [view for view, _ in views.values()], skipped,
+                                 older_than, now)
     return sorted(found, key=lambda f: (_ORDER.index(f.orphan.kind), f.orphan.region, f.orphan.id)), skipped
 
 
@@ -131,8 +132,8 @@ def _network_orphans(aws: Aws, view: Regional, skipped: list[str]) -> list[_Foun
         elif set(owners) & view.live_owners:
             continue
         elif held:
-            skipped.append(f"{kind} {resource_id} ({view.region}, {owner_text(owners)}): its VPC holds instance(s) "
-                           f"{', '.join(held)}, not dfbench's")
+            skipped.append(f"{kind} {resource_id} ({view.region}, {owner_text(owners)}): its VPC still holds "
+                           f"instance(s) {', '.join(held)}")
         else:
             found.append(_orphan(kind, resource_id, view.region, owners, delete))
     return found
@@ -211,9 +212,11 @@ def _without_answering_vpcs(base: Aws, found: list[_Found], skipped: list[str]) 
 
 
 def _bucket_orphans(base: Aws, regions: list[str], seen: Global, found: list[_Found], views: list[Regional],
-                    skipped: list[str]) -> list[_Found]:
+                    skipped: list[str], older_than: timedelta, now: datetime) -> list[_Found]:
     """dfbench's buckets in the swept regions that nothing staying records as its bucket: no role
-    (every region's: IAM is global) nor VPC that this sweep does not delete."""
+    (every region's: IAM is global) nor VPC that this sweep does not delete; and, unless
+    ``older_than`` is zero, created at least that long ago (provision creates the bucket before
+    the role that records it)."""
     going = {(f.orphan.kind, f.orphan.id) for f in found}
     users: dict[str, set[str]] = {}
     for role, _ in seen.roles:
@@ -231,9 +234,14 @@ def _bucket_orphans(base: Aws, regions: list[str], seen: Global, found: list[_Fo
         if bucket.name in users:
             skipped.append(f"bucket {bucket.name}: used by {', '.join(sorted(users[bucket.name]))}")
             continue
-        age = (datetime.now(UTC) - bucket.created).total_seconds() / 3600 if bucket.created else None
+        age = now - bucket.created if bucket.created else None
+        if older_than > timedelta(0) and (age is None or age < older_than):
+            skipped.append(f"bucket {bucket.name}: created {_duration_text(age)} ago, not older than "
+                           f"{_duration_text(older_than)}")
+            continue
         orphans.append(_Found(Orphan(kind="bucket", id=bucket.name, region=bucket.region, owner="dfbench",
-                                     age_hours=age), (), partial(buckets.delete_bucket, s3, bucket.name)))
+                                     age_hours=age.total_seconds() / 3600 if age else None), (),
+                              partial(buckets.delete_bucket, s3, bucket.name)))
     return orphans
 
 
