@@ -126,7 +126,9 @@ def _summaries(aws: Aws, view: Regional, seen: Global, now: datetime) -> list[Cl
     for instance in view.instances:
         if CLUSTER_KEY in instance.tags:
             instances.setdefault(instance.tags[CLUSTER_KEY], []).append(instance)
-    roles = {named[0]: role for role, named in seen.roles if named and named[1] == view.region}
+    # A role names its cluster; one of a verify run (dfbench:verify, no dfbench:cluster) is no cluster's.
+    roles = {role.tags.get(CLUSTER_KEY, named[0]): role for role, named in seen.roles
+             if named and named[1] == view.region and (CLUSTER_KEY in role.tags or VERIFY_KEY not in role.tags)}
     names = set(instances) | set(roles) | {v.tags[CLUSTER_KEY] for v in view.network.vpcs if CLUSTER_KEY in v.tags} \
         | {named[0] for _, named in seen.zones if named and named[1] == view.region}
     prices = Prices(aws)
