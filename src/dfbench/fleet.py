@@ -126,11 +126,11 @@ def _summaries(aws: Aws, view: Regional, seen: Global, now: datetime) -> list[Cl
     for instance in view.instances:
         if CLUSTER_KEY in instance.tags:
             instances.setdefault(instance.tags[CLUSTER_KEY], []).append(instance)
-    # A role names its cluster; one of a verify run (dfbench:verify, no dfbench:cluster) is no cluster's.
-    roles = {role.tags.get(CLUSTER_KEY, named[0]): role for role, named in seen.roles
-             if named and named[1] == view.region and (CLUSTER_KEY in role.tags or VERIFY_KEY not in role.tags)}
+    roles = {name: role for role, named in seen.roles
+             if named and named[1] == view.region and (name := _cluster_of(role.tags, named))}
     names = set(instances) | set(roles) | {v.tags[CLUSTER_KEY] for v in view.network.vpcs if CLUSTER_KEY in v.tags} \
-        | {named[0] for _, named in seen.zones if named and named[1] == view.region}
+        | {name for zone, named in seen.zones if named and named[1] == view.region
+           and (name := _cluster_of(zone.tags, named))}
     prices = Prices(aws)
     summaries = []
     for name in sorted(names):
@@ -147,6 +147,13 @@ def _summaries(aws: Aws, view: Regional, seen: Global, now: datetime) -> list[Cl
             cost=accrued(prices, members, now=now),
         ))
     return summaries
+
+
+def _cluster_of(tags: Mapping[str, str], named: tuple[str, str]) -> str | None:
+    """The cluster of a role or zone: its tag, else its name's, unless it is a verify run's."""
+    if CLUSTER_KEY in tags:
+        return tags[CLUSTER_KEY]
+    return None if VERIFY_KEY in tags else named[0]
 
 
 def ttl_deadline(instances: Iterable[Instance]) -> datetime | None:
