@@ -21,7 +21,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 # benchmarks/ is on sys.path: scripts run as files
@@ -89,6 +89,7 @@ def measure() -> list[Row]:
                 rows.append(_measure(recorder, "no-op re-provision", label, lambda s=spec: dfbench.provision(s)))
                 rows.append(_measure(recorder, "plan (nothing to change)", label, lambda s=spec: dfbench.plan(s)))
                 rows.append(_measure(recorder, "doctor (of the running cluster)", label, lambda s=spec: doctor(s)))
+                rows.append(_measure(recorder, "clusters (the one running)", label, dfbench.clusters))
                 count = n
                 if n == SIZES[0]:
                     for target in SCALE_STEPS:
@@ -98,6 +99,8 @@ def measure() -> list[Row]:
                         count = target
                 scenario = "teardown" if count == n else f"teardown (of the {count} left after scaling)"
                 rows.append(_measure(recorder, scenario, label, lambda name=spec.name: dfbench.teardown(name)))
+                rows.append(_measure(recorder, "sweep (nothing left to take)", label,
+                                     lambda: dfbench.sweep(older_than=timedelta(0))))
     return rows
 
 
@@ -198,9 +201,9 @@ def section(rows: list[Row]) -> str:
         "a paginated read is a call), against moto in server mode on loopback with "
         f"`DFBENCH_TIME_SCALE={TIME_SCALE}`. Mutating = anything but `Describe*`/`Get*`/`List*`/`Head*`. "
         f"Each size starts from an empty account: cold provision, no-op re-provision of the same spec, plan, "
-        "doctor, "
+        "doctor, clusters, "
         f"then (N={lo} only) scale {lo} → {' → '.join(str(s) for s in SCALE_STEPS)}, then teardown "
-        "(the bucket is kept, as by default)."),
+        "(the bucket is kept, as by default), then a dry-run sweep of the region (`--older-than 0`)."),
         "",
         ("**Wall seconds are emulator time, not AWS time**: moto answers at once and every poll interval is "
         "scaled down, so they show dfbench's and the emulator's own overhead only (after one unmeasured warm-up "

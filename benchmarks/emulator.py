@@ -18,8 +18,10 @@ UNSET = ("AWS_PROFILE", "AWS_VAULT", "BENCHMARK_BUCKET", "AWS_CONTAINER_CREDENTI
 
 @contextmanager
 def emulated_aws(time_scale: str = "0.001") -> Iterator[tuple[Any, Path]]:
-    """(the MotoServer, the scratch folder, which is the working directory meanwhile)."""
-    from dfbench_testing import MotoServer, emulator_environment
+    """(the MotoServer, the scratch folder, which is the working directory meanwhile). The Price
+    List API, which moto lacks and plan, provision and teardown ask, is answered by the harness's
+    stand-in throughout."""
+    from dfbench_testing import MotoServer, PriceList, emulator_environment, hooked
 
     server = MotoServer()
     previous_cwd = Path.cwd()
@@ -31,7 +33,8 @@ def emulated_aws(time_scale: str = "0.001") -> Iterator[tuple[Any, Path]]:
         with tempfile.TemporaryDirectory(prefix="dfbench-bench-") as workdir:
             os.chdir(workdir)
             try:
-                yield server, Path(workdir)
+                with hooked(PriceList().hook):
+                    yield server, Path(workdir)
             finally:
                 os.chdir(previous_cwd)
     finally:

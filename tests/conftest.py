@@ -13,6 +13,7 @@ from dfbench_testing import (
     LaunchTokens,
     MotoGaps,
     MotoServer,
+    PriceList,
     Recorder,
     RequestChecks,
     emulator_environment,
@@ -34,7 +35,14 @@ def launch_tokens() -> LaunchTokens:
 
 
 @pytest.fixture
-def aws(moto_server: MotoServer, launch_tokens: LaunchTokens, monkeypatch: pytest.MonkeyPatch,
+def price_list() -> PriceList:
+    """AWS's Price List API (moto has none) for the test's account: a test changes its prices,
+    or makes it refuse (``refuse``), before the calls."""
+    return PriceList()
+
+
+@pytest.fixture
+def aws(moto_server: MotoServer, launch_tokens: LaunchTokens, price_list: PriceList, monkeypatch: pytest.MonkeyPatch,
         tmp_path) -> Iterator[MotoServer]:
     """A clean emulated account; dfbench's clients reach it through AWS_ENDPOINT_URL."""
     moto_server.reset()
@@ -48,9 +56,9 @@ def aws(moto_server: MotoServer, launch_tokens: LaunchTokens, monkeypatch: pytes
     monkeypatch.chdir(tmp_path)
     # AWS's own checks where moto and botocore lack them: the model's patterns, enums and limits,
     # and EC2's server-side rules (dfbench_testing.strict), on for every test; EC2's memory of
-    # launch tokens (dfbench_testing.launches).
+    # launch tokens (dfbench_testing.launches); the Price List API (dfbench_testing.pricing).
     with hooked(MotoGaps(moto_server.url).hook, RequestChecks().hook, Ec2Rules(moto_server.url).hook,
-                launch_tokens.hook):
+                launch_tokens.hook, price_list.hook):
         yield moto_server
 
 

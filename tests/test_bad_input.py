@@ -99,6 +99,17 @@ CASES += [
                                       "--env", "RUST_LOG=info"], {}, "--env only with --cluster"),
 ]
 
+# sweep and clusters: a duration and a region are checked before any AWS call.
+CASES += [
+    ("sweep age without a unit", ["sweep", "--older-than", "5"], {}, "'5' is not a duration such as 30m, 2h or 1d"),
+    ("sweep age in weeks", ["sweep", "--older-than", "2w"], {}, "'2w' is not a duration"),
+    ("sweep negative age", ["sweep", "--older-than=-1h"], {}, "'-1h' is not a duration"),
+    ("sweep one region and all", ["sweep", "--region", "us-east-1", "--all-regions"], {},
+     "--all-regions: not allowed with argument --region"),
+    ("sweep a region that is none", ["sweep", "--region", "nowhere"], {}, "'nowhere' is not an AWS region"),
+    ("clusters a region that is none", ["clusters", "--region", "nowhere"], {}, "'nowhere' is not an AWS region"),
+]
+
 
 def _make(root: Path, files: dict[str, str | None]) -> None:
     for rel, content in files.items():

@@ -173,7 +173,7 @@ def test_provision_plan_status_teardown(
     code, out, err = run(capsys, "teardown", "--cluster", "cli", "--json")
     assert code == 0, err
     assert json.loads(out) == {"cluster": "cli", "region": "us-east-1", "deleted": [], "left": [], "errors": [],
-                               "clean": True}
+                               "cost": None, "clean": True}
 
 
 def test_teardown_that_cannot_delete_the_vpc_fails(

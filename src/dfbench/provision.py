@@ -25,6 +25,7 @@ from dfbench.aws import instances as ec2_instances
 from dfbench.aws.session import Aws, connect, default_bucket_name, default_region
 from dfbench.aws.tags import BUCKET_KEY, TTL_KEY, cluster_tags, ensure_ec2_tags
 from dfbench.config import TAG_DISCOVERY_TAG, ClusterSpec, validate_cluster_name, validate_region
+from dfbench.costs import Prices, accrued, estimate
 from dfbench.errors import (
     CapacityError,
     ConfigError,
@@ -35,7 +36,7 @@ from dfbench.errors import (
     translate,
 )
 from dfbench.files import write_json_atomically
-from dfbench.models import Change, ChangeSet, Cluster, Instance, Plan, TeardownReport
+from dfbench.models import Change, ChangeSet, Cluster, Cost, Instance, Plan, TeardownReport
 from dfbench.preflight import check as check_spec
 from dfbench.transport import known_hosts
 from dfbench.worker.scripts import boot_script, ttl_script
@@ -61,14 +62,14 @@ def plan(spec: ClusterSpec, *, profile: str | None = None) -> Plan:
     """What provision would create, change or delete. Makes read-only calls only."""
     with aws_errors(profile):
         changes = ChangeSet(apply=False)
-        _converge(connect(region=spec.region, profile=profile), spec, changes)
-        return Plan(cluster=spec.name, region=spec.region, changes=changes.changes)
+        _, cost = _converge(connect(region=spec.region, profile=profile), spec, changes)
+        return Plan(cluster=spec.name, region=spec.region, changes=changes.changes, cost=cost)
 
 
 def provision(spec: ClusterSpec, *, profile: str | None = None, write_outputs: bool = True) -> Cluster:
     """Create or converge the cluster to ``spec``; returns it. Writes .dfbench/<cluster>.json."""
     with aws_errors(profile):
-        cluster = _converge(connect(region=spec.region, profile=profile), spec, ChangeSet(apply=True))
+        cluster, _ = _converge(connect(region=spec.region, profile=profile), spec, ChangeSet(apply=True))
         assert cluster is not None
         if write_outputs:
             write_outputs_file(cluster)
@@ -87,10 +88,14 @@ def _observe(aws: Aws, spec: ClusterSpec, bucket: str) -> _Observed:
     )
 
 
-def _converge(aws: Aws, spec: ClusterSpec, changes: ChangeSet) -> Cluster | None:
+def _converge(aws: Aws, spec: ClusterSpec, changes: ChangeSet) -> tuple[Cluster | None, Cost]:
+    """The cluster once converged (None for a plan), and what it costs per hour."""
     account = aws.account()  # credential preflight: before anything else
     # What EC2 would refuse at launch (or put in a Local Zone), found before anything is created.
     offered = check_spec(aws.client("ec2"), spec)
+    cost = estimate(Prices(aws), spec, offered)
+    if changes.apply:
+        log.info("cluster %s costs %s", spec.name, cost.hourly_text())  # said before anything is created
     bucket = spec.bucket or default_bucket_name(account, spec.region)
     partition = aws.session.get_partition_for_region(spec.region)
     seen = _observe(aws, spec, bucket)
@@ -118,9 +123,9 @@ def _converge(aws: Aws, spec: ClusterSpec, changes: ChangeSet) -> Cluster | None
     _ensure_workers_record(route53, zone, record, instances, launching, changes)
 
     if not changes.apply:
-        return None
+        return None, cost
     assert ids.vpc_id and ids.internet_gateway_id and ids.route_table_id and ids.security_group_id and subnet_id
-    return Cluster(
+    cluster = Cluster(
         name=spec.name,
         region=spec.region,
         account=account,
@@ -137,6 +142,7 @@ def _converge(aws: Aws, spec: ClusterSpec, changes: ChangeSet) -> Cluster | None
         ssh_ingress_cidrs=sorted(spec.ssh_ingress_cidrs),
         workers_dns_name=record,
     )
+    return cluster, cost
 
 
 def _ensure_workers_record(route53: object, zone: dns.Zone | None, record: str, instances: list[Instance],
@@ -360,6 +366,8 @@ def teardown(
                   or os.environ.get("BENCHMARK_BUCKET") or default_bucket_name(account, region))
         bucket_state = buckets.find_bucket(s3, bucket) if delete_bucket else None
         before = _inventory(net, zones, instances, role, instance_profile, bucket_state)
+        # What the instances cost from their launch until now, when they are terminated.
+        lifetime = accrued(Prices(aws), instances) if instances else None
 
         errors: list[str] = []
         ids = [i.instance_id for i in instances]
@@ -404,7 +412,7 @@ def teardown(
         if not left:
             (OUTPUTS_DIR / f"{name}.json").unlink(missing_ok=True)
         return TeardownReport(cluster=name, region=region, deleted=[x for x in before if x not in after],
-                              left=left, errors=errors)
+                              left=left, errors=errors, cost=lifetime)
 
 
 _NOT_TERMINATED = (*ec2_instances.LIVE_STATES, "shutting-down")

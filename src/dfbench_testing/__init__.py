@@ -36,6 +36,9 @@ dfbench never imports it: ``import dfbench`` loads neither this package nor moto
 - ``ServiceQuotas``, ``PolicySimulator`` (account.py), what ``dfbench doctor`` asks that moto
   cannot answer: EC2's vCPU quotas (moto's Service Quotas knows VPC's only) and IAM's
   SimulatePrincipalPolicy (absent from moto), answered as AWS answers them.
+- ``PriceList`` (pricing.py): the Price List API's GetProducts (moto has none), over a small
+  AmazonEC2 price list holding, beside each product dfbench wants, the neighbours a missing
+  filter would let through at other prices; answered from its endpoint regions only.
 - ``FakeSsm``, ``LocalAgent`` (ssm.py), the SSM agent's side of Run Command, which moto lacks:
   DescribeInstanceInformation and ListCommandInvocations from a script of states (``FakeSsm``);
   each SendCommand's script run here with bash and GetCommandInvocation answered as AWS answers it
@@ -84,6 +87,7 @@ from dfbench_testing.imds import Imds
 from dfbench_testing.instance import InstanceSide, cloud_init_console
 from dfbench_testing.launches import LaunchTokens
 from dfbench_testing.moto import MOTO_FLAGS, MotoServer, emulator_environment
+from dfbench_testing.pricing import PriceList
 from dfbench_testing.recording import READ_PREFIXES, Call, Recorder
 from dfbench_testing.s3post import post_policy_problems
 from dfbench_testing.sshd import Sshd
@@ -114,6 +118,7 @@ __all__ = [
     "MotoServer",
     "NotYetVisible",
     "PolicySimulator",
+    "PriceList",
     "Recorder",
     "RequestChecks",
     "Run",

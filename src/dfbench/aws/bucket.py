@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -53,6 +54,35 @@ def _tls_only_statement(bucket: str) -> dict[str, Any]:
         "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
         "Condition": {"Bool": {"aws:SecureTransport": "false"}},
     }
+
+
+@dataclass(frozen=True)
+class ListedBucket:
+    """A bucket of the account carrying dfbench:managed=true, where it lives and since when."""
+
+    name: str
+    region: str
+    created: datetime | None
+    tags: dict[str, str]
+
+
+def find_managed_buckets(s3: Any) -> list[ListedBucket]:
+    """Every bucket of the account tagged dfbench:managed=true: the buckets dfbench created."""
+    found = []
+    for raw in s3.list_buckets().get("Buckets", []):
+        name = raw["Name"]
+        try:
+            tags = tag_dict(s3.get_bucket_tagging(Bucket=name)["TagSet"])
+            if not is_managed(tags):
+                continue
+            # LocationConstraint is empty for us-east-1 (and "EU" for the oldest eu-west-1 buckets).
+            location = s3.get_bucket_location(Bucket=name).get("LocationConstraint") or "us-east-1"
+        except ClientError as error:
+            if error_code(error) in {"NoSuchTagSet", "NoSuchBucket", "404", "AccessDenied", "403"}:
+                continue  # untagged, gone since the listing, or not readable: not dfbench's to delete
+            raise
+        found.append(ListedBucket(name, "eu-west-1" if location == "EU" else location, raw.get("CreationDate"), tags))
+    return found
 
 
 def find_bucket(s3: Any, name: str, *, adopt_untagged: bool = False) -> BucketState | None:

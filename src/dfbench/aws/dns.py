@@ -125,6 +125,44 @@ def _zone(route53: Any, raw: Mapping[str, Any], tags: dict[str, str]) -> Zone:
     return Zone(zone_id, raw["Name"].rstrip("."), tuple(v["VPCId"] for v in vpcs), raw["CallerReference"], tags)
 
 
+def zone_owner(name: str) -> tuple[str, str] | None:
+    """(cluster, region) of a zone named as zone_name names it, else None."""
+    head, dot, domain = name.rstrip(".").partition(".")
+    region, dot, rest = domain.partition(".")
+    return (head, region) if dot and rest == DOMAIN and _LABEL.match(head) and _LABEL.match(region) else None
+
+
+def find_managed_zones(route53: Any) -> list[Zone]:
+    """Every private zone of the account under dfbench.internal carrying dfbench:managed=true
+    (Route 53 is global: every region's clusters). An untagged zone of dfbench's CallerReference
+    series is not among them: ``find_zone`` finds it for its cluster's teardown."""
+    candidates = [raw for page in route53.get_paginator("list_hosted_zones").paginate() for raw in page["HostedZones"]
+                  if raw.get("Config", {}).get("PrivateZone") and raw["Name"].rstrip(".").endswith(f".{DOMAIN}")]
+    tags = _tags_of(route53, [_zone_id(raw["Id"]) for raw in candidates])
+    zones = []
+    for raw in candidates:
+        zone_tags = tags.get(_zone_id(raw["Id"]), {})
+        if is_managed(zone_tags):
+            try:
+                zones.append(_zone(route53, raw, zone_tags))
+            except ClientError as error:
+                if error_code(error) != "NoSuchHostedZone":  # deleted since the listing
+                    raise
+    return sorted(zones, key=lambda z: z.zone_id)
+
+
+def zones_on_vpc(route53: Any, vpc_id: str, region: str) -> list[str]:
+    """The ids of the private zones associated with a VPC, whoever's they are."""
+    ids: list[str] = []
+    params: dict[str, str] = {"VPCId": vpc_id, "VPCRegion": region}
+    while True:
+        page = route53.list_hosted_zones_by_vpc(**params)
+        ids += [_zone_id(summary["HostedZoneId"]) for summary in page.get("HostedZoneSummaries", [])]
+        if not page.get("NextToken"):
+            return ids
+        params["NextToken"] = page["NextToken"]
+
+
 def find_zone(route53: Any, *, cluster: str, region: str) -> list[Zone]:
     """The cluster's zones: a list, like every find, though CallerReference keeps it to one.
     A zone counts as the cluster's by its tags, or, untagged, by a CallerReference of dfbench's

@@ -8,8 +8,10 @@ List calls), and ownership is checked through the dfbench tags set by the create
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from functools import partial
 from typing import Any
 
@@ -91,6 +93,7 @@ class Role:
     trust_policy: dict[str, Any]
     attached_policy_arns: frozenset[str]
     inline_policy: dict[str, Any] | None
+    created: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,18 @@ class InstanceProfile:
     name: str
     tags: dict[str, str]
     role_names: tuple[str, ...]
+    created: datetime | None = None
+
+
+# dfbench-<cluster>-<region>: the cluster name is greedy, so the region is the shortest tail that
+# is a region name (cluster names have dashes too).
+_NAME = re.compile(r"^dfbench-(?P<cluster>[a-z0-9-]+)-(?P<region>[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-\d{1,2})\Z")
+
+
+def name_owner(name: str) -> tuple[str, str] | None:
+    """(cluster, region) of a role or instance profile named as dfbench names them, else None."""
+    match = _NAME.match(name)
+    return (match.group("cluster"), match.group("region")) if match else None
 
 
 # IAM is eventually consistent: right after CreateRole or CreateInstanceProfile, the calls naming
@@ -146,7 +161,42 @@ def find_role(iam: Any, name: str) -> Role | None:
         trust_policy=role["AssumeRolePolicyDocument"],
         attached_policy_arns=frozenset(attached),
         inline_policy=inline,
+        created=role.get("CreateDate"),
     )
+
+
+def _named_like_dfbench(iam: Any, operation: str, key: str, name_key: str) -> list[str]:
+    """Names of the account's roles or instance profiles starting with dfbench-. IAM's List calls
+    return no tags (and filter by path only): ownership is read by the get of each."""
+    return sorted(item[name_key] for page in iam.get_paginator(operation).paginate() for item in page[key]
+                  if item[name_key].startswith("dfbench-"))
+
+
+def find_managed_roles(iam: Any) -> list[Role]:
+    """Every role of the account named dfbench-* and carrying dfbench:managed=true (IAM is global:
+    every region's). A role gone between the listing and its read is not listed."""
+    roles = []
+    for name in _named_like_dfbench(iam, "list_roles", "Roles", "RoleName"):
+        try:
+            role = find_role(iam, name)
+        except OwnershipError:
+            continue
+        if role is not None:
+            roles.append(role)
+    return roles
+
+
+def find_managed_instance_profiles(iam: Any) -> list[InstanceProfile]:
+    """Every instance profile of the account named dfbench-* and carrying dfbench:managed=true."""
+    profiles = []
+    for name in _named_like_dfbench(iam, "list_instance_profiles", "InstanceProfiles", "InstanceProfileName"):
+        try:
+            profile = find_instance_profile(iam, name)
+        except OwnershipError:
+            continue
+        if profile is not None:
+            profiles.append(profile)
+    return profiles
 
 
 def ensure_role(
@@ -216,7 +266,8 @@ def find_instance_profile(iam: Any, name: str) -> InstanceProfile | None:
             "delete it or use another --cluster name."
         )
     return InstanceProfile(
-        name=name, tags=tags, role_names=tuple(role["RoleName"] for role in profile.get("Roles", []))
+        name=name, tags=tags, role_names=tuple(role["RoleName"] for role in profile.get("Roles", [])),
+        created=profile.get("CreateDate"),
     )
 
 

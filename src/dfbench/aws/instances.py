@@ -14,7 +14,15 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from dfbench.aws.network import NOT_VISIBLE_YET
-from dfbench.aws.tags import CLUSTER_KEY, TTL_KEY, cluster_filters, tag_dict, tag_list, tag_specifications
+from dfbench.aws.tags import (
+    CLUSTER_KEY,
+    TTL_KEY,
+    VERIFY_KEY,
+    cluster_filters,
+    tag_dict,
+    tag_list,
+    tag_specifications,
+)
 from dfbench.errors import CapacityError, ConfigError, DfbenchError, error_code
 from dfbench.models import Change, ChangeSet, Instance
 from dfbench.waiting import poll, retry_client_error
@@ -118,6 +126,28 @@ def find_instances(ec2: Any, cluster: str, states: tuple[str, ...] = LIVE_STATES
         ec2, Filters=[*cluster_filters(cluster), {"Name": "instance-state-name", "Values": list(states)}]
     )
     return sorted(instances, key=lambda i: (name_index(i.name), i.launch_time, i.instance_id))
+
+
+def find_owned_instances(ec2: Any) -> list[Instance]:
+    """Every instance of the region carrying a dfbench:cluster or dfbench:verify tag, in any state
+    (EC2 lists terminated ones for about an hour): with or without dfbench:managed, since an
+    instance says its owner is alive whatever else it carries."""
+    return _describe(ec2, Filters=[{"Name": "tag-key", "Values": [CLUSTER_KEY, VERIFY_KEY]}])
+
+
+def instances_in_vpcs(ec2: Any, vpc_ids: Sequence[str]) -> dict[str, list[str]]:
+    """The instances in any state but terminated in each of ``vpc_ids`` (whatever their tags), by
+    VPC: what holds a network that no dfbench tag says is used."""
+    held: dict[str, list[str]] = {}
+    if not vpc_ids:
+        return held
+    for page in ec2.get_paginator("describe_instances").paginate(Filters=[
+            {"Name": "vpc-id", "Values": list(vpc_ids)},
+            {"Name": "instance-state-name", "Values": [*LIVE_STATES, "shutting-down"]}]):
+        for reservation in page["Reservations"]:
+            for raw in reservation["Instances"]:
+                held.setdefault(raw["VpcId"], []).append(raw["InstanceId"])
+    return held
 
 
 def name_index(name: str) -> int:

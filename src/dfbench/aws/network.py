@@ -18,6 +18,7 @@ from botocore.exceptions import ClientError
 from dfbench.aws.tags import (
     BUCKET_KEY,
     CLUSTER_KEY,
+    MANAGED_FILTER,
     MANAGED_KEY,
     cluster_filters,
     ensure_ec2_tags,
@@ -143,40 +144,50 @@ class Network:
         )
 
 
-def _describe(ec2: Any, operation: str, key: str, cluster: str) -> list[dict[str, Any]]:
+def _describe(ec2: Any, operation: str, key: str, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
-    for page in ec2.get_paginator(operation).paginate(Filters=cluster_filters(cluster)):
+    for page in ec2.get_paginator(operation).paginate(Filters=filters):
         items.extend(page[key])
     return items
 
 
 def find_network(ec2: Any, cluster: str) -> Network:
+    return _find(ec2, cluster_filters(cluster))
+
+
+def find_managed_network(ec2: Any) -> Network:
+    """Every network resource of the region carrying dfbench:managed=true, whoever's it is (its
+    tags say which cluster or verify run)."""
+    return _find(ec2, [MANAGED_FILTER])
+
+
+def _find(ec2: Any, filters: list[dict[str, Any]]) -> Network:
     vpcs = sorted(
-        (Vpc(v["VpcId"], tag_dict(v.get("Tags"))) for v in _describe(ec2, "describe_vpcs", "Vpcs", cluster)),
+        (Vpc(v["VpcId"], tag_dict(v.get("Tags"))) for v in _describe(ec2, "describe_vpcs", "Vpcs", filters)),
         key=lambda v: v.vpc_id,
     )
     igws = sorted(
         (
             InternetGateway(g["InternetGatewayId"], tuple(a["VpcId"] for a in g.get("Attachments", [])),
                             tag_dict(g.get("Tags")))
-            for g in _describe(ec2, "describe_internet_gateways", "InternetGateways", cluster)
+            for g in _describe(ec2, "describe_internet_gateways", "InternetGateways", filters)
         ),
         key=lambda g: g.igw_id,
     )
     route_tables = sorted(
-        (_route_table(r) for r in _describe(ec2, "describe_route_tables", "RouteTables", cluster)),
+        (_route_table(r) for r in _describe(ec2, "describe_route_tables", "RouteTables", filters)),
         key=lambda r: r.route_table_id,
     )
     subnets = sorted(
         (
             Subnet(s["SubnetId"], s["VpcId"], s["AvailabilityZone"], s["CidrBlock"], bool(s.get("MapPublicIpOnLaunch")),
                    tag_dict(s.get("Tags")))
-            for s in _describe(ec2, "describe_subnets", "Subnets", cluster)
+            for s in _describe(ec2, "describe_subnets", "Subnets", filters)
         ),
         key=lambda s: s.subnet_id,
     )
     groups = sorted(
-        (_security_group(g) for g in _describe(ec2, "describe_security_groups", "SecurityGroups", cluster)),
+        (_security_group(g) for g in _describe(ec2, "describe_security_groups", "SecurityGroups", filters)),
         key=lambda g: g.group_id,
     )
     return Network(vpcs, igws, route_tables, subnets, groups)

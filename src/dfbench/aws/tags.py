@@ -16,6 +16,9 @@ BUCKET_KEY = "dfbench:bucket"
 # Recorded on an instance at launch: the time-to-live its boot armed ("none" without one). Never
 # rewritten afterwards, since the timer on the instance does not change with it.
 TTL_KEY = "dfbench:ttl-hours"
+# Carried, besides MANAGED_KEY, by everything a `dfbench verify-aws` run creates: its run id.
+VERIFY_KEY = "dfbench:verify"
+MANAGED_FILTER: dict[str, object] = {"Name": f"tag:{MANAGED_KEY}", "Values": ["true"]}
 
 
 def cluster_tags(cluster: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -37,10 +40,7 @@ def tag_specifications(resource_type: str, tags: Mapping[str, str]) -> list[dict
 
 
 def cluster_filters(cluster: str) -> list[dict[str, object]]:
-    return [
-        {"Name": f"tag:{CLUSTER_KEY}", "Values": [cluster]},
-        {"Name": f"tag:{MANAGED_KEY}", "Values": ["true"]},
-    ]
+    return [{"Name": f"tag:{CLUSTER_KEY}", "Values": [cluster]}, MANAGED_FILTER]
 
 
 def is_managed(tags: Mapping[str, str], cluster: str | None = None) -> bool:

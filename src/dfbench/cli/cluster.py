@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from typing import TYPE_CHECKING
 
 from rich.markup import escape
@@ -10,6 +11,7 @@ from rich.table import Table
 
 from dfbench.cli.output import emit, out
 from dfbench.config import ClusterSpec, make_spec
+from dfbench.costs import cluster_cost
 from dfbench.models import Cluster, Plan, TeardownReport
 from dfbench.provision import plan, provision, status, teardown
 
@@ -52,11 +54,14 @@ def _render_cluster(cluster: Cluster) -> None:
 def _render_plan(result: Plan) -> None:
     if result.empty:
         out.print(f"cluster {result.cluster} ({result.region}) matches the spec: no changes")
-        return
-    out.print(f"provision would make {len(result.changes)} change(s) to cluster {result.cluster} ({result.region}):")
-    colours = {"create": "green", "update": "yellow", "delete": "red", "replace": "magenta", "start": "cyan"}
-    for change in result.changes:
-        out.print(f"  [{colours[change.action]}]{change}[/]", markup=True)
+    else:
+        out.print(f"provision would make {len(result.changes)} change(s) to cluster {result.cluster} "
+                  f"({result.region}):")
+        colours = {"create": "green", "update": "yellow", "delete": "red", "replace": "magenta", "start": "cyan"}
+        for change in result.changes:
+            out.print(f"  [{colours[change.action]}]{escape(str(change))}[/]", markup=True)
+    if result.cost is not None:
+        out.print(f"cost: {escape(result.cost.hourly_text())}", markup=True)
 
 
 def _render_teardown(report: TeardownReport) -> None:
@@ -64,6 +69,8 @@ def _render_teardown(report: TeardownReport) -> None:
         out.print(f"  [red]- deleted[/] {item}")
     for item in report.left:
         out.print(f"  [yellow]! left[/] {item}")
+    if report.cost is not None:
+        out.print(escape(f"lifetime cost of the instances terminated: {report.cost.spent_text()}"))
     if report.clean:
         out.print(f"cluster {report.cluster} ({report.region}): nothing left"
                   + ("" if report.deleted else " (there was nothing to delete)"))
@@ -106,9 +113,17 @@ def run_cluster_command(args: argparse.Namespace) -> int:
         return 0
     if args.command == "status":
         cluster = status(args.cluster, region=args.region, profile=args.profile)
-        emit(args, cluster, lambda c: _render_cluster(c) if c else out.print(
-            f"no cluster named {args.cluster!r} in {args.region or 'the default region'}"))
-        return 0 if cluster else 1
+        if cluster is None:
+            emit(args, None, lambda _: out.print(
+                f"no cluster named {args.cluster!r} in {args.region or 'the default region'}"))
+            return 1
+        cost = cluster_cost(cluster, profile=args.profile)
+        if args.json:
+            print(json.dumps({**cluster.model_dump(mode="json"), "cost": cost.model_dump(mode="json")}, indent=2))
+        else:
+            _render_cluster(cluster)
+            out.print(escape(f"cost so far: {cost.spent_text()}; now {cost.hourly_text()}"))
+        return 0
     report = teardown(args.cluster, region=args.region, profile=args.profile, delete_bucket=args.delete_bucket)
     emit(args, report, _render_teardown)
     return 0 if report.clean else 1

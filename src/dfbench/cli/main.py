@@ -23,6 +23,8 @@ _COMMANDS = {
     "status": ("dfbench.cli.cluster", "run_cluster_command", False),
     "doctor": ("dfbench.cli.cluster", "run_doctor", False),
     "teardown": ("dfbench.cli.cluster", "run_cluster_command", False),
+    "clusters": ("dfbench.cli.fleet", "run_clusters", False),
+    "sweep": ("dfbench.cli.fleet", "run_sweep", False),
     "deploy": ("dfbench.cli.remote", "run_deploy", False),
     "exec": ("dfbench.cli.remote", "run_remote_command", False),
     "logs": ("dfbench.cli.remote", "run_remote_command", False),

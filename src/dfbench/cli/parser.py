@@ -149,6 +149,36 @@ def build_parser() -> argparse.ArgumentParser:
     command.add_argument("--delete-bucket", action="store_true",
                          help="also delete the bucket dfbench created, with every object in it")
 
+    # Account-wide commands (cli/fleet.py): every cluster, and the sweep of what none owns.
+    def older_than(text: str) -> float:
+        """A duration such as 30m, 2h or 1d (0 alone: any age), in seconds."""
+        units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+        number, unit = text[:-1], text[-1:]
+        if text == "0":
+            return 0.0
+        if unit not in units or not number.isdigit():
+            raise argparse.ArgumentTypeError(f"{text!r} is not a duration such as 30m, 2h or 1d (0 takes every "
+                                             "orphan whatever its age)")
+        return float(int(number) * units[unit])
+
+    for name, help in (("clusters", ("every dfbench cluster: age, instances by state, time-to-live deadline, what "
+                                     "it costs per hour and so far")),
+                       ("sweep", ("find what carries dfbench:managed=true and no live cluster owns (left by an "
+                                  "interrupted provision, teardown or verify-aws); delete it only with --yes"))):
+        command = commands.add_parser(name, help=help, description=help)
+        where = command.add_mutually_exclusive_group()
+        where.add_argument("--region", help="AWS region (default: AWS_REGION, else us-east-1)")
+        where.add_argument("--all-regions", action="store_true", help="every region enabled for the account")
+        command.add_argument("--profile", help="AWS profile (default: AWS_PROFILE / the default chain)")
+        command.add_argument("--json", action="store_true", help="print the result as JSON")
+    command.add_argument("--older-than", type=older_than, metavar="DURATION",
+                         help="only what the owner left at least this long ago, such as 30m, 2h or 1d (default 1h; "
+                         "0: whatever its age, and also what carries no date)")
+    command.add_argument("--yes", action="store_true", help="delete what was found (without it: list it only)")
+    command.add_argument("--buckets", action="store_true",
+                         help="also delete the buckets dfbench created that no remaining cluster uses, with every "
+                         "object in them")
+
     command = cluster_command("deploy", "install the worker on every instance, restart it, check /info")
     source = command.add_mutually_exclusive_group(required=True)
     source.add_argument("--binary", metavar="PATH",

@@ -19,7 +19,7 @@ from botocore.exceptions import ClientError
 from dfbench.aws import account, bucket, dns, iam, network, parameters, ssm
 from dfbench.aws import instances as ec2_instances
 from dfbench.aws.session import Aws
-from dfbench.aws.tags import cluster_tags, tag_dict, tag_specifications
+from dfbench.aws.tags import VERIFY_KEY, cluster_tags, tag_dict, tag_specifications
 from dfbench.errors import WaitTimeout, error_code
 from dfbench.models import ChangeSet, Instance
 from dfbench.verify.cleanup import CleanupStack
@@ -28,7 +28,6 @@ from dfbench.verify.records import Facts
 from dfbench.waiting import poll, time_scale
 from dfbench.worker.scripts import ttl_script
 
-VERIFY_KEY = "dfbench:verify"
 INSTANCE_TYPE = "t3.micro"  # x86_64 like the worker, 1 GiB: the AWS CLI and curl run comfortably
 ARM_TYPE = "t4g.micro"  # only for the refused launch of another architecture
 VOLUME_GIB = 8  # Amazon Linux 2023's own snapshot size
