@@ -79,9 +79,11 @@ def bench_engines(*, engines: str | Sequence[str], dataset: str | None = None, s
                   partitions: int = 16, iterations: int | None = None, queries: Any = None,
                   data_dir: str | Path = DEFAULT_DATA_DIR, trino_url: str | None = None, warmup: bool = True,
                   check_rows: bool = True, datafusion_name: str | None = None, progress: bool = True,
-                  spark_args: Sequence[str] = ()) -> EnginesRun:
+                  spark_url: str | None = None, spark_args: Sequence[str] = ()) -> EnginesRun:
     """Benchmark ``engines`` (``"datafusion,spark"``; the first is the reference) on ``dataset``
-    (or TPC-H at ``scale_factor``, generated when missing) of ``data_dir``; see the module docstring."""
+    (or TPC-H at ``scale_factor``, generated when missing) of ``data_dir``; see the module docstring.
+    ``spark_url``: a Spark service already running (``python -m dfbench.engines.spark_service``,
+    reading ``data_dir``) instead of one started here with ``spark_args``."""
     kinds = parse_engines(engines)
     name = dataset or tpch_dataset_name(scale_factor)
     chosen = select_queries(name, queries)
@@ -111,6 +113,9 @@ def bench_engines(*, engines: str | Sequence[str], dataset: str | None = None, s
 
                 assert trino_url is not None
                 sides.append(EngineSide(kind, TrinoClient(trino_url, schema=trino_schema(name))))
+                continue
+            if kind == SPARK and spark_url:
+                sides.append(EngineSide(kind, WorkerClient(spark_url)))
                 continue
             if kind == SPARK:
                 console.print("starting Spark (local mode; its first start takes a minute)…")

@@ -97,6 +97,7 @@ class TrinoStandIn:
         self.page_rows = page_rows
         self.queries: dict[str, _Query] = {}
         self.statements: list[str] = []  # every statement received, in order
+        self.pages: dict[str, int] = {}  # query id → pages of rows served
         self.schemas: dict[str, Any] = {}  # schema → DataFusion SessionContext of its tables
         self._counter = itertools.count(1)
         self._lock = threading.Lock()
@@ -149,6 +150,8 @@ class TrinoStandIn:
             return self._results(query, None)
         page = query.rows[query.sent:query.sent + self.page_rows]
         query.sent += len(page)
+        if page:
+            self.pages[query.id] = self.pages.get(query.id, 0) + 1
         done = query.sent >= len(query.rows)
         if done:
             query.state = "FINISHED"
@@ -200,7 +203,11 @@ class TrinoStandIn:
         except TrinoError as error:
             query.state, query.error = "FAILED", _error(error.name, str(error))
         except Exception as error:
-            query.state, query.error = "FAILED", _error("GENERIC_INTERNAL_ERROR", str(error))
+            # DataFusion's words for a missing table; Trino names that error.
+            missing = re.search(r"table '?([\w.]+)'? not found", str(error), re.IGNORECASE)
+            query.state, query.error = "FAILED", (
+                _error("TABLE_NOT_FOUND", f"line 1:1: Table 'hive.{query.schema}.{missing[1]}' does not exist")
+                if missing else _error("GENERIC_INTERNAL_ERROR", str(error)))
         query.finished = time.monotonic()
 
     def _run(self, query: _Query) -> None:

@@ -43,6 +43,7 @@ def run_bench_engines(args: argparse.Namespace) -> int:
 
 def run_compare_engines(args: argparse.Namespace) -> int:
     """The totals of filed results, per dataset (``--dataset a,b``), and the chart with --plot."""
+    from dfbench.bench.results import safe_engine_name
     from dfbench.comparison import load_results
     from dfbench.comparison.engines import engine_totals, render_totals
     from dfbench.engines.dialect import parse_names
@@ -51,6 +52,10 @@ def run_compare_engines(args: argparse.Namespace) -> int:
         raise ConfigError("dfbench compare: give BASE NEW or --engines, not both.")
     engines = parse_names(args.engines)
     datasets = parse_names(args.dataset)
+    for engine in engines:  # every name checked before any file is read
+        if safe_engine_name(engine) != engine:
+            raise ConfigError(f"Invalid engine name {engine!r}: engines are folders of the results folder, named "
+                              "with letters, digits, '.', '_', '+' and '-'.")
     totals = [engine_totals(dataset, {engine: load_results(args.data_dir, dataset, engine, args.results)
                                       for engine in engines}) for dataset in datasets]
     print(render_totals(totals, args.format), end="")

@@ -16,6 +16,7 @@ from dfbench.comparison.plot import PLOT_FORMATS, _matplotlib
 from dfbench.errors import ConfigError
 
 _WIDTH = 0.8  # of one group of bars
+_WIDEST_BAR = 0.25  # one dataset's bars stay bars, not blocks
 
 
 def write_engines_plot(datasets: Sequence[DatasetTotals], path: str | Path) -> Path:
@@ -45,23 +46,24 @@ def write_engines_plot(datasets: Sequence[DatasetTotals], path: str | Path) -> P
 
 
 def _relative(axes: Any, datasets: Sequence[DatasetTotals], engines: list[str], colors: dict[str, Any]) -> None:
-    bar = _WIDTH / len(engines)
+    bar = min(_WIDTH / len(engines), _WIDEST_BAR)
     for index, engine in enumerate(engines):
         positions, ratios = [], []
         for group, totals in enumerate(datasets):
             ratio = next(total.ratio for total in totals.totals if total.engine == engine)
             if ratio is not None:
-                positions.append(group - _WIDTH / 2 + bar * (index + 0.5))
+                positions.append(group - bar * len(engines) / 2 + bar * (index + 0.5))
                 ratios.append(ratio)
         bars = axes.bar(positions, ratios, bar, label=engine, color=colors[engine])
         axes.bar_label(bars, labels=[f"{ratio:.2f}x" for ratio in ratios], fontsize=8)
     axes.axhline(1.0, color="black", linewidth=0.8, linestyle="--")
     axes.set_xticks(range(len(datasets)), [f"{totals.dataset}\n({len(totals.compared)} of "
                                            f"{len(totals.queries)} queries)" for totals in datasets])
-    axes.set_ylabel(f"total / {engines[0]}'s total")
+    axes.set_ylabel(f"× {engines[0]}'s total")
     axes.set_title(f"How much slower than {engines[0]}? (lower is better)", fontsize=11)
+    axes.set_xlim(-0.6, len(datasets) - 0.4)
     axes.margins(y=0.15)
-    axes.legend(fontsize=8)
+    axes.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
 
 
 def _per_query(axes: Any, totals: DatasetTotals, colors: dict[str, Any]) -> None:
@@ -69,9 +71,12 @@ def _per_query(axes: Any, totals: DatasetTotals, colors: dict[str, Any]) -> None
     bar = _WIDTH / len(engines)
     for index, engine in enumerate(engines):
         positions = [number - _WIDTH / 2 + bar * (index + 0.5) for number in range(len(totals.queries))]
-        seconds = [(totals.p50_ms[query][engine] or 0.0) / 1000 for query in totals.queries]
-        axes.bar(positions, seconds, bar, label=engine, color=colors[engine])
+        drawn = [(position, value / 1000) for position, query in zip(positions, totals.queries, strict=True)
+                 if (value := totals.p50_ms[query][engine]) is not None]
+        axes.bar([p for p, _ in drawn], [v for _, v in drawn], bar, label=engine, color=colors[engine])
     axes.set_xticks(range(len(totals.queries)), totals.queries, fontsize=8)
-    axes.set_ylabel("p50 (s)")
+    # Log scale: engines many times apart stay readable on the same axes.
+    axes.set_yscale("log")
+    axes.set_ylabel("p50 (s, log scale)")
     axes.set_title(f"{totals.dataset}: p50 per query (no bar: not completed)", fontsize=10)
-    axes.legend(fontsize=8)
+    axes.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
