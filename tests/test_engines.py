@@ -237,3 +237,21 @@ def test_the_local_worker_answers_rows(data: Path):
             urllib.request.urlopen(urllib.request.Request(f"{worker.url}/rows?sql={select}",
                                                           headers={"Host": "evil.example"}), timeout=30)
         assert refused.value.code == 403
+
+
+def test_the_chart_has_a_group_per_dataset_and_refuses_other_suffixes(tmp_path: Path):
+    from dfbench.comparison.engines_plot import write_engines_plot
+
+    totals = []
+    for dataset, factor in (("tpch_sf1", 1.0), ("tpch_sf10", 8.0)):
+        results = {engine: {f"q{n}": _result(f"q{n}", engine, [n * factor * scale]) for n in range(1, 23)}
+                   for engine, scale in (("df", 10.0), ("trino", 25.0), ("spark", 40.0))}
+        totals.append(engine_totals(dataset, results))
+    picture = write_engines_plot(totals, tmp_path / "chart.svg")
+    svg = picture.read_text()
+    assert "How much slower than df?" in svg and "tpch_sf10" in svg and "2.50x" in svg and "4.00x" in svg
+    with pytest.raises(ConfigError, match=r"\.png or \.svg"):
+        write_engines_plot(totals, tmp_path / "chart.pdf")
+    empty = engine_totals(DATASET, {"df": {"q1": _result("q1", "df", [1])}, "spark": {}})
+    with pytest.raises(ConfigError, match="nothing to draw"):
+        write_engines_plot([empty], tmp_path / "empty.png")
