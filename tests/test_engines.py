@@ -199,6 +199,7 @@ def test_bench_engines_with_trino_files_both_and_compare_draws_them(data: Path, 
         assert files == ["q1.json", "q15.json", "q3.json"]
         manifest = json.loads((data / DATASET / ".results-local" / engine / "run.json").read_text())
         assert manifest["engines"]["compared_with"] == [{"df": "trino", "trino": "df"}[engine]]
+        assert manifest["status"] == "complete" and manifest["queries"]["q3"]["rows"] == 138
     picture = tmp_path / "engines.png"
     code = main(["compare", "--engines", "df,trino", "--dataset", DATASET, "--data-dir", str(data),
                  "--results", "local", "--format", "json", "--plot", str(picture)])

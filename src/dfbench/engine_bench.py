@@ -166,6 +166,9 @@ def _query_rows(client: EngineClient, query: Query) -> list[list[Any]]:
 
 def _run(sides: list[EngineSide], dataset: str, queries: list[Query], *, data_dir: Path, scale_factor: Any,
          iterations: int, warmup: bool, check_rows: bool, console: Any, partial: bool) -> EnginesRun:
+    """The queries, each engine in turn; each query's files written as soon as every engine ran it,
+    each engine's ``run.json`` saying ``running``, then ``complete`` (or ``interrupted``, the
+    finished queries' files kept, and the interrupt raised again)."""
     from dfbench.bench.options import RunOptions
 
     start_time = time.time()
@@ -173,28 +176,39 @@ def _run(sides: list[EngineSide], dataset: str, queries: list[Query], *, data_di
     options = RunOptions(dataset=dataset, iterations=iterations, warmup=warmup, url=sides[0].client.url)
     checked: dict[str, dict[str, str | None]] = {}
     names = [side.name for side in sides]
+
+    def manifests(status: str) -> None:
+        for side in sides:
+            _manifest(side, sides, status=status, dataset=dataset, data_dir=data_dir, run_id=run_id,
+                      start_time=start_time, scale_factor=scale_factor, iterations=iterations, warmup=warmup,
+                      partial=partial, check_rows=check_rows)
+
     console.print(f"[bold]{dataset}[/]: {len(queries)} queries on {', '.join(names)} in turn, {iterations} "
                   "iterations each" + (", rows compared" if check_rows else ""))
-    for query in queries:
-        expected = expected_rows(query.id, scale_factor)
-        for side in sides:
-            adapted = adapt_query(side.kind, query)
-            outcome = QueryOutcome(id=query.id, dataset=dataset, engine=side.name, expected_rows=expected,
-                                   run_id=f"{run_id}-{side.kind}", sql_sha256=results.sql_sha256(adapted.sql))
-            run_query(outcome, QueryRunner(side.client, adapted), options, iterations)
-            side.outcomes[query.id] = outcome
-        if check_rows:
-            checked[query.id] = _check_rows(sides, query)
-        line = "  ".join(f"{side.name} {_ms(side.outcomes[query.id])}" for side in sides)
-        bad = [f"{side.name}: {side.outcomes[query.id].status}" for side in sides
-               if side.outcomes[query.id].status != "ok"]
-        console.print(f"  {query.id:>4}  {line}" + (f"  ({'; '.join(bad)})" if bad else ""),
-                      style="red" if bad else None)
-    end_time = time.time()
-    for side in sides:
-        _file(side, sides, dataset=dataset, data_dir=data_dir, run_id=run_id, start_time=start_time,
-              end_time=end_time, scale_factor=scale_factor, iterations=iterations, warmup=warmup,
-              partial=partial, check_rows=check_rows)
+    manifests("running")
+    try:
+        for query in queries:
+            expected = expected_rows(query.id, scale_factor)
+            for side in sides:
+                adapted = adapt_query(side.kind, query)
+                outcome = QueryOutcome(id=query.id, dataset=dataset, engine=side.name, expected_rows=expected,
+                                       run_id=f"{run_id}-{side.kind}", sql_sha256=results.sql_sha256(adapted.sql))
+                run_query(outcome, QueryRunner(side.client, adapted), options, iterations)
+                side.outcomes[query.id] = outcome
+            if check_rows:
+                checked[query.id] = _check_rows(sides, query)
+            for side in sides:
+                results.write_query_result(results.results_dir(data_dir, dataset, side.name, remote=False),
+                                           side.outcomes[query.id])
+            line = "  ".join(f"{side.name} {_ms(side.outcomes[query.id])}" for side in sides)
+            bad = [f"{side.name}: {side.outcomes[query.id].status}" for side in sides
+                   if side.outcomes[query.id].status != "ok"]
+            console.print(f"  {query.id:>4}  {line}" + (f"  ({'; '.join(bad)})" if bad else ""),
+                          style="red" if bad else None)
+    except KeyboardInterrupt:
+        manifests("interrupted")
+        raise
+    manifests("complete")
     totals = engine_totals(dataset, {side.name: side.outcomes for side in sides})
     return EnginesRun(dataset=dataset, run_id=run_id, sides=sides, totals=totals, rows_checked=checked)
 
@@ -223,17 +237,14 @@ def _check_rows(sides: list[EngineSide], query: Query) -> dict[str, str | None]:
     return found
 
 
-def _file(side: EngineSide, sides: list[EngineSide], *, dataset: str, data_dir: Path, run_id: str,
-          start_time: float, end_time: float, scale_factor: Any, iterations: int, warmup: bool, partial: bool,
-          check_rows: bool) -> None:
+def _manifest(side: EngineSide, sides: list[EngineSide], *, status: str, dataset: str, data_dir: Path, run_id: str,
+              start_time: float, scale_factor: Any, iterations: int, warmup: bool, partial: bool,
+              check_rows: bool) -> None:
     folder = results.results_dir(data_dir, dataset, side.name, remote=False)
-    for outcome in side.outcomes.values():
-        if outcome.failed and outcome.status == "ok":
-            outcome.status = f"failed: {outcome.first_error}"
-        results.write_query_result(folder, outcome)
     results.write_run_manifest(folder, {
         "dfbench_version": dfbench_version(), "run_id": f"{run_id}-{side.kind}", "partial": partial,
-        "status": "complete", "interrupted": False, "start_time": start_time, "end_time": end_time,
+        "status": status, "interrupted": status == "interrupted", "start_time": start_time,
+        "end_time": None if status == "running" else time.time(),
         "dataset": dataset, "scale_factor": scale_factor, "engine": side.name, "engine_kind": side.kind,
         "iterations": iterations, "warmup": warmup, "settings": {}, "url": side.client.url,
         "worker_info": side.info, "machine": machine_info(), "cluster": None,
