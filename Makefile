@@ -17,6 +17,7 @@ BENCHMARK ?=
 ITERATIONS ?=
 QUERIES ?=
 ENGINE ?=
+ENGINES ?=
 URL ?=
 BINARY ?=
 REPO ?=
@@ -47,6 +48,7 @@ install: $(BIN)/.installed
 
 help:
 	@echo "make bench      TPC-H on this machine (SF=1 ITERATIONS=3, 5 remote; QUERIES=q1,q3 ENGINE=name URL=worker-url)"
+	@echo "                ENGINES=datafusion,spark: engines in turn per query, rows compared, upstream's totals"
 	@echo "                REMOTE=1 DATASET=tpch_sf10 [VIA=auto|ssh|ssm|relay]: on the cluster"
 	@echo "make tunnel     the way to a worker, held open [INSTANCE=0 VIA=auto PORT=9000];  make shell [INSTANCE=0]"
 	@echo "make health     every worker reachable, every peer known, one commit [VIA=auto]"
@@ -138,6 +140,7 @@ test-min-versions: $(VENV_MIN)/.installed
 bench: install
 	$(DFBENCH) bench --sf $(SF) --partitions $(PARTITIONS) $(if $(ITERATIONS),--iterations $(ITERATIONS)) \
 		$(if $(QUERIES),--queries $(QUERIES)) $(if $(ENGINE),--engine $(ENGINE)) \
+		$(if $(ENGINES),--engines $(ENGINES)) \
 		$(if $(QUERIES_DIR),--queries-dir $(QUERIES_DIR)) \
 		$(if $(URL),--url $(URL) --dataset $(DATASET)) \
 		$(if $(REMOTE),--cluster $(CLUSTER) --region $(REGION) --via $(VIA) --dataset $(DATASET) \

@@ -24,7 +24,7 @@ from dfbench.engines.rows import rows_difference
 from dfbench.engines.trino import TrinoClient
 from dfbench.errors import ConfigError, QueryFailed, WorkerUnreachable
 from dfbench.worker.process import LocalWorkerProcess
-from dfbench_testing.trino import TrinoStandIn
+from dfbench_testing import TrinoStandIn
 
 DATASET = "tpch_sf0.01"
 # TPC-H Q15's view as the specification writes it (and upstream's testdata): a column list.
@@ -256,3 +256,14 @@ def test_the_chart_has_a_group_per_dataset_and_refuses_other_suffixes(tmp_path: 
     empty = engine_totals(DATASET, {"df": {"q1": _result("q1", "df", [1])}, "spark": {}})
     with pytest.raises(ConfigError, match="nothing to draw"):
         write_engines_plot([empty], tmp_path / "empty.png")
+
+
+def test_spark_without_java_is_refused_before_any_work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture[str]):
+    pytest.importorskip("pyspark")
+    monkeypatch.setenv("PATH", str(tmp_path))  # no java on it
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    code = main(["bench", "--engines", "datafusion,spark", "--sf", "0.01", "--data-dir", str(tmp_path / "data")])
+    err = capsys.readouterr().err
+    assert code == 2 and "Java 17 or 21 runtime" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "data").exists()  # nothing generated

@@ -92,6 +92,8 @@ def bench_engines(*, engines: str | Sequence[str], dataset: str | None = None, s
                           "on this machine (e.g. http://127.0.0.1:8080 through a tunnel).")
     if trino_url and TRINO not in kinds:
         raise ConfigError("--trino-url only with trino among --engines.")
+    if SPARK in kinds and not spark_url:
+        _check_spark_installed()
     if iterations is not None and (isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1):
         raise ConfigError(f"iterations must be a whole number of at least 1 (got {iterations!r}).")
     if dataset is None:
@@ -134,6 +136,20 @@ def bench_engines(*, engines: str | Sequence[str], dataset: str | None = None, s
         return _run(sides, name, chosen, data_dir=Path(data_dir), scale_factor=data.manifest.scale_factor,
                     iterations=iterations or 3, warmup=warmup, check_rows=check_rows, console=console,
                     partial=queries is not None)
+
+
+def _check_spark_installed() -> None:
+    """pyspark and a Java runtime, before any data is generated or process started."""
+    import importlib.util
+    import os
+    import shutil
+
+    if importlib.util.find_spec("pyspark") is None:
+        raise ConfigError("Spark needs the spark extra: pip install 'dfbench[spark]' (make bench-engines installs it).")
+    java_home = os.environ.get("JAVA_HOME")
+    if not (java_home and os.access(os.path.join(java_home, "bin", "java"), os.X_OK)) and not shutil.which("java"):
+        raise ConfigError("Spark needs a Java 17 or 21 runtime: apt-get install openjdk-17-jre-headless "
+                          "(make spark-tools, as root), or set JAVA_HOME.")
 
 
 def _create_tables(side: EngineSide, dataset: str, location: str, folder: Path) -> None:
