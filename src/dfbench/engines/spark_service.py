@@ -56,8 +56,10 @@ _QUERY_VIEW = re.compile(rf"CREATE\s+OR\s+REPLACE\s+TEMPORARY\s+VIEW\s+{_QUOTED_
 _DROP_VIEW = re.compile(rf"DROP\s+VIEW\s+(?P<if_exists>IF\s+EXISTS\s+)?{_QUOTED_NAME}", re.IGNORECASE)
 _QUERY_START = re.compile(r"(?:SELECT|WITH|VALUES|\()", re.IGNORECASE)
 # Plan nodes that do something other than read the session's views: commands, writes, scripts.
-_REFUSED_NODES = re.compile(r"\b(\w*Command|\w*Statement|InsertInto\w*|ScriptTransformation|Create\w*|Drop\w*|"
-                            r"Alter\w*|CacheTable\w*|Set\w*|Add\w*|Load\w*)\b")
+_REFUSED_NODES = re.compile(r"\w*Command|\w*Statement|InsertInto\w*|ScriptTransformation|Create\w*|Drop\w*|"
+                            r"Alter\w*|CacheTable\w*|Set\w*|Add\w*|Load\w*")
+# A node of a plan's tree string: each line is the tree's drawing, an unresolved node's quote, its name.
+_NODE = re.compile(r"[\s:|+\-]*'?(\w+)")
 # Functions that call any Java static method: removed from the session.
 _REFLECTION = ("reflect", "java_method", "try_reflect")
 
@@ -146,7 +148,8 @@ class SparkWorker:
         # Every node of the parsed plan, subqueries and CTEs included, before Spark runs anything:
         # a command anywhere (WITH ... INSERT, say) or a script is refused.
         parsed = str(jvm_session.sessionState().sqlParser().parsePlan(statement).treeString())
-        refused = sorted(set(_REFUSED_NODES.findall(parsed)))
+        nodes = {match[1] for line in parsed.splitlines() if (match := _NODE.match(line))}
+        refused = sorted(node for node in nodes if _REFUSED_NODES.fullmatch(node))
         if refused:
             raise RequestError(f"only queries are run here, not {', '.join(refused)}")
         return self.spark.sql(statement)
