@@ -48,8 +48,9 @@ def main() -> None:
     spark_master = next((side.info.get("master") for side in run.sides if side.kind == "spark"), None)
     text = f"""## Engines on this machine: DataFusion vs Spark, TPC-H SF{args.sf}
 
-`make bench-engines SF={args.sf}` (`.venv/bin/python benchmarks/engines_local.py --sf {args.sf} --iterations
-{args.iterations}`, i.e. `dfbench bench --engines datafusion,spark --sf {args.sf} --iterations {args.iterations}`),
+`make bench-engines SF={args.sf} ITERATIONS={args.iterations}` (`.venv/bin/python benchmarks/engines_local.py --sf
+{args.sf} --iterations {args.iterations}`, i.e. `dfbench bench --engines datafusion,spark --sf {args.sf} --iterations
+{args.iterations}`),
 {time.strftime('%Y-%m-%d')}, one run of {wall / 60:.1f} minutes on a {os.cpu_count()}-CPU machine shared with other
 work (load average {load_before[0]:.1f} before, {load_after[0]:.1f} after: the numbers are this busy machine's,
 both engines alike since they ran in turn per query, not a property of either engine). Python
@@ -68,8 +69,9 @@ p50 per query (ms):
 {rows}
 
 This is not upstream's comparison (a 12-instance cluster reading S3, DataFusion Distributed): one
-process per engine on one small machine, DataFusion from PyPI against Spark in local mode; Spark
-pays its JVM's and its scheduler's fixed costs on every query, which dominate at small scale."""
+process per engine on one small machine, DataFusion from PyPI against Spark in local mode (two
+cores, shuffle partitions at twice the cores). Spark's times include its planning and its
+scheduling of stages and tasks for every query; how much of them is not measured here."""
     print(text)
     if problems:
         raise SystemExit("failed: " + "; ".join(problems))
