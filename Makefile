@@ -17,6 +17,7 @@ BENCHMARK ?=
 ITERATIONS ?=
 QUERIES ?=
 ENGINE ?=
+ENGINES ?=
 URL ?=
 BINARY ?=
 REPO ?=
@@ -35,7 +36,7 @@ CLUSTER_ARGS = --cluster $(CLUSTER) --region $(REGION) \
 	$(if $(INSTANCE_TYPE),--instance-type $(INSTANCE_TYPE))
 
 .DEFAULT_GOAL := help
-.PHONY: help install system-tools lint test test-min-versions bench tunnel shell health compare bench-api-calls bench-sync bench-compare bench-overhead bench-deploy bench-transport bench-connect bench-startup bench-datasets bench-oncluster deploy logs data sync pull worker provision plan doctor status teardown clean
+.PHONY: help install system-tools spark-tools lint test test-min-versions test-spark bench-engines bench tunnel shell health compare bench-api-calls bench-sync bench-compare bench-overhead bench-deploy bench-transport bench-connect bench-startup bench-datasets bench-oncluster deploy logs data sync pull worker provision plan doctor status teardown clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -47,6 +48,7 @@ install: $(BIN)/.installed
 
 help:
 	@echo "make bench      TPC-H on this machine (SF=1 ITERATIONS=3, 5 remote; QUERIES=q1,q3 ENGINE=name URL=worker-url)"
+	@echo "                ENGINES=datafusion,spark: engines in turn per query, rows compared, upstream's totals"
 	@echo "                REMOTE=1 DATASET=tpch_sf10 [VIA=auto|ssh|ssm|relay]: on the cluster"
 	@echo "make tunnel     the way to a worker, held open [INSTANCE=0 VIA=auto PORT=9000];  make shell [INSTANCE=0]"
 	@echo "make health     every worker reachable, every peer known, one commit [VIA=auto]"
@@ -59,6 +61,7 @@ help:
 	@echo "                CLUSTER=$(CLUSTER) REGION=$(REGION) COUNT=... INSTANCE_TYPE=... PROFILE=..."
 	@echo "make deploy     BINARY=path | REPO=checkout [ARGS=\"--x 1\"] [FORCE=1];  make logs [LINES=200 SINCE=-1h]"
 	@echo "make worker     the local DataFusion worker on 127.0.0.1:9000"
+	@echo "make bench-engines  DataFusion vs Spark on this machine (SF=1): BENCHMARKS.md's engines table"
 	@echo "make bench-api-calls | bench-sync | bench-compare | bench-overhead | bench-deploy | bench-transport"
 	@echo "     | bench-connect | bench-startup | bench-datasets | bench-oncluster"
 	@echo "                (each writes its section of BENCHMARKS.md)"
@@ -74,9 +77,13 @@ PYTEST_WORKERS ?= 3
 # or password-less sudo); otherwise the tests that need them say so and skip, unless
 # DFBENCH_REQUIRE_SYSTEM_TOOLS=1 (CI).
 SYSTEM_TOOLS := /usr/sbin/sshd:openssh-server shellcheck:shellcheck ip:iproute2
+# The Spark tests' (make test-spark) and the Spark benchmark's: a Java runtime for pyspark.
+SPARK_TOOLS := java:openjdk-17-jre-headless
 
-system-tools:
-	@missing=""; for pair in $(SYSTEM_TOOLS); do \
+system-tools: TOOLS = $(SYSTEM_TOOLS)
+spark-tools: TOOLS = $(SPARK_TOOLS)
+system-tools spark-tools:
+	@missing=""; for pair in $(TOOLS); do \
 		command -v "$${pair%%:*}" >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -90,8 +97,17 @@ system-tools:
 		fi; \
 	fi
 
-test: install system-tools lint test-min-versions
-	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
+test: install system-tools lint test-min-versions test-spark
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist worksteal -m "not spark" $(PYTEST_ARGS)
+
+# pyspark (the spark extra) beside the test extras.
+$(BIN)/.spark-installed: $(BIN)/.installed
+	$(BIN)/python -m pip install --quiet -e '.[test,plot,spark]'
+	touch $@
+
+# The Spark tests in one process: one JVM for the session (tests/test_spark.py's fixture), SF 0.01.
+test-spark: install spark-tools $(BIN)/.spark-installed
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m spark $(PYTEST_ARGS)
 
 # ruff (rules chosen in pyproject.toml) on everything Python, mypy on the package.
 lint: install
@@ -124,6 +140,7 @@ test-min-versions: $(VENV_MIN)/.installed
 bench: install
 	$(DFBENCH) bench --sf $(SF) --partitions $(PARTITIONS) $(if $(ITERATIONS),--iterations $(ITERATIONS)) \
 		$(if $(QUERIES),--queries $(QUERIES)) $(if $(ENGINE),--engine $(ENGINE)) \
+		$(if $(ENGINES),--engines $(ENGINES)) \
 		$(if $(QUERIES_DIR),--queries-dir $(QUERIES_DIR)) \
 		$(if $(URL),--url $(URL) --dataset $(DATASET)) \
 		$(if $(REMOTE),--cluster $(CLUSTER) --region $(REGION) --via $(VIA) --dataset $(DATASET) \
@@ -154,6 +171,10 @@ compare: install
 
 bench-compare: install
 	$(BIN)/python benchmarks/compare_simulation.py
+
+# DataFusion (the local worker) against Spark (local mode) on this machine, TPC-H SF=1 by default.
+bench-engines: install spark-tools $(BIN)/.spark-installed
+	$(BIN)/python benchmarks/engines_local.py --sf $(SF) $(if $(ITERATIONS),--iterations $(ITERATIONS))
 
 bench-overhead: install
 	$(BIN)/python benchmarks/worker_overhead.py

@@ -49,6 +49,7 @@ from dfbench.data import (
     scale_factor_of,
     tpch_dataset_name,
 )
+from dfbench.engines.base import EngineClient
 from dfbench.errors import ConfigError, DfbenchError, QueryFailed, WorkerUnreachable
 from dfbench.sql import quoted_identifier
 from dfbench.worker.client import INFO_TIMEOUT_S, WorkerClient
@@ -126,7 +127,7 @@ def dfbench_version() -> str:
 
 
 class QueryRunner:
-    def __init__(self, client: WorkerClient, query: Query) -> None:
+    def __init__(self, client: EngineClient, query: Query) -> None:
         self.client = client
         self.query = query
         # Set when a request got no answer at all (the worker died, the tunnel closed): the
@@ -358,7 +359,7 @@ def _run(connection: Any, options: RunOptions, target: Target, *, info_timeout_s
                 outcome.iterations.append(Iteration.failure(f"worker unreachable: not run, {lost['error']}"))
             else:
                 query_runner = QueryRunner(client, query)
-                _run_query(outcome, query_runner, options, iterations)
+                run_query(outcome, query_runner, options, iterations)
             run.queries.append(outcome)
             results.write_query_result(folder, outcome)
             console.print(f"  {query.id:>4}  p50 {_ms(outcome.p50):>10}  {outcome.status}",
@@ -449,7 +450,7 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:,.1f} ms"
 
 
-def _run_query(outcome: QueryOutcome, runner: QueryRunner, options: RunOptions, iterations: int) -> None:
+def run_query(outcome: QueryOutcome, runner: QueryRunner, options: RunOptions, iterations: int) -> None:
     """The warm-up and the timed iterations of one query into ``outcome``, and its status."""
     if options.warmup:
         outcome.warmup = runner.execute()

@@ -70,6 +70,9 @@ dfbench never imports it: ``import dfbench`` loads neither this package nor moto
   answering ``cargo metadata`` as cargo does for upstream's two worker layouts, and recording the
   ``zigbuild`` it is asked for while copying a prepared worker binary where cargo writes it.
 - ``hooked`` (hooks.py): the stand-ins installed on every client dfbench makes, for one block.
+- ``TrinoStandIn`` (trino.py): a Trino coordinator's client protocol on loopback (statements,
+  ``nextUri`` pages, stats, error objects, ``/v1/info``), answering with DataFusion over a data
+  folder and refusing what Trino's grammar and types refuse; for dfbench's Trino adapter.
 - ``duckdb_over``, ``reference_rows`` (reference.py, imported on its own: it loads DuckDB): a dataset's
   tables in DuckDB, and the rows DuckDB returns for each query, the reference the worker's rows
   are compared with.
@@ -95,6 +98,7 @@ from dfbench_testing.ssm import PLUGIN_OUTPUT_MAX, FakeSsm, LocalAgent, Run, age
 from dfbench_testing.strict import LOCAL_ZONE, Ec2Rules, RequestChecks
 from dfbench_testing.systemd import StandinSystemd
 from dfbench_testing.tools import python_program, system_tool, worker_binary
+from dfbench_testing.trino import TrinoStandIn
 from dfbench_testing.wire import console_response, error_response, json_response
 
 __all__ = [
@@ -126,6 +130,7 @@ __all__ = [
     "Sshd",
     "StandInCargo",
     "StandinSystemd",
+    "TrinoStandIn",
     "agent_output",
     "cargo_metadata",
     "cloud_init_console",

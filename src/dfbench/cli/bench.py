@@ -13,6 +13,12 @@ from dfbench.errors import ConfigError
 
 def run_compare(args: argparse.Namespace) -> int:
     """Print the comparison; the exit code (1 only with --fail-on-regression and a regression)."""
+    if args.engines:
+        from dfbench.cli.engines import run_compare_engines
+
+        return run_compare_engines(args)
+    if not (args.base and args.new):
+        raise ConfigError("dfbench compare: give BASE and NEW (two engines' runs), or --engines a,b,c.")
     comparison = compare(dataset=args.dataset, base=args.base, new=args.new, data_dir=args.data_dir,
                          results=args.results, format=args.format, fail_on_regression=args.fail_on_regression)
     print(render(comparison), end="")
@@ -28,6 +34,12 @@ def run_bench(args: argparse.Namespace) -> int:
     from dfbench import runner
     from dfbench.data import tpch_dataset_name
 
+    if args.engines:
+        from dfbench.cli.engines import run_bench_engines
+
+        return run_bench_engines(args)
+    if args.trino_url or args.no_row_check:
+        raise ConfigError("--trino-url and --no-row-check only with --engines.")
     if args.cluster and args.url:
         raise ConfigError("Give --cluster or --url, not both.")
     dataset = args.dataset or tpch_dataset_name(args.sf)

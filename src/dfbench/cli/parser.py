@@ -275,8 +275,12 @@ def build_parser() -> argparse.ArgumentParser:
                          help="exit 1 when the suite is slower, a query newly fails or rows differ")
     command.add_argument("--plot", metavar="FILE", help="also draw the ratios into FILE (.png or .svg) and write "
                          "FILE's .html report beside it (needs pip install 'dfbench[plot]')")
-    command.add_argument("base", metavar="BASE", help="engine of the baseline run, e.g. datafusion-distributed-main")
-    command.add_argument("new", metavar="NEW", help="engine of the run to judge")
+    command.add_argument("base", metavar="BASE", nargs="?",
+                         help="engine of the baseline run, e.g. datafusion-distributed-main")
+    command.add_argument("new", metavar="NEW", nargs="?", help="engine of the run to judge")
+    command.add_argument("--engines", metavar="A,B,C", help="instead of BASE NEW: engines side by side, each "
+                         "total against A's (--dataset may list several: tpch_sf1,tpch_sf10); --plot draws how "
+                         "much slower each is than A, and each query's p50")
 
     bench = commands.add_parser("bench", help="run a dataset's queries on the local worker (default), a cluster "
                                 "(--cluster) or a worker URL, then compare with the previous run")
@@ -308,6 +312,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--no-warmup", action="store_true", help="skip the warm-up run of each query")
     bench.add_argument("--data-dir", default="benchmarks/data", type=_writable_data_dir,
                        help="default benchmarks/data (results are written there)")
+    bench.add_argument("--engines", metavar="A,B", help="several engines in turn per query on this machine "
+                       "(datafusion, spark, trino; the first is the reference), rows compared, totals printed")
+    bench.add_argument("--trino-url", help="with --engines ...,trino: the Trino coordinator, e.g. "
+                       "http://127.0.0.1:8080")
+    bench.add_argument("--no-row-check", action="store_true",
+                       help="with --engines: do not fetch and compare every query's rows across the engines")
 
     description = ("interleaved A/B of two running workers, or with --cluster of two worker builds deployed "
                    "alternately: rounds in ABBA order, one iteration per query per side per round, both sides filed "

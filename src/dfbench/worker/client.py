@@ -75,3 +75,20 @@ class WorkerClient:
         except ValueError:
             raise QueryFailed(f"unexpected answer from the worker: {body[:200]!r}", status=status) from None
         return answer
+
+    def rows(self, sql: str) -> dict[str, Any]:
+        """``GET /rows?sql=``: the last statement's ``columns`` and ``rows``, untimed (dfbench's
+        local worker and Spark service answer it; a real worker does not)."""
+        try:
+            status, body = self._get(f"/rows?sql={quote(sql, safe='')}", self.timeout)
+        except TimeoutError:
+            raise QueryFailed(f"no answer within {self.timeout:.0f}s (timeout)", status=0) from None
+        if status != 200:
+            raise QueryFailed(body.strip() or f"HTTP {status}", status=status)
+        try:
+            answer = json.loads(body)
+            if not isinstance(answer, dict) or not isinstance(answer.get("rows"), list):
+                raise ValueError
+        except ValueError:
+            raise QueryFailed(f"unexpected answer from the worker: {body[:200]!r}", status=status) from None
+        return answer

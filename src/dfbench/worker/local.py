@@ -11,6 +11,8 @@ Endpoints:
 - ``GET /?sql=...``: run by the engine (:mod:`dfbench.worker.engine`, which says how, and what SQL
   it refuses). DataFusion errors are HTTP 500 with the error text; a refused location or a
   request without ``sql`` is 400.
+- ``GET /rows?sql=...``: the last statement's ``columns`` and ``rows`` (decimals and dates as
+  text), so that engines' answers can be compared (``dfbench bench --engines``).
 - ``GET /health``: ``ok``.
 
 ``--worker-urls`` and ``--commit`` set what ``/info`` reports, so that tests can stand one local
@@ -46,15 +48,28 @@ import signal
 import socket
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, HTTPServer
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 from dfbench.errors import ConfigError
-from dfbench.worker.engine import LocalWorker, RequestError
+from dfbench.worker.engine import LocalWorker, QueryResult, RequestError
+
+
+class Worker(Protocol):
+    """What the server answers with: ``/info``'s object and ``/?sql=``'s result (LocalWorker, or
+    another engine speaking the same contract, such as dfbench.engines.spark_service's)."""
+
+    base_url: str
+
+    def info(self) -> dict[str, Any]: ...
+
+    def run(self, sql: str) -> QueryResult: ...
+
+    def rows(self, sql: str) -> dict[str, Any]: ...
 
 # A keep-alive connection silent this long is closed (its thread and slot freed).
 IDLE_TIMEOUT_S = 30.0
@@ -123,19 +138,19 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(HTTPStatus.OK, worker.info())
         elif url.path == "/health":
             self._send(HTTPStatus.OK, "ok")
-        elif url.path == "/":
+        elif url.path in ("/", "/rows"):
             sql = parse_qs(url.query, keep_blank_values=True).get("sql")
             if sql is None:
-                self._send(HTTPStatus.BAD_REQUEST, "missing query parameter 'sql' (GET /?sql=...)")
+                self._send(HTTPStatus.BAD_REQUEST, f"missing query parameter 'sql' (GET {url.path}?sql=...)")
                 return
             try:
-                result = worker.run(sql[-1])
+                answer = asdict(worker.run(sql[-1])) if url.path == "/" else worker.rows(sql[-1])
             except RequestError as error:
                 self._send(HTTPStatus.BAD_REQUEST, str(error))
             except Exception as error:
                 self._send(HTTPStatus.INTERNAL_SERVER_ERROR, str(error) or type(error).__name__)
             else:
-                self._send(HTTPStatus.OK, asdict(result))
+                self._send(HTTPStatus.OK, answer)
         else:
             self._send(HTTPStatus.NOT_FOUND, {"error": f"not found: {url.path}"})
 
@@ -178,7 +193,7 @@ class _Server(HTTPServer):
         bound = ipaddress.ip_address(address[0]) if _is_ip(address[0]) else None
         self._remote = allow_remote and not _is_loopback(address[0])
         self._bound = bound
-        self.worker: LocalWorker
+        self.worker: Worker
 
     def host_allowed(self, header: str) -> bool:
         """A loopback name or the bound address, at any port; with --allow-remote bound to every
@@ -256,8 +271,10 @@ def serve(
     allow_remote: bool = False,
     idle_timeout_s: float = IDLE_TIMEOUT_S,
     max_connections: int = MAX_CONNECTIONS,
+    make_worker: Callable[[str], Worker] | None = None,
 ) -> tuple[_Server, threading.Thread]:
     """Bind, start serving in a daemon thread, return both. ``server.worker.base_url`` is the URL.
+    ``make_worker(url)`` answers instead of a LocalWorker (the guards above stay the same).
 
     ConfigError for a non-loopback ``host`` without ``allow_remote``, a port out of range, or a
     bucket name that is not one. Stop with ``server.shutdown(); server.server_close()``.
@@ -282,8 +299,10 @@ def serve(
     server_class = _Server6 if ":" in host else _Server
     server = server_class((host, port), quiet=quiet, allow_remote=allow_remote, idle_timeout_s=idle_timeout_s,
                           max_connections=max_connections)
-    server.worker = LocalWorker(data_dir=data_dir, base_url=_url(host, server.server_address[1]),
-                                worker_urls=worker_urls, commit=commit, s3_buckets=s3_buckets)
+    url = _url(host, server.server_address[1])
+    server.worker = (make_worker(url) if make_worker is not None else
+                     LocalWorker(data_dir=data_dir, base_url=url, worker_urls=worker_urls, commit=commit,
+                                 s3_buckets=s3_buckets))
     thread = threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="localworker", daemon=True
     )
@@ -331,6 +350,12 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "python -m dfbench.wo
         print(f"error: cannot listen on {args.host}:{args.port}: {error.strerror or error}", file=sys.stderr)
         return 1
 
+    serve_until_signal(server, thread, server.worker.base_url)
+    return 0
+
+
+def serve_until_signal(server: _Server, thread: threading.Thread, url: str) -> None:
+    """Print the ``listening on URL`` line a parent waits for, serve until SIGTERM or SIGINT, stop."""
     stop = threading.Event()
 
     def request_stop(signum: int, frame: object) -> None:
@@ -338,7 +363,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "python -m dfbench.wo
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    print(f"listening on {server.worker.base_url}", flush=True)
+    print(f"listening on {url}", flush=True)
     # The main thread only waits, so the signal handler runs promptly; shutdown() must not be
     # called from the serving thread itself.
     while not stop.wait(0.5):
@@ -346,7 +371,6 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "python -m dfbench.wo
     server.shutdown()
     server.server_close()
     thread.join(timeout=5)
-    return 0
 
 
 if __name__ == "__main__":

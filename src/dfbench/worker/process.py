@@ -20,11 +20,16 @@ WORKER_START_TIMEOUT_S = 60.0
 
 class LocalWorkerProcess:
     """``python -m dfbench.worker.local --port 0`` on loopback, stopped with SIGTERM. ``args`` are
-    more of its options (``--worker-urls``, ``--commit``)."""
+    more of its options (``--worker-urls``, ``--commit``). ``module`` serves the same contract on
+    another engine (``dfbench.engines.spark_service``), with the same options; ``name`` is what
+    its errors call it."""
 
     def __init__(self, data_dir: str | Path | None = None, start_timeout_s: float = WORKER_START_TIMEOUT_S,
-                 args: Sequence[str] = ()) -> None:
+                 args: Sequence[str] = (), module: str = "dfbench.worker.local",
+                 name: str = "local worker") -> None:
         self.data_dir = data_dir
+        self.module = module
+        self.name = name
         self.args = list(args)
         self.start_timeout_s = start_timeout_s
         self.process: subprocess.Popen[str] | None = None
@@ -35,7 +40,7 @@ class LocalWorkerProcess:
         """Start the worker (unless it runs already) and return its URL once it listens."""
         if self.url is not None and self.process is not None and self.process.poll() is None:
             return self.url  # a second start would leave the first process running, unowned
-        command = [sys.executable, "-m", "dfbench.worker.local", "--host", "127.0.0.1", "--port", "0", "--quiet"]
+        command = [sys.executable, "-m", self.module, "--host", "127.0.0.1", "--port", "0", "--quiet"]
         if self.data_dir is not None:
             command += ["--data-dir", str(self.data_dir)]
         command += self.args
@@ -56,7 +61,7 @@ class LocalWorkerProcess:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 self.stop()
-                raise DfbenchError(f"The local worker did not start within {self.start_timeout_s:.0f}s."
+                raise DfbenchError(f"The {self.name} did not start within {self.start_timeout_s:.0f}s."
                                    + self._stderr_tail())
             try:
                 line = lines.get(timeout=remaining)
@@ -64,7 +69,7 @@ class LocalWorkerProcess:
                 continue
             if line is None:
                 code = self.process.wait()
-                raise DfbenchError(f"The local worker exited (code {code}) before listening." + self._stderr_tail())
+                raise DfbenchError(f"The {self.name} exited (code {code}) before listening." + self._stderr_tail())
             match = re.search(r"listening on (\S+)", line)
             if match:
                 self.url = match.group(1)
