@@ -59,6 +59,10 @@ CASES += [
     for where, files in (("in an empty folder", {}), ("with an empty data folder", {"benchmarks/data": None}))
 ]
 
+# compare: several datasets are for --engines only; BASE NEW compares one.
+CASES += [("compare two datasets", ["compare", "--dataset", "tpch_sf1,tpch/sf10", "a", "b"], {},
+           "several datasets go with --engines")]
+
 # --secret-env (deploy): the reference is checked before the binary and before any AWS call.
 _DEPLOY = ["deploy", "--cluster", "s", "--binary", "worker", "--env", "RUST_LOG=info", "--secret-env"]
 CASES += [

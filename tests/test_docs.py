@@ -226,7 +226,7 @@ def test_a_broken_command_is_reported(tmp_path: Path, monkeypatch: pytest.Monkey
         "dfbench data generate --partitions 4              # --sf is required",
         "dfbench worker --port 9000 --no-such-worker-flag",
         "make no-such-target",
-        "make compare DATASET=tpch_sf1",
+        "make deploy                                       # BINARY= or REPO= is required",
         "```",
     ])
     problems, checked = command_problems([read_page(page, text)])
@@ -235,7 +235,7 @@ def test_a_broken_command_is_reported(tmp_path: Path, monkeypatch: pytest.Monkey
     assert reported == ["docs/example.md:1", "docs/example.md:4", "docs/example.md:5", "docs/example.md:6",
                         "docs/example.md:7"], problems
     assert "--no-such-flag" in problems[0] and "--sf" in problems[1] and "--no-such-worker-flag" in problems[2]
-    assert "no-such-target" in problems[3] and "dfbench compare" in problems[4]
+    assert "no-such-target" in problems[3] and "dfbench deploy" in problems[4]
 
 
 def python_problems(block: Snippet) -> list[str]:

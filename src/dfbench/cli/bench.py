@@ -19,6 +19,9 @@ def run_compare(args: argparse.Namespace) -> int:
         return run_compare_engines(args)
     if not (args.base and args.new):
         raise ConfigError("dfbench compare: give BASE and NEW (two engines' runs), or --engines a,b,c.")
+    if "," in args.dataset:
+        raise ConfigError(f"dfbench compare: BASE and NEW are compared on one dataset, not {args.dataset}; "
+                          "several datasets go with --engines a,b,c.")
     comparison = compare(dataset=args.dataset, base=args.base, new=args.new, data_dir=args.data_dir,
                          results=args.results, format=args.format, fail_on_regression=args.fail_on_regression)
     print(render(comparison), end="")

@@ -54,6 +54,12 @@ def _folder(text: str, *, write: bool) -> str:
     return text
 
 
+def _datasets(text: str) -> str:
+    """One dataset, or a comma-separated list of them (compare --engines), each in dfbench's
+    spelling; the list joined again with commas."""
+    return ",".join(_dataset(name) for name in text.split(","))
+
+
 def _dataset(text: str) -> str:
     """dfbench's name of a dataset given either way (``tpch/sf10`` → ``tpch_sf10``), refused here in
     one line when it is neither spelling."""
@@ -264,8 +270,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     description = "compare two runs of a dataset: BASE (e.g. main) vs NEW"
     command = commands.add_parser("compare", help=description, description=description)
-    command.add_argument("--dataset", required=True, type=_dataset,
-                         help="dataset name, e.g. tpch_sf10 (or tpch/sf10)")
+    command.add_argument("--dataset", required=True, type=_datasets,
+                         help="dataset name, e.g. tpch_sf10 (or tpch/sf10); with --engines, several: a,b")
     command.add_argument("--data-dir", default="benchmarks/data", type=_data_dir,
                          help="data folder (default: benchmarks/data)")
     command.add_argument("--results", default="remote",
