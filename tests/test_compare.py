@@ -46,6 +46,9 @@ def suite_of(data_dir: Path, engine: str, factor: float = 1.0, noise=NOISE, quer
 
 
 def run(data_dir: Path, **kwargs) -> Comparison:
+    """The comparison judged on the iterations' noise alone (no run-to-run allowance), which is what
+    most tests here are about; the calibrated run-to-run floor has its own tests below."""
+    kwargs.setdefault("run_to_run", 0.0)
     return compare(dataset=DATASET, base="main", new="branch", data_dir=data_dir, **kwargs)
 
 
@@ -408,7 +411,10 @@ def test_json_schema_and_values(tmp_path: Path) -> None:
                   "ratio": None, "p_value": None, "newly_failed": False, "base_rows": 4, "new_rows": None,
                   "rows_differ": False, "sql_differs": False, "ci_low": None, "ci_high": None}
     suite = data["suite"]
-    assert set(suite) == {"verdict", "geomean_ratio", "ci_low", "ci_high", "failed", "missing", "detectable_change"}
+    assert set(suite) == {"verdict", "geomean_ratio", "ci_low", "ci_high", "failed", "missing", "detectable_change",
+                          "design", "rounds", "run_to_run"}
+    assert (suite["design"], suite["rounds"]) == ("two runs", None)
+    assert suite["run_to_run"] == {"suite": 0.0, "query": 0.0, "source": "given with --run-to-run"}
     assert (suite["failed"], suite["missing"]) == (1, 1)
     assert suite["geomean_ratio"] == pytest.approx(2.0, rel=0.02)
     assert suite["ci_low"] < suite["geomean_ratio"] < suite["ci_high"]

@@ -28,6 +28,9 @@ cluster ends running the side that ran last, and instances booting later install
 
 from __future__ import annotations
 
+import math
+import random
+import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
@@ -40,6 +43,7 @@ from dfbench.bench.machine import default_engine_name
 from dfbench.bench.options import RunOptions
 from dfbench.bench.results import QueryOutcome
 from dfbench.comparison import Comparison, compare_results
+from dfbench.comparison.stats import assess_rounds, round_log_ratios
 from dfbench.errors import ClusterUnhealthy, ConfigError, WorkerUnreachable
 from dfbench.runner import QueryRunner, Target, dfbench_version, prepare_worker, resolve_target
 from dfbench.worker.client import WorkerClient
@@ -48,7 +52,12 @@ if TYPE_CHECKING:
     from dfbench.models import Cluster
     from dfbench.worker_deploy import Deployment
 
-DEFAULT_ROUNDS = 5
+# Six rounds: an even number, so each side goes first in as many rounds as the other, and five
+# degrees of freedom for the interval (three rounds give two: an interval about 2.5 times as wide).
+# On a cluster a round is minutes; `until` is how a user buys precision (BENCHMARKS.md, "A/A on
+# real local workers", measures the false alarms at this default).
+DEFAULT_ROUNDS = 6
+DEFAULT_MAX_ROUNDS = 30
 # A deployed side's workers: healthy (every peer known, one commit) within this, or the A/B stops.
 HEALTH_TIMEOUT_S = 120
 
@@ -84,11 +93,43 @@ class ABRun:
     new: Side
     comparison: Comparison
     remote: bool
+    seed: int = 0  # of the query order of every pass (``passes``)
+    passes: list[list[str]] = field(default_factory=list)  # the query ids of each pass, in the order they ran
+
+
+@dataclass(frozen=True)
+class RoundPlan:
+    """How many rounds: ``rounds``, then with ``until`` (a fraction) more, a pair at a time, until the
+    suite interval's half-width is at most ``until`` or ``max_rounds`` have run. ``seed`` draws the
+    query order of every pass (a new one when None; the A/B records it)."""
+
+    rounds: int = DEFAULT_ROUNDS
+    until: float | None = None
+    max_rounds: int = DEFAULT_MAX_ROUNDS
+    seed: int | None = None
+
+    def check(self) -> None:
+        _check_rounds(self.rounds)
+        if self.until is not None and (isinstance(self.until, bool) or not isinstance(self.until, (int, float))
+                                       or not 0 < self.until < 1):
+            shown = f"{100 * self.until:g}" if isinstance(self.until, (int, float)) else repr(self.until)
+            raise ConfigError(f"--until must be a percentage above 0 and below 100 (the suite interval's half-width "
+                              f"to reach, e.g. 2 for ±2%), not {shown}")
+        if isinstance(self.max_rounds, bool) or not isinstance(self.max_rounds, int) or self.max_rounds < self.rounds:
+            raise ConfigError(f"--max-rounds must be a whole number no smaller than --rounds ({self.rounds}), "
+                              f"not {self.max_rounds!r}")
+        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0):
+            raise ConfigError(f"--seed must be a whole number of at least 0, not {self.seed!r}")
 
 
 def abba_order(rounds: int) -> list[str]:
     """base, new | new, base | base, new | …: each side goes first in every other round."""
-    return [role for number in range(rounds) for role in (("base", "new") if number % 2 == 0 else ("new", "base"))]
+    return [role for number in range(rounds) for role in round_order(number)]
+
+
+def round_order(number: int) -> tuple[str, str]:
+    """The sides of round ``number`` (from 0) in the order they run."""
+    return ("base", "new") if number % 2 == 0 else ("new", "base")
 
 
 def _names(base_info: dict[str, Any], new_info: dict[str, Any], base_name: str | None,
@@ -115,13 +156,16 @@ def _check_rounds(rounds: Any) -> None:
 
 
 def run_ab(*, base_url: str, new_url: str, dataset: str, rounds: int = DEFAULT_ROUNDS,
+           until: float | None = None, max_rounds: int = DEFAULT_MAX_ROUNDS, seed: int | None = None,
            queries: Any = None, queries_dir: str | Path | None = None,
            base_name: str | None = None, new_name: str | None = None,
            data_dir: str | Path = "benchmarks/data", location: str | None = None, settings: Any = None,
            warmup: bool = True, progress: bool = True) -> ABRun:
-    """Interleave ``rounds`` rounds on the workers at ``base_url`` and ``new_url``; see the module
-    docstring. Arguments are checked (dataset, queries, settings) before either worker is contacted."""
-    _check_rounds(rounds)
+    """Interleave rounds (:class:`RoundPlan`: ``rounds``, ``until``, ``max_rounds``, ``seed``) on the
+    workers at ``base_url`` and ``new_url``; see the module docstring. Arguments are checked
+    (rounds, dataset, queries, settings) before either worker is contacted."""
+    plan = RoundPlan(rounds, until, max_rounds, seed)
+    plan.check()
     _check_names(base_name, new_name)
     options = RunOptions(dataset=dataset, url=base_url, queries=queries, queries_dir=queries_dir, data_dir=Path(data_dir),
                          location=location, settings=settings, iterations=rounds, warmup=warmup, progress=progress)
@@ -137,12 +181,13 @@ def run_ab(*, base_url: str, new_url: str, dataset: str, rounds: int = DEFAULT_R
     def first_time_only(side: Side) -> bool:
         return not side.runners  # a running worker: prepared and warmed up once
 
-    return _interleave(sides, options, target, first_time_only, remote=not sides["base"].is_local_worker,
+    return _interleave(sides, options, target, first_time_only, plan, remote=not sides["base"].is_local_worker,
                        base_name=base_name, new_name=new_name)
 
 
 def run_ab_cluster(*, cluster: Cluster | str, base: str | Path, new: str | Path, dataset: str,
-                   rounds: int = DEFAULT_ROUNDS, queries: Any = None, queries_dir: str | Path | None = None,
+                   rounds: int = DEFAULT_ROUNDS, until: float | None = None, max_rounds: int = DEFAULT_MAX_ROUNDS,
+                   seed: int | None = None, queries: Any = None, queries_dir: str | Path | None = None,
                    base_name: str | None = None, new_name: str | None = None,
                    data_dir: str | Path = "benchmarks/data", location: str | None = None, settings: Any = None,
                    warmup: bool = True, progress: bool = True, via: str = "auto", region: str | None = None,
@@ -161,7 +206,8 @@ def run_ab_cluster(*, cluster: Cluster | str, base: str | Path, new: str | Path,
     from dfbench.worker.secrets import secret_parameters
     from dfbench.worker_deploy import check_source, find_cluster, prepare_deployment
 
-    _check_rounds(rounds)
+    plan = RoundPlan(rounds, until, max_rounds, seed)
+    plan.check()
     _check_names(base_name, new_name)
     checked_dataset_name(dataset)
     select_queries(dataset, queries, queries_dir)
@@ -186,8 +232,8 @@ def run_ab_cluster(*, cluster: Cluster | str, base: str | Path, new: str | Path,
         raise ConfigError("BASE and NEW are the same build (one sha256): an A/B needs two.")
     with ExitStack() as connections:
         switch = _cluster_switch(found, options, connections, profile=profile, health_timeout_s=health_timeout_s)
-        return _interleave(sides, options, target, switch, remote=True, base_name=base_name, new_name=new_name,
-                           cluster=found)
+        return _interleave(sides, options, target, switch, plan, remote=True, base_name=base_name,
+                           new_name=new_name, cluster=found)
 
 
 def _cluster_switch(cluster: Cluster, options: RunOptions, connections: ExitStack, *, profile: str | None,
@@ -230,43 +276,60 @@ def _cluster_switch(cluster: Cluster, options: RunOptions, connections: ExitStac
     return switch
 
 
-def _interleave(sides: dict[str, Side], options: RunOptions, target: Target, switch: Callable[[Side], bool], *,
-                remote: bool, base_name: str | None, new_name: str | None, cluster: Cluster | None = None) -> ABRun:
-    """The rounds in ABBA order: before a side's turn, ``switch`` makes it the running one (True
-    when its worker is new: the session is then prepared and the queries warmed up); then one
-    iteration of each query. Then both sides are filed and compared."""
+def _interleave(sides: dict[str, Side], options: RunOptions, target: Target, switch: Callable[[Side], bool],
+                plan: RoundPlan, *, remote: bool, base_name: str | None, new_name: str | None,
+                cluster: Cluster | None = None) -> ABRun:
+    """The rounds in ABBA order (``plan`` says how many): before a side's turn, ``switch`` makes it
+    the running one (True when its worker is new: the session is then prepared and the queries
+    warmed up); then one iteration of each query, in an order drawn for this pass. Then both
+    sides are filed and compared round by round."""
     from rich.console import Console
 
-    dataset, rounds, warmup = options.dataset, options.iterations or DEFAULT_ROUNDS, options.warmup
+    dataset, warmup = options.dataset, options.warmup
     console = Console(stderr=True, quiet=not options.progress, highlight=False)
     start_time = time.time()
     run_id = results.new_run_id(start_time)
+    seed = plan.seed if plan.seed is not None else secrets.randbits(32)
+    shuffle = random.Random(seed)
     for side in sides.values():
         for query in target.queries:
             # Filed under the role until both workers' /info name the engines.
             side.outcomes[query.id] = QueryOutcome(id=query.id, dataset=dataset, engine=side.role,
                                                    run_id=f"{run_id}-{side.role}",
                                                    sql_sha256=results.sql_sha256(query.sql))
-    order = abba_order(rounds)
-    for index, role in enumerate(order):
-        side = sides[role]
-        if switch(side):
-            assert side.client is not None
-            side.settings = options.settings_for(side.is_local_worker)
-            prepare_worker(side.client, side.settings, target, dataset)
-            side.runners = {query.id: QueryRunner(side.client, query) for query in target.queries}
-            if warmup:
-                for query in target.queries:
-                    outcome = side.outcomes[query.id]
-                    outcome.warmup = side.runners[query.id].execute()
-                    if not outcome.warmup.ok and not outcome.failed:
-                        outcome.iterations.append(outcome.warmup)  # the failure is the query's record
-        console.print(f"round {index // 2 + 1}/{rounds}: {role}")
-        for query in target.queries:
-            outcome = side.outcomes[query.id]
-            if outcome.failed:  # as in a run: a query stops at its first failure
-                continue
-            outcome.iterations.append(side.runners[query.id].execute())
+    order: list[str] = []
+    passes: list[list[str]] = []
+    goal = "" if plan.until is None else f" (until ±{100 * plan.until:g}%, at most {plan.max_rounds})"
+    number = 0
+    while True:
+        for role in round_order(number):
+            side = sides[role]
+            if switch(side):
+                assert side.client is not None
+                side.settings = options.settings_for(side.is_local_worker)
+                prepare_worker(side.client, side.settings, target, dataset)
+                side.runners = {query.id: QueryRunner(side.client, query) for query in target.queries}
+                if warmup:
+                    for query in target.queries:
+                        outcome = side.outcomes[query.id]
+                        outcome.warmup = side.runners[query.id].execute()
+                        if not outcome.warmup.ok and not outcome.failed:
+                            outcome.iterations.append(outcome.warmup)  # the failure is the query's record
+            console.print(f"round {number + 1}/{plan.rounds if number < plan.rounds else '…'}{goal}: {role}")
+            # A fresh order each pass: no query always follows the same one (what it leaves in
+            # caches and memory), and no query always runs at the same point of the pass.
+            ids = [query.id for query in shuffle.sample(target.queries, len(target.queries))]
+            passes.append(ids)
+            order.append(role)
+            for query_id in ids:
+                outcome = side.outcomes[query_id]
+                if outcome.failed:  # as in a run: a query stops at its first failure
+                    continue
+                outcome.iterations.append(side.runners[query_id].execute())
+        number += 1
+        if not _more_rounds(plan, number, sides, console):
+            break
+    rounds = number
     end_time = time.time()
     engines = _names(sides["base"].info, sides["new"].info, base_name, new_name)
     for side, engine in zip(sides.values(), engines, strict=True):
@@ -282,7 +345,8 @@ def _interleave(sides: dict[str, Side], options: RunOptions, target: Target, swi
             results.write_query_result(folder, outcome)
         assert side.client is not None and other.client is not None
         ab: dict[str, Any] = {"role": side.role, "rounds": rounds, "order": order, "other_engine": other.engine,
-                              "other_url": other.client.url}
+                              "other_url": other.client.url, "seed": seed, "passes": passes,
+                              "until": plan.until, "max_rounds": plan.max_rounds if plan.until is not None else None}
         if side.deployment is not None:
             ab.update(sha256=side.deployment.artifact.sha256, kind=side.deployment.kind, deploys=side.deploys,
                       other_sha256=other.deployment.artifact.sha256 if other.deployment else None)
@@ -297,5 +361,30 @@ def _interleave(sides: dict[str, Side], options: RunOptions, target: Target, swi
             "ab": ab,
         })
     comparison = compare_results(dict(sides["base"].outcomes), dict(sides["new"].outcomes), dataset=dataset,
-                                 base_name=sides["base"].engine, new_name=sides["new"].engine)
-    return ABRun(run_id, dataset, rounds, order, sides["base"], sides["new"], comparison, remote)
+                                 base_name=sides["base"].engine, new_name=sides["new"].engine, paired=True)
+    return ABRun(run_id, dataset, rounds, order, sides["base"], sides["new"], comparison, remote, seed, passes)
+
+
+def _more_rounds(plan: RoundPlan, done: int, sides: dict[str, Side], console: Any) -> bool:
+    """Whether another round runs: until ``plan.rounds``; with ``plan.until``, then while the suite
+    interval is wider than asked and ``plan.max_rounds`` allows, judged after an even number of
+    rounds (each side first as often as the other). The stop depends on the interval's width,
+    not on where it lies, so it does not steer the verdict."""
+    if done < plan.rounds:
+        return True
+    if plan.until is None or done >= plan.max_rounds:
+        return False
+    if done % 2:
+        return True
+    pairs = {query_id: (outcome.timings, sides["new"].outcomes[query_id].timings)
+             for query_id, outcome in sides["base"].outcomes.items()
+             if not outcome.failed and not sides["new"].outcomes[query_id].failed}
+    suite = assess_rounds(round_log_ratios(pairs), queries=len(pairs))
+    if suite.half_width is None:
+        console.print(f"after {done} rounds: no query succeeded on both sides; stopping")
+        return False
+    half = math.expm1(suite.half_width)
+    reached = half <= plan.until
+    console.print(f"after {done} rounds: geomean ratio {suite.geomean_ratio:.3f} ±{100 * half:.1f}% "
+                  f"(target ±{100 * plan.until:g}%{', reached' if reached else ''})")
+    return not reached
