@@ -94,7 +94,7 @@ def ab_trial(data_dir: Path, slowdown: float, rounds: int) -> dict[str, Any]:
     with worker(data_dir) as base_url, worker(data_dir, slowdown) as new_url:
         run = run_ab(base_url=base_url, new_url=new_url, dataset=DATASET, rounds=rounds, queries=",".join(QUERIES),
                      base_name="aa-base", new_name="aa-new", data_dir=data_dir, progress=False)
-    return {"rounds": run.rounds, "seed": run.seed, "base": timings_of(run.base.outcomes),
+    return {"rounds": run.rounds, "seed": run.seed, "sequence": run.sequence, "base": timings_of(run.base.outcomes),
             "new": timings_of(run.new.outcomes), "verdict_then": run.comparison.suite.verdict}
 
 

@@ -10,7 +10,8 @@ import pytest
 
 from dfbench import cli as dfbench_cli
 from dfbench.comparison import Comparison, compare, load_results, render
-from dfbench.comparison.stats import t_critical, t_two_sided_p
+from dfbench.comparison.render import percent
+from dfbench.comparison.stats import RUN_TO_RUN, t_critical, t_two_sided_p
 from dfbench.errors import ConfigError
 
 DATASET = "tpch_sf1"
@@ -593,3 +594,46 @@ def test_plot_without_matplotlib_names_the_extra(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert "pip install 'dfbench[plot]'" in result.stderr and "Traceback" not in result.stderr
+
+
+# --------------------------------------------------------------------------- two runs and run-to-run noise
+
+
+def test_two_runs_apart_by_less_than_runs_of_one_build_are_inconclusive(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Every query 8% slower, far beyond the iterations' noise, but within what two runs of one build
+    differ by: no faster/slower, the honest answer, and --fail-on-regression follows it. The CDK
+    tooling's lines are as they were."""
+    quiet = (1.0, 1.001, 0.999, 1.0, 1.0)
+    suite_of(tmp_path, "main", noise=quiet)
+    suite_of(tmp_path, "branch", factor=1.08, noise=quiet)
+    base = ["--dataset", DATASET, "--data-dir", str(tmp_path)]
+    assert cli(base + ["--fail-on-regression", "main", "branch"]) == 0
+    text = capsys.readouterr().out
+    assert "      q1: prev= 100 ms, new= 108 ms, diff=1.08 slower ✖" in text.splitlines()
+    floor = RUN_TO_RUN["remote"]
+    [suite] = [line for line in text.splitlines() if line.startswith("   SUITE: ")]
+    comparison = run(tmp_path, run_to_run=None)
+    half = 100 * (comparison.suite.ci_high / comparison.suite.geomean_ratio - 1)
+    assert suite.startswith(f"   SUITE: inconclusive: within run-to-run noise (±{half:.1f}%); use `dfbench ab`: "
+                            "geomean ratio 1.080")
+    assert f"run-to-run offsets of ±{percent(floor.suite)} per run" in text and floor.source in text
+    assert {query.verdict for query in comparison.queries} == {"inconclusive"}
+    assert comparison.suite.ci_low < 1 < comparison.suite.ci_high and not comparison.regressed
+    data = json.loads(render(comparison, "json"))
+    assert data["suite"]["verdict"] == "inconclusive" and data["regressed"] is False
+    assert data["suite"]["run_to_run"] == {"suite": floor.suite, "query": floor.query, "source": floor.source}
+    assert "**Suite: inconclusive: within run-to-run noise" in render(comparison, "markdown")
+    # The user's own A/A runs say runs do not drift: the same numbers are then a regression.
+    assert cli(base + ["--fail-on-regression", "--run-to-run", "0", "main", "branch"]) == 1
+    assert "   SUITE: slower: geomean ratio 1.080" in capsys.readouterr().out
+
+
+def test_two_runs_apart_by_more_than_run_to_run_noise_are_judged(tmp_path: Path) -> None:
+    suite_of(tmp_path, "main", noise=NOISE)
+    suite_of(tmp_path, "branch", factor=2.0, noise=MIXED)
+    comparison = run(tmp_path, run_to_run=None, fail_on_regression=True)
+    assert comparison.suite.verdict == "slower" and comparison.exit_code == 1
+    assert {query.verdict for query in comparison.queries} == {"slower"}
+    local = compare(dataset=DATASET, base="main", new="branch", data_dir=tmp_path, results="remote")
+    assert local.suite.run_to_run == RUN_TO_RUN["remote"]

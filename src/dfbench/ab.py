@@ -3,20 +3,43 @@ builds deployed alternately on one cluster (``run_ab_cluster``).
 
 Two sequential runs (main, then the branch) carry any drift of the machine or cluster between
 them into the comparison, and no statistic over two runs can tell it from a real change. Here the
-sides take turns: ``rounds`` rounds in ABBA order (base then new, new then base, …), each side
-running every query once per round, so a drift over time falls on both sides alike (asv's
-interleaved rounds, for two workers). A warm-up execution of each query on each side comes first
-and is not recorded.
+sides take turns within rounds, and **the round is the unit**: each round runs every query once
+on each side, base and new are paired within the round, and the verdicts come from the rounds
+(:mod:`dfbench.comparison.stats`): the suite's from the per-round geometric-mean ratios (new/base over
+the queries of that round) and their spread across rounds, each query's from its paired per-round
+differences. Whatever a stretch of time shares (load, clock frequency, a neighbour's burst) then
+falls on both sides of a pair where it lasts, and is counted in the rounds' spread where it
+does not. A warm-up execution of each query on each side comes first and is not recorded.
+
+Two schedules, one statistic:
+
+* **pairs** (``run_ab``: both workers run all along): each query runs on both sides back to back.
+  Real noise on a shared machine is slow: consecutive executions' times are correlated (0.5 at
+  lag 1, 0.3 eight executions apart, measured by ``benchmarks/aa_real.py``), so a pair one query
+  apart shares more of it than two passes through all the queries do. The side that goes first
+  alternates from query to query and from round to round (base first in round 1's first pair,
+  new first in its second, new first in round 2's first pair, …): an advantage of going first
+  or second is spread evenly over the sides.
+* **passes** (``run_ab_cluster``: a change of side is a deploy): each side runs all its queries in
+  turn, the rounds in ABBA order (base then new, new then base, …), so a drift over time falls on
+  both sides alike (asv's interleaved rounds).
+
+The query order is drawn anew for every round (pairs) or pass (passes) from a seed the A/B
+records (``seed``; ``--seed`` repeats it). ``rounds`` rounds run (6 by default: an even number, so
+each side goes first as often as the other); with ``until``, more rounds run, two at a time, until
+the suite interval's half-width is at most ``until`` or ``max_rounds`` have run, with a progress
+line after each pair of rounds. The comparison says how many rounds ran and the smallest change
+they could detect.
 
 Both sides are filed as two engines in the usual result files (a query file per query, its
-iterations one per round, ``runId`` and ``sqlSha256`` as any run's; ``run.json`` records the A/B and
-the order), under ``.results-local`` when both are dfbench's local worker and ``.results-remote``
-otherwise; ``previous-*.json`` is left alone (an A/B is not a baseline). The comparison is made on
+iterations one per round, ``runId`` and ``sqlSha256`` as any run's; ``run.json`` records the A/B:
+schedule, seed, the query orders and every execution in the order it ran), under
+``.results-local`` when both are dfbench's local worker and ``.results-remote`` otherwise; ``previous-*.json`` is left alone (an A/B is not a baseline). The comparison is made on
 this A/B's results only, whatever older files the engine folders hold.
 
 On a cluster, BASE and NEW are worker binaries or datafusion-distributed checkouts (built with
 :mod:`dfbench.worker.build`). Both are published to the bucket once (by sha256, so a binary
-already there is not uploaded again), then the rounds run in the same ABBA order, each change of
+already there is not uploaded again), then the rounds run as passes in ABBA order, each change of
 side being ONE SendCommand that installs that side's worker on every instance (the deploy's own
 install, :func:`dfbench.worker_deploy.install_deployment`), a bounded wait until every worker is
 healthy (a :class:`~dfbench.transport.connection.ClusterConnection` judging every ``/info``), and
@@ -93,8 +116,9 @@ class ABRun:
     new: Side
     comparison: Comparison
     remote: bool
-    seed: int = 0  # of the query order of every pass (``passes``)
-    passes: list[list[str]] = field(default_factory=list)  # the query ids of each pass, in the order they ran
+    seed: int = 0  # of the query orders (``orders``)
+    orders: list[list[str]] = field(default_factory=list)  # the query ids of each round (pairs) or pass (passes)
+    sequence: list[str] = field(default_factory=list)  # every execution in the order it ran: "base q3", …
 
 
 @dataclass(frozen=True)
@@ -107,6 +131,7 @@ class RoundPlan:
     until: float | None = None
     max_rounds: int = DEFAULT_MAX_ROUNDS
     seed: int | None = None
+    schedule: str = "pairs"  # "pairs" (both workers running) or "passes" (a cluster); see the module docstring
 
     def check(self) -> None:
         _check_rounds(self.rounds)
@@ -206,7 +231,7 @@ def run_ab_cluster(*, cluster: Cluster | str, base: str | Path, new: str | Path,
     from dfbench.worker.secrets import secret_parameters
     from dfbench.worker_deploy import check_source, find_cluster, prepare_deployment
 
-    plan = RoundPlan(rounds, until, max_rounds, seed)
+    plan = RoundPlan(rounds, until, max_rounds, seed, schedule="passes")
     plan.check()
     _check_names(base_name, new_name)
     checked_dataset_name(dataset)
@@ -279,10 +304,15 @@ def _cluster_switch(cluster: Cluster, options: RunOptions, connections: ExitStac
 def _interleave(sides: dict[str, Side], options: RunOptions, target: Target, switch: Callable[[Side], bool],
                 plan: RoundPlan, *, remote: bool, base_name: str | None, new_name: str | None,
                 cluster: Cluster | None = None) -> ABRun:
-    """The rounds in ABBA order (``plan`` says how many): before a side's turn, ``switch`` makes it
-    the running one (True when its worker is new: the session is then prepared and the queries
-    warmed up); then one iteration of each query, in an order drawn for this pass. Then both
-    sides are filed and compared round by round."""
+    """The rounds (``plan`` says how many), each running every query once on each side, in an order
+    drawn for the round (pairs) or the pass (passes). Before a side runs, ``switch`` makes it the
+    running one (True when its worker is new: the session is then prepared and the queries
+    warmed up). Then both sides are filed and compared round by round.
+
+    Schedules (module docstring): with both workers running (``pairs``, run_ab), each query runs on
+    both sides back to back, the side that goes first alternating from query to query and from
+    round to round; on a cluster (``passes``, where a change of side is a deploy), each side runs all
+    its queries in turn, in ABBA order."""
     from rich.console import Console
 
     dataset, warmup = options.dataset, options.warmup
@@ -297,38 +327,57 @@ def _interleave(sides: dict[str, Side], options: RunOptions, target: Target, swi
             side.outcomes[query.id] = QueryOutcome(id=query.id, dataset=dataset, engine=side.role,
                                                    run_id=f"{run_id}-{side.role}",
                                                    sql_sha256=results.sql_sha256(query.sql))
-    order: list[str] = []
-    passes: list[list[str]] = []
+
+    def activate(side: Side) -> None:
+        if switch(side):
+            assert side.client is not None
+            side.settings = options.settings_for(side.is_local_worker)
+            prepare_worker(side.client, side.settings, target, dataset)
+            side.runners = {query.id: QueryRunner(side.client, query) for query in target.queries}
+            if warmup:
+                for query in target.queries:
+                    outcome = side.outcomes[query.id]
+                    outcome.warmup = side.runners[query.id].execute()
+                    if not outcome.warmup.ok and not outcome.failed:
+                        outcome.iterations.append(outcome.warmup)  # the failure is the query's record
+
+    def execute(side: Side, query_id: str) -> None:
+        outcome = side.outcomes[query_id]
+        sequence.append(f"{side.role} {query_id}")
+        if not outcome.failed:  # as in a run: a query stops at its first failure
+            outcome.iterations.append(side.runners[query_id].execute())
+
+    def drawn() -> list[str]:
+        # A fresh order each round or pass: no query always follows the same one (what it leaves
+        # in caches and memory), and no query always runs at the same point.
+        ids = [query.id for query in shuffle.sample(target.queries, len(target.queries))]
+        orders.append(ids)
+        return ids
+
+    orders: list[list[str]] = []
+    sequence: list[str] = []
     goal = "" if plan.until is None else f" (until ±{100 * plan.until:g}%, at most {plan.max_rounds})"
     number = 0
     while True:
-        for role in round_order(number):
-            side = sides[role]
-            if switch(side):
-                assert side.client is not None
-                side.settings = options.settings_for(side.is_local_worker)
-                prepare_worker(side.client, side.settings, target, dataset)
-                side.runners = {query.id: QueryRunner(side.client, query) for query in target.queries}
-                if warmup:
-                    for query in target.queries:
-                        outcome = side.outcomes[query.id]
-                        outcome.warmup = side.runners[query.id].execute()
-                        if not outcome.warmup.ok and not outcome.failed:
-                            outcome.iterations.append(outcome.warmup)  # the failure is the query's record
-            console.print(f"round {number + 1}/{plan.rounds if number < plan.rounds else '…'}{goal}: {role}")
-            # A fresh order each pass: no query always follows the same one (what it leaves in
-            # caches and memory), and no query always runs at the same point of the pass.
-            ids = [query.id for query in shuffle.sample(target.queries, len(target.queries))]
-            passes.append(ids)
-            order.append(role)
-            for query_id in ids:
-                outcome = side.outcomes[query_id]
-                if outcome.failed:  # as in a run: a query stops at its first failure
-                    continue
-                outcome.iterations.append(side.runners[query_id].execute())
+        shown = f"round {number + 1}/{plan.rounds if number < plan.rounds else '…'}{goal}"
+        if plan.schedule == "pairs":
+            for role in round_order(number):
+                activate(sides[role])
+            console.print(shown)
+            for position, query_id in enumerate(drawn()):
+                first = round_order(number)[position % 2]
+                for role in (first, "new" if first == "base" else "base"):
+                    execute(sides[role], query_id)
+        else:
+            for role in round_order(number):
+                activate(sides[role])
+                console.print(f"{shown}: {role}")
+                for query_id in drawn():
+                    execute(sides[role], query_id)
         number += 1
         if not _more_rounds(plan, number, sides, console):
             break
+    order = abba_order(number)
     rounds = number
     end_time = time.time()
     engines = _names(sides["base"].info, sides["new"].info, base_name, new_name)
@@ -345,7 +394,8 @@ def _interleave(sides: dict[str, Side], options: RunOptions, target: Target, swi
             results.write_query_result(folder, outcome)
         assert side.client is not None and other.client is not None
         ab: dict[str, Any] = {"role": side.role, "rounds": rounds, "order": order, "other_engine": other.engine,
-                              "other_url": other.client.url, "seed": seed, "passes": passes,
+                              "other_url": other.client.url, "schedule": plan.schedule, "seed": seed,
+                              "orders": orders, "sequence": sequence,
                               "until": plan.until, "max_rounds": plan.max_rounds if plan.until is not None else None}
         if side.deployment is not None:
             ab.update(sha256=side.deployment.artifact.sha256, kind=side.deployment.kind, deploys=side.deploys,
@@ -362,7 +412,8 @@ def _interleave(sides: dict[str, Side], options: RunOptions, target: Target, swi
         })
     comparison = compare_results(dict(sides["base"].outcomes), dict(sides["new"].outcomes), dataset=dataset,
                                  base_name=sides["base"].engine, new_name=sides["new"].engine, paired=True)
-    return ABRun(run_id, dataset, rounds, order, sides["base"], sides["new"], comparison, remote, seed, passes)
+    return ABRun(run_id, dataset, rounds, order, sides["base"], sides["new"], comparison, remote, seed, orders,
+                 sequence)
 
 
 def _more_rounds(plan: RoundPlan, done: int, sides: dict[str, Side], console: Any) -> bool:
