@@ -34,8 +34,9 @@ they could detect.
 Both sides are filed as two engines in the usual result files (a query file per query, its
 iterations one per round, ``runId`` and ``sqlSha256`` as any run's; ``run.json`` records the A/B:
 schedule, seed, the query orders and every execution in the order it ran), under
-``.results-local`` when both are dfbench's local worker and ``.results-remote`` otherwise; ``previous-*.json`` is left alone (an A/B is not a baseline). The comparison is made on
-this A/B's results only, whatever older files the engine folders hold.
+``.results-local`` when both are dfbench's local worker and ``.results-remote`` otherwise;
+``previous-*.json`` is left alone (an A/B is not a baseline). The comparison is made on this A/B's
+results only, whatever older files the engine folders hold.
 
 On a cluster, BASE and NEW are worker binaries or datafusion-distributed checkouts (built with
 :mod:`dfbench.worker.build`). Both are published to the bucket once (by sha256, so a binary
