@@ -82,6 +82,7 @@ if TYPE_CHECKING:
 # real local workers", measures the false alarms at this default).
 DEFAULT_ROUNDS = 6
 DEFAULT_MAX_ROUNDS = 30
+SCHEDULES = ("pairs", "passes")
 # A deployed side's workers: healthy (every peer known, one commit) within this, or the A/B stops.
 HEALTH_TIMEOUT_S = 120
 
@@ -146,6 +147,8 @@ class RoundPlan:
                               f"not {self.max_rounds!r}")
         if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0):
             raise ConfigError(f"--seed must be a whole number of at least 0, not {self.seed!r}")
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"schedule must be one of {', '.join(SCHEDULES)}, not {self.schedule!r}")
 
 
 def abba_order(rounds: int) -> list[str]:
@@ -186,11 +189,12 @@ def run_ab(*, base_url: str, new_url: str, dataset: str, rounds: int = DEFAULT_R
            queries: Any = None, queries_dir: str | Path | None = None,
            base_name: str | None = None, new_name: str | None = None,
            data_dir: str | Path = "benchmarks/data", location: str | None = None, settings: Any = None,
-           warmup: bool = True, progress: bool = True) -> ABRun:
+           warmup: bool = True, progress: bool = True, schedule: str = "pairs") -> ABRun:
     """Interleave rounds (:class:`RoundPlan`: ``rounds``, ``until``, ``max_rounds``, ``seed``) on the
-    workers at ``base_url`` and ``new_url``; see the module docstring. Arguments are checked
+    workers at ``base_url`` and ``new_url``; see the module docstring. ``schedule="passes"`` runs
+    them as a cluster A/B must (``benchmarks/aa_real.py`` compares the two). Arguments are checked
     (rounds, dataset, queries, settings) before either worker is contacted."""
-    plan = RoundPlan(rounds, until, max_rounds, seed)
+    plan = RoundPlan(rounds, until, max_rounds, seed, schedule)
     plan.check()
     _check_names(base_name, new_name)
     options = RunOptions(dataset=dataset, url=base_url, queries=queries, queries_dir=queries_dir, data_dir=Path(data_dir),

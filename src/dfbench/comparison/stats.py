@@ -38,9 +38,28 @@ an unchanged build; a 96% interval plus a 2.5% minimum effect keeps false alarms
 noise while catching a uniform 5% regression in about 93% of suites (the moderation's extra
 degrees of freedom took it from about 91%). ``QUERY_ALPHA`` 0.005 (rather than 0.01) halves the
 share of unchanged suites in which some query is flagged (about 5% instead of 12% over 22 queries)
-and still catches a 20% regression of one query at 5% noise in 99%. None of this separates a
-per-run offset common to all queries from a change (sequential runs under a 3% drift alarm in
-about half the unchanged suites); interleaved rounds (``dfbench ab``) do, at the same power.
+and still catches a 20% regression of one query at 5% noise in 99%.
+
+Two runs cannot tell an offset their queries share (the machine was busier, the cluster slower
+today) from a change: on real local workers, bench + restart + bench called 11 of 20 A/A pairs
+different. So there are two designs (``benchmarks/aa_real.py`` measures both on real workers):
+
+* **Two runs** (``compare``, ``bench``): the tests above, each widened by a run-to-run offset
+  they cannot estimate, taken from evidence (:class:`RunToRun`: the calibrated floor of the kind
+  of target, ``RUN_TO_RUN``, or the user's own A/A runs, ``--run-to-run``): its variance, twice
+  (one offset per run), is added to each query's squared standard error, and the suite interval's
+  half-width grows by the normal quantile × √2 × the per-run offset (in quadrature). A difference
+  the narrower test would have called and the widened one does not is ``inconclusive: within
+  run-to-run noise (±X%); use `dfbench ab``: never faster/slower on evidence that cannot
+  separate a change from drift.
+* **Interleaved rounds** (``dfbench ab``): the round is the unit. Each round runs every query on
+  both sides, so base and new are paired within it: per query, the moderated test above on its
+  paired per-round log ratios (:func:`assess_paired_queries`); for the suite, the per-round
+  geometric-mean ratio (the mean over the queries of the round's log ratios, :func:`round_log_ratios`)
+  and a t-interval over the rounds (rounds - 1 degrees of freedom, :func:`assess_rounds`). Real
+  noise is shared by the queries of a pass (the queries that run close together see the same
+  load), which a spread across queries cannot see and a spread across rounds can; whatever
+  lasts the round cancels in the pairs. Same gates: 96% interval, 2.5% minimum effect.
 """
 
 from __future__ import annotations
