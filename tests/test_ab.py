@@ -111,8 +111,9 @@ def test_until_adds_rounds_two_at_a_time_up_to_max_rounds(workers: tuple[str, st
     output = capsys.readouterr()
     progress = [line for line in output.err.splitlines() if line.startswith("after ")]
     # Judged after round 2 (not reached: no real interval is ±0.001% wide), then rounds 3 and 4, the last allowed.
-    assert len(progress) == 1 and progress[0].startswith("after 2 rounds: geomean ratio ")
-    assert progress[0].endswith("(target ±0.001%)")
+    assert [line.split(":")[0] for line in progress] == ["after 2 rounds", "after 4 rounds"]
+    assert progress[0].startswith("after 2 rounds: geomean ratio ") and progress[0].endswith("(target ±0.001%)")
+    assert progress[1].endswith("(target ±0.001%, not reached within --max-rounds 4)")
     assert "round 3/… (until ±0.001%, at most 4)" in output.err
     folder = data_dir / DATASET / ".results-local"
     document = json.loads((folder / "until-new" / "q6.json").read_text())

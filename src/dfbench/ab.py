@@ -321,7 +321,7 @@ def _interleave(sides: dict[str, Side], options: RunOptions, target: Target, swi
     from rich.console import Console
 
     dataset, warmup = options.dataset, options.warmup
-    console = Console(stderr=True, quiet=not options.progress, highlight=False)
+    console = Console(stderr=True, quiet=not options.progress, highlight=False, soft_wrap=True)
     start_time = time.time()
     run_id = results.new_run_id(start_time)
     seed = plan.seed if plan.seed is not None else secrets.randbits(32)
@@ -424,23 +424,24 @@ def _interleave(sides: dict[str, Side], options: RunOptions, target: Target, swi
 def _more_rounds(plan: RoundPlan, done: int, sides: dict[str, Side], console: Any) -> bool:
     """Whether another round runs: until ``plan.rounds``; with ``plan.until``, then while the suite
     interval is wider than asked and ``plan.max_rounds`` allows, judged after an even number of
-    rounds (each side first as often as the other). The stop depends on the interval's width,
-    not on where it lies, so it does not steer the verdict."""
-    if done < plan.rounds:
-        return True
-    if plan.until is None or done >= plan.max_rounds:
-        return False
-    if done % 2:
+    rounds (each side first as often as the other) and at the last one allowed, with a progress
+    line each time. The stop depends on the interval's width, not on where it lies, so it does not
+    steer the verdict."""
+    if done < plan.rounds or plan.until is None:
+        return done < plan.rounds
+    last = done >= plan.max_rounds
+    if done % 2 and not last:
         return True
     pairs = {query_id: (outcome.timings, sides["new"].outcomes[query_id].timings)
              for query_id, outcome in sides["base"].outcomes.items()
              if not outcome.failed and not sides["new"].outcomes[query_id].failed}
     suite = assess_rounds(round_log_ratios(pairs), queries=len(pairs))
     if suite.half_width is None:
-        console.print(f"after {done} rounds: no query succeeded on both sides; stopping")
-        return False
+        console.print(f"after {done} rounds: no interval yet (no query succeeded on both sides, or one round)")
+        return not last and bool(pairs)
     half = math.expm1(suite.half_width)
     reached = half <= plan.until
+    outcome = ", reached" if reached else f", not reached within --max-rounds {plan.max_rounds}" if last else ""
     console.print(f"after {done} rounds: geomean ratio {suite.geomean_ratio:.3f} ±{100 * half:.1f}% "
-                  f"(target ±{100 * plan.until:g}%{', reached' if reached else ''})")
-    return not reached
+                  f"(target ±{100 * plan.until:g}%{outcome})")
+    return not reached and not last

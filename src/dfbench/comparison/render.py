@@ -203,7 +203,7 @@ def detectable_sentence(comparison: Comparison) -> str | None:
     rounds = comparison.suite.rounds
     return (f"smallest uniform change this comparison could detect: ±{100 * detectable:.1f}% "
             f"(its {percent(SUITE_CONFIDENCE)} interval's half-width, at least the {percent(SUITE_MIN_EFFECT)} minimum"
-            + ("" if rounds is None else f"; {rounds} rounds, more narrow it: dfbench ab --until PCT") + ")")
+            + ("" if rounds is None else f"; {rounds} rounds: more rounds narrow it, dfbench ab --until PCT") + ")")
 
 
 def render_text(comparison: Comparison) -> str:
