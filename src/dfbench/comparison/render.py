@@ -161,11 +161,11 @@ def suite_sentence(comparison: Comparison) -> str:
     else:
         core = (f"geomean ratio {suite.geomean_ratio:.3f} "
                 f"({percent(SUITE_CONFIDENCE)} CI {suite.ci_low:.3f}–{suite.ci_high:.3f}) over {over}")
-    verdict = suite.verdict
-    if verdict == "inconclusive":
+    label: str = suite.verdict
+    if suite.verdict == "inconclusive":
         # Two runs moved apart by more than their iterations' noise, not by more than runs of one build do.
-        verdict = f"inconclusive: within run-to-run noise (±{_half_percent(comparison)}); use `dfbench ab`"
-    return f"{verdict}: {core}; {suite.failed} failed, {suite.missing} missing"
+        label = f"inconclusive: within run-to-run noise (±{_half_percent(comparison)}); use `dfbench ab`"
+    return f"{label}: {core}; {suite.failed} failed, {suite.missing} missing"
 
 
 def _half_percent(comparison: Comparison) -> str:
