@@ -18,7 +18,12 @@ What is added to the CDK tooling's output, and why:
   recorded SQL hashes (``sqlSha256``) differ, is named; so is a side whose query files come from
   several runs (``runId``: a partial run keeps the engine folder's older files).
 
-Verdicts per query: ``faster``, ``slower``, ``unchanged`` (both sides succeeded), ``failed`` (some
+Two designs (:mod:`dfbench.comparison.stats` says how each is judged): two runs (``compare``,
+``bench``), whose verdicts allow for the run-to-run offset two runs cannot estimate and say
+``inconclusive`` within it; and the rounds of one interleaved A/B (``dfbench ab``, ``paired=True``),
+judged round by round.
+
+Verdicts per query: ``faster``, ``slower``, ``unchanged``, ``inconclusive`` (both sides succeeded), ``failed`` (some
 iteration failed on the new side; ``newly_failed`` tells whether the base succeeded), ``fixed``
 (failed on base, succeeds now), ``missing`` (result file on one side only). "Failed" has one
 meaning, the tooling's: :attr:`QueryResult.failed`, any iteration failed. Such a query gets the
