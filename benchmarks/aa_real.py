@@ -35,7 +35,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -95,11 +95,21 @@ def timings_of(outcomes: dict[str, Any]) -> dict[str, list[float] | None]:
     return {query_id: None if outcome.failed else outcome.timings for query_id, outcome in outcomes.items()}
 
 
-def ab_trial(data_dir: Path, dataset: str, slowdown: float, rounds: int, schedule: str) -> dict[str, Any]:
-    with worker(data_dir) as base_url, worker(data_dir, slowdown) as new_url:
+def ab_trial(data_dir: Path, dataset: str, slowdown: float, rounds: int, schedule: str,
+             new_first: bool) -> dict[str, Any]:
+    """One A/B on two fresh workers; ``new_first`` starts the new side's worker first (alternated
+    over the trials, so that an advantage of the first or second process started falls on both)."""
+    with ExitStack() as stack:
+        if new_first:
+            new_url = stack.enter_context(worker(data_dir, slowdown))
+            base_url = stack.enter_context(worker(data_dir))
+        else:
+            base_url = stack.enter_context(worker(data_dir))
+            new_url = stack.enter_context(worker(data_dir, slowdown))
         run = run_ab(base_url=base_url, new_url=new_url, dataset=dataset, rounds=rounds, queries=",".join(QUERIES),
                      base_name="aa-base", new_name="aa-new", data_dir=data_dir, progress=False, schedule=schedule)
-    return {"rounds": run.rounds, "seed": run.seed, "schedule": schedule, "sequence": run.sequence,
+    return {"rounds": run.rounds, "seed": run.seed, "schedule": schedule, "new_first": new_first,
+            "sequence": run.sequence,
             "base": timings_of(run.base.outcomes), "new": timings_of(run.new.outcomes),
             "verdict_then": run.comparison.suite.verdict}
 
@@ -132,7 +142,8 @@ def run_trials(out: Path, data_dir: Path, deadline: float, factor: float = 1.0, 
         before, started = load(), time.time()
         if name.startswith("ab"):
             rounds = (4 if quick else SLOW_ROUNDS) if slowdown else DEFAULT_ROUNDS
-            record = ab_trial(data_dir, dataset, slowdown, rounds, "passes" if "passes" in name else "pairs")
+            record = ab_trial(data_dir, dataset, slowdown, rounds, "passes" if "passes" in name else "pairs",
+                              new_first=done[name] % 2 == 1)
         else:
             record = seq_trial(data_dir, dataset, slowdown)
         record.update(experiment=name, slowdown=slowdown, load_before=before, load_after=load(),
