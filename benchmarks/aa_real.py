@@ -198,6 +198,48 @@ def held_out(trials: list[dict[str, Any]]) -> tuple[int, int]:
     return called, len(pairs) if all(len(fold) >= 2 for fold in folds) else 0
 
 
+def _mean_se(values: list[float]) -> str:
+    if len(values) < 2:
+        return "–"
+    mean = sum(values) / len(values)
+    se = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1) / len(values))
+    return f"{100 * math.expm1(mean):+.1f}% ± {100 * 1.96 * se:.1f}%"
+
+
+def offsets(trials: list[dict[str, Any]]) -> dict[str, str]:
+    """Systematic effects a round statistic cannot see or that the schedule must balance, from
+    the A/A A/B trials (pairs): the new side's mean log ratio over the trials, by which worker
+    was started first, and how much longer the second execution of a pair takes than the first."""
+    chosen = [trial for trial in trials if trial["experiment"] == "ab-aa"]
+
+    def ratio(trial: dict[str, Any]) -> float:
+        queries = _complete_queries(trial)
+        return sum(sum(map(math.log, trial["new"][q])) / len(trial["new"][q])
+                   - sum(map(math.log, trial["base"][q])) / len(trial["base"][q]) for q in queries) / len(queries)
+
+    second = []
+    for trial in chosen:
+        seen: dict[tuple[str, ...], int] = {}
+        entries = [tuple(entry.split()) for entry in trial.get("sequence", [])]
+        indexed = []
+        for key in entries:
+            indexed.append((key, seen.get(key, 0)))
+            seen[key] = seen.get(key, 0) + 1
+        for (first, i), (other, j) in zip(indexed[0::2], indexed[1::2], strict=False):
+            if trial[first[0]][first[1]] and trial[other[0]][other[1]]:
+                second.append(math.log(trial[other[0]][other[1]][j] / trial[first[0]][first[1]][i]))
+    return {
+        "all": _mean_se([ratio(t) for t in chosen]),
+        "new first": _mean_se([ratio(t) for t in chosen if t.get("new_first", False)]),
+        "base first": _mean_se([ratio(t) for t in chosen if not t.get("new_first", False)]),
+        "second of a pair": _mean_se(second),
+    }
+
+
+def _complete_queries(trial: dict[str, Any]) -> list[str]:
+    return [query for query, base in trial["base"].items() if base and trial["new"].get(query)]
+
+
 def autocorrelation(trials: list[dict[str, Any]], lags: tuple[int, ...] = (1, 2, 8)) -> dict[int, float]:
     """How alike the log times of executions ``lag`` apart are (A/B trials, in the order they ran,
     each execution's time relative to its side's and query's mean in the trial): the slowness of
@@ -323,6 +365,7 @@ def report(out: Path, write: bool) -> str:
     fitted = fitted_floor(components, "fit")
     held, held_total = held_out(trials)
     lags = autocorrelation(trials)
+    effects = offsets(trials)
     goals = [
         (f"A/A `ab`, default rounds: at most 2 of 20 call a difference → {rate(ab_aa['called'], ab_aa['n'])}",
          ab_aa["n"] >= 20 and ab_aa["called"] / ab_aa["n"] <= 0.1),
@@ -372,6 +415,13 @@ def report(out: Path, write: bool) -> str:
         f"{rate(passes['called'], passes['n'])} called a difference, detectable {detect(passes)}, the rounds' "
         f"log ratios spreading by {_sd(passes)} (standard deviation within a trial, mean over trials) against "
         f"{_sd(ab_aa)} for pairs.",
+        "",
+        "Systematic effects in the A/A A/B trials (mean over trials, ± 1.96 standard errors): the new side's "
+        f"ratio {effects['all']} (new worker started first: {effects['new first']}; base first: "
+        f"{effects['base first']}): an offset between two processes is the same in every round, so no "
+        "round statistic sees it, and it counts as a difference between the builds. The second execution of "
+        f"a pair against the first: {effects['second of a pair']}, which the alternation of the first side "
+        "spreads evenly over base and new.",
         "",
         "### The noise model, fitted, against what was measured",
         "",
