@@ -39,12 +39,12 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
-from compare_simulation import Components, fit_components, simulate_aa
+from compare_simulation import Components, fit_components, simulate_aa, simulate_ab_called, simulate_ab_slower
 from dfbench.ab import DEFAULT_ROUNDS, run_ab
 from dfbench.bench.results import QueryResult
 from dfbench.comparison import compare_results
 from dfbench.comparison.records import Comparison
-from dfbench.comparison.stats import RUN_TO_RUN, RunToRun, assess_queries, assess_suite
+from dfbench.comparison.stats import RUN_TO_RUN, RunToRun, assess_two_runs
 from dfbench.data import generate_tpch
 from dfbench.runner import run_benchmark
 from dfbench.worker.process import LocalWorkerProcess
@@ -55,9 +55,12 @@ QUERIES = ("q1", "q3", "q5", "q6", "q9", "q12", "q14", "q19")
 SLOWDOWN = 0.10
 SLOW_ROUNDS = 15
 # Trials per experiment: what the issue asks for, at least.
-TARGETS = {"ab-aa": 40, "seq-aa": 40, "ab-slow": 10, "seq-slow": 10, "ab-passes-aa": 10}
+TARGETS = {"ab-aa": 40, "seq-aa": 40, "ab-slow": 10, "seq-slow": 10, "ab-passes-aa": 10, "ab-slow30": 10}
 # --quick (the test suite's check that the script runs): SF 0.01, the fewest trials a report needs.
-QUICK_TARGETS = {"ab-aa": 2, "seq-aa": 2, "ab-slow": 1, "seq-slow": 1, "ab-passes-aa": 1}
+QUICK_TARGETS = {"ab-aa": 2, "seq-aa": 2, "ab-slow": 1, "seq-slow": 1, "ab-passes-aa": 1, "ab-slow30": 0}
+# The handicap of the new side in the experiments that have one; ab-slow30 shows what the noise lets
+# 15 rounds see (a 30% slowdown), beside the 10% the issue asks about.
+SLOWDOWNS = {"ab-slow": SLOWDOWN, "seq-slow": SLOWDOWN, "ab-slow30": 0.30}
 COMMAND = "make bench-aa"
 CALLED = ("faster", "slower")  # a verdict that calls a difference (inconclusive does not)
 
@@ -134,23 +137,23 @@ def run_trials(out: Path, data_dir: Path, deadline: float, factor: float = 1.0, 
     while time.time() < deadline:
         # The experiment furthest behind its target goes next, so that a run stopped early has
         # some of each.
-        behind = [name for name in targets if done[name] < targets[name]]
+        behind = [name for name in targets if done.get(name, 0) < targets[name]]
         if not behind:
             break
-        name = min(behind, key=lambda n: (done[n] / targets[n], list(targets).index(n)))
-        slowdown = SLOWDOWN if name.endswith("slow") else 0.0
+        name = min(behind, key=lambda n: (done.get(n, 0) / targets[n], list(targets).index(n)))
+        slowdown = SLOWDOWNS.get(name, 0.0)
         before, started = load(), time.time()
         if name.startswith("ab"):
             rounds = (4 if quick else SLOW_ROUNDS) if slowdown else DEFAULT_ROUNDS
             record = ab_trial(data_dir, dataset, slowdown, rounds, "passes" if "passes" in name else "pairs",
-                              new_first=done[name] % 2 == 1)
+                              new_first=done.get(name, 0) % 2 == 1)
         else:
             record = seq_trial(data_dir, dataset, slowdown)
         record.update(experiment=name, slowdown=slowdown, load_before=before, load_after=load(),
                       started=started, seconds=round(time.time() - started, 1))
         with path.open("a") as file:
             file.write(json.dumps(record) + "\n")
-        done[name] += 1
+        done[name] = done.get(name, 0) + 1
         print(f"{name} {done[name]}/{targets[name]}: {record['seconds']} s, load {before[0]} → "
               f"{record['load_after'][0]}", flush=True)
 
@@ -182,6 +185,19 @@ def fitted_floor(components: Components, source: str) -> RunToRun:
     """The run-to-run offsets a sequential pair should allow for, from the fitted model: the
     per-run offset for the suite; for a query, its own per-run offset and the shared one."""
     return RunToRun(components.seq_run, math.hypot(components.seq_run, components.seq_query), source)
+
+
+def run_offset_interval(trials: list[dict[str, Any]], draws: int = 200) -> tuple[float, float]:
+    """5% and 95% of the fitted offset between the two workers of an A/B over bootstrap resamples of
+    the A/A A/B trials (fixed seed): how well the trials pin it down."""
+    import random
+
+    chosen = [trial for trial in trials if trial["experiment"] == "ab-aa"]
+    if len(chosen) < 3:
+        return math.nan, math.nan
+    rng = random.Random(25)
+    found = sorted(fit_components([rng.choice(chosen) for _ in chosen]).ab_run for _ in range(draws))
+    return found[draws // 20], found[draws - draws // 20 - 1]
 
 
 def held_out(trials: list[dict[str, Any]]) -> tuple[int, int]:
@@ -276,9 +292,7 @@ def judge_before(trial: dict[str, Any]) -> str:
     """The suite verdict of the statistics before this change (t-interval over queries, no
     run-to-run allowance), for the record."""
     pairs = {q: (b, trial["new"][q]) for q, b in trial["base"].items() if b and trial["new"].get(q)}
-    stats = assess_queries(pairs)
-    return assess_suite([s.log_ratio for s in stats.values()], noise_variances=[s.se ** 2 for s in stats.values()],
-                        run_to_run=0.0).verdict
+    return assess_two_runs(pairs, RunToRun(0.0, 0.0, "none"), with_p=False)[1].verdict
 
 
 def rate(count: int, total: int) -> str:
@@ -327,8 +341,8 @@ def report(out: Path, write: bool) -> str:
     trials = read_trials(out / "trials.jsonl")
     table = summarize(trials)
     components = fit_components(trials)
-    predicted = simulate_aa(components, trials)
-    ab_aa, seq_aa, ab_slow, seq_slow, passes = (table[name] for name in TARGETS)
+    predicted = simulate_aa(components)
+    ab_aa, seq_aa, ab_slow, seq_slow, passes, slow30 = (table[name] for name in TARGETS)
 
     def ratios(row: dict[str, Any]) -> str:
         return "–" if row["ratios"] is None else f"{row['ratios'][0]:.3f}–{row['ratios'][1]:.3f}"
@@ -346,6 +360,9 @@ def report(out: Path, write: bool) -> str:
         f"| `dfbench ab`, new `--slowdown {SLOWDOWN}`, {SLOW_ROUNDS} rounds | slower: "
         f"**{rate(ab_slow['slower'], ab_slow['n'])}** | {rate(ab_slow['query_called'], ab_slow['n'])} | "
         f"{ratios(ab_slow)} | {detect(ab_slow)} | {rate(ab_slow['before'], ab_slow['n'])} | {loads(ab_slow)} |",
+        f"| `dfbench ab`, new `--slowdown {SLOWDOWNS['ab-slow30']}`, {SLOW_ROUNDS} rounds | slower: "
+        f"{rate(slow30['slower'], slow30['n'])} | {rate(slow30['query_called'], slow30['n'])} | "
+        f"{ratios(slow30)} | {detect(slow30)} | {rate(slow30['before'], slow30['n'])} | {loads(slow30)} |",
         f"| bench, restart, bench, compare: A/A | {rate(seq_aa['called'], seq_aa['n'])} (inconclusive "
         f"{rate(seq_aa['inconclusive'], seq_aa['n'])}) | {rate(seq_aa['query_called'], seq_aa['n'])} | "
         f"{ratios(seq_aa)} | {detect(seq_aa)} | {rate(seq_aa['before'], seq_aa['n'])} | {loads(seq_aa)} |",
@@ -361,6 +378,17 @@ def report(out: Path, write: bool) -> str:
         gap = abs(100 * (predicted[design] - measured[design]))
         side_by_side.append(f"| {label} | {100 * measured[design]:.1f}% | {100 * predicted[design]:.1f}% | "
                             f"{gap:.1f} points ({'within' if gap <= 5 else 'NOT within'} 5) |")
+    detection = [(factor, rounds, simulate_ab_slower(components, 1 + factor, rounds))
+                 for factor, rounds in ((SLOWDOWN, SLOW_ROUNDS), (SLOWDOWNS["ab-slow30"], SLOW_ROUNDS),
+                                        (SLOWDOWN, 30), (SLOWDOWN, 60))]
+    many_rounds = [(rounds, simulate_ab_called(components, rounds)) for rounds in (SLOW_ROUNDS, 30)]
+    low, high = run_offset_interval(trials)
+    measured_slower = {SLOWDOWN: ab_slow, SLOWDOWNS["ab-slow30"]: slow30}
+    detection_rows = [
+        f"| `dfbench ab`, new `--slowdown {factor}`, {rounds} rounds | "
+        + (rate(measured_slower[factor]["slower"], measured_slower[factor]["n"])
+           if rounds == SLOW_ROUNDS and factor in measured_slower else "not measured")
+        + f" | {100 * simulated:.0f}% |" for factor, rounds, simulated in detection]
     floor = RUN_TO_RUN["local"]
     fitted = fitted_floor(components, "fit")
     held, held_total = held_out(trials)
@@ -436,6 +464,22 @@ def report(out: Path, write: bool) -> str:
         "| Design | measured A/A: suite called | simulated A/A | gap |",
         "| --- | ---: | ---: | --- |",
         *side_by_side,
+        "",
+        "Detection under the same model (a uniform slowdown added to every query's log ratio), beside what "
+        "the trials measured; the rounds a 10% slowdown needs on a machine this loaded are what `--until` "
+        "would buy:",
+        "",
+        "| A/B | measured: slower | simulated: slower |",
+        "| --- | ---: | ---: |",
+        *detection_rows,
+        "",
+        "What the rounds cannot see: an offset between the two worker processes, the same in every round "
+        f"(fitted {components.ab_run:.3f}; 90% bootstrap interval over the A/A trials {low:.3f}–{high:.3f}). "
+        "The default rounds' interval is wide enough to hold it; with many rounds on the same two running "
+        "workers it is not: under the fitted model an A/A A/B calls a difference in "
+        + ", ".join(f"{100 * value:.0f}% of runs at {rounds} rounds" for rounds, value in many_rounds)
+        + " (not measured here: every A/A trial ran the default rounds). On a cluster each change of side "
+        "is a fresh deploy, which turns that offset into noise of the pass that the rounds do see.",
     ])
     if write:
         write_section("aa-real", section)

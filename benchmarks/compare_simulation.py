@@ -20,7 +20,7 @@ Rules measured on the same simulated suites:
 * the CDK tooling: a query is flagged when its p50 factor (rounded ms medians, as printed) exceeds 1.2
   (a ✅ or ❌ mark); its suite-level signal is the TOTAL line's ❌.
 * dfbench: the suite verdict (faster/slower) and the per-query verdicts of ``dfbench.comparison``
-  (the very functions the commands use): for two runs ``assess_queries`` and ``assess_suite``, on
+  (the very functions the commands use): for two runs ``assess_two_runs``, on
   the iterations' noise alone (the first table, and the rows so named: ``--run-to-run 0``) or with
   the local worker's calibrated run-to-run floor (``compare``'s default; ``inconclusive`` is then
   counted apart, not as a call); for interleaved rounds ``assess_paired_queries`` and
@@ -59,9 +59,8 @@ from dfbench.comparison.stats import (
     SUITE_PRIOR_DF,
     RunToRun,
     assess_paired_queries,
-    assess_queries,
     assess_rounds,
-    assess_suite,
+    assess_two_runs,
     round_log_ratios,
 )
 from report import write_section  # benchmarks/ is on sys.path: scripts run as files
@@ -155,10 +154,7 @@ def judge(pairs: dict[str, tuple[list[float], list[float]]], effects: Effects = 
         stats = assess_paired_queries(pairs, with_p=False)
         return stats, assess_rounds(round_log_ratios(pairs), queries=len(pairs))
     floor = RUN_TO_RUN["local"] if effects.allowance else RunToRun(0.0, 0.0, "none")
-    stats = assess_queries(pairs, with_p=False, run_to_run=floor.query)
-    suite = assess_suite([stat.log_ratio for stat in stats.values()],
-                         noise_variances=[stat.se ** 2 for stat in stats.values()], run_to_run=floor.suite)
-    return stats, suite
+    return assess_two_runs(pairs, floor, with_p=False)
 
 
 def run_cell(task: tuple) -> dict[str, float]:
@@ -296,38 +292,52 @@ def fit_components(trials: list[dict]) -> Components:
                       math.sqrt(seq_query_var), math.sqrt(iteration_var), k, n, i)
 
 
-def simulate_aa(components: Components, trials: list[dict], suites: int = 4000, seed: int = 25,
-                run_to_run: float | None = None, query_run_to_run: float | None = None) -> dict[str, float]:
+def simulate_aa(components: Components, suites: int = 4000, seed: int = 25,
+                run_to_run: RunToRun | None = None) -> dict[str, float]:
     """The A/A suite false-alarm rate of each design under ``components``, judged by the functions
     dfbench uses (paired rounds for ``ab``; two runs with the local run-to-run floor for ``seq``,
-    or the floor given). The queries' true times are the trials' medians (they cancel in the
-    log ratios, but the tooling-free verdicts see only ratios anyway)."""
-    floor = RUN_TO_RUN["local"]
-    suite_floor = floor.suite if run_to_run is None else run_to_run
-    query_floor = floor.query if query_run_to_run is None else query_run_to_run
+    or the floor given). Verdicts see only ratios, so the queries' true times do not matter."""
+    floor = run_to_run or RUN_TO_RUN["local"]
     rng = random.Random(seed)
     gauss = rng.gauss
     c = components
     k, n, i = c.queries, c.rounds, c.iterations
     called = {"ab": 0, "seq": 0}
     for _ in range(suites):
-        offset = gauss(0.0, c.ab_run)
-        passes = [gauss(0.0, c.ab_pass) for _ in range(n)]
-        pairs = {f"q{q}": ([1.0] * n, [math.exp(offset + passes[r] + gauss(0.0, c.ab_query)) for r in range(n)])
-                 for q in range(k)}
-        assess_paired_queries(pairs, with_p=False)
-        called["ab"] += assess_rounds(round_log_ratios(pairs), queries=k).verdict in CALLED
+        called["ab"] += _ab_suite(rng, c, n).verdict in CALLED
         runs = [gauss(0.0, c.seq_run) for _ in range(2)]
         two = {}
         for q in range(k):
             sides = [[math.exp(runs[s] + block + gauss(0.0, c.seq_iteration)) for _ in range(i)]
                      for s, block in enumerate((gauss(0.0, c.seq_query), gauss(0.0, c.seq_query)))]
             two[f"q{q}"] = (sides[0], sides[1])
-        stats = assess_queries(two, with_p=False, run_to_run=query_floor)
-        suite = assess_suite([stat.log_ratio for stat in stats.values()],
-                             noise_variances=[stat.se ** 2 for stat in stats.values()], run_to_run=suite_floor)
-        called["seq"] += suite.verdict in CALLED
+        called["seq"] += assess_two_runs(two, floor, with_p=False)[1].verdict in CALLED
     return {design: count / suites for design, count in called.items()}
+
+
+def simulate_ab_slower(components: Components, factor: float, rounds: int, suites: int = 4000,
+                       seed: int = 26) -> float:
+    """How often ``dfbench ab`` with ``rounds`` rounds says slower when the new side is ``factor``
+    times slower, under ``components`` (the detection the trials with --slowdown measure)."""
+    rng = random.Random(seed)
+    effect = math.log(factor)
+    return sum(_ab_suite(rng, components, rounds, effect).verdict == "slower" for _ in range(suites)) / suites
+
+
+def simulate_ab_called(components: Components, rounds: int, suites: int = 4000, seed: int = 27) -> float:
+    """How often an A/A ``dfbench ab`` with ``rounds`` rounds calls a difference under ``components``."""
+    rng = random.Random(seed)
+    return sum(_ab_suite(rng, components, rounds).verdict in CALLED for _ in range(suites)) / suites
+
+
+def _ab_suite(rng: random.Random, c: Components, rounds: int, effect: float = 0.0) -> object:
+    """One simulated A/B's suite verdict: per query and round, the log ratio is the effect, the
+    trial's offset, the round's and the query's own noise (the model of :class:`Components`)."""
+    offset = effect + rng.gauss(0.0, c.ab_run)
+    passes = [rng.gauss(0.0, c.ab_pass) for _ in range(rounds)]
+    pairs = {f"q{q}": ([1.0] * rounds, [math.exp(offset + passes[r] + rng.gauss(0.0, c.ab_query))
+                                        for r in range(rounds)]) for q in range(c.queries)}
+    return assess_rounds(round_log_ratios(pairs), queries=c.queries)
 
 
 def pct(value: float) -> str:

@@ -560,8 +560,9 @@ def test_plot_file_and_html_report(tmp_path: Path, name: str, capsys: pytest.Cap
     suite_of(tmp_path, "main", queries=4)
     suite_of(tmp_path, "branch", queries=4, factor=1.3, noise=MIXED)
     picture = tmp_path / "out" / name
+    # Judged on the iterations alone (--run-to-run 0), so that the picture has a slower suite to show.
     assert dfbench_cli.main(["compare", "--dataset", DATASET, "--data-dir", str(tmp_path), "--plot", str(picture),
-                             "main", "branch"]) == 0
+                             "--run-to-run", "0", "main", "branch"]) == 0
     assert capsys.readouterr().out.startswith("=== Comparing")  # stdout stays the comparison
     data = picture.read_bytes()
     if name.endswith(".png"):
@@ -630,10 +631,13 @@ def test_two_runs_apart_by_less_than_runs_of_one_build_are_inconclusive(
 
 
 def test_two_runs_apart_by_more_than_run_to_run_noise_are_judged(tmp_path: Path) -> None:
+    """Twice as slow everywhere is beyond what two runs of one build differ by as a suite; a single
+    query's doubling is not (a query alone moves more between runs), so each query is inconclusive."""
     suite_of(tmp_path, "main", noise=NOISE)
     suite_of(tmp_path, "branch", factor=2.0, noise=MIXED)
     comparison = run(tmp_path, run_to_run=None, fail_on_regression=True)
+    assert comparison.suite.run_to_run == RUN_TO_RUN["remote"]
     assert comparison.suite.verdict == "slower" and comparison.exit_code == 1
-    assert {query.verdict for query in comparison.queries} == {"slower"}
-    local = compare(dataset=DATASET, base="main", new="branch", data_dir=tmp_path, results="remote")
-    assert local.suite.run_to_run == RUN_TO_RUN["remote"]
+    assert {query.verdict for query in comparison.queries} == {"inconclusive"}
+    suite_of(tmp_path, "branch", factor=8.0, noise=MIXED)
+    assert {query.verdict for query in run(tmp_path, run_to_run=None).queries} == {"slower"}

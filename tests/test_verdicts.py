@@ -10,10 +10,12 @@ import pytest
 
 from dfbench.comparison.stats import (
     SUITE_CONFIDENCE,
+    RunToRun,
     assess_paired_queries,
     assess_queries,
     assess_rounds,
     assess_suite,
+    assess_two_runs,
     round_log_ratios,
     t_critical,
 )
@@ -112,3 +114,17 @@ def test_run_to_run_widens_each_query_and_an_iteration_only_difference_is_inconc
     assert widened["q1"].se == pytest.approx(math.sqrt(narrow.se ** 2 + 2 * math.log1p(0.08) ** 2))
     big = {"q1": ([100.0, 101.0, 99.0], [300.0, 301.0, 299.0]), "q2": ([10.0, 10.1, 9.9], [10.0, 10.1, 9.9])}
     assert assess_queries(big, run_to_run=0.08)["q1"].verdict == "slower"
+
+
+def test_two_runs_suite_is_moderated_by_iteration_noise_and_widened_by_the_floor() -> None:
+    """The narrower interval of two runs is the one without the allowance (moderated by the
+    iterations' noise alone); the floor widens it by its own share only."""
+    pairs = {f"q{n}": ([100.0 * n, 101.0 * n, 99.0 * n], [108.0 * n, 109.0 * n, 107.0 * n]) for n in range(1, 7)}
+    floor = RunToRun(0.13, 0.39, "test")
+    stats, suite = assess_two_runs(pairs, floor)
+    bare_stats, bare = assess_two_runs(pairs, RunToRun(0.0, 0.0, "none"))
+    assert bare.verdict == "slower" and suite.verdict == "inconclusive"
+    between = NormalDist().inv_cdf(1 - (1 - SUITE_CONFIDENCE) / 2) * math.sqrt(2) * math.log1p(0.13)
+    assert suite.half_width == pytest.approx(math.hypot(bare.half_width, between))
+    assert {stat.verdict for stat in stats.values()} == {"inconclusive"}
+    assert {stat.verdict for stat in bare_stats.values()} == {"slower"}

@@ -49,9 +49,8 @@ from dfbench.comparison.stats import (
     RUN_TO_RUN,
     RunToRun,
     assess_paired_queries,
-    assess_queries,
     assess_rounds,
-    assess_suite,
+    assess_two_runs,
     round_log_ratios,
     t_critical,
 )
@@ -130,10 +129,7 @@ def compare_results(base: dict[str, QueryResult], new: dict[str, QueryResult], *
         suite_stat = assess_rounds(round_log_ratios(pairs), queries=len(pairs))
     else:
         assert floor is not None
-        stats = assess_queries(pairs, run_to_run=floor.query)
-        suite_stat = assess_suite([stats[query_id].log_ratio for query_id in pairs],
-                                  noise_variances=[stats[query_id].se ** 2 for query_id in pairs],
-                                  run_to_run=floor.suite)
+        stats, suite_stat = assess_two_runs(pairs, floor)
     queries = []
     for query_id in ids:
         old, now = base.get(query_id), new.get(query_id)

@@ -91,14 +91,16 @@ class RunToRun:
     source: str
 
 
-# Calibrated floors per kind of target (RESULTS_KINDS). Local: measured by benchmarks/aa_real.py
-# on dfbench's local worker (BENCHMARKS.md, "A/A on real local workers"). Remote: no cluster
-# has been measured; the local worker's numbers stand in (a cluster's network and neighbours add
-# to them, so they are a floor there). `dfbench compare --run-to-run PCT` takes a user's own.
-_LOCAL_SOURCE = "the local worker's A/A runs, benchmarks/aa_real.py"
+# Calibrated floors per kind of target (RESULTS_KINDS). Local: fitted to 60 A/A pairs (bench,
+# restart the worker, bench) of TPC-H SF0.1 on dfbench's local worker by benchmarks/aa_real.py
+# (12.6% per run, 38.5% per query, rounded up; BENCHMARKS.md, "A/A on real local workers"), on a
+# 2-core machine loaded by other jobs (load average 9-26): a quiet machine differs less, and then
+# these make two-run verdicts conservative, never overconfident. Remote: no cluster has been
+# measured; the local numbers stand in. `dfbench compare --run-to-run PCT` takes a user's own.
+_LOCAL_SOURCE = "60 A/A pairs on the local worker, benchmarks/aa_real.py"
 RUN_TO_RUN = {
-    "local": RunToRun(0.06, 0.08, _LOCAL_SOURCE),
-    "remote": RunToRun(0.06, 0.08, f"{_LOCAL_SOURCE}; no cluster measured yet"),
+    "local": RunToRun(0.13, 0.39, _LOCAL_SOURCE),
+    "remote": RunToRun(0.13, 0.39, f"{_LOCAL_SOURCE}; no cluster measured yet"),
 }
 
 Verdict = Literal["faster", "slower", "unchanged", "inconclusive", "failed", "fixed", "missing"]
@@ -322,6 +324,19 @@ def assess_suite(log_ratios: list[float], *, noise_variances: list[float] | None
     within = t_critical(df, 1.0 - confidence) * math.sqrt(variance / k)
     between = normal_critical(1.0 - confidence) * math.sqrt(2.0) * math.log1p(run_to_run)
     return _suite(mean, math.hypot(within, between), k, min_effect=min_effect, narrower=within)
+
+
+def assess_two_runs(pairs: dict[str, tuple[list[float], list[float]]], run_to_run: RunToRun, *,
+                    with_p: bool = True) -> tuple[dict[str, QueryStat], SuiteStat]:
+    """Two runs judged with the run-to-run offsets ``run_to_run``: each query by
+    :func:`assess_queries` widened by ``run_to_run.query``; the suite by :func:`assess_suite` on
+    their log ratios, moderated by their iteration noise alone (so that its narrower interval is
+    the one two runs would give without the allowance) and widened by ``run_to_run.suite``."""
+    stats = assess_queries(pairs, with_p=with_p, run_to_run=run_to_run.query)
+    within = assess_queries(pairs, with_p=False) if run_to_run.query else stats
+    suite = assess_suite([stats[query_id].log_ratio for query_id in pairs],
+                         noise_variances=[within[query_id].se ** 2 for query_id in pairs], run_to_run=run_to_run.suite)
+    return stats, suite
 
 
 def assess_rounds(round_log_ratios: list[float], *, queries: int, confidence: float = SUITE_CONFIDENCE,
