@@ -123,22 +123,22 @@ def test_until_adds_rounds_two_at_a_time_up_to_max_rounds(workers: tuple[str, st
     assert "4 interleaved rounds" in output.out
 
 
-def test_a_worker_slowed_down_is_judged_slower(data_dir: Path, workers: tuple[str, str],
-                                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_worker_slowed_down_shows_in_the_ratio_and_the_verdict_follows_it(
+        data_dir: Path, workers: tuple[str, str], capsys: pytest.CaptureFixture[str]) -> None:
     with LocalWorkerProcess(data_dir=data_dir, args=["--slowdown", "1.0"]) as slowed:
         assert WorkerClient(slowed.url).info()["slowdown"] == 1.0
-        code = main(["ab", workers[0], slowed.url, "--dataset", DATASET, "--queries", "q1,q6", "--data-dir",
-                     str(data_dir), "--base-name", "plain", "--new-name", "slowed", "--format", "json",
-                     "--fail-on-regression"])
+        code = main(["ab", workers[0], slowed.url, "--dataset", DATASET, "--queries", "q1,q6", "--rounds", "10",
+                     "--data-dir", str(data_dir), "--base-name", "plain", "--new-name", "slowed", "--format",
+                     "json", "--fail-on-regression"])
     comparison = json.loads(capsys.readouterr().out)
-    # Each query takes twice as long on the new side. Whether six rounds of two 10 ms queries on a
-    # loaded machine are enough to call it is a measurement (benchmarks/aa_real.py measures it);
-    # what holds whatever the load: the ratio shows the doubling, the verdict never says faster,
+    suite = comparison["suite"]
+    # Each query takes twice as long on the new side. Whether ten rounds of two 10 ms queries on a
+    # loaded machine call it is a measurement (benchmarks/aa_real.py measures detection); what
+    # holds whatever the load: the ratio leans the doubling's way, the verdict never says faster,
     # and --fail-on-regression follows the verdict.
-    assert comparison["suite"]["geomean_ratio"] > 1.2
-    assert comparison["suite"]["verdict"] in ("slower", "unchanged")
-    assert code == (1 if comparison["suite"]["verdict"] == "slower" else 0)
-    assert (comparison["suite"]["design"], comparison["suite"]["rounds"]) == ("rounds", 6)
+    assert suite["geomean_ratio"] > 1.0 and suite["verdict"] in ("slower", "unchanged")
+    assert code == (1 if suite["verdict"] == "slower" else 0)
+    assert (suite["design"], suite["rounds"], suite["run_to_run"]) == ("rounds", 10, None)
     assert comparison["rows_differ"] == []  # the same answers: only the time changed
 
 
@@ -148,8 +148,9 @@ def test_slowdown_lengthens_each_timed_section_on_a_real_worker(workers: tuple[s
     assert "slowdown" not in plain.info()
     with LocalWorkerProcess(data_dir=data_dir, args=["--slowdown", "1.0"]) as process:
         slowed = WorkerClient(process.url)
-        times: dict[str, list[float]] = {"plain": [], "slowed": []}
-        for _ in range(7):
+        ratios = []
+        for _ in range(15):
+            elapsed = {}
             for name, client in (("plain", plain), ("slowed", slowed)):
                 started = time.perf_counter()
                 answer = client.query(sql)
@@ -157,8 +158,10 @@ def test_slowdown_lengthens_each_timed_section_on_a_real_worker(workers: tuple[s
                 assert answer["count"] == 1
                 # The sleep is real and inside what the worker reports: the client waited at least that.
                 assert waited_ms >= answer["elapsed_ms"]
-                times[name].append(answer["elapsed_ms"])
+                elapsed[name] = answer["elapsed_ms"]
+            ratios.append(elapsed["slowed"] / elapsed["plain"])
         plans = {client.query(sql)["plan"] for client in (plain, slowed)}
     assert len(plans) == 1  # the same plan: nothing but the time changes
-    # Doubled (1 + 1.0) in expectation; interleaved medians of 7 keep far from the 1.3 asserted here.
-    assert statistics.median(times["slowed"]) > 1.3 * statistics.median(times["plain"])
+    # Doubled (1 + 1.0) in expectation. Each ratio is of two executions back to back (they share the
+    # machine's load); the median of 15 stays far above the 1.2 asserted, however loaded the machine.
+    assert statistics.median(ratios) > 1.2, ratios
