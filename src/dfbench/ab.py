@@ -198,7 +198,8 @@ def run_ab(*, base_url: str, new_url: str, dataset: str, rounds: int = DEFAULT_R
     plan = RoundPlan(rounds, until, max_rounds, seed, schedule)
     plan.check()
     _check_names(base_name, new_name)
-    options = RunOptions(dataset=dataset, url=base_url, queries=queries, queries_dir=queries_dir, data_dir=Path(data_dir),
+    options = RunOptions(dataset=dataset, url=base_url, queries=queries,
+                         queries_dir=None if queries_dir is None else Path(queries_dir), data_dir=Path(data_dir),
                          location=location, settings=settings, iterations=rounds, warmup=warmup, progress=progress)
     target = resolve_target(options)
     clients = {"base": WorkerClient(base_url), "new": WorkerClient(new_url)}
@@ -253,7 +254,8 @@ def run_ab_cluster(*, cluster: Cluster | str, base: str | Path, new: str | Path,
              for role, source in where.items()}
     found, instances = find_cluster(cluster, region, profile)
     options = RunOptions(dataset=dataset, cluster=found, via=via, profile=profile, queries=queries,
-                         queries_dir=queries_dir, data_dir=Path(data_dir), location=location, settings=settings,
+                         queries_dir=None if queries_dir is None else Path(queries_dir),
+                         data_dir=Path(data_dir), location=location, settings=settings,
                          iterations=rounds, warmup=warmup, progress=progress, transport_options=transport_options)
     target = resolve_target(options)  # the transport and the bucket's tables, before anything is built or uploaded
     sides = {role: Side(role, deployment=prepare_deployment(
