@@ -14,8 +14,8 @@ does not. A warm-up execution of each query on each side comes first and is not 
 Two schedules, one statistic:
 
 * **pairs** (``run_ab``: both workers run all along): each query runs on both sides back to back.
-  Real noise on a shared machine is slow: consecutive executions' times are correlated (0.33 at
-  lag 1, 0.11 eight executions apart, on a loaded 2-core machine, ``benchmarks/aa_real.py``), so a
+  Real noise on a shared machine is slow: consecutive executions' times are correlated (0.37 at
+  lag 1, 0.16 eight executions apart, on a loaded 2-core machine, ``benchmarks/aa_real.py``), so a
   pair one query apart shares more of it than two passes through all the queries do (there, the
   rounds' log ratios spread by 0.31 with pairs against 0.44 with passes). The side that goes first
   alternates from query to query and from round to round (base first in round 1's first pair,
