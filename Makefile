@@ -36,7 +36,7 @@ CLUSTER_ARGS = --cluster $(CLUSTER) --region $(REGION) \
 	$(if $(INSTANCE_TYPE),--instance-type $(INSTANCE_TYPE))
 
 .DEFAULT_GOAL := help
-.PHONY: help install system-tools spark-tools lint test test-min-versions test-spark bench-engines bench tunnel shell health compare bench-api-calls bench-sync bench-compare bench-overhead bench-deploy bench-transport bench-connect bench-startup bench-datasets bench-oncluster deploy logs data sync pull worker provision plan doctor status teardown clean
+.PHONY: help install system-tools spark-tools lint test test-min-versions test-spark bench-engines bench tunnel shell health compare bench-api-calls bench-sync bench-compare bench-aa bench-overhead bench-deploy bench-transport bench-connect bench-startup bench-datasets bench-oncluster deploy logs data sync pull worker provision plan doctor status teardown clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -62,7 +62,7 @@ help:
 	@echo "make deploy     BINARY=path | REPO=checkout [ARGS=\"--x 1\"] [FORCE=1];  make logs [LINES=200 SINCE=-1h]"
 	@echo "make worker     the local DataFusion worker on 127.0.0.1:9000"
 	@echo "make bench-engines  DataFusion vs Spark on this machine (SF=1): BENCHMARKS.md's engines table"
-	@echo "make bench-api-calls | bench-sync | bench-compare | bench-overhead | bench-deploy | bench-transport"
+	@echo "make bench-api-calls | bench-sync | bench-compare | bench-aa | bench-overhead | bench-deploy | bench-transport"
 	@echo "     | bench-connect | bench-startup | bench-datasets | bench-oncluster"
 	@echo "                (each writes its section of BENCHMARKS.md)"
 
@@ -175,6 +175,11 @@ bench-compare: install
 # DataFusion (the local worker) against Spark (local mode) on this machine, TPC-H SF=1 by default.
 bench-engines: install spark-tools $(BIN)/.spark-installed
 	$(BIN)/python benchmarks/engines_local.py --sf $(SF) $(if $(ITERATIONS),--iterations $(ITERATIONS))
+
+# A/A and --slowdown 0.10 trials of `dfbench ab` and of bench+restart+bench+compare on real local
+# workers, TPC-H SF0.1 (about an hour on 2 cores; resumable: trials go to a file in the temp folder).
+bench-aa: install
+	$(BIN)/python benchmarks/aa_real.py
 
 bench-overhead: install
 	$(BIN)/python benchmarks/worker_overhead.py

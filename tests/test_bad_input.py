@@ -114,6 +114,23 @@ CASES += [
     ("clusters a region that is none", ["clusters", "--region", "nowhere"], {}, "'nowhere' is not an AWS region"),
 ]
 
+# How many rounds, and the handicap and run-to-run numbers of issue 25: checked before any worker is
+# contacted (the URLs below answer nothing) and before any AWS call.
+_AB_URLS = ["ab", "http://127.0.0.1:1", "http://127.0.0.1:2", "--dataset", "tpch_sf1"]
+CASES += [
+    ("ab until zero", [*_AB_URLS, "--until", "0"], {}, "--until must be a percentage above 0 and below 100"),
+    ("ab until 150%", [*_AB, "base", "new", "--until", "150"], {}, "not 150"),
+    ("ab max-rounds below rounds", [*_AB_URLS, "--rounds", "6", "--max-rounds", "4"], {},
+     "--max-rounds must be a whole number no smaller than --rounds (6)"),
+    ("ab negative seed", [*_AB_URLS, "--seed", "-1"], {}, "--seed must be a whole number of at least 0"),
+    ("ab no rounds", [*_AB_URLS, "--rounds", "0"], {}, "rounds must be a whole number of at least 1"),
+    ("worker slowdown above 1", ["worker", "--slowdown", "2"], {}, "--slowdown must be a fraction from 0 to 1"),
+    ("worker slowdown negative", ["worker", "--slowdown", "-0.1"], {}, "--slowdown must be a fraction"),
+    ("worker slowdown text", ["worker", "--slowdown", "ten"], {}, "'ten' is not a number"),
+    ("compare run-to-run above 100%", ["compare", "--dataset", "tpch_sf1", "--run-to-run", "150", "a", "b"], {},
+     "--run-to-run must be a percentage from 0 to 100"),
+]
+
 
 def _make(root: Path, files: dict[str, str | None]) -> None:
     for rel, content in files.items():

@@ -8,6 +8,7 @@ has it): BENCHMARKS.md is left as it is."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -52,4 +53,22 @@ def test_oncluster_benchmark_runs_and_finds_the_datasets_identical(tmp_path: Pat
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     assert "| 0.01 | 14 |" in result.stdout and "identical" in result.stdout
     assert "Estimate for AWS, not a measurement" in result.stdout
+    assert (BENCHMARKS.parent / "BENCHMARKS.md").read_bytes() == before
+
+
+def test_aa_real_runs_its_trials_and_reports_both_designs(tmp_path: Path) -> None:
+    """The smallest run of it (SF 0.01, one or two trials of each experiment, real local workers):
+    its trials are recorded one JSON line each, a second run adds none, and the report judges both
+    designs and puts the fitted simulation beside them."""
+    before = (BENCHMARKS.parent / "BENCHMARKS.md").read_bytes()
+    command = [sys.executable, str(BENCHMARKS / "aa_real.py"), "--quick", "--out", str(tmp_path / "out"), "--no-write"]
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600, check=False)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    lines = (tmp_path / "out" / "trials.jsonl").read_text().splitlines()
+    assert sorted(json.loads(line)["experiment"] for line in lines) == [
+        "ab-aa", "ab-aa", "ab-passes-aa", "ab-slow", "seq-aa", "seq-aa", "seq-slow"]
+    assert "## A/A on real local workers" in result.stdout
+    assert "| `dfbench ab`, 6 rounds |" in result.stdout and "| sequential pair with restart |" in result.stdout
+    again = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False)
+    assert again.returncode == 0 and len((tmp_path / "out" / "trials.jsonl").read_text().splitlines()) == 7
     assert (BENCHMARKS.parent / "BENCHMARKS.md").read_bytes() == before

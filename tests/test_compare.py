@@ -10,7 +10,8 @@ import pytest
 
 from dfbench import cli as dfbench_cli
 from dfbench.comparison import Comparison, compare, load_results, render
-from dfbench.comparison.stats import t_critical, t_two_sided_p
+from dfbench.comparison.render import percent
+from dfbench.comparison.stats import RUN_TO_RUN, t_critical, t_two_sided_p
 from dfbench.errors import ConfigError
 
 DATASET = "tpch_sf1"
@@ -46,6 +47,9 @@ def suite_of(data_dir: Path, engine: str, factor: float = 1.0, noise=NOISE, quer
 
 
 def run(data_dir: Path, **kwargs) -> Comparison:
+    """The comparison judged on the iterations' noise alone (no run-to-run allowance), which is what
+    most tests here are about; the calibrated run-to-run floor has its own tests below."""
+    kwargs.setdefault("run_to_run", 0.0)
     return compare(dataset=DATASET, base="main", new="branch", data_dir=data_dir, **kwargs)
 
 
@@ -410,7 +414,10 @@ def test_json_schema_and_values(tmp_path: Path) -> None:
                   "ratio": None, "p_value": None, "newly_failed": False, "base_rows": 4, "new_rows": None,
                   "rows_differ": False, "sql_differs": False, "ci_low": None, "ci_high": None}
     suite = data["suite"]
-    assert set(suite) == {"verdict", "geomean_ratio", "ci_low", "ci_high", "failed", "missing", "detectable_change"}
+    assert set(suite) == {"verdict", "geomean_ratio", "ci_low", "ci_high", "failed", "missing", "detectable_change",
+                          "design", "rounds", "run_to_run"}
+    assert (suite["design"], suite["rounds"]) == ("two runs", None)
+    assert suite["run_to_run"] == {"suite": 0.0, "query": 0.0, "source": "given with --run-to-run"}
     assert (suite["failed"], suite["missing"]) == (1, 1)
     assert suite["geomean_ratio"] == pytest.approx(2.0, rel=0.02)
     assert suite["ci_low"] < suite["geomean_ratio"] < suite["ci_high"]
@@ -556,8 +563,9 @@ def test_plot_file_and_html_report(tmp_path: Path, name: str, capsys: pytest.Cap
     suite_of(tmp_path, "main", queries=4)
     suite_of(tmp_path, "branch", queries=4, factor=1.3, noise=MIXED)
     picture = tmp_path / "out" / name
+    # Judged on the iterations alone (--run-to-run 0), so that the picture has a slower suite to show.
     assert dfbench_cli.main(["compare", "--dataset", DATASET, "--data-dir", str(tmp_path), "--plot", str(picture),
-                             "main", "branch"]) == 0
+                             "--run-to-run", "0", "main", "branch"]) == 0
     assert capsys.readouterr().out.startswith("=== Comparing")  # stdout stays the comparison
     data = picture.read_bytes()
     if name.endswith(".png"):
@@ -590,3 +598,49 @@ def test_plot_without_matplotlib_names_the_extra(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 2
     assert "pip install 'dfbench[plot]'" in result.stderr and "Traceback" not in result.stderr
+
+
+# --------------------------------------------------------------------------- two runs and run-to-run noise
+
+
+def test_two_runs_apart_by_less_than_runs_of_one_build_are_inconclusive(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Every query 8% slower, far beyond the iterations' noise, but within what two runs of one build
+    differ by: no faster/slower, the honest answer, and --fail-on-regression follows it. The CDK
+    tooling's lines are as they were."""
+    quiet = (1.0, 1.001, 0.999, 1.0, 1.0)
+    suite_of(tmp_path, "main", noise=quiet)
+    suite_of(tmp_path, "branch", factor=1.08, noise=quiet)
+    base = ["--dataset", DATASET, "--data-dir", str(tmp_path)]
+    assert cli(base + ["--fail-on-regression", "main", "branch"]) == 0
+    text = capsys.readouterr().out
+    assert "      q1: prev= 100 ms, new= 108 ms, diff=1.08 slower ✖" in text.splitlines()
+    floor = RUN_TO_RUN["remote"]
+    [suite] = [line for line in text.splitlines() if line.startswith("   SUITE: ")]
+    comparison = run(tmp_path, run_to_run=None)
+    half = 100 * (comparison.suite.ci_high / comparison.suite.geomean_ratio - 1)
+    assert suite.startswith(f"   SUITE: inconclusive: within run-to-run noise (±{half:.1f}%); use `dfbench ab`: "
+                            "geomean ratio 1.080")
+    assert f"run-to-run offsets of ±{percent(floor.suite)} per run" in text and floor.source in text
+    assert {query.verdict for query in comparison.queries} == {"inconclusive"}
+    assert comparison.suite.ci_low < 1 < comparison.suite.ci_high and not comparison.regressed
+    data = json.loads(render(comparison, "json"))
+    assert data["suite"]["verdict"] == "inconclusive" and data["regressed"] is False
+    assert data["suite"]["run_to_run"] == {"suite": floor.suite, "query": floor.query, "source": floor.source}
+    assert "**Suite: inconclusive: within run-to-run noise" in render(comparison, "markdown")
+    # The user's own A/A runs say runs do not drift: the same numbers are then a regression.
+    assert cli(base + ["--fail-on-regression", "--run-to-run", "0", "main", "branch"]) == 1
+    assert "   SUITE: slower: geomean ratio 1.080" in capsys.readouterr().out
+
+
+def test_two_runs_apart_by_more_than_run_to_run_noise_are_judged(tmp_path: Path) -> None:
+    """Twice as slow everywhere is beyond what two runs of one build differ by as a suite; a single
+    query's doubling is not (a query alone moves more between runs), so each query is inconclusive."""
+    suite_of(tmp_path, "main", noise=NOISE)
+    suite_of(tmp_path, "branch", factor=2.0, noise=MIXED)
+    comparison = run(tmp_path, run_to_run=None, fail_on_regression=True)
+    assert comparison.suite.run_to_run == RUN_TO_RUN["remote"]
+    assert comparison.suite.verdict == "slower" and comparison.exit_code == 1
+    assert {query.verdict for query in comparison.queries} == {"inconclusive"}
+    suite_of(tmp_path, "branch", factor=8.0, noise=MIXED)
+    assert {query.verdict for query in run(tmp_path, run_to_run=None).queries} == {"slower"}

@@ -55,7 +55,11 @@ def results(tmp_path: Path) -> Path:
 
 
 def compare(data_dir: Path, capsys: Any, *extra: str) -> str:
-    assert main(["compare", "--dataset", DATASET, "--data-dir", str(data_dir), "main", "branch", *extra]) == 0
+    # The metrics explain a change the comparison calls; two runs of five iterations with the
+    # default run-to-run floor (±39% per query) leave q3's 2x inconclusive, so the floor is the
+    # user's own here: none.
+    assert main(["compare", "--dataset", DATASET, "--data-dir", str(data_dir), "main", "branch",
+                 "--run-to-run", "0", *extra]) == 0
     return capsys.readouterr().out
 
 

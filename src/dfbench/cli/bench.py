@@ -23,7 +23,8 @@ def run_compare(args: argparse.Namespace) -> int:
         raise ConfigError(f"dfbench compare: BASE and NEW are compared on one dataset, not {args.dataset}; "
                           "several datasets go with --engines a,b,c.")
     comparison = compare(dataset=args.dataset, base=args.base, new=args.new, data_dir=args.data_dir,
-                         results=args.results, format=args.format, fail_on_regression=args.fail_on_regression)
+                         results=args.results, format=args.format, fail_on_regression=args.fail_on_regression,
+                         run_to_run=None if args.run_to_run is None else args.run_to_run / 100)
     print(render(comparison), end="")
     if args.plot:
         from dfbench.comparison.plot import write_plot
@@ -73,7 +74,7 @@ def run_bench(args: argparse.Namespace) -> int:
     base_engine, base = previous
     new = load_results(args.data_dir, dataset, run.engine, kind)
     # The header names the engines as the CDK tooling's compareWithPrevious does.
-    result = compare_results(base, new, dataset=dataset, base_name=base_engine, new_name=run.engine)
+    result = compare_results(base, new, dataset=dataset, base_name=base_engine, new_name=run.engine, results=kind)
     # Plain print: rich would wrap the tooling's lines at the terminal's width (and read markup in them).
     print(render(result, "text"), end="")
     return status
@@ -85,7 +86,8 @@ def run_ab(args: argparse.Namespace) -> int:
     from dfbench.ab import run_ab as interleave
     from dfbench.ab import run_ab_cluster
 
-    common = dict(dataset=args.dataset, rounds=args.rounds, queries=args.queries, queries_dir=args.queries_dir,
+    common = dict(dataset=args.dataset, rounds=args.rounds, until=None if args.until is None else args.until / 100,
+                  max_rounds=args.max_rounds, seed=args.seed, queries=args.queries, queries_dir=args.queries_dir,
                   base_name=args.base_name, new_name=args.new_name, data_dir=args.data_dir, location=args.location,
                   settings=([args.settings] if args.settings else []) + args.set or None, warmup=not args.no_warmup)
     if args.cluster:

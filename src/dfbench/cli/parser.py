@@ -279,6 +279,9 @@ def build_parser() -> argparse.ArgumentParser:
     command.add_argument("--format", default="text", help="text, markdown or json (default: text)")
     command.add_argument("--fail-on-regression", action="store_true",
                          help="exit 1 when the suite is slower, a query newly fails or rows differ")
+    command.add_argument("--run-to-run", type=float, metavar="PCT",
+                         help="how much two runs of one build differ (standard deviation of a run's offset, in %%, "
+                         "from your own A/A runs); default: the calibrated floor of --results, which the output names")
     command.add_argument("--plot", metavar="FILE", help="also draw the ratios into FILE (.png or .svg) and write "
                          "FILE's .html report beside it (needs pip install 'dfbench[plot]')")
     command.add_argument("base", metavar="BASE", nargs="?",
@@ -335,7 +338,14 @@ def build_parser() -> argparse.ArgumentParser:
     ab.add_argument("new", metavar="NEW", help="the worker to judge, e.g. http://127.0.0.1:9001 (with --cluster: "
                     "a binary or checkout)")
     ab.add_argument("--dataset", required=True, type=_dataset, help="dataset name, e.g. tpch_sf1 (or tpch/sf1)")
-    ab.add_argument("--rounds", type=int, default=5, help="rounds, each side once per query per round (default 5)")
+    ab.add_argument("--rounds", type=int, default=6,
+                    help="rounds, each side once per query per round, the query order drawn anew each pass (default 6)")
+    ab.add_argument("--until", type=float, metavar="PCT",
+                    help="then add rounds, two at a time, until the suite interval's half-width is at most PCT %% "
+                    "(e.g. 2), or --max-rounds have run")
+    ab.add_argument("--max-rounds", type=int, default=30, help="with --until: at most this many rounds (default 30)")
+    ab.add_argument("--seed", type=int, help="seed of the passes' query orders (default: a new one, recorded in "
+                    "run.json), to repeat an A/B's order")
     ab.add_argument("--queries", help="comma-separated ids, e.g. q1,q3 (default: all)")
     ab.add_argument("--base-name", help="engine the base side is filed under (default: from its /info)")
     ab.add_argument("--new-name", help="engine the new side is filed under (default: from its /info)")

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dfbench.bench.results import QueryResult
-from dfbench.comparison.stats import Verdict
+from dfbench.comparison.stats import RunToRun, Verdict
 
 RESULTS_KINDS = ("remote", "local")
 FORMATS = ("text", "markdown", "json")
@@ -101,6 +101,8 @@ class Suite:
     missing: int  # queries with a result file on one side only
     queries: int  # queries in the statistics (succeeded on both sides)
     detectable: float | None = None  # smallest uniform change (fraction) this comparison would have called
+    rounds: int | None = None  # an interleaved A/B's rounds (the paired design); None for two runs
+    run_to_run: RunToRun | None = None  # two runs: the run-to-run offsets their verdicts allowed for
 
 
 @dataclass
@@ -143,7 +145,12 @@ class Comparison:
             "suite": {"verdict": self.suite.verdict, "geomean_ratio": self.suite.geomean_ratio,
                       "ci_low": self.suite.ci_low, "ci_high": self.suite.ci_high,
                       "failed": self.suite.failed, "missing": self.suite.missing,
-                      "detectable_change": self.suite.detectable},
+                      "detectable_change": self.suite.detectable,
+                      "design": "rounds" if self.suite.rounds is not None else "two runs",
+                      "rounds": self.suite.rounds,
+                      "run_to_run": None if self.suite.run_to_run is None else {
+                          "suite": self.suite.run_to_run.suite, "query": self.suite.run_to_run.query,
+                          "source": self.suite.run_to_run.source}},
             "left_out_of_total": {"failed": self.ids(lambda q: q.verdict in ("failed", "fixed")),
                                   "missing": self.ids(lambda q: q.verdict == "missing")},
             "rows_differ": self.ids(lambda q: q.rows_differ),

@@ -153,14 +153,47 @@ def _ms(value: int | None) -> str:
 
 def suite_sentence(comparison: Comparison) -> str:
     suite = comparison.suite
+    over = f"{suite.queries} queries" + ("" if suite.rounds is None else f" and {suite.rounds} rounds")
     if suite.geomean_ratio is None:
         core = "no query succeeded on both sides"
     elif suite.ci_low is None or suite.ci_high is None:
-        core = f"geomean ratio {suite.geomean_ratio:.3f} over 1 query (too few for an interval)"
+        few = "1 round" if suite.rounds is not None else "1 query"
+        core = f"geomean ratio {suite.geomean_ratio:.3f} over {few} (too few for an interval)"
     else:
         core = (f"geomean ratio {suite.geomean_ratio:.3f} "
-                f"({percent(SUITE_CONFIDENCE)} CI {suite.ci_low:.3f}–{suite.ci_high:.3f}) over {suite.queries} queries")
-    return f"{suite.verdict}: {core}; {suite.failed} failed, {suite.missing} missing"
+                f"({percent(SUITE_CONFIDENCE)} CI {suite.ci_low:.3f}–{suite.ci_high:.3f}) over {over}")
+    label: str = suite.verdict
+    if suite.verdict == "inconclusive":
+        # Two runs moved apart by more than their iterations' noise, not by more than runs of one build do.
+        label = f"inconclusive: within run-to-run noise (±{_half_percent(comparison)}); use `dfbench ab`"
+    return f"{label}: {core}; {suite.failed} failed, {suite.missing} missing"
+
+
+def _half_percent(comparison: Comparison) -> str:
+    """The suite interval's half-width as ±X% (of the geometric-mean ratio)."""
+    suite = comparison.suite
+    if suite.ci_high is None or suite.geomean_ratio is None:
+        return "?"
+    return f"{100 * (suite.ci_high / suite.geomean_ratio - 1):.1f}%"
+
+
+def method_sentence(comparison: Comparison) -> str:
+    """How the verdicts below were reached: round by round (an A/B), or from two runs with the
+    run-to-run offsets they allowed for and where those come from."""
+    suite = comparison.suite
+    gates = f"p < {QUERY_ALPHA} and |ratio - 1| > {percent(QUERY_MIN_EFFECT)}"
+    suite_gate = f"|geomean - 1| > {percent(SUITE_MIN_EFFECT)}"
+    if suite.rounds is not None:
+        return (f"Statistics (ratio = new/base geometric mean; {suite.rounds} interleaved rounds, base and new paired "
+                f"within each; per query: moderated t-test on its per-round log ratios, {gates}; suite: "
+                f"{percent(SUITE_CONFIDENCE)} t-interval over the rounds' geometric-mean ratios, {suite_gate})")
+    text = (f"Statistics (ratio = new/base geometric mean; per query: moderated t-test on log timings, {gates}; "
+            f"suite: {percent(SUITE_CONFIDENCE)} t-interval over queries, {suite_gate}")
+    floor = suite.run_to_run
+    if floor is not None:
+        text += (f"; two runs: both allow for run-to-run offsets of ±{percent(floor.suite)} per run (suite) and "
+                 f"±{percent(floor.query)} per query, from {floor.source}")
+    return text + ")"
 
 
 def detectable_sentence(comparison: Comparison) -> str | None:
@@ -168,9 +201,11 @@ def detectable_sentence(comparison: Comparison) -> str | None:
     detectable = comparison.suite.detectable
     if detectable is None:
         return None
+    rounds = comparison.suite.rounds
     return (f"smallest uniform change this comparison could detect: ±{100 * detectable:.1f}% "
             f"(its {percent(SUITE_CONFIDENCE)} interval's half-width, "
-            f"at least the {percent(SUITE_MIN_EFFECT)} minimum)")
+            f"at least the {percent(SUITE_MIN_EFFECT)} minimum"
+            + ("" if rounds is None else f"; {rounds} rounds: more rounds narrow it, dfbench ab --until PCT") + ")")
 
 
 def _tasks_lines(comparison: Comparison) -> list[str]:
@@ -181,9 +216,7 @@ def _tasks_lines(comparison: Comparison) -> list[str]:
 def render_text(comparison: Comparison) -> str:
     lines = (tooling_lines(comparison) + _tasks_lines(comparison) + check_lines(comparison)
              + explanations(comparison))
-    lines += ["", (f"Statistics (ratio = new/base geometric mean; per query: moderated t-test on log "
-                  f"timings, p < {QUERY_ALPHA} and |ratio - 1| > {percent(QUERY_MIN_EFFECT)}; suite: "
-                  f"{percent(SUITE_CONFIDENCE)} t-interval over queries, |geomean - 1| > {percent(SUITE_MIN_EFFECT)})"),
+    lines += ["", method_sentence(comparison),
               f"{'query':>8}  {'base p50':>10}  {'new p50':>10}  {'ratio':>6}  {'p-value':>8}  verdict"]
     for query in comparison.queries:
         note = ""
@@ -213,7 +246,7 @@ def render_markdown(comparison: Comparison) -> str:
     checks = _tasks_lines(comparison) + check_lines(comparison) + explanations(comparison)
     if checks:
         lines += [""] + [f"- {line.strip()}" for line in checks]
-    lines += ["", f"**Suite: {suite_sentence(comparison)}**"]
+    lines += ["", f"**Suite: {suite_sentence(comparison)}**", "", method_sentence(comparison)]
     detectable = detectable_sentence(comparison)
     if detectable is not None:
         lines += ["", detectable[0].upper() + detectable[1:] + "."]

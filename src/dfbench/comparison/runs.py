@@ -18,7 +18,12 @@ What is added to the CDK tooling's output, and why:
   recorded SQL hashes (``sqlSha256``) differ, is named; so is a side whose query files come from
   several runs (``runId``: a partial run keeps the engine folder's older files).
 
-Verdicts per query: ``faster``, ``slower``, ``unchanged`` (both sides succeeded), ``failed`` (some
+Two designs (:mod:`dfbench.comparison.stats` says how each is judged): two runs (``compare``,
+``bench``), whose verdicts allow for the run-to-run offset two runs cannot estimate and say
+``inconclusive`` within it; and the rounds of one interleaved A/B (``dfbench ab``, ``paired=True``),
+judged round by round.
+
+Verdicts per query: ``faster``, ``slower``, ``unchanged``, ``inconclusive`` (both sides succeeded), ``failed`` (some
 iteration failed on the new side; ``newly_failed`` tells whether the base succeeded), ``fixed``
 (failed on base, succeeds now), ``missing`` (result file on one side only). "Failed" has one
 meaning, the tooling's: :attr:`QueryResult.failed`, any iteration failed. Such a query gets the
@@ -40,7 +45,15 @@ from dfbench.comparison.records import (
     query_sort_key,
     runs_of,
 )
-from dfbench.comparison.stats import assess_queries, assess_suite, t_critical
+from dfbench.comparison.stats import (
+    RUN_TO_RUN,
+    RunToRun,
+    assess_paired_queries,
+    assess_rounds,
+    assess_two_runs,
+    round_log_ratios,
+    t_critical,
+)
 from dfbench.data.scale import checked_dataset
 from dfbench.errors import ConfigError
 
@@ -100,12 +113,25 @@ def load_previous(data_dir: str | Path, dataset: str,
 
 
 def compare_results(base: dict[str, QueryResult], new: dict[str, QueryResult], *, dataset: str,
-                    base_name: str, new_name: str) -> Comparison:
-    """The comparison of two loaded runs (no file access)."""
+                    base_name: str, new_name: str, paired: bool = False, results: str = "local",
+                    run_to_run: RunToRun | None = None) -> Comparison:
+    """The comparison of two loaded runs (no file access).
+
+    ``paired``: the iterations of both sides are rounds of one interleaved A/B (``dfbench ab``:
+    iteration i of each side ran in round i), judged round by round (:func:`assess_rounds`,
+    :func:`assess_paired_queries`). Otherwise they are two runs, judged with the run-to-run
+    offsets ``run_to_run`` (by default the calibrated floor of the ``results`` kind), which two
+    runs cannot estimate."""
     ids = sorted(set(base) | set(new), key=query_sort_key)
     pairs = {query_id: (base[query_id].timings, new[query_id].timings) for query_id in ids
              if query_id in base and query_id in new and not base[query_id].failed and not new[query_id].failed}
-    stats = assess_queries(pairs)
+    floor = None if paired else run_to_run or RUN_TO_RUN["remote" if _is_remote(results) else "local"]
+    if paired:
+        stats = assess_paired_queries(pairs)
+        suite_stat = assess_rounds(round_log_ratios(pairs), queries=len(pairs))
+    else:
+        assert floor is not None
+        stats, suite_stat = assess_two_runs(pairs, floor)
     queries = []
     for query_id in ids:
         old, now = base.get(query_id), new.get(query_id)
@@ -121,8 +147,6 @@ def compare_results(base: dict[str, QueryResult], new: dict[str, QueryResult], *
             queries.append(QueryComparison(query_id, stat.verdict, old, now, math.exp(stat.log_ratio), stat.p_value,
                                            None if half is None else math.exp(stat.log_ratio - half),
                                            None if half is None else math.exp(stat.log_ratio + half)))
-    suite_stat = assess_suite([stats[query_id].log_ratio for query_id in pairs],
-                              noise_variances=[stats[query_id].se ** 2 for query_id in pairs])
     suite = Suite(
         verdict=suite_stat.verdict,
         geomean_ratio=suite_stat.geomean_ratio,
@@ -132,21 +156,39 @@ def compare_results(base: dict[str, QueryResult], new: dict[str, QueryResult], *
         missing=sum(1 for query in queries if query.verdict == "missing"),
         queries=suite_stat.queries,
         detectable=suite_stat.detectable,
+        rounds=suite_stat.rounds,
+        run_to_run=floor,
     )
     mixed = {side: runs for side, runs in (("base", runs_of(list(base.values()))),
                                            ("new", runs_of(list(new.values())))) if len(runs) > 1}
     return Comparison(dataset, base_name, new_name, queries, suite, mixed_runs=mixed)
 
 
+def user_run_to_run(fraction: float | None) -> RunToRun | None:
+    """A run-to-run standard deviation the user measured (``--run-to-run``), for the suite and,
+    as it is the only number given, for each query; None leaves the calibrated floor."""
+    if fraction is None:
+        return None
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 <= fraction <= 1:
+        shown = f"{100 * fraction:g}" if isinstance(fraction, (int, float)) else repr(fraction)
+        raise ConfigError(f"--run-to-run must be a percentage from 0 to 100 (the standard deviation of a run's "
+                          f"offset, from your A/A runs), not {shown}")
+    return RunToRun(fraction, fraction, "given with --run-to-run")
+
+
 def compare(*, dataset: str, base: str, new: str, data_dir: str | Path = "benchmarks/data",
-            results: str = "remote", format: str = "text", fail_on_regression: bool = False) -> Comparison:
-    """Compare engine ``new`` against engine ``base`` on ``dataset``; see the module docstring."""
+            results: str = "remote", format: str = "text", fail_on_regression: bool = False,
+            run_to_run: float | None = None) -> Comparison:
+    """Compare engine ``new`` against engine ``base`` on ``dataset``; see the module docstring.
+    ``run_to_run``: the standard deviation (a fraction) of a run's offset, from the user's own
+    A/A runs, instead of the calibrated floor of the ``results`` kind."""
     if format not in FORMATS:
         raise ConfigError(f"format must be one of {', '.join(FORMATS)}, not {format!r}")
     dataset = checked_dataset(dataset)  # tpch/sf10 and tpch_sf10 are one dataset
+    floor = user_run_to_run(run_to_run)
     comparison = compare_results(load_results(data_dir, dataset, base, results),
                                  load_results(data_dir, dataset, new, results),
-                                 dataset=dataset, base_name=base, new_name=new)
+                                 dataset=dataset, base_name=base, new_name=new, results=results, run_to_run=floor)
     comparison.format = format
     comparison.fail_on_regression = fail_on_regression
     return comparison

@@ -18,6 +18,13 @@ Endpoints:
 ``--worker-urls`` and ``--commit`` set what ``/info`` reports, so that tests can stand one local
 worker in for every instance of a cluster (by default: its own URL, ``local-datafusion-<version>``).
 
+``--slowdown FRACTION`` (0 to ``MAX_SLOWDOWN``) is a known, real handicap for calibrating verdicts
+(``benchmarks/aa_real.py``): after each query has run, the worker sleeps ``FRACTION`` times the
+query's elapsed time before answering and counts the sleep in ``elapsed_ms`` (so a query's time,
+as the worker reports it and as a client waits for it, is ``1 + FRACTION`` times what it was).
+Nothing else changes: the same plan, the same rows. ``/info`` then says ``slowdown`` (absent when 0),
+so a run's ``run.json`` shows that its worker was handicapped.
+
 Safe by default, since any local program or web page can send it a GET (what SQL it runs and what
 it reads is the engine's part):
 
@@ -48,8 +55,9 @@ import signal
 import socket
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any, NoReturn, Protocol
@@ -81,6 +89,8 @@ _LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "[::1]"})
 # Fetch metadata a browser sends with every request to a loopback address: only a URL typed in
 # the address bar (none) or a page of the worker's own (same-origin; it serves none) may pass.
 _BROWSER_SITES_ALLOWED = frozenset({"none", "same-origin"})
+# --slowdown's bound: at most doubling each query's time, more than calibrating a verdict needs.
+MAX_SLOWDOWN = 1.0
 _HOST_HEADER = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[^\[\]:/@\s]+)(?::(\d{1,5}))?")
 
 
@@ -135,7 +145,10 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         worker = self.server.worker
         if url.path == "/info":
-            self._send(HTTPStatus.OK, worker.info())
+            info = worker.info()
+            if self.server.slowdown:
+                info["slowdown"] = self.server.slowdown
+            self._send(HTTPStatus.OK, info)
         elif url.path == "/health":
             self._send(HTTPStatus.OK, "ok")
         elif url.path in ("/", "/rows"):
@@ -144,7 +157,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(HTTPStatus.BAD_REQUEST, f"missing query parameter 'sql' (GET {url.path}?sql=...)")
                 return
             try:
-                answer = asdict(worker.run(sql[-1])) if url.path == "/" else worker.rows(sql[-1])
+                answer = asdict(self.server.run(sql[-1])) if url.path == "/" else worker.rows(sql[-1])
             except RequestError as error:
                 self._send(HTTPStatus.BAD_REQUEST, str(error))
             except Exception as error:
@@ -183,9 +196,10 @@ class _Server(HTTPServer):
     request_queue_size = 64
 
     def __init__(self, address: tuple[str, int], *, quiet: bool, allow_remote: bool, idle_timeout_s: float,
-                 max_connections: int) -> None:
+                 max_connections: int, slowdown: float = 0.0) -> None:
         super().__init__(address, _Handler)  # type: ignore[arg-type] # _Handler takes busy= too
         self.quiet = quiet
+        self.slowdown = slowdown
         self.idle_timeout_s = idle_timeout_s
         self.max_connections = max_connections
         self._slots = threading.BoundedSemaphore(max_connections)
@@ -211,6 +225,16 @@ class _Server(HTTPServer):
         if address == self._bound:
             return True
         return self._remote and (self._bound is None or self._bound.is_unspecified)
+
+    def run(self, sql: str) -> QueryResult:
+        """The engine's answer, its timed section lengthened by ``slowdown`` (module docstring): the
+        sleep is measured and added, so ``elapsed_ms`` grows by what was really spent."""
+        result = self.worker.run(sql)
+        if not self.slowdown:
+            return result
+        started = time.perf_counter()
+        time.sleep(result.elapsed_ms * self.slowdown / 1000)
+        return replace(result, elapsed_ms=result.elapsed_ms + (time.perf_counter() - started) * 1000)
 
     def process_request(self, request: Any, client_address: Any) -> None:
         if self._slots.acquire(blocking=False):
@@ -272,13 +296,16 @@ def serve(
     idle_timeout_s: float = IDLE_TIMEOUT_S,
     max_connections: int = MAX_CONNECTIONS,
     make_worker: Callable[[str], Worker] | None = None,
+    slowdown: float = 0.0,
 ) -> tuple[_Server, threading.Thread]:
     """Bind, start serving in a daemon thread, return both. ``server.worker.base_url`` is the URL.
     ``make_worker(url)`` answers instead of a LocalWorker (the guards above stay the same).
 
-    ConfigError for a non-loopback ``host`` without ``allow_remote``, a port out of range, or a
-    bucket name that is not one. Stop with ``server.shutdown(); server.server_close()``.
+    ConfigError for a non-loopback ``host`` without ``allow_remote``, a port out of range, a
+    bucket name that is not one, or a ``slowdown`` outside 0..``MAX_SLOWDOWN``. Stop with
+    ``server.shutdown(); server.server_close()``.
     """
+    check_slowdown(slowdown)
     if not 0 <= port <= 65535:
         raise ConfigError(f"port {port} is not a TCP port (0-65535; 0 picks a free one)")
     if not _is_loopback(host):
@@ -298,7 +325,7 @@ def serve(
                 raise ConfigError(f"--s3-bucket: {error}") from None
     server_class = _Server6 if ":" in host else _Server
     server = server_class((host, port), quiet=quiet, allow_remote=allow_remote, idle_timeout_s=idle_timeout_s,
-                          max_connections=max_connections)
+                          max_connections=max_connections, slowdown=slowdown)
     url = _url(host, server.server_address[1])
     server.worker = (make_worker(url) if make_worker is not None else
                      LocalWorker(data_dir=data_dir, base_url=url, worker_urls=worker_urls, commit=commit,
@@ -308,6 +335,22 @@ def serve(
     )
     thread.start()
     return server, thread
+
+
+def check_slowdown(fraction: Any) -> None:
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 <= fraction <= MAX_SLOWDOWN:
+        raise ConfigError(f"--slowdown must be a fraction from 0 to {MAX_SLOWDOWN:g} (0.10 makes each query 10% "
+                          f"slower), not {fraction!r}")
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value != value:  # NaN passes no comparison; name it as the check does
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number")
+    return value
 
 
 class _Parser(argparse.ArgumentParser):
@@ -335,6 +378,10 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "python -m dfbench.wo
     parser.add_argument("--quiet", action="store_true", help="do not log each request to stderr")
     parser.add_argument("--worker-urls", help="comma-separated peer URLs /info reports (default: its own URL)")
     parser.add_argument("--commit", help="the git_commit_hash /info reports")
+    parser.add_argument("--slowdown", type=_fraction, default=0.0, metavar="FRACTION",
+                        help=f"make every query FRACTION slower (0 to {MAX_SLOWDOWN:g}; 0.10 = 10%%): the worker "
+                        "sleeps FRACTION times each query's elapsed time and counts it in elapsed_ms, changing "
+                        "nothing else; a known handicap for checking that a comparison sees it (default 0)")
     try:
         args = parser.parse_args(argv)
         if args.data_dir is not None and not os.path.isdir(args.data_dir):
@@ -342,7 +389,8 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "python -m dfbench.wo
         server, thread = serve(args.host, args.port, data_dir=args.data_dir, quiet=args.quiet,
                                worker_urls=None if args.worker_urls is None else
                                [u for u in args.worker_urls.split(",") if u.strip()],
-                               commit=args.commit, s3_buckets=args.s3_bucket, allow_remote=args.allow_remote)
+                               commit=args.commit, s3_buckets=args.s3_bucket, allow_remote=args.allow_remote,
+                               slowdown=args.slowdown)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return error.exit_code
