@@ -88,8 +88,11 @@ _IAM_POLICY_CHANGES = ["iam:AttachRolePolicy", "iam:DetachRolePolicy"]
 _S3_OBJECTS = ["s3:DeleteObject", "s3:DeleteObjectVersion", "s3:GetObject", "s3:PutObject"]
 _ZONE_CREATE = ["route53:CreateHostedZone", "route53:ListHostedZonesByName"]
 _SSM_ANYWHERE = ["ssm:DescribeInstanceInformation", "ssm:GetCommandInvocation"]
-# The reads behind those actions that doctor does not simulate (every one Describe, Get or List).
-EXTRA_READS = ["ec2:Describe*", "ssm:ListCommandInvocations", "ssm:ListCommands", "route53:GetChange",
+# The reads behind those actions that doctor does not simulate (every one Describe, Get or List),
+# and the Price List's, which plan and provision ask for the hourly cost (docs/cluster.md#costs;
+# ec2:Describe* covers the spot price).
+EXTRA_READS = ["ec2:Describe*", "pricing:GetProducts", "ssm:ListCommandInvocations", "ssm:ListCommands",
+               "route53:GetChange",
                "route53:GetHostedZone", "route53:ListHostedZones", "route53:ListResourceRecordSets",
                "route53:ListTagsForResource", "route53:ListTagsForResources", "iam:GetRolePolicy",
                "iam:ListAttachedRolePolicies", "iam:ListInstanceProfilesForRole", "s3:GetBucketLocation",
