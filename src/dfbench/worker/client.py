@@ -7,6 +7,7 @@ import http.client
 import json
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -62,32 +63,24 @@ class WorkerClient:
     def query(self, sql: str) -> dict[str, Any]:
         """Run SQL (the worker plans every statement and executes the last). An error answer is
         QueryFailed with the worker's text; no answer is WorkerUnreachable."""
-        try:
-            status, body = self._get(f"/?sql={quote(sql, safe='')}", self.timeout)
-        except TimeoutError:
-            raise QueryFailed(f"no answer within {self.timeout:.0f}s (timeout)", status=0) from None
-        if status != 200:
-            raise QueryFailed(body.strip() or f"HTTP {status}", status=status)
-        try:
-            answer = json.loads(body)
-            if not isinstance(answer, dict) or "elapsed_ms" not in answer or "count" not in answer:
-                raise ValueError
-        except ValueError:
-            raise QueryFailed(f"unexpected answer from the worker: {body[:200]!r}", status=status) from None
-        return answer
+        return self._sql("/", sql, lambda answer: "elapsed_ms" in answer and "count" in answer)
 
     def rows(self, sql: str) -> dict[str, Any]:
         """``GET /rows?sql=``: the last statement's ``columns`` and ``rows``, untimed (dfbench's
         local worker and Spark service answer it; a real worker does not)."""
+        return self._sql("/rows", sql, lambda answer: isinstance(answer.get("rows"), list))
+
+    def _sql(self, path: str, sql: str, complete: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+        """``GET <path>?sql=``'s JSON object, when ``complete`` accepts it; QueryFailed otherwise."""
         try:
-            status, body = self._get(f"/rows?sql={quote(sql, safe='')}", self.timeout)
+            status, body = self._get(f"{path}?sql={quote(sql, safe='')}", self.timeout)
         except TimeoutError:
             raise QueryFailed(f"no answer within {self.timeout:.0f}s (timeout)", status=0) from None
         if status != 200:
             raise QueryFailed(body.strip() or f"HTTP {status}", status=status)
         try:
             answer = json.loads(body)
-            if not isinstance(answer, dict) or not isinstance(answer.get("rows"), list):
+            if not isinstance(answer, dict) or not complete(answer):
                 raise ValueError
         except ValueError:
             raise QueryFailed(f"unexpected answer from the worker: {body[:200]!r}", status=status) from None

@@ -143,30 +143,30 @@ class LocalWorker:
         Raises RequestError when there is no statement or a LOCATION is refused, and DataFusion's
         exception (its message is the error text) when a statement fails.
         """
-        statements = split_statements(sql)
-        if not statements:
-            raise RequestError("no SQL statement in the request")
         with self._lock:
-            for statement in statements[:-1]:
-                self._plan(statement)
-            return self._execute(statements[-1])
+            return self._execute(self._plan_all_but_last(sql))
 
     def rows(self, sql: str) -> dict[str, Any]:
         """Like :meth:`run`, but the last statement's ``columns`` and ``rows`` (JSON values:
         decimals, dates and times as text), untimed: what engines' answers are compared on."""
-        statements = split_statements(sql)
-        if not statements:
-            raise RequestError("no SQL statement in the request")
         with self._lock:
-            for statement in statements[:-1]:
-                self._plan(statement)
-            frame = self._plan(statements[-1])
+            frame = self._plan(self._plan_all_but_last(sql))
             if frame is None:
                 return {"columns": [], "rows": []}
             table = frame.to_arrow_table()
         return {"columns": table.column_names,
                 "rows": [[value if isinstance(value, int | float | str | None) else str(value) for value in row]
                          for row in zip(*(column.to_pylist() for column in table.columns), strict=True)]}
+
+    def _plan_all_but_last(self, sql: str) -> str:
+        """Plan every statement of ``sql`` but the last, in order (under the lock), and return the
+        last; RequestError when there is none."""
+        statements = split_statements(sql)
+        if not statements:
+            raise RequestError("no SQL statement in the request")
+        for statement in statements[:-1]:
+            self._plan(statement)
+        return statements[-1]
 
     def _plan(self, statement: str) -> datafusion.DataFrame | None:
         """Plan one statement; DataFusion runs DDL and SET at this point. None for a recorded SET."""
