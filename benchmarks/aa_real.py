@@ -409,9 +409,10 @@ def report(out: Path, write: bool) -> str:
         (f"Produced by `{COMMAND}` (`.venv/bin/python benchmarks/aa_real.py`), trials from "
         f"{_span(trials)}, reported on {today}; {len(trials)} trials, {sum(t['seconds'] for t in trials) / 60:.0f} "
         f"minutes of runs. TPC-H SF0.1 ({', '.join(QUERIES)}) on dfbench's local worker "
-        f"(DataFusion from PyPI), every trial on freshly started workers, on a 2-core machine that other "
-        "jobs (test suites) loaded at the same time: the load column is `os.getloadavg()` (1 minute) "
-        "before and after each trial, min / mean / max. The verdicts are those dfbench gives now, computed from "
+        f"(DataFusion from PyPI), every trial on freshly started workers, on a {os.cpu_count()}-core machine: "
+        "the load column is `os.getloadavg()` (1 minute) before and after each trial, min / mean / max "
+        "(a load about the core count is the trials' own; well above it, other work shared the machine). "
+        "The verdicts are those dfbench gives now, computed from "
         "the trials' raw timings; \"before\" is the suite verdict of the statistics this replaced (one "
         "t-interval over the queries, no run-to-run allowance) on the same timings."),
         "",
