@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import boto3
 import pytest
 
+from dfbench.data import generate_tpch
 from dfbench_testing import (
     Ec2Rules,
     Faults,
@@ -19,6 +21,15 @@ from dfbench_testing import (
     emulator_environment,
     hooked,
 )
+
+
+@pytest.fixture(scope="module")
+def tpch(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data folder holding TPC-H SF 0.01 (one file per table), made once per test module, which
+    may add results to it."""
+    folder = tmp_path_factory.mktemp("data")
+    generate_tpch(0.01, partitions=1, data_dir=folder, progress=False)
+    return folder
 
 
 @pytest.fixture(scope="session")

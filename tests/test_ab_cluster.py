@@ -18,20 +18,13 @@ import dfbench
 from dfbench.ab import abba_order
 from dfbench.aws.ssm import OUTPUT_PREFIX
 from dfbench.cli import main
-from dfbench.data import generate_tpch, sync_dataset
+from dfbench.data import sync_dataset
 from dfbench.worker.build import check_binary
 from dfbench.worker.scripts import LATEST_KEY
 from dfbench_testing import NEW_LAYOUT, OLD_LAYOUT, Imds, LocalAgent, StandInCargo, StandinSystemd, worker_binary
 
 DATASET = "tpch_sf0.01"
 DEPLOY = "dfbench: deploy worker "
-
-
-@pytest.fixture(scope="module")
-def tpch(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("data")
-    generate_tpch(0.01, partitions=1, data_dir=folder, progress=False)
-    return folder
 
 
 def free_port() -> int:

@@ -20,7 +20,7 @@ from botocore.client import BaseClient
 
 from dfbench.aws.ssm import OUTPUT_PREFIX
 from dfbench.cli import main
-from dfbench.data import generate_tpch, sync_dataset
+from dfbench.data import sync_dataset
 from dfbench.github.role import permissions_policy
 from dfbench.worker.build import check_binary
 from dfbench_testing import Imds, LocalAgent, StandinSystemd, hooked, worker_binary
@@ -31,13 +31,6 @@ BUCKET = "octo-benchmarks"
 BASE_SHA = "b" * 40
 HEAD_SHA = "a" * 40
 COMMAND = "/dfbench run tpch/sf0.01 --nodes 1 --rounds 2 --queries q1,q6 --set distributed.files_per_task=2"
-
-
-@pytest.fixture(scope="module")
-def tpch(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("data")
-    generate_tpch(0.01, partitions=1, data_dir=folder, progress=False)
-    return folder
 
 
 @pytest.fixture

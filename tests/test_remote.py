@@ -20,7 +20,7 @@ import pytest
 import dfbench
 from dfbench.aws import ssm as remote
 from dfbench.cli import main
-from dfbench.data import generate_tpch, sync_dataset
+from dfbench.data import sync_dataset
 from dfbench.errors import ClusterUnhealthy, ConfigError, HostKeyMismatch, TransportError, WorkerUnreachable
 from dfbench.worker.artifacts import publish_worker
 from dfbench.worker.client import WorkerClient
@@ -29,13 +29,6 @@ from dfbench_testing import Faults, InstanceSide, LocalAgent, Recorder, Sshd, ho
 
 DATASET = "tpch_sf0.01"
 COMMIT = "e2e0c0ffee"
-
-
-@pytest.fixture(scope="module")
-def tpch(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("data")
-    generate_tpch(0.01, partitions=1, data_dir=folder, progress=False)
-    return folder
 
 
 @pytest.fixture

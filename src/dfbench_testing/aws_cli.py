@@ -18,7 +18,6 @@ current Python, for a test to put first on PATH.
 from __future__ import annotations
 
 import os
-import shlex
 import sys
 from pathlib import Path
 
@@ -107,10 +106,10 @@ def main(argv: list[str]) -> int:
 def bin_dir(folder: Path) -> Path:
     """``folder`` with an ``aws`` program in it running this module; returns ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
-    program = folder / "aws"
+    from dfbench_testing.tools import python_script_program  # here: the program itself runs without the harness
+
     # Run as a file, not a module of the harness: importing the harness would cost each call a second.
-    program.write_text(f"#!/bin/sh\nexec {shlex.quote(sys.executable)} {shlex.quote(__file__)} \"$@\"\n")
-    program.chmod(0o755)
+    python_script_program(folder / "aws", __file__)
     return folder
 
 

@@ -14,7 +14,6 @@ current Python, for a test to put first on PATH.
 from __future__ import annotations
 
 import os
-import shlex
 import sys
 from pathlib import Path
 
@@ -50,9 +49,9 @@ def main(argv: list[str]) -> int:
 def bin_dir(folder: Path) -> Path:
     """``folder`` with a ``getent`` program in it running this module; returns ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
-    program = folder / "getent"
-    program.write_text(f"#!/bin/sh\nexec {shlex.quote(sys.executable)} {shlex.quote(__file__)} \"$@\"\n")
-    program.chmod(0o755)
+    from dfbench_testing.tools import python_script_program  # here: the program itself runs without the harness
+
+    python_script_program(folder / "getent", __file__)
     return folder
 
 

@@ -218,13 +218,12 @@ class StandinSystemd:
         self.config.write_text(json.dumps({"port": port, "workers": workers, "state": str(self.state),
                                            "imds_url": imds_url}))
         from dfbench_testing import aws_cli
+        from dfbench_testing.tools import python_script_program
 
         self.bin = aws_cli.bin_dir(folder / "bin")
         for name in ("systemctl", "journalctl"):
-            program = self.bin / name
             # Run as a file, not a module of the harness: importing the harness would cost each call a second.
-            program.write_text(f"#!/bin/sh\nexec {shlex.quote(sys.executable)} {shlex.quote(__file__)} {name} \"$@\"\n")
-            program.chmod(0o755)
+            python_script_program(self.bin / name, __file__, name)
 
     @property
     def environment(self) -> dict[str, str]:

@@ -31,11 +31,18 @@ def system_tool(name: str) -> str:
 
 def python_program(path: Path, code: str) -> Path:
     """An executable at ``path`` running ``code`` (kept beside it as ``<name>.py``) with this
-    interpreter. A ``#!`` line cannot name an interpreter whose path holds a space, as a checkout
-    under such a folder has, so the program is a shell script that execs it, quoted."""
+    interpreter."""
     source = path.with_name(path.name + ".py")
     source.write_text(code)
-    path.write_text(f"#!/bin/sh\nexec {shlex.quote(sys.executable)} {shlex.quote(str(source))} \"$@\"\n")
+    return python_script_program(path, source)
+
+
+def python_script_program(path: Path, script: str | Path, *args: str) -> Path:
+    """An executable at ``path`` running the file ``script`` with this interpreter and ``args``
+    before its own arguments. A ``#!`` line cannot name an interpreter whose path holds a space, as
+    a checkout under such a folder has, so the program is a shell script that execs it, quoted."""
+    words = " ".join(shlex.quote(word) for word in (sys.executable, str(script), *args))
+    path.write_text(f"#!/bin/sh\nexec {words} \"$@\"\n")
     path.chmod(0o755)
     return path
 

@@ -204,7 +204,7 @@ class _Parser(argparse.ArgumentParser):
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The service until SIGTERM or SIGINT; 2 with one line on stderr for bad arguments."""
-    from dfbench.worker.local import serve, serve_until_signal
+    from dfbench.worker.local import run_service, serve
 
     parser = _Parser(prog="python -m dfbench.engines.spark_service",
                      description="A local Spark session speaking the benchmark worker's HTTP contract.")
@@ -225,20 +225,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.data_dir is not None and not os.path.isdir(args.data_dir):
             raise ConfigError(f"--data-dir {args.data_dir!r} is not a directory")
         spark = start_session(args.master, args.driver_memory, args.shuffle_partitions)
-        server, thread = serve(args.host, args.port, quiet=args.quiet,
-                               make_worker=lambda url: SparkWorker(spark, data_dir=args.data_dir, base_url=url,
-                                                                   master=args.master))
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return error.exit_code
-    except OSError as error:
-        print(f"error: cannot listen on {args.host}:{args.port}: {error.strerror or error}", file=sys.stderr)
-        return 1
-    try:
-        serve_until_signal(server, thread, server.worker.base_url)
+    try:  # the session stops however the service ends, a port it could not bind included
+        return run_service(args.host, args.port, lambda: serve(
+            args.host, args.port, quiet=args.quiet,
+            make_worker=lambda url: SparkWorker(spark, data_dir=args.data_dir, base_url=url, master=args.master)))
     finally:
         spark.stop()
-    return 0
 
 
 if __name__ == "__main__":

@@ -386,23 +386,32 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "python -m dfbench.wo
         args = parser.parse_args(argv)
         if args.data_dir is not None and not os.path.isdir(args.data_dir):
             raise ConfigError(f"--data-dir {args.data_dir!r} is not a directory")
-        server, thread = serve(args.host, args.port, data_dir=args.data_dir, quiet=args.quiet,
-                               worker_urls=None if args.worker_urls is None else
-                               [u for u in args.worker_urls.split(",") if u.strip()],
-                               commit=args.commit, s3_buckets=args.s3_bucket, allow_remote=args.allow_remote,
-                               slowdown=args.slowdown)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
+    peers = None if args.worker_urls is None else [u for u in args.worker_urls.split(",") if u.strip()]
+    return run_service(args.host, args.port, lambda: serve(
+        args.host, args.port, data_dir=args.data_dir, quiet=args.quiet, worker_urls=peers, commit=args.commit,
+        s3_buckets=args.s3_bucket, allow_remote=args.allow_remote, slowdown=args.slowdown))
+
+
+def run_service(host: str, port: int, start: Callable[[], tuple[_Server, threading.Thread]]) -> int:
+    """A service's command line after its arguments: ``start`` it (bind and serve in a thread), a
+    refusal or a port it cannot bind as one line on stderr and its exit code, else serve until
+    SIGTERM or SIGINT and 0. The local worker's and the Spark service's."""
+    try:
+        server, thread = start()
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return error.exit_code
     except OSError as error:
-        print(f"error: cannot listen on {args.host}:{args.port}: {error.strerror or error}", file=sys.stderr)
+        print(f"error: cannot listen on {host}:{port}: {error.strerror or error}", file=sys.stderr)
         return 1
-
-    serve_until_signal(server, thread, server.worker.base_url)
+    _serve_until_signal(server, thread, server.worker.base_url)
     return 0
 
 
-def serve_until_signal(server: _Server, thread: threading.Thread, url: str) -> None:
+def _serve_until_signal(server: _Server, thread: threading.Thread, url: str) -> None:
     """Print the ``listening on URL`` line a parent waits for, serve until SIGTERM or SIGINT, stop."""
     stop = threading.Event()
 
