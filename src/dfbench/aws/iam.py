@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 from botocore.exceptions import ClientError
 
@@ -22,6 +22,8 @@ from dfbench.aws.tags import BUCKET_KEY, is_managed, missing_tags, tag_dict, tag
 from dfbench.errors import OwnershipError, error_code
 from dfbench.models import Change, ChangeSet
 from dfbench.waiting import retry_client_error
+
+_Found = TypeVar("_Found")  # a find_* function's record
 
 INLINE_POLICY_NAME = "dfbench-worker"
 SSM_CORE_POLICY = "AmazonSSMManagedInstanceCore"
@@ -175,28 +177,27 @@ def _named_like_dfbench(iam: Any, operation: str, key: str, name_key: str) -> li
 def find_managed_roles(iam: Any) -> list[Role]:
     """Every role of the account named dfbench-* and carrying dfbench:managed=true (IAM is global:
     every region's). A role gone between the listing and its read is not listed."""
-    roles = []
-    for name in _named_like_dfbench(iam, "list_roles", "Roles", "RoleName"):
-        try:
-            role = find_role(iam, name)
-        except OwnershipError:
-            continue
-        if role is not None:
-            roles.append(role)
-    return roles
+    return _managed(iam, find_role, _named_like_dfbench(iam, "list_roles", "Roles", "RoleName"))
 
 
 def find_managed_instance_profiles(iam: Any) -> list[InstanceProfile]:
     """Every instance profile of the account named dfbench-* and carrying dfbench:managed=true."""
-    profiles = []
-    for name in _named_like_dfbench(iam, "list_instance_profiles", "InstanceProfiles", "InstanceProfileName"):
+    names = _named_like_dfbench(iam, "list_instance_profiles", "InstanceProfiles", "InstanceProfileName")
+    return _managed(iam, find_instance_profile, names)
+
+
+def _managed(iam: Any, find: Callable[[Any, str], _Found | None], names: list[str]) -> list[_Found]:
+    """``find`` of each name, less those gone since the listing (None) and those dfbench does not
+    own (OwnershipError)."""
+    managed = []
+    for name in names:
         try:
-            profile = find_instance_profile(iam, name)
+            item = find(iam, name)
         except OwnershipError:
             continue
-        if profile is not None:
-            profiles.append(profile)
-    return profiles
+        if item is not None:
+            managed.append(item)
+    return managed
 
 
 def ensure_role(
