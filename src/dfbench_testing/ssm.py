@@ -177,7 +177,10 @@ class LocalAgent:
 
     ``port_map`` {remote: local} is the one rewrite done to a script: each URL authority
     ``127.0.0.1:<remote>`` becomes ``127.0.0.1:<local>``, so a script that reaches the worker on
-    the instance's port 9000 reaches a local worker instead. Nothing else in the script changes.
+    the instance's port 9000 reaches a local worker instead. ``instance_ports`` {instance id:
+    {remote: local}} does the same for one instance (before ``port_map``), so that several
+    stand-in instances on this machine each reach their own service. Nothing else in the script
+    changes.
 
     With ``ec2`` (a plain client), commands sent by tag (``Targets=[{"Key": "tag:K", ...}]``, as
     ``dfbench deploy`` sends them) run too, once per running instance carrying the tag (what SSM
@@ -228,9 +231,10 @@ class LocalAgent:
     def __init__(self, faults: Faults, *, s3: Any, bucket: str, prefix: str,
                  port_map: dict[int, int] | None = None, unknown_polls: int = 1, ec2: Any = None,
                  online: Sequence[str] = (), environment: dict[str, dict[str, str]] | None = None,
-                 region: str = "us-east-1") -> None:
+                 region: str = "us-east-1", instance_ports: dict[str, dict[int, int]] | None = None) -> None:
         self.s3, self.bucket, self.prefix, self.ec2 = s3, bucket, prefix.strip("/"), ec2
         self.port_map = dict(port_map or {})
+        self.instance_ports = {key: dict(value) for key, value in (instance_ports or {}).items()}
         self.unknown_polls = unknown_polls
         self.environment = dict(environment or {})
         self.region = region
@@ -283,10 +287,10 @@ class LocalAgent:
         for thread in list(self._threads):
             thread.join(timeout)
 
-    def localize(self, script: str) -> str:
+    def localize(self, script: str, instance_id: str = "") -> str:
         """The documented rewrite: ``127.0.0.1:<remote>`` → ``127.0.0.1:<local>``, whole port
-        numbers only (``:9000`` does not touch ``:90001``)."""
-        for remote, local in self.port_map.items():
+        numbers only (``:9000`` does not touch ``:90001``); an instance's own ports first."""
+        for remote, local in {**self.port_map, **self.instance_ports.get(instance_id, {})}.items():
             script = re.sub(rf"(?<![\d.])127\.0\.0\.1:{remote}(?!\d)", f"127.0.0.1:{local}", script)
         return script
 
@@ -303,7 +307,7 @@ class LocalAgent:
         timeout = int(params["Parameters"].get("executionTimeout", ["3600"])[0])
         for instance_id in instance_ids:
             run = LocalAgent.Run(command_id=parsed["Command"]["CommandId"], instance_id=instance_id,
-                                 script=self.localize(script), comment=params.get("Comment", ""),
+                                 script=self.localize(script, instance_id), comment=params.get("Comment", ""),
                                  output_bucket=params.get("OutputS3BucketName", ""),
                                  output_prefix=params.get("OutputS3KeyPrefix", ""), started=time.time())
             with self._lock:
