@@ -30,6 +30,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn
 from dfbench.aws import ssm
 from dfbench.aws.objects import StoredObject, list_objects
 from dfbench.aws.session import connect
+from dfbench.data.footers import footer_rows, read_footer
 from dfbench.data.generate import binary_version, find_binary, validate_request
 from dfbench.data.manifest import (
     MANIFEST,
@@ -43,8 +44,6 @@ from dfbench.data.manifest import (
 from dfbench.data.oncluster import (
     Report,
     assign,
-    footer_length,
-    footer_rows,
     generate_script,
     parse_report,
     part_of,
@@ -343,7 +342,7 @@ def _verify(s3: Any, bucket: str, prefix: str, report: Report, share: Sequence[i
                             part, prefix, item.path, item.size, item.md5)
                 break
             try:
-                rows = _rows(s3, bucket, prefix + item.path, item.size)
+                rows = footer_rows(read_footer(s3, bucket, prefix + item.path, item.size))
             except (ValueError, OSError) as error:  # no PAR1 at the end; a footer pyarrow cannot parse
                 log.warning("part %d: %s%s is not a readable parquet file (%s); it will be made again", part, prefix,
                             item.path, error)
@@ -352,16 +351,6 @@ def _verify(s3: Any, bucket: str, prefix: str, report: Report, share: Sequence[i
         else:
             verified[part] = files  # possibly none: a part may have no rows in any table, as locally
     return verified
-
-
-def _rows(s3: Any, bucket: str, key: str, size: int) -> int:
-    """The file's row count from its footer: its last 64 KiB, and the rest of the footer when it
-    is longer (two ranged GETs at most; the data is never downloaded)."""
-    tail = s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=-{min(size, 64 * 1024)}")["Body"].read()
-    length = footer_length(tail)
-    if length + 8 > len(tail):
-        tail = s3.get_object(Bucket=bucket, Key=key, Range=f"bytes=-{min(size, length + 8)}")["Body"].read()
-    return footer_rows(tail)
 
 
 def _run(aws: Any, cluster: Cluster, shares: dict[str, list[int]], script: str, timeout_s: int,

@@ -1,5 +1,6 @@
 """Deploy the worker to every instance of a cluster through SSM Run Command and check that it
-serves (``deploy_worker``); commands and logs on the instances (``exec_command``, ``logs``).
+serves (``deploy_worker``); commands and logs on the instances (``exec_command``, ``logs``,
+``send_script``, ``collect_output``).
 
 The binary is built (:mod:`dfbench.worker.build`) and published to the bucket
 (:mod:`dfbench.worker.artifacts`) first; the install itself is the script of
@@ -212,10 +213,11 @@ def _targets(cluster: Cluster) -> list[Instance]:
     return cluster.instances
 
 
-def _send(cluster: Cluster, instances: Sequence[Instance], *, script: str, comment: str, timeout_s: int,
-          profile: str | None) -> tuple[Any, list[ssm.Invocation]]:
-    """One command on every instance, output to the cluster's bucket; the S3 client is returned
-    for reading what SSM cut."""
+def send_script(cluster: Cluster, instances: Sequence[Instance], *, script: str, comment: str, timeout_s: int,
+                profile: str | None) -> tuple[Any, list[ssm.Invocation]]:
+    """One command on every instance (ONE SendCommand, to the cluster by tag), output to the
+    cluster's bucket; the S3 client is returned for reading what SSM cut. Engine installs
+    (dfbench.engine_setup) send their steps through it too."""
     aws = connect(region=cluster.region, profile=profile)
     with aws_errors(profile):
         invocations = ssm.run_command(aws.client("ssm"), cluster=cluster.name,
@@ -342,8 +344,8 @@ def install_deployment(deployment: Deployment, *, force_restart: bool = False, v
                             env=deployment.env, force=force_restart, kind=deployment.kind,
                             dns_name=deployment.dns_name, secrets=deployment.secrets)
     log.info("installing worker %s on %d instance(s) of %s", sha[:12], len(instances), found.name)
-    s3, invocations = _send(found, instances, script=script, comment=f"dfbench: deploy worker {sha[:12]}",
-                            timeout_s=timeout_s, profile=profile)
+    s3, invocations = send_script(found, instances, script=script, comment=f"dfbench: deploy worker {sha[:12]}",
+                                  timeout_s=timeout_s, profile=profile)
     # The outcome is the output's last line: where SSM kept only the beginning, or the install
     # failed, the end is read from S3 (only there, so a deploy that went well reads nothing).
     unsure = [i for i, inv in enumerate(invocations) if _outcome(inv, sha) == "failed"]
@@ -430,8 +432,8 @@ def _verify(cluster: Cluster, instances: Sequence[Instance],
             profile: str | None) -> tuple[dict[str, str], list[str]]:
     """Every worker's /info, read on its instance: the commit each one reports, and what is wrong
     with the cluster (see :func:`dfbench.worker.health.judge`)."""
-    outputs = _collect(cluster, instances, script=_INFO_SCRIPT, comment="dfbench: verify worker /info",
-                       timeout_s=VERIFY_TIMEOUT_S, profile=profile)
+    outputs = collect_output(cluster, instances, script=_INFO_SCRIPT, comment="dfbench: verify worker /info",
+                             timeout_s=VERIFY_TIMEOUT_S, profile=profile)
     infos: dict[str, dict[str, Any] | str] = {}
     for out in outputs:
         if not out.ok:
@@ -446,10 +448,10 @@ def _verify(cluster: Cluster, instances: Sequence[Instance],
     return {h.instance_id: h.commit for h in healths if h.commit}, health.problems_text(healths)
 
 
-def _collect(cluster: Cluster, instances: Sequence[Instance], *, script: str, comment: str, timeout_s: int,
-             profile: str | None) -> list[CommandOutput]:
-    s3, invocations = _send(cluster, instances, script=script, comment=comment, timeout_s=timeout_s,
-                            profile=profile)
+def collect_output(cluster: Cluster, instances: Sequence[Instance], *, script: str, comment: str,
+                   timeout_s: int, profile: str | None) -> list[CommandOutput]:
+    s3, invocations = send_script(cluster, instances, script=script, comment=comment, timeout_s=timeout_s,
+                                  profile=profile)
     with aws_errors(profile):
         invocations = ssm.read_output(s3, invocations)
     names = {i.instance_id: i.name for i in cluster.instances}
@@ -469,8 +471,8 @@ def exec_command(cluster: Cluster | str, command: str | Sequence[str], *, region
     if not text.strip():
         raise ConfigError("The command to run on the instances is empty.")
     found = _resolve(cluster, region, profile)
-    return _collect(found, _targets(found), script=text + "\n", comment=f"dfbench exec: {text}",
-                    timeout_s=timeout_s, profile=profile)
+    return collect_output(found, _targets(found), script=text + "\n", comment=f"dfbench exec: {text}",
+                          timeout_s=timeout_s, profile=profile)
 
 
 def logs(cluster: Cluster | str, *, lines: int = 200, since: str | None = None, region: str | None = None,
@@ -484,5 +486,6 @@ def logs(cluster: Cluster | str, *, lines: int = 200, since: str | None = None, 
                           "today; letters, digits, spaces and : + . @ - only).")
     words = ["journalctl", "-u", "worker.service", "--no-pager", "-n", str(lines)]
     found = _resolve(cluster, region, profile)
-    return _collect(found, _targets(found), script=shlex.join(words + (["--since", since] if since else [])) + "\n",
-                    comment="dfbench logs: worker.service", timeout_s=EXEC_TIMEOUT_S, profile=profile)
+    script = shlex.join(words + (["--since", since] if since else [])) + "\n"
+    return collect_output(found, _targets(found), script=script, comment="dfbench logs: worker.service",
+                          timeout_s=EXEC_TIMEOUT_S, profile=profile)

@@ -1,5 +1,5 @@
-"""What the account allows, read without changing anything: an instance type's architectures and
-vCPUs, an AMI's architecture, the vCPU quotas, a dry-run launch, and the caller's permissions.
+"""What the account allows, read without changing anything: an instance type's architectures,
+vCPUs and memory, an AMI's architecture, the vCPU quotas, a dry-run launch, and the caller's permissions.
 Used by the plan-time checks and by ``dfbench doctor``."""
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ class InstanceType:
     name: str
     architectures: tuple[str, ...]  # EC2's names: x86_64, arm64, i386, x86_64_mac, arm64_mac
     vcpus: int
+    memory_mib: int
 
 
 def describe_instance_type(ec2: Any, instance_type: str) -> InstanceType | None:
@@ -32,7 +33,7 @@ def describe_instance_type(ec2: Any, instance_type: str) -> InstanceType | None:
         return None
     raw = found[0]
     return InstanceType(instance_type, tuple(raw["ProcessorInfo"]["SupportedArchitectures"]),
-                        int(raw["VCpuInfo"]["DefaultVCpus"]))
+                        int(raw["VCpuInfo"]["DefaultVCpus"]), int(raw["MemoryInfo"]["SizeInMiB"]))
 
 
 def image_architecture(ec2: Any, image_id: str) -> str | None:

@@ -26,6 +26,9 @@ from dfbench.waiting import retry_client_error
 _Found = TypeVar("_Found")  # a find_* function's record
 
 INLINE_POLICY_NAME = "dfbench-worker"
+# Where Trino's Hive connector keeps its file metastore in the cluster's bucket (dfbench.engines
+# installs Trino with it): the one place besides command output the instances may write.
+TRINO_METASTORE_PREFIX = ".dfbench/trino-metastore"
 SSM_CORE_POLICY = "AmazonSSMManagedInstanceCore"
 
 _TRUST_POLICY = {
@@ -55,8 +58,10 @@ def secret_parameters_prefix(cluster: str) -> str:
 
 def worker_policy(bucket: str, partition: str, *, cluster: str, region: str, account: str) -> dict[str, Any]:
     """What an instance may do: find its peers, read its own bucket, write SSM command output
-    under one prefix of it (the SSM agent uploads output with the instance's role), and read its
-    cluster's parameters under /dfbench/<cluster>/ (the worker's secrets). Nothing else.
+    under one prefix of it (the SSM agent uploads output with the instance's role), write and
+    delete Trino's file metastore under another (the schemas and tables ``dfbench bench --engines
+    trino`` declares: JSON files, no data), and read its cluster's parameters under
+    /dfbench/<cluster>/ (the worker's secrets). Nothing else.
 
     A SecureString encrypted with the account's AWS managed key (aws/ssm, the default) needs no KMS
     statement: that key grants Decrypt to every IAM principal of the account. One encrypted with a
@@ -81,6 +86,12 @@ def worker_policy(bucket: str, partition: str, *, cluster: str, region: str, acc
                 "Effect": "Allow",
                 "Action": "s3:PutObject",
                 "Resource": f"{bucket_arn}/{SSM_OUTPUT_PREFIX}/*",
+            },
+            {
+                "Sid": "TrinoMetastore",
+                "Effect": "Allow",
+                "Action": ["s3:PutObject", "s3:DeleteObject"],
+                "Resource": f"{bucket_arn}/{TRINO_METASTORE_PREFIX}/*",
             },
             {"Sid": "ReadClusterSecrets", "Effect": "Allow", "Action": "ssm:GetParameter",
              "Resource": parameters_arn},

@@ -37,6 +37,7 @@ _COMMANDS = {
     "ab": ("dfbench.cli.bench", "run_ab", True),
     "worker": ("dfbench.cli.bench", "run_worker", True),
     "github": ("dfbench.cli.github", "run_github", True),
+    "engine": ("dfbench.cli.engines", "run_engine", False),
     "verify-aws": ("dfbench.cli.verify", "run_verify_aws", True),
 }
 

@@ -218,6 +218,25 @@ def build_parser() -> argparse.ArgumentParser:
     command.add_argument("--trust-first-key", action="store_true",
                          help=_TRUST_FIRST_KEY)
     command.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD", help="a command instead of a shell (ssh)")
+    # `dfbench engine install|status|remove`: Trino and Spark beside the worker (dfbench.cli.engines).
+    engine = commands.add_parser("engine", help="install, check or remove Trino or Spark on a cluster's instances")
+    engine_commands = engine.add_subparsers(dest="engine_command", required=True, parser_class=Parser)
+    for verb, help in (("install", ("install an engine on every instance (one SSM command per step; run again to "
+                                   "finish an install that failed or was interrupted)")),
+                       ("status", "what every instance runs of the engines, and what their install recorded"),
+                       ("remove", "stop and delete an engine on every instance, and what it wrote in the bucket")):
+        command = engine_commands.add_parser(verb, help=help, description=help)
+        if verb == "status":
+            command.add_argument("engine", nargs="?", choices=("trino", "spark"), help="one engine (default both)")
+        else:
+            command.add_argument("engine", choices=("trino", "spark"), help="the engine")
+        command.add_argument("--cluster", default="dfbench", help="cluster name (default: dfbench)")
+        command.add_argument("--region", help="AWS region (default: AWS_REGION, else us-east-1)")
+        command.add_argument("--profile", help="AWS profile (default: AWS_PROFILE / the default chain)")
+        command.add_argument("--json", action="store_true", help="print the result as JSON")
+        if verb == "install":
+            command.add_argument("--version", dest="engine_version", metavar="V",
+                                 help="the engine's version (default: the one dfbench pins: Trino 476, Spark 4.0.0)")
     command = cluster_command("logs", "worker.service's journal on every instance")
     command.add_argument("--lines", type=int, default=200, help="last N lines (default 200)")
     command.add_argument("--since", help="from this time on, as journalctl takes it (--since=-1h: with '=' "

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import re
 import shlex
-import struct
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -195,23 +194,6 @@ def parse_report(stdout: str) -> Report:
 def part_of(path: str) -> int:
     """The part a file belongs to: its number (``lineitem/3.parquet`` is part 3's)."""
     return int(path.rsplit("/", 1)[-1].split(".", 1)[0])
-
-
-def footer_length(tail: bytes) -> int:
-    """The length of a parquet file's footer from its last 8 bytes (length, then ``PAR1``)."""
-    if len(tail) < 8 or tail[-4:] != b"PAR1":
-        raise ValueError("not a parquet file (no PAR1 at its end)")
-    return int(struct.unpack("<I", tail[-8:-4])[0])
-
-
-def footer_rows(footer: bytes) -> int:
-    """The row count a parquet footer records (``footer``: the file's last bytes, footer included)."""
-    import pyarrow as pa  # only here: building the script needs no pyarrow
-    import pyarrow.parquet as pq
-
-    length = footer_length(footer)
-    # The reader needs only the footer: the column chunks it points at are never read.
-    return int(pq.read_metadata(pa.BufferReader(b"PAR1" + footer[-(length + 8):])).num_rows)
 
 
 def settings_of(spec: GeneratorSpec, scale_factor: str, partitions: int, compression: str,
