@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import socket
 import subprocess
@@ -112,7 +113,8 @@ def instances(tmp_path: Path, site: ReleaseSite, packages: dict[str, dict[str, s
     with ExitStack() as stack:
         found = []
         for node in NODES:
-            units = stack.enter_context(StandinUnits(tmp_path / node.instance_id, packages=packages))
+            # A space in every path, as a checkout under such a folder has: the unit and the launcher quote theirs.
+            units = stack.enter_context(StandinUnits(tmp_path / f"instance {node.instance_id}", packages=packages))
             found.append(Instance(node, units, site, free_port(), len(NODES), {BUCKET: str(bucket_folder)}))
         yield found
 
@@ -323,7 +325,7 @@ def test_a_killed_download_or_extraction_converges(alone: Instance, site: Releas
         '    while (($#)); do [[ $1 == -o ]] && out=$2; shift; done\n'
         '    printf half >"$out"; kill -9 "$PPID"; exit 1\n'
         "fi\n"
-        f'exec {real_curl} "$@"\n')
+        f'exec {shlex.quote(str(real_curl))} "$@"\n')
     (killers / "curl").chmod(0o755)
     result = instance.step(engine_plan, "download", path_first=killers)
     assert result.returncode == -9
@@ -331,7 +333,7 @@ def test_a_killed_download_or_extraction_converges(alone: Instance, site: Releas
     assert len(list(home.iterdir())) == 1 and not instance.install.exists()
 
     (killers / "curl").unlink()
-    (killers / "tar").write_text(f'#!/bin/bash\n{real_tar} "$@"\nkill -9 "$PPID"\n')
+    (killers / "tar").write_text(f'#!/bin/bash\n{shlex.quote(str(real_tar))} "$@"\nkill -9 "$PPID"\n')
     (killers / "tar").chmod(0o755)
     result = instance.step(engine_plan, "download", path_first=killers)
     assert result.returncode == -9
@@ -379,7 +381,7 @@ def test_a_restart_cut_short_is_made_by_the_next_run(alone: Instance, tmp_path: 
     killers.mkdir()
     (killers / "systemctl").write_text(
         '#!/bin/bash\nif [[ $1 == restart ]]; then kill -9 "$PPID"; exit 1; fi\n'
-        f'exec {alone.units.bin / "systemctl"} "$@"\n')
+        f'exec {shlex.quote(str(alone.units.bin / "systemctl"))} "$@"\n')
     (killers / "systemctl").chmod(0o755)
     smaller = plan(Machine("c5n.xlarge", 10752, 4), nodes=NODES[:1])
     assert alone.step(smaller, "configure", path_first=killers).returncode == -9
