@@ -39,6 +39,15 @@ class Run:
     details: str = ""
 
 
+def localize(script: str, ports: dict[int, int]) -> str:
+    """``script`` as a stand-in instance on this machine runs it: each ``127.0.0.1:<remote>``
+    becomes ``127.0.0.1:<local>`` for ``ports`` {remote: local}, whole port numbers only
+    (``:9000`` does not touch ``:90001``, nor ``127.0.0.11:9000``)."""
+    for remote, local in ports.items():
+        script = re.sub(rf"(?<![\d.])127\.0\.0\.1:{remote}(?!\d)", f"127.0.0.1:{local}", script)
+    return script
+
+
 def agent_output(stdout: str, stderr: str) -> str:
     """stdout, then the ERROR separator and stderr; a stream that does not fit keeps its beginning
     and ends with the agent's truncation marker."""
@@ -288,11 +297,8 @@ class LocalAgent:
             thread.join(timeout)
 
     def localize(self, script: str, instance_id: str = "") -> str:
-        """The documented rewrite: ``127.0.0.1:<remote>`` → ``127.0.0.1:<local>``, whole port
-        numbers only (``:9000`` does not touch ``:90001``); an instance's own ports first."""
-        for remote, local in {**self.port_map, **self.instance_ports.get(instance_id, {})}.items():
-            script = re.sub(rf"(?<![\d.])127\.0\.0\.1:{remote}(?!\d)", f"127.0.0.1:{local}", script)
-        return script
+        """The documented rewrite (:func:`localize`), an instance's own ports first."""
+        return localize(script, {**self.port_map, **self.instance_ports.get(instance_id, {})})
 
     @staticmethod
     def _remember(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:

@@ -9,7 +9,8 @@ nextUri`` runs the query and pages its rows (``columns`` with ``type`` and ``typ
 ``data`` with decimals, dates and timestamps as text), at most ``page_rows`` per page, the last
 page without ``nextUri`` and with ``stats.state`` FINISHED and ``elapsedTimeMillis``; a failure
 is an ``error`` object (``message``, ``errorCode``, ``errorName``, ``errorType``,
-``failureInfo``) with state FAILED; ``DELETE nextUri`` cancels; ``GET /v1/info`` names the version.
+``failureInfo``) with state FAILED; ``DELETE nextUri`` cancels; ``GET /v1/info`` names the version
+and whether this is the coordinator.
 
 What Trino refuses and DataFusion accepts is refused here the way Trino refuses it, so that text
 in DataFusion's dialect fails as it would on Trino: one statement per query with no trailing ``;``
@@ -17,8 +18,14 @@ in DataFusion's dialect fails as it would on Trino: one statement per query with
 (TYPE_MISMATCH), ``to_timestamp_seconds`` (FUNCTION_NOT_FOUND), a table outside an existing
 schema of the ``hive`` catalog (SCHEMA_NOT_FOUND). Tables are the Hive connector's: ``CREATE
 TABLE hive."<schema>"."<t>" (<columns>) WITH (external_location = '<folder>', format = 'PARQUET')``
-registers the folder's parquet files (under ``data_dir`` only), after checking that the declared
-columns are the files' columns, in order, as Trino's Hive connector reads them by name.
+registers the folder's parquet files (under ``data_dir``, or under a folder ``buckets`` maps an
+``s3://<bucket>/`` location to), after checking that the declared columns are the files'
+columns, in order, as Trino's Hive connector reads them by name. ``system.runtime.nodes`` holds
+``nodes`` active nodes (``node_id``, ``http_uri``, ``node_version``, ``coordinator``, ``state``),
+the first the coordinator: nothing announces itself here, the number is what the stand-in was told.
+
+Started by a stand-in release's ``bin/launcher run`` (trino_release.py), it serves one instance of
+an installed cluster; made in a test, the coordinator of one.
 
 Not emulated: authentication, transactions, session properties, spooled segments, the real
 planner and its type rules beyond the refusals above (see docs/ARCHITECTURE.md §5a).
@@ -59,6 +66,7 @@ _CREATE_TABLE = re.compile(r"CREATE\s+TABLE\s+hive\.(" + _IDENT.format("schema")
                            + r")\s*\((?P<columns>.*)\)\s*WITH\s*\(\s*external_location\s*=\s*'(?P<location>[^']*)'"
                            r"\s*,\s*format\s*=\s*'PARQUET'\s*\)", re.IGNORECASE | re.DOTALL)
 _VIEW_WITH_COLUMNS = re.compile(r"CREATE\s+(OR\s+REPLACE\s+)?VIEW\s+\S+\s*\(", re.IGNORECASE)
+_SYSTEM_NODES = re.compile(r"\bsystem\.runtime\.nodes\b", re.IGNORECASE)
 _BARE_DATE = re.compile(r"(?<!date )(?<!timestamp )'\d{4}-\d{2}-\d{2}'", re.IGNORECASE)
 
 
@@ -90,11 +98,19 @@ class _Query:
 
 
 class TrinoStandIn:
-    """The coordinator on 127.0.0.1 (``url``), its Hive catalog over ``data_dir``'s parquet files."""
+    """A node on 127.0.0.1 (``url``; ``port`` 0: any free one), its Hive catalog over ``data_dir``'s
+    parquet files and the folders ``buckets`` {bucket: folder} stand for."""
 
-    def __init__(self, data_dir: str | os.PathLike[str], *, page_rows: int = 100) -> None:
+    def __init__(self, data_dir: str | os.PathLike[str], *, page_rows: int = 100, port: int = 0,
+                 version: str = TRINO_VERSION, coordinator: bool = True, nodes: int = 1,
+                 buckets: dict[str, str | os.PathLike[str]] | None = None) -> None:
         self.data_dir = os.path.realpath(data_dir)
         self.page_rows = page_rows
+        self.port = port
+        self.version = version
+        self.coordinator = coordinator
+        self.nodes = nodes
+        self.buckets = {name: os.path.realpath(folder) for name, folder in (buckets or {}).items()}
         self.queries: dict[str, _Query] = {}
         self.statements: list[str] = []  # every statement received, in order
         self.pages: dict[str, int] = {}  # query id → pages of rows served
@@ -110,7 +126,7 @@ class TrinoStandIn:
         class Handler(_Handler):
             owner = standin
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self._server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         threading.Thread(target=self._server.serve_forever, name="trino-standin", daemon=True).start()
@@ -244,9 +260,12 @@ class TrinoStandIn:
             raise TrinoError("TYPE_MISMATCH", "Cannot apply operator: date < varchar(10)")
         if re.search(r"\bto_timestamp_seconds\s*\(", sql, re.IGNORECASE):
             raise TrinoError("FUNCTION_NOT_FOUND", "line 1:1: Function 'to_timestamp_seconds' not registered")
-        if query.schema is None:
+        if _SYSTEM_NODES.search(sql):
+            context, sql = self._system_nodes(), _SYSTEM_NODES.sub("nodes", sql)
+        elif query.schema is None:
             raise TrinoError("NOT_SUPPORTED", "Schema must be specified when session schema is not set")
-        context = self._schema(query.schema)
+        else:
+            context = self._schema(query.schema)
         # Trino's from_unixtime is DataFusion's to_timestamp_seconds.
         frame = context.sql(re.sub(r"\bfrom_unixtime\s*\(", "to_timestamp_seconds(", sql, flags=re.IGNORECASE))
         table = frame.to_arrow_table()
@@ -257,6 +276,32 @@ class TrinoStandIn:
         query.rows = [[_value(value) for value in row]
                       for row in zip(*(column.to_pylist() for column in table.columns), strict=True)]
 
+    def _system_nodes(self) -> Any:
+        from datafusion import SessionContext
+
+        context = SessionContext()
+        names = ["coordinator"] + [f"worker-{index}" for index in range(1, self.nodes)]
+        context.from_pydict({"node_id": names, "http_uri": [self.url] * self.nodes,
+                             "node_version": [self.version] * self.nodes,
+                             "coordinator": [index == 0 for index in range(self.nodes)],
+                             "state": ["active"] * self.nodes}, name="nodes")
+        return context
+
+    def _location(self, location: str) -> str:
+        """The local folder of an external location: ``file://`` or bare paths under ``data_dir``,
+        ``s3://<bucket>/<key>`` under the folder ``buckets`` maps the bucket to."""
+        roots = [self.data_dir]
+        path = location.removeprefix("file://")
+        if location.startswith("s3://"):
+            bucket, _, key = location.removeprefix("s3://").partition("/")
+            if bucket not in self.buckets:
+                raise TrinoError("GENERIC_INTERNAL_ERROR", f"No bucket {bucket!r} behind the stand-in: {location}")
+            roots, path = [self.buckets[bucket]], os.path.join(self.buckets[bucket], key)
+        path = os.path.realpath(path)
+        if not any(path.startswith(root + os.sep) for root in roots):
+            raise TrinoError("GENERIC_INTERNAL_ERROR", f"External location outside the stand-in's data: {location}")
+        return path
+
     def _schema(self, schema: str) -> Any:
         if schema not in self.schemas:
             raise TrinoError("SCHEMA_NOT_FOUND", f"Schema '{schema}' does not exist")
@@ -266,9 +311,7 @@ class TrinoStandIn:
         import pyarrow.parquet as parquet
 
         context = self._schema(schema)
-        path = os.path.realpath(location.removeprefix("file://"))
-        if not path.startswith(self.data_dir + os.sep):
-            raise TrinoError("GENERIC_INTERNAL_ERROR", f"External location outside the stand-in's data: {location}")
+        path = self._location(location)
         files = sorted(f for f in os.listdir(path) if f.endswith(".parquet")) if os.path.isdir(path) else []
         if not files:
             raise TrinoError("GENERIC_INTERNAL_ERROR", f"External location must be a directory: {location}")
@@ -340,8 +383,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         path = urlsplit(self.path).path
         if path == "/v1/info":
-            self._send(HTTPStatus.OK, {"nodeVersion": {"version": TRINO_VERSION}, "environment": "dfbench-standin",
-                                       "coordinator": True, "starting": False, "uptime": "1.00m"})
+            self._send(HTTPStatus.OK, {"nodeVersion": {"version": self.owner.version},
+                                       "environment": "dfbench-standin", "coordinator": self.owner.coordinator,
+                                       "starting": False, "uptime": "1.00m"})
             return
         parts = path.strip("/").split("/")
         answer = None

@@ -142,12 +142,14 @@ dfbench_put() {
         have=$(sha256sum <"$path")
         [[ $want == "$have" ]] && return 1
     fi
-    mkdir -p -- "${path%/*}"
-    tmp=$(mktemp -- "$path.XXXXXX")
+    # Called as a condition (`dfbench_put ... && changed=1`), where bash suspends set -e: a
+    # failure here must end the step rather than read as "unchanged".
+    mkdir -p -- "${path%/*}" || exit 1
+    tmp=$(mktemp -- "$path.XXXXXX") || exit 1
     dfbench_tmp+=("$tmp")
-    printf '%s' "$text" >"$tmp"
-    chmod "$mode" "$tmp"
-    mv -f -- "$tmp" "$path"
+    printf '%s' "$text" >"$tmp" || exit 1
+    chmod "$mode" "$tmp" || exit 1
+    mv -f -- "$tmp" "$path" || exit 1
     return 0
 }
 
