@@ -24,7 +24,7 @@ LAYERS = {
     "engines": 4.5,
     "preflight": 5.0, "provision": 5.0, "checkup": 5.0, "worker_deploy": 5.0, "runner": 5.0, "ab": 5.0,
     "costs": 5.0, "fleet": 5.0, "janitor": 5.0,
-    "oncluster": 5.0, "github": 5.0, "verify": 5.0, "engine_bench": 5.0,
+    "oncluster": 5.0, "github": 5.0, "verify": 5.0, "engine_bench": 5.0, "engine_setup": 5.0,
     "cli": 6.0, "__init__": 6.0, "__main__": 6.0,
 }
 

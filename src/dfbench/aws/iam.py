@@ -242,8 +242,8 @@ def ensure_role(
     if found is None or found.inline_policy != policy:
         changes.make(
             Change(action="update", resource="iam-role", name=name,
-                   detail=f"policy {INLINE_POLICY_NAME}: describe instances, read s3://{bucket}, write command output, "
-                          f"read parameters {secret_parameters_prefix(cluster)}*"),
+                   detail=f"policy {INLINE_POLICY_NAME}: describe instances, read s3://{bucket}, write command output "
+                          f"and Trino's metastore, read parameters {secret_parameters_prefix(cluster)}*"),
             lambda: _visible(lambda: iam.put_role_policy(
                 RoleName=name, PolicyName=INLINE_POLICY_NAME, PolicyDocument=json.dumps(policy)
             ), f"role {name}"),

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from dfbench.aws.iam import TRINO_METASTORE_PREFIX as METASTORE_PREFIX
 from dfbench.config import validate_bucket_name, validate_region
 from dfbench.engines.dialect import TRINO, TRINO_CATALOG
 from dfbench.engines.setup import INSTALL_ROOT, EnginePlan, Machine, Node, Step, status_line_prefix, step_script
@@ -22,7 +23,6 @@ from dfbench.errors import ConfigError
 
 TRINO_VERSION = "476"
 TRINO_PORT = 8080
-METASTORE_PREFIX = ".dfbench/trino-metastore"
 # Trino 476 runs on Java 24, which Amazon Linux 2023 offers as Corretto 24; older releases need
 # an older Java, which this install does not bring.
 OLDEST_VERSION = 476
