@@ -159,7 +159,9 @@ def _machine(aws: Any, instances: Sequence[Instance], profile: str | None) -> Ma
 
 
 def _plan(engine: str, cluster: Cluster, nodes: list[Node], machine: Machine, version: str | None,
-          profile: str | None) -> EnginePlan:
+          profile: str | None, *, publish: bool = True) -> EnginePlan:
+    """The engine module's plan; ``publish``: what its steps download from the bucket is put
+    there first (status and removal need only the plan's scripts)."""
     if engine == TRINO:
         from dfbench.engines.trino_setup import trino_plan
 
@@ -319,22 +321,12 @@ def engine_status(cluster: Cluster | str, engines: Sequence[str] = CLUSTER_ENGIN
     machine = _machine(aws, instances, profile)
     statuses = []
     for engine in engines:
-        script = _status_script(engine, found, nodes, machine)
+        script = _plan(engine, found, nodes, machine, None, profile, publish=False).status_script
         outputs = collect_output(found, instances, script=script, comment=f"dfbench: {engine} status",
                                  timeout_s=STATUS_TIMEOUT_S, profile=profile)
         statuses.append(EngineStatus(engine=engine, record=read_record(found, engine, profile),
                                      instances=[_instance_status(engine, out) for out in outputs]))
     return statuses
-
-
-def _status_script(engine: str, cluster: Cluster, nodes: list[Node], machine: Machine) -> str:
-    if engine == TRINO:
-        from dfbench.engines.trino_setup import trino_status_script
-
-        return trino_status_script(nodes=nodes)
-    from dfbench.engines.spark_setup import spark_status_script
-
-    return spark_status_script(nodes=nodes)
 
 
 def _instance_status(engine: str, out: CommandOutput) -> InstanceEngineStatus:
@@ -351,23 +343,15 @@ def remove_engine(engine: str, cluster: Cluster | str, *, region: str | None = N
     found, instances = find_cluster(cluster, region, profile)
     nodes = _nodes(found, instances)
     log.info("removing %s from %d instance(s) of %s…", engine, len(nodes), found.name)
-    prefixes: tuple[str, ...]
-    if engine == TRINO:
-        from dfbench.engines.trino_setup import trino_remove_script
-
-        script, prefixes = trino_remove_script(nodes=nodes), (f"{TRINO_METASTORE_PREFIX}/",)
-    else:
-        from dfbench.engines.spark_setup import spark_remove_script
-
-        script, prefixes = spark_remove_script(nodes=nodes), ()
-    outcomes = _run_step(found, instances, engine, "remove", script, STATUS_TIMEOUT_S, profile)
+    aws = connect(region=found.region, profile=profile)
+    plan = _plan(engine, found, nodes, _machine(aws, instances, profile), None, profile, publish=False)
+    outcomes = _run_step(found, instances, engine, "remove", plan.remove_script, STATUS_TIMEOUT_S, profile)
     failed = [o for o in outcomes if not o.ok]
     if failed:
         raise _step_failed(engine, "remove", failed)
-    aws = connect(region=found.region, profile=profile)
     with aws_errors(profile):
         s3 = aws.client("s3")
-        keys = [key for prefix in prefixes for key in list_objects(s3, found.bucket, prefix)]
+        keys = [key for prefix in plan.bucket_prefixes for key in list_objects(s3, found.bucket, prefix)]
         delete_keys(s3, found.bucket, [*keys, record_key(engine)])
     return EngineRemoval(cluster=found.name, region=found.region, engine=engine, instances=outcomes,
                          deleted_keys=len(keys))
