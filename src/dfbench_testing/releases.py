@@ -27,7 +27,7 @@ class ReleaseSite:
         site = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            def do_GET(self) -> None:
                 path = self.path.lstrip("/")
                 with site._lock:
                     site.requests.append(path)
