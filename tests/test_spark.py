@@ -126,3 +126,87 @@ def test_foreign_hosts_and_web_pages_are_refused(spark: str):
     assert _get(spark, "select 1", {"Origin": "http://attacker.example"})[0] == 403
     status, body = _get(spark, "select 1")
     assert status == 200 and json.loads(body)["count"] == 1
+
+
+# --- on a cluster: a standalone master and tables under an s3a:// prefix ---------------------------
+
+
+@pytest.mark.parametrize(("argv", "says"), [
+    (["--master", "yarn", "--data-url", "s3a://bucket-a/"], "give local[N] or a standalone master"),
+    (["--master", "spark://10.0.1.10:7077", "--data-url", "s3a://bucket-a/"], "give --driver-host"),
+    (["--master", "spark://10.0.1.10:99999", "--driver-host", "10.0.1.10", "--data-url", "s3a://bucket-a/"],
+     "1-65535"),
+    (["--master", "spark://h;reboot:7077", "--driver-host", "10.0.1.10", "--data-url", "s3a://bucket-a/"],
+     "give local[N]"),
+    (["--master", "spark://10.0.1.10:7077", "--driver-host", "0.0.0.0 x", "--data-url", "s3a://bucket-a/"],
+     "IPv4"),
+    (["--master", "local[2]", "--driver-host", "10.0.1.10", "--data-url", "s3a://bucket-a/"],
+     "--driver-host is for a spark:// master"),
+    (["--master", "local[2]"], "give --data-dir FOLDER or --data-url"),
+    (["--data-url", "s3://bucket-a/"], "--data-url 's3://bucket-a/'"),
+    (["--data-url", "s3a://bucket-a"], "ending with /"),
+    (["--data-url", "s3a://Bad_Bucket/"], "--data-url"),
+])
+def test_the_cluster_options_are_checked(argv: list[str], says: str):
+    from dfbench.engines.spark_service import parse_arguments
+    from dfbench.errors import ConfigError
+
+    with pytest.raises(ConfigError) as raised:
+        parse_arguments(argv)
+    assert says in str(raised.value) and "\n" not in str(raised.value)
+
+
+def test_a_data_url_admits_its_own_prefix_only():
+    from dfbench.engines.spark_service import TableLocations, parse_arguments
+    from dfbench.worker.contract import RequestError
+
+    args = parse_arguments(["--master", "spark://10.0.1.10:7077", "--driver-host", "10.0.1.10",
+                            "--data-url", "s3a://bucket-a/"])
+    locations: TableLocations = args.locations
+    assert locations.readable("s3a://bucket-a/tpch_sf1/lineitem/") == "s3a://bucket-a/tpch_sf1/lineitem/"
+    for path in ("s3a://bucket-b/tpch_sf1/lineitem/", "s3a://bucket-a/../bucket-b/", "s3a://bucket-a/t/*",
+                 "s3a://bucket-a.evil/x/", "/etc/", "file:///etc/", "s3://bucket-a/x/"):
+        with pytest.raises(RequestError):
+            locations.readable(path)
+
+
+def test_a_service_with_a_standalone_master_reads_its_tables(data: Path, tmp_path: Path):
+    """A real standalone master and worker from pip's pyspark (bin/spark-class), the service as
+    their driver on loopback."""
+    import os
+    import socket
+    import subprocess
+
+    import pyspark
+
+    def free_port() -> int:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            return probe.getsockname()[1]
+
+    home = os.path.dirname(pyspark.__file__)
+    port, ui = free_port(), free_port()
+    env = {**os.environ, "SPARK_HOME": home, "SPARK_LOG_DIR": str(tmp_path), "SPARK_LOCAL_IP": "127.0.0.1"}
+    spark_class = os.path.join(home, "bin", "spark-class")
+    daemons = [subprocess.Popen([spark_class, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
+                                 "--port", str(port), "--webui-port", str(ui)], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    daemons.append(subprocess.Popen([spark_class, "org.apache.spark.deploy.worker.Worker",
+                                     f"spark://127.0.0.1:{port}", "--host", "127.0.0.1", "--cores", "2",
+                                     "--memory", "1g", "--webui-port", str(free_port())], env=env,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    service = LocalWorkerProcess(data_dir=data, module="dfbench.engines.spark_service", name="Spark service",
+                                 start_timeout_s=SPARK_START_TIMEOUT_S,
+                                 args=["--master", f"spark://127.0.0.1:{port}", "--driver-host", "127.0.0.1",
+                                       "--shuffle-partitions", "2", "--driver-memory", "1g"])
+    try:
+        client = WorkerClient(service.start())
+        assert client.info()["master"] == f"spark://127.0.0.1:{port}"
+        for statement in table_statements("spark", DATASET, "nation", str((data / DATASET / "nation").resolve())):
+            client.query(statement)
+        assert client.query("SELECT * FROM nation")["count"] == 25
+    finally:
+        service.stop()
+        for daemon in daemons:
+            daemon.terminate()
+            daemon.wait(timeout=30)

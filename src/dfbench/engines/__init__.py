@@ -1,9 +1,9 @@
-"""Engines beside DataFusion (ARCHITECTURE.md §5a): the protocol the runner drives, each engine's
-SQL, Spark's local service, Trino's adapter, and whether two engines' rows agree."""
+"""Engines beside DataFusion (ARCHITECTURE.md §5a): the protocol the runner drives (base), each
+engine's SQL (dialect), Spark's service (spark_service) and its install on a cluster
+(spark_setup), Trino's adapter (trino), whether two engines' rows agree (rows), and what every
+engine's install shares (setup).
 
-from dfbench.engines.base import EngineClient
-from dfbench.engines.dialect import ENGINES, adapt_query, adapt_statement, parse_engines, table_statements
-from dfbench.engines.rows import rows_difference
-
-__all__ = ["ENGINES", "EngineClient", "adapt_query", "adapt_statement", "parse_engines", "rows_difference",
-           "table_statements"]
+This package's face imports nothing: ``python -m dfbench.engines.spark_service`` runs on an
+instance whose Python has only the standard library and Spark's own pyspark (spark_setup), and
+importing it loads this file first. Import each module by its name.
+"""

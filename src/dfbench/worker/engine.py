@@ -23,7 +23,6 @@ import re
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -34,26 +33,11 @@ from datafusion.expr import CreateExternalTable
 from datafusion.plan import LogicalPlan
 
 from dfbench.sql import split_statements
-
-
-class RequestError(Exception):
-    """The request itself is malformed (HTTP 400), as opposed to a failing statement (500)."""
+from dfbench.worker.contract import QueryResult, RequestError
 
 
 class LocationRefused(RequestError):
     """A ``LOCATION`` outside what this worker may read (HTTP 400)."""
-
-
-@dataclass(frozen=True)
-class QueryResult:
-    """The JSON body of a successful ``GET /?sql=`` (field names are the contract's)."""
-
-    plan: str
-    count: int
-    elapsed_ms: float
-    tasks: int = 1
-    stats_q_error_p50: float | None = None
-    stats_q_error_p95: float | None = None
 
 
 _SET_DISTRIBUTED = re.compile(

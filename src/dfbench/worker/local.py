@@ -64,7 +64,7 @@ from typing import Any, NoReturn, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 from dfbench.errors import ConfigError
-from dfbench.worker.engine import LocalWorker, QueryResult, RequestError
+from dfbench.worker.contract import QueryResult, RequestError
 
 
 class Worker(Protocol):
@@ -323,6 +323,9 @@ def serve(
                 validate_bucket_name(bucket)
             except ValueError as error:
                 raise ConfigError(f"--s3-bucket: {error}") from None
+    # DataFusion only when this server runs it: the Spark service's serves without it (contract.py).
+    from dfbench.worker.engine import LocalWorker
+
     server_class = _Server6 if ":" in host else _Server
     server = server_class((host, port), quiet=quiet, allow_remote=allow_remote, idle_timeout_s=idle_timeout_s,
                           max_connections=max_connections, slowdown=slowdown)
