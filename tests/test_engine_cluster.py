@@ -22,15 +22,21 @@ from dfbench.aws.ssm import OUTPUT_PREFIX
 from dfbench.cli import main
 from dfbench.data import sync_dataset
 from dfbench.engine_setup import engine_status, install_engine, read_record, record_key, remove_engine
+from dfbench.engines.spark_setup import MASTER_PORT, MASTER_UI_PORT, SPARK_SERVICE_PORT, SPARK_VERSION
 from dfbench.engines.trino_setup import TRINO_PORT, TRINO_VERSION
 from dfbench.errors import CommandFailed, ConfigError
-from dfbench_testing import LocalAgent
+from dfbench.worker.process import LocalWorkerProcess
+from dfbench_testing import InstanceSide, LocalAgent, Sshd, hooked
 from dfbench_testing.releases import ReleaseSite
+from dfbench_testing.spark_release import PORTS, S3A, python_package
+from dfbench_testing.spark_release import publish as publish_spark
 from dfbench_testing.trino_release import instance_environment, publish_trino, tarball_path
 from dfbench_testing.units import StandinUnits
 
 DATASET = "tpch_sf0.01"
+COMMIT = "e2e0c0ffee"
 TRINO_SERVICE = "dfbench-trino.service"
+SPARK_UNITS = ("dfbench-spark-master.service", "dfbench-spark-worker.service", "dfbench-spark-service.service")
 
 
 def free_port() -> int:
@@ -45,7 +51,11 @@ class StandIn:
 
     instance_id: str
     units: StandinUnits
-    trino_port: int
+    ports: dict[int, int]  # the instance's ports → this machine's
+
+    @property
+    def trino_port(self) -> int:
+        return self.ports[TRINO_PORT]
 
 
 @dataclass
@@ -66,27 +76,35 @@ def emulated(aws: Any, faults: Any, inspector: Any, tpch: Path, tmp_path: Path,
                                                     ssh_ingress_cidrs=("127.0.0.1/32",)))
     inspector.client("ssm").list_commands()  # moto builds its SSM backend here, not inside a step
     with ReleaseSite() as site, ExitStack() as stack:
-        packages = publish_trino(site, TRINO_VERSION)
+        publish_spark(site)
+        java_17 = {"/usr/lib/jvm/java-17-amazon-corretto/bin/java": "#!/bin/sh\n"}
+        packages = {**publish_trino(site, TRINO_VERSION), **python_package(), "tar": {}, "gzip": {},
+                    "java-17-amazon-corretto-headless": java_17}
         instances = []
+        master = free_port()  # every instance reaches Spark's master on the first one's 7077
         for instance in cluster.instances:
             # A space in every path, as a checkout under such a folder has.
             units = stack.enter_context(StandinUnits(tmp_path / f"instance {instance.instance_id}",
                                                      packages=packages))
-            instances.append(StandIn(instance.instance_id, units, free_port()))
+            ports = {TRINO_PORT: free_port(), MASTER_PORT: master, MASTER_UI_PORT: free_port(),
+                     SPARK_SERVICE_PORT: free_port()}
+            instances.append(StandIn(instance.instance_id, units, ports))
         monkeypatch.setenv("DFBENCH_DOWNLOAD_BASE", site.base)
         monkeypatch.setenv("DFBENCH_READY_TIMEOUT", "30")
         # The scripts run here for real and take real seconds: waits may not shrink to a thousandth.
         monkeypatch.setenv("DFBENCH_TIME_SCALE", "0.05")
 
-        def agent() -> LocalAgent:
+        def agent(port_map: dict[int, int] | None = None) -> LocalAgent:
             buckets = {cluster.bucket: str(tpch)}
             return LocalAgent(faults, s3=inspector.client("s3"), bucket=cluster.bucket, prefix=OUTPUT_PREFIX,
-                              ec2=inspector.client("ec2"),
+                              ec2=inspector.client("ec2"), port_map=port_map,
                               environment={i.instance_id: {**i.units.environment,
                                                            **instance_environment(i.trino_port, nodes=2,
-                                                                                  buckets=buckets)}
+                                                                                  buckets=buckets),
+                                                           PORTS: json.dumps(i.ports),
+                                                           S3A: json.dumps({f"s3a://{cluster.bucket}/": str(tpch)})}
                                            for i in instances},
-                              instance_ports={i.instance_id: {TRINO_PORT: i.trino_port} for i in instances})
+                              instance_ports={i.instance_id: i.ports for i in instances})
 
         yield Emulated(cluster, site, instances, agent)
 
@@ -162,6 +180,33 @@ def test_a_failed_step_names_the_instance_records_nothing_and_the_next_install_f
     assert all(emulated.units(i).active(TRINO_SERVICE) for i in (0, 1))
 
 
+def test_an_install_interrupted_between_steps_converges_when_run_again(emulated: Emulated, recorder: Any) -> None:
+    """Ctrl-C while the configure step is being sent: the download is done, nothing configured,
+    nothing recorded. The next install downloads nothing again and finishes."""
+    cluster = emulated.cluster
+    sent: list[str] = []
+
+    def interrupt_at_configure(client: Any) -> None:
+        def before(params: dict[str, Any], **_: Any) -> None:
+            sent.append(params.get("Comment", ""))
+            if params.get("Comment") == "dfbench: trino configure":
+                raise KeyboardInterrupt
+        if client.meta.service_model.service_name == "ssm":
+            client.meta.events.register("provide-client-params.ssm.SendCommand", before)
+
+    with emulated.agent(), hooked(interrupt_at_configure), pytest.raises(KeyboardInterrupt):
+        install_engine("trino", "eng")
+    assert sent == ["dfbench: trino packages", "dfbench: trino download", "dfbench: trino configure"]
+    assert read_record(cluster, "trino") is None
+    assert not any(emulated.units(i).active(TRINO_SERVICE) for i in (0, 1))
+    downloads = list(emulated.site.downloads())
+    with emulated.agent():
+        install_engine("trino", "eng")
+    assert emulated.site.downloads() == downloads
+    assert all(emulated.units(i).active(TRINO_SERVICE) for i in (0, 1))
+    assert read_record(cluster, "trino") is not None
+
+
 def test_remove_leaves_nothing_on_the_instances_nor_in_the_bucket_and_may_run_twice(
         emulated: Emulated, inspector: Any) -> None:
     cluster = emulated.cluster
@@ -219,3 +264,119 @@ def test_a_role_that_may_not_write_the_metastore_is_refused_with_the_fix(emulate
     dfbench.provision(dfbench.ClusterSpec(name="eng", instance_count=2, ssh_ingress_cidrs=("127.0.0.1/32",)))
     with emulated.agent():
         install_engine("trino", "eng")
+
+
+def test_spark_installs_a_master_a_worker_per_instance_and_the_service_then_converges(
+        emulated: Emulated, recorder: Any, inspector: Any) -> None:
+    cluster = emulated.cluster
+    recorder.clear()
+    with emulated.agent():
+        report = install_engine("spark", "eng")
+    assert sends(recorder) == [f"dfbench: spark {step}" for step in ("packages", "download", "configure", "verify")]
+    master, service = SPARK_UNITS[0], SPARK_UNITS[2]
+    assert [emulated.units(i).active(master) for i in (0, 1)] == [True, False]
+    assert [emulated.units(i).active(service) for i in (0, 1)] == [True, False]
+    assert all(emulated.units(i).active(SPARK_UNITS[1]) for i in (0, 1))
+    # dfbench's own code, which the service runs from, is in the bucket by its sha256.
+    code = report.record.settings["code_sha256"]
+    listed = inspector.client("s3").list_objects_v2(Bucket=cluster.bucket, Prefix=".dfbench/artifacts/engines/")
+    assert [o["Key"] for o in listed["Contents"]] == [f".dfbench/artifacts/engines/dfbench-{code}.zip"]
+    assert report.record.version == SPARK_VERSION and report.record.port == SPARK_SERVICE_PORT
+    assert report.record.settings["executor_memory"] == "5g"  # a quarter of c5n.2xlarge's 21 GiB
+
+    starts = [{unit: emulated.units(i).starts(unit) for unit in SPARK_UNITS} for i in (0, 1)]
+    downloads = list(emulated.site.downloads())
+    recorder.clear()
+    with emulated.agent():
+        install_engine("spark", "eng")
+    assert emulated.site.downloads() == downloads
+    assert [{unit: emulated.units(i).starts(unit) for unit in SPARK_UNITS} for i in (0, 1)] == starts
+    assert not [c for c in recorder.named("PutObject") if ".dfbench/artifacts/" in c.params.get("Key", "")]
+
+    with emulated.agent():
+        [status] = engine_status("eng", ["spark"])
+        assert main(["engine", "status", "spark", "--cluster", "eng"]) == 0
+        remove_engine("spark", "eng")
+        assert main(["engine", "status", "--cluster", "eng"]) == 0  # nothing recorded: nothing to be ready
+    assert status.ready
+    assert not any(emulated.units(i).active(unit) for i in (0, 1) for unit in SPARK_UNITS)
+    assert read_record(cluster, "spark") is None
+
+
+def on_loopback(cluster: dfbench.Cluster) -> dfbench.Cluster:
+    """The cluster with every instance's public address this machine's, where sshd stands in."""
+    return cluster.model_copy(update={"instances": [i.model_copy(update={"public_ip": "127.0.0.1"})
+                                                    for i in cluster.instances]})
+
+
+@pytest.fixture
+def sshd(tmp_path: Path) -> Iterator[Sshd]:
+    with Sshd(tmp_path / "sshd") as server:
+        yield server
+
+
+def test_bench_on_the_cluster_files_three_engines_with_the_same_rows_and_teardown_leaves_nothing(
+        emulated: Emulated, sshd: Sshd, tpch: Path, tmp_path: Path, inspector: Any) -> None:
+    """Upstream's headline on one cluster: the DataFusion workers, then Trino and Spark as
+    `engine install` put them there, each query on every engine in turn, rows compared."""
+    cluster = emulated.cluster
+    sync_dataset(DATASET, cluster=cluster, data_dir=tpch, progress=False)
+    with emulated.agent():
+        install_engine("trino", "eng")
+        install_engine("spark", "eng")
+    peers = ",".join(f"http://{i.private_ip}:9001" for i in cluster.instances)
+    first = emulated.instances[0]
+    options = {"ssh_port": sshd.port, "ssh_user": sshd.user, "known_hosts": tmp_path / "known_hosts"}
+    with hooked(InstanceSide(sshd).hook), LocalWorkerProcess(args=["--worker-urls", peers, "--commit", COMMIT,
+                                                                   "--s3-bucket", cluster.bucket]) as worker:
+        assert worker.url is not None
+        options["worker_port"] = int(worker.url.rsplit(":", 1)[1])
+        run = dfbench.bench_engines(engines="datafusion,trino,spark", dataset=DATASET, cluster=on_loopback(cluster),
+                                    via="ssh", queries="q1,q3,q6,q15", iterations=1, data_dir=tpch, progress=False,
+                                    transport_options=options,
+                                    engine_ports={"trino": first.trino_port,
+                                                  "spark": first.ports[SPARK_SERVICE_PORT]})
+
+    assert [side.name for side in run.sides][1:] == ["trino", "spark"]
+    assert all(o.status == "ok" for side in run.sides for o in side.outcomes.values()), [
+        (side.name, o.id, o.status) for side in run.sides for o in side.outcomes.values()]
+    assert set(run.rows_checked) == {"q1", "q3", "q6", "q15"}
+    assert all(d is None for engines in run.rows_checked.values() for d in engines.values())
+    assert sorted(run.totals.compared) == ["q1", "q15", "q3", "q6"]
+    for side in run.sides:
+        folder = tpch / DATASET / ".results-remote" / side.name
+        manifest = json.loads((folder / "run.json").read_text())
+        assert manifest["status"] == "complete" and manifest["cluster"]["name"] == "eng"
+        assert sorted(p.name for p in folder.glob("q*.json")) == ["q1.json", "q15.json", "q3.json", "q6.json"]
+    trino = json.loads((tpch / DATASET / ".results-remote" / "trino" / "run.json").read_text())
+    assert trino["cluster"]["engine_install"]["version"] == TRINO_VERSION
+
+    # Trino through the relay is refused before anything is opened.
+    with pytest.raises(ConfigError, match=r"relay"):
+        dfbench.bench_engines(engines="datafusion,trino", dataset=DATASET, cluster=cluster, via="relay",
+                              data_dir=tpch, progress=False)
+
+    report = dfbench.teardown("eng", delete_bucket=True)
+    assert report.clean, report.left
+    assert inspector.client("s3").list_buckets()["Buckets"] == []
+
+
+def test_the_command_line_benchmarks_the_cluster_s_engines_through_the_relay(
+        emulated: Emulated, tpch: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`dfbench bench --cluster --engines datafusion,spark --via relay`: every request an SSM command."""
+    cluster = emulated.cluster
+    sync_dataset(DATASET, cluster=cluster, data_dir=tpch, progress=False)
+    argv = ["bench", "--cluster", "eng", "--via", "relay", "--engines", "datafusion,spark", "--dataset", DATASET,
+            "--queries", "q6", "--iterations", "1", "--data-dir", str(tpch)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "spark is not installed on 'eng'" in err and "dfbench engine install spark --cluster eng" in err
+    peers = ",".join(f"http://{i.private_ip}:9001" for i in cluster.instances)
+    with LocalWorkerProcess(args=["--worker-urls", peers, "--commit", COMMIT, "--s3-bucket", cluster.bucket]) as worker:
+        assert worker.url is not None
+        with emulated.agent(port_map={9000: int(worker.url.rsplit(":", 1)[1])}):
+            install_engine("spark", "eng")
+            assert main(argv) == 0
+    shown = capsys.readouterr().out
+    assert "spark" in shown and "1 of 1 queries returned the same rows on every engine" in shown
+    assert (tpch / DATASET / ".results-remote" / "spark" / "q6.json").exists()

@@ -40,7 +40,8 @@ from dfbench.errors import ConfigError
 from dfbench.worker.client import WorkerClient
 from dfbench_testing import spark_release, system_tool
 from dfbench_testing.releases import ReleaseSite
-from dfbench_testing.spark_release import PORTS, S3A, localize, publish, python_package
+from dfbench_testing.spark_release import PORTS, S3A, publish, python_package
+from dfbench_testing.ssm import localize
 from dfbench_testing.units import StandinUnits
 
 BUCKET = "spark-bench-bucket"

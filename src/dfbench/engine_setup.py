@@ -31,7 +31,7 @@ from botocore.exceptions import ClientError
 from dfbench.aws import ssm
 from dfbench.aws.account import describe_instance_type
 from dfbench.aws.iam import INLINE_POLICY_NAME, TRINO_METASTORE_PREFIX
-from dfbench.aws.objects import list_objects
+from dfbench.aws.objects import list_objects, stored_size
 from dfbench.aws.session import connect
 from dfbench.data.sync import delete_keys
 from dfbench.engines.dialect import DATAFUSION, SPARK, TRINO
@@ -167,29 +167,25 @@ def _plan(engine: str, cluster: Cluster, nodes: list[Node], machine: Machine, ve
 
         return trino_plan(nodes=nodes, machine=machine, bucket=cluster.bucket, region=cluster.region,
                           version=version)
-    from dfbench.engines.spark_setup import check_spark_version, spark_plan
-
-    check_spark_version(version)  # before anything is uploaded
-    return spark_plan(nodes=nodes, machine=machine, bucket=cluster.bucket, region=cluster.region,
-                      code=_publish_service_code(cluster, profile), version=version)
-
-
-def _publish_service_code(cluster: Cluster, profile: str | None) -> Any:
-    """dfbench's own code, which Spark's service runs from on the first instance, in the bucket
-    by sha256 (uploaded when absent)."""
-    import tempfile
-    from pathlib import Path
-
-    from dfbench.engines.spark_setup import ServiceCode, service_code
-    from dfbench.worker.artifacts import upload_artifact
+    from dfbench.engines.spark_setup import ServiceCode, service_code, service_code_key, spark_plan
 
     body, sha256 = service_code()
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "dfbench.zip"
-        path.write_bytes(body)
-        key, _ = upload_artifact(path, sha256, name="dfbench.zip", bucket=cluster.bucket, region=cluster.region,
-                                 profile=profile, progress=False)
-    return ServiceCode(key=key, sha256=sha256)
+    code = ServiceCode(key=service_code_key(sha256), sha256=sha256)
+    plan = spark_plan(nodes=nodes, machine=machine, bucket=cluster.bucket, region=cluster.region, code=code,
+                      version=version)  # checks the version, before anything is uploaded
+    if publish:
+        _publish(cluster, code.key, body, profile)
+    return plan
+
+
+def _publish(cluster: Cluster, key: str, body: bytes, profile: str | None) -> None:
+    """dfbench's own code, which Spark's service runs from on the first instance, put in the bucket
+    under its sha256 unless it is there already."""
+    aws = connect(region=cluster.region, profile=profile)
+    with aws_errors(profile):
+        s3 = aws.client("s3")
+        if stored_size(s3, cluster.bucket, key) != len(body):
+            s3.put_object(Bucket=cluster.bucket, Key=key, Body=body, ContentType="application/zip")
 
 
 def _check_role(cluster: Cluster, engine: str, profile: str | None) -> None:

@@ -20,8 +20,9 @@ this interpreter.
 
 Several stand-in instances share this machine. Each gets, in its environment (which the units'
 processes inherit), ``DFBENCH_STANDIN_PORTS``: JSON ``{"<port on the instance>": <port here>}``,
-the same map its scripts' ``127.0.0.1:<port>`` are rewritten with (``LocalAgent.localize``; see
-:func:`localize`), and, for the service, ``DFBENCH_STANDIN_S3A``: JSON ``{"s3a://<bucket>/": folder}``.
+the same map its scripts' ``127.0.0.1:<port>`` are rewritten with
+(:func:`dfbench_testing.ssm.localize`, LocalAgent's rewrite), and, for the service,
+``DFBENCH_STANDIN_S3A``: JSON ``{"s3a://<bucket>/": folder}``.
 Every stand-in binds 127.0.0.1 at its mapped port, whatever address its command line names.
 """
 
@@ -48,14 +49,6 @@ S3A = "DFBENCH_STANDIN_S3A"
 PY4J_ZIP = "py4j-0.10.9.9-src.zip"
 HEARTBEAT_S = 0.5
 ALIVE_S = 3.0  # heartbeats missed this long: the master calls the worker DEAD, as Spark's does
-
-
-def localize(script: str, ports: dict[int, int]) -> str:
-    """``script`` as a stand-in instance with ``ports`` runs it: LocalAgent's rewrite."""
-    from dfbench_testing.faults import Faults
-    from dfbench_testing.ssm import LocalAgent
-
-    return LocalAgent(Faults(), s3=None, bucket="", prefix="", port_map=ports).localize(script)
 
 
 def _program(name: str, *args: str) -> str:

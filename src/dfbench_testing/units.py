@@ -8,7 +8,8 @@ for any unit, ``journalctl -u``, ``rpm -q`` and ``dnf install``, as an engine's 
 service: in the background, with ``Environment=``, ``EnvironmentFile=`` (read with systemd's
 rules, :func:`dfbench_testing.systemd.environment_file`) and ``WorkingDirectory=``; an absolute path
 that exists under DFBENCH_ROOT is taken there (the installed ``/opt/...`` programs), any other as it
-is. Its output goes to the unit's journal. ``is-active`` is whether that process lives. Unlike
+is, in ``WorkingDirectory=`` or else DFBENCH_ROOT (systemd's ``/``). Its output goes to the unit's
+journal. ``is-active`` is whether that process lives. Unlike
 systemd, nothing is restarted when it exits: a test sees a service that died as inactive.
 
 ``rpm -q --quiet P`` answers whether ``dnf install`` installed P here; ``dnf install -y [-q] P...``
@@ -111,7 +112,9 @@ def _start(state: Path, root: Path, name: str) -> int:
         if file.exists():
             env.update(environment_file(file.read_text()))
     program, *args = _words(unit["ExecStart"][-1])
-    directory = _under(root, unit["WorkingDirectory"][-1]) if "WorkingDirectory" in unit else None
+    # systemd starts a service in / unless WorkingDirectory= says otherwise, never in the caller's
+    # folder (which LocalAgent deletes once the script ends): here, the instance's root.
+    directory = _under(root, unit["WorkingDirectory"][-1]) if "WorkingDirectory" in unit else str(root)
     with (state / f"{name}.journal").open("a") as journal:
         process = subprocess.Popen([_under(root, program), *args], stdout=journal, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL, env=env, cwd=directory, start_new_session=True)

@@ -123,5 +123,4 @@ def run_engine(args: argparse.Namespace) -> int:
         for i in status.instances:
             table.add_row(i.instance_id, i.name or "-", *(escape(i.values.get(key, "-")) for key in keys))
         out.print(table)
-    recorded = [s for s in statuses if s.record is not None]
-    return int(any(not s.ready for s in recorded))
+    return int(any(not s.ready for s in statuses if s.record is not None))
