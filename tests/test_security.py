@@ -103,7 +103,8 @@ def test_security_group_admits_only_the_cluster_unless_asked(aws, inspector):
     assert ingress() == [("-1", None, [], [cluster.security_group_id])]
 
 
-def test_role_reads_only_its_bucket_and_parameters_and_writes_only_command_output(aws, inspector):
+def test_role_reads_only_its_bucket_and_parameters_and_writes_only_command_output_and_trino_s_metastore(
+        aws, inspector):
     cluster = dfbench.provision(ClusterSpec(name="sec", instance_count=1))
     iam = inspector.client("iam")
     role = iam.get_role(RoleName=cluster.role_name)["Role"]
@@ -122,6 +123,9 @@ def test_role_reads_only_its_bucket_and_parameters_and_writes_only_command_outpu
         ("s3:GetObject", f"{bucket}/*"),
         # The SSM agent uploads command output with the instance's role: one prefix, nothing else.
         ("s3:PutObject", f"{bucket}/.dfbench/ssm-output/*"),
+        # Trino's file metastore (dfbench engine install trino): its declarations, one prefix.
+        ("s3:PutObject", f"{bucket}/.dfbench/trino-metastore/*"),
+        ("s3:DeleteObject", f"{bucket}/.dfbench/trino-metastore/*"),
         # --secret-env: this cluster's parameters only (GetParameter, not GetParametersByPath).
         ("ssm:GetParameter", f"arn:aws:ssm:us-east-1:{cluster.account}:parameter/dfbench/sec/*"),
     }
