@@ -180,31 +180,33 @@ def test_a_failed_step_names_the_instance_records_nothing_and_the_next_install_f
     assert all(emulated.units(i).active(TRINO_SERVICE) for i in (0, 1))
 
 
-def test_an_install_interrupted_between_steps_converges_when_run_again(emulated: Emulated, recorder: Any) -> None:
-    """Ctrl-C while the configure step is being sent: the download is done, nothing configured,
+@pytest.mark.parametrize("engine", ["trino", "spark"])
+def test_an_install_interrupted_between_steps_converges_when_run_again(emulated: Emulated, engine: str) -> None:
+    """Ctrl-C while the configure step is being sent: the downloads are done, nothing configured,
     nothing recorded. The next install downloads nothing again and finishes."""
     cluster = emulated.cluster
+    services = {"trino": [TRINO_SERVICE], "spark": list(SPARK_UNITS)}[engine]
     sent: list[str] = []
 
     def interrupt_at_configure(client: Any) -> None:
         def before(params: dict[str, Any], **_: Any) -> None:
             sent.append(params.get("Comment", ""))
-            if params.get("Comment") == "dfbench: trino configure":
+            if params.get("Comment") == f"dfbench: {engine} configure":
                 raise KeyboardInterrupt
         if client.meta.service_model.service_name == "ssm":
             client.meta.events.register("provide-client-params.ssm.SendCommand", before)
 
     with emulated.agent(), hooked(interrupt_at_configure), pytest.raises(KeyboardInterrupt):
-        install_engine("trino", "eng")
-    assert sent == ["dfbench: trino packages", "dfbench: trino download", "dfbench: trino configure"]
-    assert read_record(cluster, "trino") is None
-    assert not any(emulated.units(i).active(TRINO_SERVICE) for i in (0, 1))
+        install_engine(engine, "eng")
+    assert sent == [f"dfbench: {engine} {step}" for step in ("packages", "download", "configure")]
+    assert read_record(cluster, engine) is None
+    assert not any(emulated.units(i).active(unit) for i in (0, 1) for unit in services)
     downloads = list(emulated.site.downloads())
     with emulated.agent():
-        install_engine("trino", "eng")
+        install_engine(engine, "eng")
     assert emulated.site.downloads() == downloads
-    assert all(emulated.units(i).active(TRINO_SERVICE) for i in (0, 1))
-    assert read_record(cluster, "trino") is not None
+    assert emulated.units(0).active(services[-1]) and emulated.units(1).active(services[0 if engine == "trino" else 1])
+    assert read_record(cluster, engine) is not None
 
 
 def test_remove_leaves_nothing_on_the_instances_nor_in_the_bucket_and_may_run_twice(

@@ -237,19 +237,15 @@ def install_engine(engine: str, cluster: Cluster | str, *, version: str | None =
             raise _step_failed(engine, step.name, failed)
         log.info("%s step %d/%d %s: done on %d instance(s) in %.0f s", engine, number, len(plan.steps), step.name,
                  len(outcomes), report.seconds)
+    from dfbench.runner import dfbench_version
+
     record = EngineRecord(engine=engine, version=plan.version, settings=plan.settings, port=plan.port,
                           instance_ids=[n.instance_id for n in nodes], installed_at=datetime.now(UTC),
-                          dfbench_version=_dfbench_version())
+                          dfbench_version=dfbench_version())
     with aws_errors(profile):
         aws.client("s3").put_object(Bucket=found.bucket, Key=record_key(engine), Body=record.model_dump_json(indent=2),
                                     ContentType="application/json")
     return EngineInstall(cluster=found.name, region=found.region, engine=engine, record=record, steps=reports)
-
-
-def _dfbench_version() -> str:
-    from dfbench.runner import dfbench_version
-
-    return dfbench_version()
 
 
 def _run_step(cluster: Cluster, instances: Sequence[Instance], engine: str, step: str, script: str, timeout_s: int,
