@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 import platform
+import shlex
 import shutil
 import struct
 import subprocess
@@ -242,7 +243,8 @@ exit 101
 # a bin of datafusion-distributed-benchmarks), wherever the stand-in runs.
 ANSWER_METADATA = f"""\
 if [ "$1" = metadata ]; then
-  exec {sys.executable} -c 'import json, pathlib; from dfbench_testing.cargo import OLD_LAYOUT, cargo_metadata; \
+  exec {shlex.quote(sys.executable)} -c 'import json, pathlib; \
+from dfbench_testing.cargo import OLD_LAYOUT, cargo_metadata; \
 print(json.dumps(cargo_metadata(pathlib.Path.cwd(), OLD_LAYOUT)))'
 fi
 """

@@ -14,10 +14,11 @@ workspace_root, version), so dfbench reads it as it reads cargo's.
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from dfbench_testing.tools import python_program
 
 # (package, folder in the checkout, its targets as (kind, name), its features)
 Layout = list[tuple[str, str, list[tuple[str, str]], dict[str, list[str]]]]
@@ -70,8 +71,7 @@ def cargo_metadata(root: Path, layout: Layout) -> dict[str, Any]:
             "metadata": None}
 
 
-_SCRIPT = '''#!{python}
-"""dfbench_testing's stand-in cargo (see dfbench_testing/cargo.py)."""
+_SCRIPT = '''"""dfbench_testing's stand-in cargo (see dfbench_testing/cargo.py)."""
 import json, os, shutil, sys
 from pathlib import Path
 
@@ -121,9 +121,9 @@ class StandInCargo:
         self.bindir.mkdir(parents=True, exist_ok=True)
         (state / "layouts.json").write_text("{}")
         (state / "workers.json").write_text("{}")
-        script = self.bindir / "cargo"
-        script.write_text(_SCRIPT.format(python=sys.executable, state=str(state)))
-        script.chmod(0o755)
+        # Through a shell wrapper that execs this interpreter quoted: a #! line cannot name an
+        # interpreter whose path holds a space.
+        python_program(self.bindir / "cargo", _SCRIPT.format(state=str(state)))
 
     def checkout(self, root: Path, layout: Layout, worker: Path) -> Path:
         """``root`` answers ``cargo metadata`` with ``layout``; its zigbuild writes ``worker``."""
