@@ -277,12 +277,7 @@ if ((dfbench_index == 0)) && [[ ! -f $dfbench_root$code_zip ]]; then
     code_tmp=$(mktemp -- "$dfbench_root$code_zip.XXXXXX")
     dfbench_tmp+=("$code_tmp")
     aws s3 cp --region "$region" --only-show-errors "$code_url" "$code_tmp"
-    code_have=$(sha256sum -- "$code_tmp")
-    code_have=${code_have%% *}
-    if [[ $code_have != "$code_sha" ]]; then
-        echo "dfbench: $code_url has sha256 $code_have, expected $code_sha; upload dfbench's code again" >&2
-        exit 3
-    fi
+    dfbench_check_sha256 "$code_tmp" "$code_sha" "$code_url" "upload dfbench's code again"
     chmod 0644 "$code_tmp"
     mv -f -- "$code_tmp" "$dfbench_root$code_zip"
 fi

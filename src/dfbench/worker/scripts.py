@@ -112,6 +112,20 @@ mv -f -- "$tmp" "$env_file"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 ENV_KEY = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 
+# FILE's sha256 is SHA, else a line naming WHAT with HINT, and exit 3 (a refused download): the
+# worker's install and the engines' steps (dfbench.engines.setup) check what they fetch with it.
+SHA256_CHECK = r"""
+dfbench_check_sha256() {
+    local path=$1 want=$2 what=$3 hint=$4 got
+    got=$(sha256sum -- "$path")
+    got=${got%% *}
+    if [[ $got != "$want" ]]; then
+        echo "dfbench: $what has sha256 $got, expected $want; $hint" >&2
+        exit 3
+    fi
+}
+"""
+
 # Every step of an install, shared by the deploy and the boot script. Expects dfbench_root,
 # dfbench_bucket, dfbench_region, dfbench_artifacts and dfbench_unit to be set. Temporary files
 # live next to their target, so the final `mv` is a rename on one filesystem: a reader sees the
@@ -176,7 +190,7 @@ dfbench_install_worker() {
     local helper="$dfbench_root/usr/local/lib/dfbench/pod-ip"
     local secrets_helper="$dfbench_root/usr/local/lib/dfbench/secrets"
     local ready_timeout="${DFBENCH_READY_TIMEOUT:-60}"
-    local installed="" unit_same=0 waited=0 got tmp
+    local installed="" unit_same=0 waited=0 tmp
 
     if [[ -f $bin ]]; then
         installed=$(sha256sum -- "$bin")
@@ -198,12 +212,7 @@ dfbench_install_worker() {
         tmp=$(mktemp -- "$bin.XXXXXX")
         dfbench_tmp+=("$tmp")
         dfbench_s3_cp "s3://$dfbench_bucket/$dfbench_artifacts/$sha/worker" "$tmp"
-        got=$(sha256sum -- "$tmp")
-        got=${got%% *}
-        if [[ $got != "$sha" ]]; then
-            echo "dfbench: downloaded worker has sha256 $got, expected $sha; the installed binary is kept" >&2
-            exit 3
-        fi
+        dfbench_check_sha256 "$tmp" "$sha" "downloaded worker" "the installed binary is kept"
         chmod 0755 "$tmp"
         mv -f -- "$tmp" "$bin"
     fi
@@ -337,6 +346,7 @@ def _preamble(*, bucket: str, region: str, unit: str) -> str:
         "# The secrets helper's text likewise; its '\\' are quoted backslashes, not escaped quotes.\n"
         "# shellcheck disable=SC2016,SC1003\n"
         f"dfbench_secrets={shlex.quote(SECRETS_SCRIPT)}\n"
+        + SHA256_CHECK
         + _INSTALL_FUNCTION
     )
 
