@@ -28,8 +28,8 @@ from dfbench.errors import CommandFailed, ConfigError
 from dfbench.worker.process import LocalWorkerProcess
 from dfbench_testing import InstanceSide, LocalAgent, Sshd, hooked
 from dfbench_testing.releases import ReleaseSite
-from dfbench_testing.spark_release import PORTS, S3A, python_package
 from dfbench_testing.spark_release import publish as publish_spark
+from dfbench_testing.spark_release import python_package
 from dfbench_testing.trino_release import instance_environment, publish_trino, tarball_path
 from dfbench_testing.units import StandinUnits
 
@@ -99,10 +99,8 @@ def emulated(aws: Any, faults: Any, inspector: Any, tpch: Path, tmp_path: Path,
             return LocalAgent(faults, s3=inspector.client("s3"), bucket=cluster.bucket, prefix=OUTPUT_PREFIX,
                               ec2=inspector.client("ec2"), port_map=port_map,
                               environment={i.instance_id: {**i.units.environment,
-                                                           **instance_environment(i.trino_port, nodes=2,
-                                                                                  buckets=buckets),
-                                                           PORTS: json.dumps(i.ports),
-                                                           S3A: json.dumps({f"s3a://{cluster.bucket}/": str(tpch)})}
+                                                           **instance_environment(i.ports, nodes=2,
+                                                                                  buckets=buckets)}
                                            for i in instances},
                               instance_ports={i.instance_id: i.ports for i in instances})
 

@@ -40,9 +40,9 @@ from dfbench.errors import ConfigError
 from dfbench.worker.client import WorkerClient
 from dfbench_testing import spark_release, system_tool
 from dfbench_testing.releases import ReleaseSite
-from dfbench_testing.spark_release import PORTS, S3A, publish, python_package
+from dfbench_testing.spark_release import publish, python_package
 from dfbench_testing.ssm import localize
-from dfbench_testing.units import StandinUnits
+from dfbench_testing.units import StandinUnits, instance_environment
 
 BUCKET = "spark-bench-bucket"
 REGION = "us-east-1"
@@ -138,7 +138,7 @@ def cluster(aws: Any, tpch: Path, tmp_path: Path) -> Iterator[Cluster]:
             ports = {7077: master, 8082: free_port(), 9003: free_port()}
             env = {**os.environ, **units.environment, "AWS_SSM_INSTANCE_ID": node.instance_id,
                    "DFBENCH_DOWNLOAD_BASE": site.base, "DFBENCH_READY_TIMEOUT": "30",
-                   PORTS: json.dumps(ports), S3A: json.dumps({f"s3a://{BUCKET}/": str(tpch)})}
+                   **instance_environment(ports, {BUCKET: str(tpch)})}
             instances.append(Instance(node, units, env, ports))
         try:
             yield Cluster(instances, site, spark_plan(nodes=NODES, machine=MACHINE, bucket=BUCKET, region=REGION,

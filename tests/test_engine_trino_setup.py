@@ -74,7 +74,7 @@ class Instance:
         file.write_text(localize(script, {TRINO_PORT: self.port}))
         env = {**os.environ, **self.units.environment, "AWS_SSM_INSTANCE_ID": self.node.instance_id,
                "DFBENCH_DOWNLOAD_BASE": self.site.base, "DFBENCH_READY_TIMEOUT": str(ready_timeout),
-               **instance_environment(self.port, nodes=self.nodes if nodes is None else nodes,
+               **instance_environment({TRINO_PORT: self.port}, nodes=self.nodes if nodes is None else nodes,
                                       buckets=self.buckets)}
         if path_first is not None:
             env["PATH"] = f"{path_first}{os.pathsep}{env['PATH']}"

@@ -149,7 +149,7 @@ def bench_engines(*, engines: str | Sequence[str], dataset: str | None = None, s
                 process = LocalWorkerProcess(data_dir=data_dir)
             stack.callback(process.stop)
             sides.append(EngineSide(kind, WorkerClient(process.start())))
-        tables = _local_tables(data.path)
+        tables = sorted(data.manifest.tables)
         for side in sides:
             _name_side(side, datafusion_name)
             _create_tables(side, name, location, tables, _local_columns(data.path))
@@ -167,9 +167,9 @@ def _bench_cluster(kinds: list[str], cluster: Cluster, dataset: str, chosen: lis
     from rich.console import Console
 
     from dfbench.aws.session import connect
-    from dfbench.bench.options import REMOTE_ITERATIONS
-    from dfbench.data import remote_tables
+    from dfbench.bench.options import REMOTE_ITERATIONS, RunOptions
     from dfbench.engine_setup import read_record
+    from dfbench.runner import resolve_target
     from dfbench.transport.choice import choose, open_transport, pick_instance
     from dfbench.transport.connection import ClusterConnection
 
@@ -194,10 +194,10 @@ def _bench_cluster(kinds: list[str], cluster: Cluster, dataset: str, chosen: lis
             raise ConfigError(f"{engine} was installed on other instances than {cluster.name!r} has now: "
                               f"`dfbench engine install {engine} --cluster {cluster.name}` installs it on these.")
         records[engine] = record
-    base = location or f"s3://{cluster.bucket}"
+    # Where the tables are, which, and the scale factor, as a single-engine run on the cluster finds them.
+    target = resolve_target(RunOptions(dataset=dataset, cluster=cluster, via=via, profile=profile, location=location,
+                                       data_dir=data_dir, queries=queries))
     local = data_dir / dataset
-    tables = (_local_tables(local) if location and local.is_dir() else
-              [t.name for t in remote_tables(None, dataset, cluster=cluster, profile=profile)])
     console = Console(stderr=True, quiet=not progress, highlight=False)
     aws = connect(region=cluster.region, profile=profile)
     ssh_options = {key: value for key, value in transport_options.items()
@@ -228,15 +228,9 @@ def _bench_cluster(kinds: list[str], cluster: Cluster, dataset: str, chosen: lis
         for side in sides:
             _name_side(side, datafusion_name)
             if side.kind == TRINO and columns is None:
-                columns = _bucket_columns(aws, cluster.bucket, dataset, tables, profile)
-            _create_tables(side, dataset, base, tables, columns)
-        from dfbench.data import scale_factor_of
-
-        try:
-            scale_factor: Any = float(scale_factor_of(dataset))
-        except ConfigError:
-            scale_factor = None
-        return _run(sides, dataset, chosen, data_dir=data_dir, scale_factor=scale_factor,
+                columns = _bucket_columns(aws, cluster.bucket, dataset, profile)
+            _create_tables(side, dataset, target.location, target.tables, columns)
+        return _run(sides, dataset, chosen, data_dir=data_dir, scale_factor=target.scale_factor,
                     iterations=iterations or REMOTE_ITERATIONS, warmup=warmup, check_rows=check_rows,
                     console=console, partial=queries is not None, remote=True, cluster=cluster)
 
@@ -263,10 +257,6 @@ def _name_side(side: EngineSide, datafusion_name: str | None) -> None:
         side.name = results.safe_engine_name(datafusion_name) if datafusion_name else default_engine_name(side.info)
 
 
-def _local_tables(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
-
-
 def _local_columns(folder: Path) -> Any:
     """A function from a table to its (name, Trino type) columns, read from its first local file."""
     def columns(table: str) -> list[tuple[str, str]]:
@@ -279,7 +269,7 @@ def _local_columns(folder: Path) -> Any:
     return columns
 
 
-def _bucket_columns(aws: Any, bucket: str, dataset: str, tables: Sequence[str], profile: str | None) -> Any:
+def _bucket_columns(aws: Any, bucket: str, dataset: str, profile: str | None) -> Any:
     """Like :func:`_local_columns`, from the footer of each table's first file in the bucket (two
     ranged GETs at most per table; the data is never downloaded)."""
     from dfbench.aws.objects import list_objects

@@ -124,7 +124,8 @@ class EngineStatus(Record):
             for i in self.instances)
 
 
-def check_engine(engine: str) -> str:
+def check_cluster_engine(engine: str) -> str:
+    """``engine`` when dfbench installs it on a cluster; else a ConfigError saying what does."""
     if engine == DATAFUSION:
         raise ConfigError("DataFusion's worker is installed with `dfbench deploy --cluster C --binary worker` (or "
                           "--build <checkout>), not `dfbench engine install`.")
@@ -201,8 +202,9 @@ def _check_role(cluster: Cluster, engine: str, profile: str | None) -> None:
         except ClientError as error:
             if error_code(error) != "NoSuchEntity":
                 raise
-            document = ""
-    text = document if isinstance(document, str) else json.dumps(document)
+            document = {}  # no policy at all: provision writes it too
+    # boto3 hands the document over decoded (a dict); the prefix is looked for in its resources.
+    text = json.dumps(document)
     if TRINO_METASTORE_PREFIX not in text:
         raise ConfigError(f"The instance role of {cluster.name!r} may not write Trino's metastore (provisioned by an "
                           f"older dfbench): `dfbench provision --cluster {cluster.name} --region {cluster.region}` "
@@ -215,7 +217,7 @@ def install_engine(engine: str, cluster: Cluster | str, *, version: str | None =
     pinned one by default), step by step (see the module docstring; each step is logged as it
     starts and ends). Raises CommandFailed naming every instance where a step failed, with the end
     of its output; run again to finish."""
-    check_engine(engine)
+    check_cluster_engine(engine)
     found, instances = find_cluster(cluster, region, profile)
     nodes = _nodes(found, instances)
     _check_role(found, engine, profile)
@@ -306,7 +308,7 @@ def engine_status(cluster: Cluster | str, engines: Sequence[str] = CLUSTER_ENGIN
                   profile: str | None = None) -> list[EngineStatus]:
     """Each engine's record and what every instance says of it (one SSM command per engine)."""
     for engine in engines:
-        check_engine(engine)
+        check_cluster_engine(engine)
     found, instances = find_cluster(cluster, region, profile)
     nodes = _nodes(found, instances)
     aws = connect(region=found.region, profile=profile)
@@ -331,7 +333,7 @@ def remove_engine(engine: str, cluster: Cluster | str, *, region: str | None = N
                   profile: str | None = None) -> EngineRemoval:
     """Stop and delete ``engine`` on every instance, what it wrote in the bucket, then its
     record; a second run finds nothing and succeeds."""
-    check_engine(engine)
+    check_cluster_engine(engine)
     found, instances = find_cluster(cluster, region, profile)
     nodes = _nodes(found, instances)
     log.info("removing %s from %d instance(s) of %s…", engine, len(nodes), found.name)

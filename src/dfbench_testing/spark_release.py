@@ -19,10 +19,8 @@ dfbench.engines.dialect adapts it for Spark) run as they are. Any other use of `
 this interpreter.
 
 Several stand-in instances share this machine. Each gets, in its environment (which the units'
-processes inherit), ``DFBENCH_STANDIN_PORTS``: JSON ``{"<port on the instance>": <port here>}``,
-the same map its scripts' ``127.0.0.1:<port>`` are rewritten with
-(:func:`dfbench_testing.ssm.localize`, LocalAgent's rewrite), and, for the service,
-``DFBENCH_STANDIN_S3A``: JSON ``{"s3a://<bucket>/": folder}``.
+processes inherit), its port map and its bucket map (:func:`dfbench_testing.units.instance_environment`):
+the service reads ``s3a://<bucket>/`` from the bucket's folder.
 Every stand-in binds 127.0.0.1 at its mapped port, whatever address its command line names.
 """
 
@@ -44,8 +42,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-PORTS = "DFBENCH_STANDIN_PORTS"
-S3A = "DFBENCH_STANDIN_S3A"
+from dfbench_testing.units import BUCKETS, PORTS, bucket_folders, local_port
+
 PY4J_ZIP = "py4j-0.10.9.9-src.zip"
 HEARTBEAT_S = 0.5
 ALIVE_S = 3.0  # heartbeats missed this long: the master calls the worker DEAD, as Spark's does
@@ -104,15 +102,11 @@ def python_package() -> dict[str, dict[str, str]]:
     return {"python3.11": {"/usr/bin/python3.11": _program("python3.11", "python")}}
 
 
-def _ports() -> dict[int, int]:
-    return {int(remote): int(local) for remote, local in json.loads(os.environ.get(PORTS, "{}")).items()}
-
-
 def _local_port(port: int) -> int:
-    ports = _ports()
-    if port not in ports:
+    mapped = local_port(port)
+    if mapped is None:
         sys.exit(f"stand-in: port {port} has no local port in {PORTS}")
-    return ports[port]
+    return mapped
 
 
 def _serve(port: int, handler: type[BaseHTTPRequestHandler]) -> ThreadingHTTPServer:
@@ -258,9 +252,9 @@ def _service(argv: Sequence[str]) -> int:
         if "dfbench/engines/spark_service.py" not in archive.namelist():
             print(f"stand-in service: {code[0]} does not hold the service", file=sys.stderr)
             return 1
-    folders = {prefix: folder.rstrip("/") for prefix, folder in json.loads(os.environ.get(S3A, "{}")).items()}
+    folders = {f"s3a://{bucket}/": folder for bucket, folder in bucket_folders().items()}
     if len(folders) > 1:
-        print(f"stand-in service: one s3a:// prefix in {S3A}, not {len(folders)}", file=sys.stderr)
+        print(f"stand-in service: one bucket in {BUCKETS}, not {len(folders)}", file=sys.stderr)
         return 1
     data_dir = next(iter(folders.values()), None)  # the only folder DataFusion may read
     version = Path(os.environ.get("SPARK_HOME", "spark")).name

@@ -14,18 +14,17 @@ launcher and server read, and refusing what they refuse:
   ``query.max-memory-per-node`` plus ``memory.heap-headroom-per-node`` below the heap;
 - ``etc/catalog/hive.properties``: ``connector.name=hive``.
 
-Several stand-in instances share this machine, so each gets its own port: ``PORT`` in the
-environment the test gives that instance's scripts (the service inherits it) overrides the
-configured one, and the test rewrites the scripts' ``127.0.0.1:8080`` to it with
-:func:`dfbench_testing.ssm.localize`. ``NODES`` is how many nodes the coordinator's
-``system.runtime.nodes`` lists (nothing announces itself here); ``BUCKETS`` (JSON {bucket:
-folder}) the folders ``s3://<bucket>/`` tables read. :func:`instance_environment` writes the three.
+Several stand-in instances share this machine, so each gets its own port: the configured port's
+entry in the instance's port map (:mod:`dfbench_testing.units`), which the test also rewrites the
+scripts' ``127.0.0.1:8080`` with (:func:`dfbench_testing.ssm.localize`); its bucket map gives the
+folders ``s3://<bucket>/`` tables read. ``NODES`` is how many nodes the coordinator's
+``system.runtime.nodes`` lists (nothing announces itself here). :func:`instance_environment`
+writes the three.
 """
 
 from __future__ import annotations
 
 import io
-import json
 import os
 import re
 import shutil
@@ -37,10 +36,9 @@ import tempfile
 from pathlib import Path
 
 from dfbench_testing.releases import ReleaseSite
+from dfbench_testing.units import bucket_folders, local_port
 
-PORT = "DFBENCH_TRINO_PORT"
 NODES = "DFBENCH_TRINO_NODES"
-BUCKETS = "DFBENCH_TRINO_BUCKETS"
 JAVA_VERSION = "24.0.1"
 _DATA_SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*(B|kB|MB|GB|TB)$")
 _UNITS = {"B": 1, "kB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30, "TB": 1 << 40}
@@ -76,9 +74,12 @@ def publish_trino(site: ReleaseSite, version: str) -> dict[str, dict[str, str]]:
     return {JAVA_PACKAGE: {f"{JAVA_HOME}/bin/java": java}}
 
 
-def instance_environment(port: int, *, nodes: int = 1, buckets: dict[str, str] | None = None) -> dict[str, str]:
+def instance_environment(ports: dict[int, int], *, nodes: int = 1,
+                         buckets: dict[str, str] | None = None) -> dict[str, str]:
     """What one stand-in instance's scripts (and so its service) run with."""
-    return {PORT: str(port), NODES: str(nodes), BUCKETS: json.dumps(buckets or {})}
+    from dfbench_testing import units
+
+    return {**units.instance_environment(ports, buckets), NODES: str(nodes)}
 
 
 def _properties(path: Path) -> dict[str, str]:
@@ -142,9 +143,10 @@ def launch(version: str, argv: list[str]) -> None:
         raise SystemExit("ERROR: catalog hive: connector.name is not hive")
     data_dir = Path(node["node.data-dir"])
     data_dir.mkdir(parents=True, exist_ok=True)
-    port = int(os.environ.get(PORT) or config["http-server.http.port"])
+    configured = int(config["http-server.http.port"])
+    port = local_port(configured) or configured
     standin = TrinoStandIn(data_dir, port=port, version=version, coordinator=config["coordinator"] == "true",
-                           nodes=int(os.environ.get(NODES) or 1), buckets=json.loads(os.environ.get(BUCKETS) or "{}"))
+                           nodes=int(os.environ.get(NODES) or 1), buckets=bucket_folders())
     standin.start()
     print(f"stand-in Trino {version} node {node['node.id']} on {standin.url}", flush=True)
     signal.sigwait({signal.SIGTERM, signal.SIGINT})

@@ -17,6 +17,12 @@ records them and writes the files the test gave for each package (``packages={na
 DFBENCH_ROOT: text}}``, executable), which is how a "package" brings its programs (java, python3.11).
 A package the test did not list fails as an unknown package does.
 
+Several stand-in instances share this machine, and the services their units start learn from the
+instance's environment (:func:`instance_environment`) where they are: ``PORTS``, each port the
+instance's scripts and configuration name mapped to this machine's port it really has (the same
+map LocalAgent rewrites the scripts' ``127.0.0.1:<port>`` with: :func:`dfbench_testing.ssm.localize`),
+and ``BUCKETS``, the local folder that stands for each bucket (``s3://`` and ``s3a://`` alike).
+
 ``StandinUnits(folder, packages=...)`` writes the configuration and a bin folder holding the four
 programs (and the emulator's ``aws``); ``environment`` is what the agent's scripts need (PATH first,
 the configuration, DFBENCH_ROOT); leaving the ``with`` block stops every service it started.
@@ -31,11 +37,30 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 
 CONFIG = "DFBENCH_STANDIN_UNITS"
 UNIT_DIR = "etc/systemd/system"
+PORTS = "DFBENCH_STANDIN_PORTS"  # JSON {"<port on the instance>": <port here>}
+BUCKETS = "DFBENCH_STANDIN_BUCKETS"  # JSON {"<bucket>": "<folder>"}
+
+
+def instance_environment(ports: Mapping[int, int], buckets: Mapping[str, str] | None = None) -> dict[str, str]:
+    """What one stand-in instance's scripts (and so the services they start) run with."""
+    return {PORTS: json.dumps({str(k): v for k, v in ports.items()}), BUCKETS: json.dumps(dict(buckets or {}))}
+
+
+def local_port(port: int) -> int | None:
+    """The port here standing for the instance's ``port``; None when the instance maps none."""
+    mapped = json.loads(os.environ.get(PORTS) or "{}").get(str(port))
+    return None if mapped is None else int(mapped)
+
+
+def bucket_folders() -> dict[str, str]:
+    """Each bucket's local folder, from the instance's environment."""
+    return {bucket: str(folder).rstrip("/") for bucket, folder in json.loads(os.environ.get(BUCKETS) or "{}").items()}
 
 
 def _name(word: str) -> str:

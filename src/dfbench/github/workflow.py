@@ -72,6 +72,12 @@ def render_workflow(requirement: str | None = None, limits: Limits | None = None
     limits = limits or Limits()
     flags = _limit_flags(limits)
     cluster = cluster_name(0).removesuffix("0")
+    # The first steps of every job that runs dfbench.
+    install_dfbench = (f'      - uses: {_uses("setup-python")}\n'
+                       '        with:\n'
+                       '          python-version: "3.12"\n'
+                       '      - name: Install dfbench\n'
+                       '        run: python -m pip install "$DFBENCH_REQUIREMENT"')
     return f"""\
 # Written by `dfbench github init` (dfbench {__version__}); see dfbench's docs/github.md.
 # A comment `/dfbench run DATASET [--nodes N] ...` on a pull request, by someone with write
@@ -120,11 +126,7 @@ jobs:
       head_sha: ${{{{ steps.check.outputs.head_sha }}}}
       pr: ${{{{ steps.check.outputs.pr }}}}
     steps:
-      - uses: {_uses("setup-python")}
-        with:
-          python-version: "3.12"
-      - name: Install dfbench
-        run: python -m pip install "$DFBENCH_REQUIREMENT"
+{install_dfbench}
       - name: Check the request
         id: check
         env:
@@ -193,11 +195,7 @@ jobs:
           for side in base head; do
             (cd "workers/worker-$side" && sha256sum --check worker.sha256)
           done
-      - uses: {_uses("setup-python")}
-        with:
-          python-version: "3.12"
-      - name: Install dfbench
-        run: python -m pip install "$DFBENCH_REQUIREMENT"
+{install_dfbench}
       - uses: {_uses("configure-aws-credentials")}
         with:
           role-to-assume: ${{{{ vars.DFBENCH_ROLE_ARN }}}}
@@ -236,11 +234,7 @@ jobs:
       issues: write
       pull-requests: write
     steps:
-      - uses: {_uses("setup-python")}
-        with:
-          python-version: "3.12"
-      - name: Install dfbench
-        run: python -m pip install "$DFBENCH_REQUIREMENT"
+{install_dfbench}
       - name: Report the failed build
         env:
           GITHUB_TOKEN: ${{{{ github.token }}}}
